@@ -1,0 +1,90 @@
+//! The command line: Docker's verbs and flags. Each verb group has a file.
+
+mod run;
+mod unshare;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "hutch",
+    version,
+    about = "Rootless containers and sandboxes, without a daemon"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a command in a new container
+    Run(run::RunArgs),
+    /// Run a command in hutch's user namespace, to see files as containers see them
+    Unshare(unshare::UnshareArgs),
+}
+
+/// Everything a command can fail with. Each message already carries its
+/// cause (path, syscall, errno), so the whole error is its Display: one line.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Run(#[from] crate::runtime::RunError),
+    #[error(transparent)]
+    Spec(#[from] crate::spec::Error),
+    #[error(transparent)]
+    State(#[from] crate::state::Error),
+    #[error(transparent)]
+    Userns(#[from] crate::userns::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    fn exit_code(&self) -> i32 {
+        match self {
+            Error::Run(e) => e.code(),
+            _ => crate::EXIT_HUTCH_ERROR,
+        }
+    }
+}
+
+/// Parses the command line, runs the command, prints any error as one line
+/// (`hutch: …`), and returns the process exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version go to stdout and succeed; usage errors are
+            // hutch's own errors, as in Docker.
+            return if e.use_stderr() {
+                crate::EXIT_HUTCH_ERROR
+            } else {
+                0
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Unshare(args) => unshare::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hutch: {}", one_line(&e.to_string()));
+            e.exit_code()
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The single-id fallback is worth one note per runtime dir, not per run.
+fn note_id_mapping(plan: &crate::userns::UsernsPlan, runtime: &crate::state::RuntimeDir) {
+    if let Some(reason) = &plan.fallback_reason {
+        runtime.once("single-id-mapping", || eprintln!("hutch: note: {reason}"));
+    }
+}

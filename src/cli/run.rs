@@ -1,0 +1,134 @@
+//! `hutch run`.
+
+use super::{note_id_mapping, Error};
+use crate::runtime::{self, StdioMode};
+use crate::spec::{self, ContainerConfig, EtcFiles, Volume};
+use crate::state::{new_container_id, ContainerDir, RuntimeDir};
+use crate::userns::UsernsPlan;
+use clap::{ArgAction, Args};
+use netstack::NetworkMode;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+#[derive(Args)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Directory holding the container's root filesystem
+    #[arg(long, value_name = "DIR")]
+    rootfs: PathBuf,
+    /// Set an environment variable (KEY=VALUE, or KEY to pass yours on)
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long, value_name = "DIR")]
+    workdir: Option<PathBuf>,
+    /// User inside the container: NAME|UID[:GROUP|GID]
+    #[arg(short = 'u', long, value_name = "USER")]
+    user: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long, value_name = "NAME")]
+    hostname: Option<String>,
+    /// Bind mount a host path: HOST:CONTAINER[:ro|rw]
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:OPTS]")]
+    volumes: Vec<String>,
+    /// Remove the container's runtime files when it exits
+    #[arg(long)]
+    rm: bool,
+    /// Keep stdin open
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Give the container a terminal
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Run a small init as PID 1 that forwards signals and reaps zombies
+    #[arg(long)]
+    init: bool,
+    /// Network: host (share the host's) or none (loopback only)
+    #[arg(long, value_name = "MODE", default_value = "host")]
+    network: NetworkMode,
+    /// Mount the root filesystem read-only
+    #[arg(long)]
+    read_only: bool,
+    /// Print help
+    #[arg(long, action = ArgAction::Help)]
+    help: Option<bool>,
+    /// The command to run, and its arguments
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true
+    )]
+    command: Vec<String>,
+}
+
+pub fn run(args: RunArgs) -> Result<i32, Error> {
+    let runtime = RuntimeDir::open(|note| eprintln!("hutch: note: {note}"))?;
+    let plan = UsernsPlan::for_current_user();
+    note_id_mapping(&plan, &runtime);
+    let volumes = args
+        .volumes
+        .iter()
+        .map(|v| Volume::parse(v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let id = new_container_id()?;
+    let dir = ContainerDir::create(&runtime, &id)?;
+    let result = run_in(&dir, &plan, &id, volumes, &args);
+    if args.rm {
+        if let Err(e) = dir.remove() {
+            eprintln!("hutch: {e}");
+        }
+    }
+    result
+}
+
+fn run_in(
+    dir: &ContainerDir,
+    plan: &UsernsPlan,
+    id: &str,
+    volumes: Vec<Volume>,
+    args: &RunArgs,
+) -> Result<i32, Error> {
+    let hostname = args
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id[..12].to_string());
+    let etc_files = EtcFiles {
+        hosts: dir.write(
+            "hosts",
+            netstack::hosts_file(&hostname, args.network).as_bytes(),
+        )?,
+        hostname: dir.write("hostname", format!("{hostname}\n").as_bytes())?,
+        resolv_conf: dir.write(
+            "resolv.conf",
+            netstack::resolv_conf(args.network).as_bytes(),
+        )?,
+    };
+    let config = ContainerConfig {
+        rootfs: args.rootfs.clone(),
+        command: args.command.clone(),
+        env: args.env.clone(),
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        hostname,
+        volumes,
+        terminal: args.tty,
+        terminal_size: runtime::terminal_size(std::io::stdin().as_fd()),
+        network: args.network,
+        init: args.init,
+        read_only: args.read_only,
+        etc_files,
+    };
+    let spec = spec::build(&config, plan)?;
+    let json = serde_json::to_vec_pretty(&spec)
+        .map_err(|e| Error::Other(format!("serializing the spec: {e}")))?;
+    dir.write("config.json", &json)?;
+    Ok(runtime::run(
+        &spec,
+        plan,
+        StdioMode {
+            terminal: args.tty,
+            interactive: args.interactive,
+        },
+    )?)
+}

@@ -1,0 +1,135 @@
+//! The container's first process: it enters the container's namespaces,
+//! builds and enters its root, wires its standard streams, and becomes the
+//! command. Any failure goes to hutch as one message, and the process exits
+//! with Docker's status for it.
+
+use super::channel::{Channel, Message};
+use super::process::{become_user, Command};
+use super::{init, rootfs, terminal, SetupError, StdioMode, ANNOTATION_INIT};
+use crate::sys::{cloexec_from, exit_now, reset_signals};
+use nix::fcntl::{open, OFlag};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::{dup2_stdin, sethostname, setsid};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+
+/// Never returns: the process becomes the command or exits.
+pub fn start(spec: &Spec, stdio: StdioMode, channel: Channel, setgroups_allowed: bool) -> ! {
+    let err = match prepare(spec, stdio, &channel) {
+        Err(e) => e,
+        Ok(launch) => {
+            let exec = || launch.exec(setgroups_allowed);
+            if launch.with_init {
+                init::supervise(channel, stdio.terminal, exec)
+            }
+            exec()
+        }
+    };
+    let _ = channel.send(
+        &Message::Failed {
+            code: err.code(),
+            message: err.to_string(),
+        },
+        None,
+    );
+    exit_now(err.code())
+}
+
+/// A container whose namespaces, root and streams are ready.
+struct Launch<'a> {
+    process: &'a Process,
+    command: Command,
+    with_init: bool,
+}
+
+impl Launch<'_> {
+    /// Becomes the container's user and its command; returns only on failure.
+    fn exec(&self, setgroups_allowed: bool) -> SetupError {
+        if let Err(e) = become_user(self.process, setgroups_allowed) {
+            return e;
+        }
+        reset_signals();
+        if let Err(e) = cloexec_from(3) {
+            return SetupError::sys("close_range", "", e);
+        }
+        self.command.exec()
+    }
+}
+
+fn prepare<'a>(
+    spec: &'a Spec,
+    stdio: StdioMode,
+    channel: &Channel,
+) -> Result<Launch<'a>, SetupError> {
+    // A session of its own: no terminal of the caller's, no signals from
+    // the caller's terminal except those hutch forwards.
+    setsid().map_err(|e| SetupError::sys("setsid", "", e))?;
+    let namespaces = namespaces_to_create(spec);
+    unshare(namespaces).map_err(|e| SetupError::sys("unshare", "", e))?;
+    if namespaces.contains(CloneFlags::CLONE_NEWNET) {
+        netstack::bring_up_loopback().map_err(|e| SetupError::config(e.to_string()))?;
+    }
+    if let Some(name) = spec
+        .hostname()
+        .as_deref()
+        .filter(|_| namespaces.contains(CloneFlags::CLONE_NEWUTS))
+    {
+        sethostname(name).map_err(|e| SetupError::sys("sethostname", name, e))?;
+    }
+    rootfs::enter(spec)?;
+
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| SetupError::config("the spec has no process"))?;
+    let command = Command::from_process(process)?;
+    if stdio.terminal {
+        let size = process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        terminal::attach_new_terminal(channel, size)?;
+    } else if !stdio.interactive {
+        let null = open(
+            "/dev/null",
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| SetupError::sys("open", "/dev/null", e))?;
+        dup2_stdin(&null).map_err(|e| SetupError::sys("dup2", "/dev/null", e))?;
+    }
+    let with_init = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_INIT))
+        .is_some_and(|v| v == "true");
+    Ok(Launch {
+        process,
+        command,
+        with_init,
+    })
+}
+
+/// The namespaces this process creates; the user namespace exists already
+/// (the monitor made it) and so does the PID namespace (we are its PID 1).
+fn namespaces_to_create(spec: &Spec) -> CloneFlags {
+    let mut flags = CloneFlags::empty();
+    let list = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    for ns in list {
+        if ns.path().is_some() {
+            continue; // joining existing namespaces comes with `exec`
+        }
+        flags |= match ns.typ() {
+            LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+            LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+            LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+            LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+            LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+            _ => CloneFlags::empty(),
+        };
+    }
+    flags
+}

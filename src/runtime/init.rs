@@ -1,0 +1,68 @@
+//! `--init`: a PID 1 that starts the container's command as its child,
+//! forwards signals to it, reaps every orphan, and exits with the child's
+//! status. The kernel drops default-action signals sent to a PID 1 that has
+//! no handler for them; this makes `hutch stop` and Ctrl-C work for any
+//! command, and keeps zombies from piling up.
+
+use super::channel::{Channel, Message};
+use super::{exit_code, signals, SetupError};
+use crate::sys::exit_now;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, setpgid, tcsetpgrp, ForkResult, Pid};
+use std::os::fd::AsFd;
+
+/// Runs `start` (which execs the command) in a child and supervises it.
+/// Signals are still blocked here, inherited from hutch.
+pub fn supervise(channel: Channel, terminal: bool, start: impl FnOnce() -> SetupError) -> ! {
+    // SAFETY: the container process is single-threaded.
+    match unsafe { fork() } {
+        Err(e) => report(&channel, SetupError::sys("fork", "", e)),
+        Ok(ForkResult::Child) => {
+            // Own process group, in the foreground of the terminal, so
+            // terminal signals reach the command once and not also us.
+            let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+            if terminal {
+                let _ = tcsetpgrp(std::io::stdin().as_fd(), nix::unistd::getpid());
+            }
+            let err = start();
+            report(&channel, err)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(channel);
+            reap_and_forward(child)
+        }
+    }
+}
+
+fn report(channel: &Channel, err: SetupError) -> ! {
+    let _ = channel.send(
+        &Message::Failed {
+            code: err.code(),
+            message: err.to_string(),
+        },
+        None,
+    );
+    exit_now(err.code())
+}
+
+fn reap_and_forward(child: Pid) -> ! {
+    let waited = signals::forwarded();
+    loop {
+        match waited.wait() {
+            Ok(Signal::SIGCHLD) => loop {
+                match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(status) if status.pid() == Some(child) => {
+                        exit_now(exit_code(status).unwrap_or(1))
+                    }
+                    Ok(_) => continue,
+                }
+            },
+            Ok(sig) => {
+                let _ = kill(child, sig);
+            }
+            Err(_) => continue,
+        }
+    }
+}

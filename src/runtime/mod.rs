@@ -1,0 +1,145 @@
+//! Running an OCI runtime Spec rootless.
+//!
+//! ```text
+//! hutch (frontend: signals, terminal, exit status)
+//!  └─ monitor: root of a new user namespace (userns.rs), new PID namespace for its child
+//!      └─ container process: PID 1; mount/UTS/IPC/cgroup(/net) namespaces,
+//!         rootfs + pivot_root (rootfs.rs), terminal (terminal.rs), ids + execve (process.rs),
+//!         optionally a reaping init in front of it (init.rs)
+//! ```
+
+pub(crate) mod channel;
+pub(crate) mod container;
+mod frontend;
+mod init;
+pub mod inroot;
+pub mod process;
+mod rootfs;
+mod signals;
+mod terminal;
+
+pub use frontend::run;
+pub use terminal::size_of as terminal_size;
+
+use crate::EXIT_HUTCH_ERROR;
+use nix::errno::Errno;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Annotation that puts hutch's reaping init in front of the process (`--init`).
+pub const ANNOTATION_INIT: &str = "io.hutch.init";
+
+/// How the container's standard streams are connected.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StdioMode {
+    /// A pseudo-terminal inside the container, relayed by hutch (`-t`).
+    pub terminal: bool,
+    /// Keep the caller's stdin (`-i`); otherwise the container reads /dev/null.
+    pub interactive: bool,
+}
+
+/// Why the container could not be started. Crosses from the container
+/// process to hutch as one line.
+#[derive(Debug)]
+pub enum SetupError {
+    /// A system call failed on a path.
+    Sys {
+        op: String,
+        path: PathBuf,
+        errno: Errno,
+    },
+    Io {
+        op: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The spec asks for something that cannot be done.
+    Config(String),
+    /// The command itself cannot run (exit code 126 or 127).
+    NotRunnable { code: i32, message: String },
+}
+
+impl SetupError {
+    pub fn sys(op: &str, path: impl AsRef<Path>, errno: Errno) -> SetupError {
+        SetupError::Sys {
+            op: op.to_string(),
+            path: path.as_ref().to_path_buf(),
+            errno,
+        }
+    }
+    pub fn io(op: &str, path: impl AsRef<Path>, source: std::io::Error) -> SetupError {
+        SetupError::Io {
+            op: op.to_string(),
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+    pub fn config(msg: impl Into<String>) -> SetupError {
+        SetupError::Config(msg.into())
+    }
+    /// The exit status a failure maps to, as Docker's.
+    pub fn code(&self) -> i32 {
+        match self {
+            SetupError::NotRunnable { code, .. } => *code,
+            _ => EXIT_HUTCH_ERROR,
+        }
+    }
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::Sys { op, path, errno } => {
+                write!(f, "{op}")?;
+                if !path.as_os_str().is_empty() {
+                    write!(f, " {}", path.display())?;
+                }
+                write!(f, ": {}", errno.desc().to_lowercase())?;
+                if *errno == Errno::EPERM {
+                    if let Some(hint) = crate::userns::KernelSettings::read().restriction_hint() {
+                        write!(f, " ({hint})")?;
+                    }
+                }
+                Ok(())
+            }
+            SetupError::Io { op, path, source } => write!(f, "{op} {}: {source}", path.display()),
+            SetupError::Config(msg) => f.write_str(msg),
+            SetupError::NotRunnable { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+/// Why a run failed, as hutch reports it.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Userns(#[from] crate::userns::Error),
+    #[error("{message}")]
+    Container { code: i32, message: String },
+    #[error("{op}: {errno}")]
+    Sys { op: &'static str, errno: Errno },
+    #[error("the container's monitor died of {0} before the container finished")]
+    MonitorKilled(nix::sys::signal::Signal),
+}
+
+impl RunError {
+    pub fn code(&self) -> i32 {
+        match self {
+            RunError::Container { code, .. } => *code,
+            _ => EXIT_HUTCH_ERROR,
+        }
+    }
+}
+
+/// The exit status of a waited-for process, the shell's way: its code, or
+/// 128 + the signal that killed it.
+pub fn exit_code(status: nix::sys::wait::WaitStatus) -> Option<i32> {
+    use nix::sys::wait::WaitStatus;
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}

@@ -1,0 +1,565 @@
+//! From what the user asked for to an OCI runtime Spec. The runtime
+//! executes only the Spec, so everything a flag means is visible here.
+
+use crate::runtime::{inroot, process::DEFAULT_PATH, ANNOTATION_INIT};
+use crate::userns::UsernsPlan;
+use netstack::NetworkMode;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{
+    BoxBuilder, LinuxBuilder, LinuxDeviceBuilder, LinuxDeviceType, LinuxIdMappingBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, Mount, MountBuilder, ProcessBuilder, RootBuilder,
+    Spec, SpecBuilder, UserBuilder,
+};
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid volume {0:?}: expected HOST-PATH:CONTAINER-PATH[:ro|rw] with an absolute container path")]
+    VolumeSyntax(String),
+    #[error("invalid volume {0:?}: named volumes are not supported yet; give a host path (absolute, or starting with ./)")]
+    NamedVolume(String),
+    #[error("volume source {path}: {source}")]
+    VolumeSource {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unknown volume option {option:?} in {volume:?} (expected ro or rw)")]
+    VolumeOption { volume: String, option: String },
+    #[error("the root filesystem {path}: {source}")]
+    Rootfs {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid user {0:?}: expected NAME or UID, optionally followed by :GROUP or :GID")]
+    UserSyntax(String),
+    #[error("no user {name:?} in the container's /etc/passwd")]
+    UnknownUser { name: String },
+    #[error("no group {name:?} in the container's /etc/group")]
+    UnknownGroup { name: String },
+    #[error("{kind} {id} has no host id in this user namespace: {why}")]
+    Unmapped {
+        kind: &'static str,
+        id: u32,
+        why: String,
+    },
+    #[error("invalid environment variable {0:?}: the name must not be empty")]
+    Env(String),
+    #[error("the working directory {0:?} must be an absolute path")]
+    Workdir(PathBuf),
+    #[error("no command given: name one after the options (e.g. `-- /bin/sh`)")]
+    NoCommand,
+    #[error("building the runtime spec: {0}")]
+    Oci(#[from] oci_spec::OciSpecError),
+}
+
+/// A `-v` bind mount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Volume {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    pub readonly: bool,
+}
+
+impl Volume {
+    /// Parses `HOST:CONTAINER[:OPTIONS]`; the host path must exist.
+    pub fn parse(arg: &str) -> Result<Volume, Error> {
+        let parts: Vec<&str> = arg.split(':').collect();
+        let (source, destination, options) = match parts.as_slice() {
+            [s, d] => (*s, *d, ""),
+            [s, d, o] => (*s, *d, *o),
+            _ => return Err(Error::VolumeSyntax(arg.into())),
+        };
+        if !destination.starts_with('/') || source.is_empty() {
+            return Err(Error::VolumeSyntax(arg.into()));
+        }
+        if !source.starts_with('/') && !source.starts_with('.') {
+            return Err(Error::NamedVolume(arg.into()));
+        }
+        let mut readonly = false;
+        for option in options.split(',').filter(|o| !o.is_empty()) {
+            match option {
+                "ro" => readonly = true,
+                "rw" => readonly = false,
+                // SELinux relabelling and propagation requests: nothing to do rootless.
+                "z" | "Z" | "rprivate" | "private" => {}
+                other => {
+                    return Err(Error::VolumeOption {
+                        volume: arg.into(),
+                        option: other.into(),
+                    })
+                }
+            }
+        }
+        let source = std::fs::canonicalize(source).map_err(|e| Error::VolumeSource {
+            path: source.into(),
+            source: e,
+        })?;
+        Ok(Volume {
+            source,
+            destination: destination.into(),
+            readonly,
+        })
+    }
+}
+
+/// Host files bind-mounted over the container's /etc entries.
+#[derive(Clone, Debug)]
+pub struct EtcFiles {
+    pub hosts: PathBuf,
+    pub hostname: PathBuf,
+    pub resolv_conf: PathBuf,
+}
+
+/// Everything `hutch run` decides about a container.
+#[derive(Clone, Debug)]
+pub struct ContainerConfig {
+    pub rootfs: PathBuf,
+    pub command: Vec<String>,
+    /// `-e` values: `KEY=VALUE`, or `KEY` to take the caller's value.
+    pub env: Vec<String>,
+    pub workdir: Option<PathBuf>,
+    pub user: Option<String>,
+    pub hostname: String,
+    pub volumes: Vec<Volume>,
+    pub terminal: bool,
+    pub terminal_size: Option<(u16, u16)>,
+    pub network: NetworkMode,
+    pub init: bool,
+    pub read_only: bool,
+    pub etc_files: EtcFiles,
+}
+
+/// The Spec for `cfg`, with the id maps of `plan`.
+pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
+    if cfg.command.is_empty() {
+        return Err(Error::NoCommand);
+    }
+    let rootfs = std::fs::canonicalize(&cfg.rootfs).map_err(|e| Error::Rootfs {
+        path: cfg.rootfs.clone(),
+        source: e,
+    })?;
+    let ids = resolve_user(&rootfs, cfg.user.as_deref())?;
+    check_mapped(plan, &ids)?;
+    let cwd = cfg.workdir.clone().unwrap_or_else(|| PathBuf::from("/"));
+    if !cwd.is_absolute() {
+        return Err(Error::Workdir(cwd));
+    }
+
+    let mut process = ProcessBuilder::default()
+        .terminal(cfg.terminal)
+        .user(
+            UserBuilder::default()
+                .uid(ids.uid)
+                .gid(ids.gid)
+                .additional_gids(ids.additional_gids.clone())
+                .build()?,
+        )
+        .args(cfg.command.clone())
+        .env(environment(cfg, &ids.home)?)
+        .cwd(cwd);
+    if let Some((rows, cols)) = cfg.terminal_size.filter(|_| cfg.terminal) {
+        process = process.console_size(
+            BoxBuilder::default()
+                .height(rows as u64)
+                .width(cols as u64)
+                .build()?,
+        );
+    }
+    let mut annotations = HashMap::new();
+    if cfg.init {
+        annotations.insert(ANNOTATION_INIT.to_string(), "true".to_string());
+    }
+    let map = |m: &crate::userns::IdMapping| {
+        LinuxIdMappingBuilder::default()
+            .container_id(m.container_id)
+            .host_id(m.host_id)
+            .size(m.size)
+            .build()
+    };
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces(cfg.network)?)
+        .uid_mappings(
+            plan.uid_map
+                .iter()
+                .map(map)
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+        .gid_mappings(
+            plan.gid_map
+                .iter()
+                .map(map)
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+        .devices(devices()?)
+        .build()?;
+    Ok(SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(rootfs)
+                .readonly(cfg.read_only)
+                .build()?,
+        )
+        .hostname(cfg.hostname.clone())
+        .process(process.build()?)
+        .mounts(mounts(cfg, plan)?)
+        .linux(linux)
+        .annotations(annotations)
+        .build()?)
+}
+
+fn namespaces(network: NetworkMode) -> Result<Vec<oci_spec::runtime::LinuxNamespace>, Error> {
+    let mut types = vec![
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Cgroup,
+    ];
+    if network.needs_namespace() {
+        types.push(LinuxNamespaceType::Network);
+    }
+    Ok(types
+        .into_iter()
+        .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
+        .collect::<Result<_, _>>()?)
+}
+
+/// The device nodes every container has, bound from the host (device nodes
+/// cannot be created in a user namespace).
+fn devices() -> Result<Vec<oci_spec::runtime::LinuxDevice>, Error> {
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(name, major, minor)| {
+        LinuxDeviceBuilder::default()
+            .path(format!("/dev/{name}"))
+            .typ(LinuxDeviceType::C)
+            .major(major)
+            .minor(minor)
+            .file_mode(0o666u32)
+            .build()
+            .map_err(Error::from)
+    })
+    .collect()
+}
+
+fn mount(
+    dest: &str,
+    typ: &str,
+    source: impl Into<PathBuf>,
+    options: &[&str],
+) -> Result<Mount, Error> {
+    Ok(MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(source.into())
+        .options(options.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .build()?)
+}
+
+fn mounts(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Vec<Mount>, Error> {
+    // devpts may name the tty group only when gid 5 exists in the namespace.
+    let devpts_opts: &[&str] = if plan.maps_gid(5) {
+        &[
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+            "gid=5",
+        ]
+    } else {
+        &[
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+        ]
+    };
+    // A fresh sysfs needs a network namespace of our own; else bind the host's.
+    let sys = if cfg.network.needs_namespace() {
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?
+    } else {
+        mount(
+            "/sys",
+            "bind",
+            "/sys",
+            &["rbind", "nosuid", "noexec", "nodev", "ro"],
+        )?
+    };
+    let mut list = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount("/dev/pts", "devpts", "devpts", devpts_opts)?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        sys,
+        mount("/etc/hosts", "bind", &cfg.etc_files.hosts, &["bind"])?,
+        mount("/etc/hostname", "bind", &cfg.etc_files.hostname, &["bind"])?,
+        mount(
+            "/etc/resolv.conf",
+            "bind",
+            &cfg.etc_files.resolv_conf,
+            &["bind"],
+        )?,
+    ];
+    for v in &cfg.volumes {
+        let opts: &[&str] = if v.readonly {
+            &["rbind", "ro"]
+        } else {
+            &["rbind"]
+        };
+        list.push(mount(
+            &v.destination.to_string_lossy(),
+            "bind",
+            &v.source,
+            opts,
+        )?);
+    }
+    Ok(list)
+}
+
+/// Docker's environment: PATH and HOSTNAME, HOME from the user's entry,
+/// TERM with a terminal, then `-e` in order (later wins).
+fn environment(cfg: &ContainerConfig, home: &str) -> Result<Vec<String>, Error> {
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), DEFAULT_PATH.into()),
+        ("HOSTNAME".into(), cfg.hostname.clone()),
+        ("HOME".into(), home.into()),
+    ];
+    if cfg.terminal {
+        env.push(("TERM".into(), "xterm".into()));
+    }
+    for e in &cfg.env {
+        let (key, value) = match e.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => match std::env::var(e) {
+                Ok(v) => (e.clone(), v),
+                Err(_) => continue, // `-e NAME` of an unset variable sets nothing, as in Docker
+            },
+        };
+        if key.is_empty() {
+            return Err(Error::Env(e.clone()));
+        }
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value));
+    }
+    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+}
+
+/// The container user's ids.
+#[derive(Debug, PartialEq, Eq)]
+struct UserIds {
+    uid: u32,
+    gid: u32,
+    additional_gids: Vec<u32>,
+    home: String,
+}
+
+/// `-u NAME|UID[:GROUP|GID]`, names looked up in the rootfs's own
+/// /etc/passwd and /etc/group (read as the container would, in-root).
+fn resolve_user(rootfs: &Path, spec: Option<&str>) -> Result<UserIds, Error> {
+    let passwd = read_in_root(rootfs, "/etc/passwd");
+    let group = read_in_root(rootfs, "/etc/group");
+    let spec = spec.unwrap_or("0");
+    let (user, grp) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    if user.is_empty() || grp == Some("") {
+        return Err(Error::UserSyntax(spec.into()));
+    }
+    let entry = passwd_entry(&passwd, user);
+    let uid = match user.parse::<u32>() {
+        Ok(uid) => uid,
+        Err(_) => entry
+            .as_ref()
+            .map(|e| e.1)
+            .ok_or_else(|| Error::UnknownUser { name: user.into() })?,
+    };
+    let gid = match grp {
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => group_id(&group, g).ok_or_else(|| Error::UnknownGroup { name: g.into() })?,
+        },
+        // Docker's rule: a uid without a passwd entry runs with gid 0.
+        None => entry.as_ref().map_or(0, |e| e.2),
+    };
+    let name = entry.as_ref().map(|e| e.0.clone());
+    let additional_gids = match (&name, grp) {
+        (Some(n), None) => supplementary_groups(&group, n, gid),
+        _ => Vec::new(),
+    };
+    let home =
+        entry
+            .map(|e| e.3)
+            .unwrap_or_else(|| if uid == 0 { "/root".into() } else { "/".into() });
+    Ok(UserIds {
+        uid,
+        gid,
+        additional_gids,
+        home,
+    })
+}
+
+/// (name, uid, gid, home) of the passwd line whose name or uid is `who`.
+fn passwd_entry(passwd: &str, who: &str) -> Option<(String, u32, u32, String)> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.len() < 7 || (f[0] != who && f[2] != who) {
+            return None;
+        }
+        Some((
+            f[0].to_string(),
+            f[2].parse().ok()?,
+            f[3].parse().ok()?,
+            f[5].to_string(),
+        ))
+    })
+}
+
+fn group_id(group: &str, name: &str) -> Option<u32> {
+    group.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 3 && f[0] == name)
+            .then(|| f[2].parse().ok())
+            .flatten()
+    })
+}
+
+fn supplementary_groups(group: &str, user: &str, primary: u32) -> Vec<u32> {
+    group
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let member = f.len() >= 4 && f[3].split(',').any(|m| m == user);
+            member.then(|| f[2].parse().ok()).flatten()
+        })
+        .filter(|g| *g != primary)
+        .collect()
+}
+
+fn read_in_root(rootfs: &Path, path: &str) -> String {
+    let Ok(root) = nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return String::new();
+    };
+    let Ok(fd) = inroot::open(root.as_fd(), Path::new(path), OFlag::O_RDONLY) else {
+        return String::new();
+    };
+    let mut text = String::new();
+    let _ = std::fs::File::from(fd)
+        .take(4 << 20)
+        .read_to_string(&mut text);
+    text
+}
+
+fn check_mapped(plan: &UsernsPlan, ids: &UserIds) -> Result<(), Error> {
+    let why = || {
+        plan.fallback_reason
+            .clone()
+            .unwrap_or_else(|| "it is beyond your subordinate ranges".to_string())
+    };
+    if !plan.maps_uid(ids.uid) {
+        return Err(Error::Unmapped {
+            kind: "uid",
+            id: ids.uid,
+            why: why(),
+        });
+    }
+    for gid in std::iter::once(ids.gid).chain(ids.additional_gids.iter().copied()) {
+        if !plan.maps_gid(gid) {
+            return Err(Error::Unmapped {
+                kind: "gid",
+                id: gid,
+                why: why(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\n";
+    const GROUP: &str = "root:x:0:\nwheel:x:10:app\nstaff:x:50:app,other\napp:x:1000:\n";
+
+    #[test]
+    fn volumes_parse_like_docker() {
+        let v = Volume::parse("/tmp:/data:ro").unwrap();
+        assert_eq!(
+            (v.destination.as_path(), v.readonly),
+            (Path::new("/data"), true)
+        );
+        assert!(matches!(
+            Volume::parse("/tmp:data"),
+            Err(Error::VolumeSyntax(_))
+        ));
+        assert!(matches!(
+            Volume::parse("myvol:/data"),
+            Err(Error::NamedVolume(_))
+        ));
+        assert!(matches!(
+            Volume::parse("/tmp:/data:bogus"),
+            Err(Error::VolumeOption { .. })
+        ));
+        assert!(matches!(
+            Volume::parse("/no/such/dir/here:/data"),
+            Err(Error::VolumeSource { .. })
+        ));
+    }
+
+    #[test]
+    fn users_resolve_by_name_and_number() {
+        assert_eq!(
+            passwd_entry(PASSWD, "app").map(|e| (e.1, e.2)),
+            Some((1000, 1000))
+        );
+        assert_eq!(
+            passwd_entry(PASSWD, "1000").map(|e| e.0),
+            Some("app".into())
+        );
+        assert_eq!(group_id(GROUP, "staff"), Some(50));
+        assert_eq!(supplementary_groups(GROUP, "app", 1000), vec![10, 50]);
+    }
+}

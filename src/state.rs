@@ -1,0 +1,181 @@
+//! Where hutch keeps per-container runtime files, and how it writes them.
+//!
+//! `$XDG_RUNTIME_DIR/hutch` when that directory is the caller's and
+//! writable; otherwise (unset, leaked through su/sudo, or missing as in ssh
+//! and batch sessions without logind, common on HPC nodes) a private 0700
+//! directory `/tmp/hutch-<uid>`.
+
+use nix::unistd::{getuid, Uid};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} is not a private directory of yours (owner or mode is wrong, or it is a symlink): remove it, or set XDG_RUNTIME_DIR")]
+    Unsafe(PathBuf),
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The directory of hutch's runtime state for this user.
+pub struct RuntimeDir {
+    path: PathBuf,
+}
+
+impl RuntimeDir {
+    /// Finds or creates it; `note` receives one line when hutch had to fall
+    /// back to /tmp and created the directory there.
+    pub fn open(note: impl FnOnce(&str)) -> Result<RuntimeDir, Error> {
+        let uid = getuid();
+        if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+            if usable_xdg_dir(&xdg, uid) {
+                let path = xdg.join("hutch");
+                private_dir(&path, uid)?;
+                return Ok(RuntimeDir { path });
+            }
+        }
+        let path = std::env::temp_dir().join(format!("hutch-{uid}"));
+        if private_dir(&path, uid)? {
+            note(&format!(
+                "XDG_RUNTIME_DIR is unset or not yours; keeping runtime state in {} (set XDG_RUNTIME_DIR to choose)",
+                path.display()
+            ));
+        }
+        Ok(RuntimeDir { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `note` the first time it is asked for `key` in this runtime dir:
+    /// advice worth one line, not one line per command.
+    pub fn once(&self, key: &str, note: impl FnOnce()) {
+        let marker = self.path.join(format!("noted-{key}"));
+        if fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&marker)
+            .is_ok()
+        {
+            note();
+        }
+    }
+}
+
+fn usable_xdg_dir(dir: &Path, uid: Uid) -> bool {
+    let owned = fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.uid() == uid.as_raw());
+    owned
+        && nix::unistd::access(
+            dir,
+            nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+        )
+        .is_ok()
+}
+
+/// Creates `path` 0700 if missing (returns true then), and refuses one that
+/// another user could have prepared.
+fn private_dir(path: &Path, uid: Uid) -> Result<bool, Error> {
+    let created = match fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(io("create", path)(e)),
+    };
+    let meta = fs::symlink_metadata(path).map_err(io("stat", path))?;
+    if !meta.is_dir() || meta.uid() != uid.as_raw() || meta.permissions().mode() & 0o077 != 0 {
+        return Err(Error::Unsafe(path.to_path_buf()));
+    }
+    Ok(created)
+}
+
+/// The runtime files of one container.
+pub struct ContainerDir {
+    path: PathBuf,
+}
+
+impl ContainerDir {
+    pub fn create(runtime: &RuntimeDir, id: &str) -> Result<ContainerDir, Error> {
+        let parent = runtime.path.join("containers");
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&parent)
+            .map_err(io("create", &parent))?;
+        let path = parent.join(id);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(io("create", &path))?;
+        Ok(ContainerDir { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `name` atomically and returns its path.
+    pub fn write(&self, name: &str, contents: &[u8]) -> Result<PathBuf, Error> {
+        let path = self.path.join(name);
+        write_atomic(&path, contents)?;
+        Ok(path)
+    }
+
+    pub fn remove(self) -> Result<(), Error> {
+        fs::remove_dir_all(&self.path).map_err(io("remove", &self.path))
+    }
+}
+
+/// Writes to a temporary name in the same directory, syncs, then renames:
+/// readers see the old file or the whole new one, never half of it.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_data()?;
+        fs::rename(&tmp, path)
+    })();
+    result.map_err(|source| {
+        let _ = fs::remove_file(&tmp);
+        Error::Io {
+            op: "write",
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// A new container id: 64 hex digits, as Docker's.
+pub fn new_container_id() -> Result<String, Error> {
+    let mut bytes = [0u8; 32];
+    let urandom = Path::new("/dev/urandom");
+    fs::File::open(urandom)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .map_err(io("read", urandom))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -1,0 +1,131 @@
+//! The few system calls nix does not wrap, each fenced and explained here so
+//! the rest of hutch stays free of `unsafe`.
+
+use nix::errno::Errno;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// Ends the process at once, without running destructors or atexit
+/// handlers: right for forked children, whose copies of the parent's
+/// buffers and state must not be flushed twice.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions and does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Asks the kernel to SIGKILL this process when its parent exits, and exits
+/// at once if the parent is already gone (the race prctl leaves open).
+pub fn die_with_parent() {
+    let parent = nix::unistd::getppid();
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    if nix::unistd::getppid() != parent {
+        exit_now(crate::EXIT_HUTCH_ERROR);
+    }
+}
+
+/// Marks every descriptor from `first` up close-on-exec, so a container
+/// process inherits only its standard streams (and what is passed on purpose).
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    // SAFETY: close_range only changes flags of this process's descriptors.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Restores the default disposition of every signal and unblocks them all:
+/// ignored signals (Rust ignores SIGPIPE) and the mask survive execve, and a
+/// container process must start as if from a fresh shell.
+pub fn reset_signals() {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in Signal::iterator() {
+        if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
+            // SAFETY: installing SIG_DFL involves no handler code.
+            let _ = unsafe { sigaction(sig, &default) };
+        }
+    }
+    let _ = SigSet::all().thread_unblock();
+}
+
+/// Mount attributes a bind mount can be given after it is made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MountAttrs {
+    pub readonly: bool,
+    pub nosuid: bool,
+    pub nodev: bool,
+    pub noexec: bool,
+}
+
+impl MountAttrs {
+    pub fn is_empty(self) -> bool {
+        self == MountAttrs::default()
+    }
+    fn bits(self) -> u64 {
+        let mut bits = 0;
+        if self.readonly {
+            bits |= libc::MOUNT_ATTR_RDONLY;
+        }
+        if self.nosuid {
+            bits |= libc::MOUNT_ATTR_NOSUID;
+        }
+        if self.nodev {
+            bits |= libc::MOUNT_ATTR_NODEV;
+        }
+        if self.noexec {
+            bits |= libc::MOUNT_ATTR_NOEXEC;
+        }
+        bits
+    }
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Sets `attrs` on the mount `mount` refers to (and every mount below it when
+/// `recursive`), leaving its other flags as they are: unlike a remount, this
+/// never trips over the flags the kernel locks on mounts from the host.
+pub fn set_mount_attrs(
+    mount: BorrowedFd<'_>,
+    attrs: MountAttrs,
+    recursive: bool,
+) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: attrs.bits(),
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: `attr` is a valid struct mount_attr (MOUNT_ATTR_SIZE_VER0) that
+    // outlives the call; the path is an empty NUL-terminated string.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mount.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian 12 machine for hutch, as root: system packages, the two
+# unprivileged test users, and device nodes usable as distros ship them.
+# Idempotent: safe to run again.
+set -euo pipefail
+
+[ "$(id -u)" = 0 ] || { echo "host-setup: run as root (it installs packages and creates users)" >&2; exit 1; }
+
+PACKAGES=(uidmap fuse3 slirp4netns passt busybox-static bubblewrap crun fuse-overlayfs
+          iproute2 procps python3 hyperfine gcc libc6-dev pkg-config)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "host-setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# hutch-sub has subordinate id ranges; hutch-nosub has none (the single-id fallback).
+for u in hutch-sub hutch-nosub; do
+  id -u "$u" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$u"
+done
+for f in /etc/subuid /etc/subgid; do
+  touch "$f"
+  sed -i '/^hutch-nosub:/d' "$f"
+  grep -q '^hutch-sub:' "$f" || echo "hutch-sub:200000:65536" >> "$f"
+done
+
+# As distros ship them: any user may open the FUSE and TUN devices.
+chmod 0666 /dev/fuse
+[ -e /dev/net/tun ] && chmod 0666 /dev/net/tun
+# Unprivileged user namespaces must be allowed (Debian 12 allows them by default).
+if [ -e /proc/sys/kernel/unprivileged_userns_clone ]; then sysctl -qw kernel.unprivileged_userns_clone=1; fi
+if [ "$(cat /proc/sys/user/max_user_namespaces)" = 0 ]; then sysctl -qw user.max_user_namespaces=15000; fi
+echo "host-setup: ready (users hutch-sub with subordinate ids, hutch-nosub without)"
