@@ -63,6 +63,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<i32, Error> {
+    reject_unknown_flag(&args.command)?;
     let runtime = RuntimeDir::open(|note| eprintln!("hutch: note: {note}"))?;
     let plan = UsernsPlan::for_current_user();
     note_id_mapping(&plan, &runtime);
@@ -131,4 +132,15 @@ fn run_in(
             interactive: args.interactive,
         },
     )?)
+}
+
+/// clap takes an unknown flag before the command for the command itself;
+/// Docker calls it an unknown flag, unless `--` said the command begins.
+fn reject_unknown_flag(command: &[String]) -> Result<(), Error> {
+    let first = command.first().map(String::as_str).unwrap_or_default();
+    let after_double_dash = std::env::args().skip_while(|a| a != "--").nth(1).as_deref() == Some(first);
+    if first.starts_with('-') && !after_double_dash {
+        return Err(Error::Other(format!("unknown flag: {first} (see `hutch run --help`; put `--` before a command that starts with -)")));
+    }
+    Ok(())
 }

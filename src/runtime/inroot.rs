@@ -53,7 +53,10 @@ pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, Errno> {
             Mode::from_bits_truncate(0o755),
         ) {
             Ok(()) => walked = candidate,
+            // Made by someone else meanwhile (another container on the same root)?
+            Err(Errno::EEXIST) if open(root, &candidate, dir_flags).is_ok() => walked = candidate,
             Err(Errno::EEXIST) => {
+                // A dangling symlink: go on from its target.
                 links += 1;
                 if links > MAX_LINKS {
                     return Err(Errno::ELOOP);

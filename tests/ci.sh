@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# hutch on a fresh Debian 12 machine, as root:
+#   tests/ci.sh demo   install, build, and run a container from a busybox image made here
+#   tests/ci.sh test   install, build, and run the whole suite as unprivileged users
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-test}
+
+[ "$(id -u)" = 0 ] || { echo "tests/ci.sh: run as root (sudo): it installs packages and creates the test users" >&2; exit 1; }
+bash tests/host-setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+command -v cargo >/dev/null || { echo "tests/ci.sh: cargo is missing: install Rust (rustup or apt-get install cargo)" >&2; exit 1; }
+
+# Binaries go where the unprivileged users can run them (the checkout may sit in /root).
+stage=/var/tmp/hutch-ci
+rm -rf "$stage"; mkdir -p "$stage/bin"; chmod 0755 "$stage" "$stage/bin"
+
+as_user() { # USER CMD… — a login-like environment without root's variables
+  local user=$1; shift
+  local home; home=$(getent passwd "$user" | cut -d: -f6)
+  runuser -u "$user" -- env -i HOME="$home" USER="$user" LOGNAME="$user" PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+    HUTCH_BIN="$stage/bin/hutch" "$@"
+}
+
+if [ "$mode" = demo ]; then
+  cargo build --release --locked -q
+  install -m 0755 target/release/hutch "$stage/bin/hutch"
+  as_user hutch-sub bash -c '
+    set -e
+    r=$(mktemp -d)/rootfs; mkdir -p "$r/bin"; cp /bin/busybox "$r/bin/"
+    for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$r/bin/$a"; done
+    echo "+ hutch run --rm --rootfs $r -- sh -c ..."
+    "$HUTCH_BIN" run --rm --hostname demo --rootfs "$r" -- /bin/sh -c \
+      "echo \"hello from \$(hostname): I am \$(id -un 2>/dev/null || id -u) as PID \$\$\"; cat /proc/self/uid_map"
+    rm -rf "$(dirname "$r")"'
+  exit 0
+fi
+
+# Build once: the library's unit tests, the integration tests, the binary.
+cargo build --locked -q --workspace --bins
+cargo test --locked --workspace --no-run --message-format=json 2>/dev/null \
+  | python3 -c 'import json,sys
+for l in sys.stdin:
+    m=json.loads(l)
+    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])' > "$stage/tests.txt"
+install -m 0755 target/debug/hutch "$stage/bin/hutch"
+while read -r t; do install -m 0755 "$t" "$stage/bin/$(basename "$t")"; done < "$stage/tests.txt"
+
+passed=0; failed=0
+log=$stage/log; : > "$log"; chmod 0666 "$log"
+run_suite() { # USER SUBIDS
+  local user=$1 subids=$2 t
+  echo "== the suite as $user (subordinate ids: $subids)"
+  for t in "$stage"/bin/*; do
+    [ "$(basename "$t")" = hutch ] && continue
+    echo "-- $(basename "$t")"
+    as_user "$user" env HUTCH_TEST_SUBIDS="$subids" HUTCH_TEST_TMP="/tmp/hutch-test-$user" "$t" --test-threads=2 2>&1 | tee -a "$log" || true
+  done
+}
+run_suite hutch-sub yes
+run_suite hutch-nosub no
+
+read -r passed failed < <(awk '/^test result:/ { for (i=1;i<=NF;i++) { if ($(i)=="passed;") p+=$(i-1); if ($(i)=="failed;") f+=$(i-1) } } END { print p+0, f+0 }' "$log")
+runs=$(grep -c '^test result:' "$log" || true)
+expected=$(( 2 * $(wc -l < "$stage/tests.txt") ))
+if [ "$runs" -ne "$expected" ]; then
+  echo "only $runs of $expected test binaries reported a result (one crashed?)"; failed=$((failed + 1))
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

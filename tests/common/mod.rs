@@ -1,0 +1,150 @@
+//! Shared by the integration tests: the hutch binary, a busybox root
+//! filesystem built from Debian's busybox-static, and per-test state dirs.
+//! Tests run as whoever runs them; CI runs them as unprivileged users, once
+//! with subordinate ids and once without.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The hutch binary: $HUTCH_BIN (CI copies it where the test users can
+/// read it), else the one cargo built.
+pub fn hutch_bin() -> PathBuf {
+    std::env::var_os("HUTCH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hutch")))
+}
+
+/// A scratch directory for one test, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = base_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // Files a container made as a subordinate id are not ours to
+        // delete from outside: remove them from inside the namespace.
+        let _ = Command::new(hutch_bin()).args(["unshare", "rm", "-rf"]).arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn base_dir() -> PathBuf {
+    std::env::var_os("HUTCH_TEST_TMP").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join("hutch-tests")
+}
+
+/// A root filesystem with busybox and its applets, shared by the tests of
+/// one process (containers get it read-write; tests do not change it).
+pub fn busybox_rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let dir = base_dir().join(format!("rootfs-{}", std::process::id()));
+        make_busybox_rootfs(&dir);
+        dir
+    })
+}
+
+pub fn make_busybox_rootfs(dir: &Path) {
+    let busybox = Path::new("/bin/busybox");
+    assert!(busybox.exists(), "missing prerequisite: /bin/busybox (apt-get install busybox-static)");
+    let _ = std::fs::remove_dir_all(dir);
+    for d in ["bin", "etc", "tmp", "root"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::copy(busybox, dir.join("bin/busybox")).unwrap();
+    let list = Command::new(busybox).arg("--list").output().expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| *a != "busybox") {
+        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("etc/group"), "root:x:0:\ntty:x:5:\nstaff:x:50:app\napp:x:1000:\nnogroup:x:65534:\n").unwrap();
+}
+
+/// A hutch command with its own runtime dir (so per-runtime-dir notes and
+/// leftovers can be checked), stdin closed.
+pub struct Hutch {
+    pub runtime_dir: Scratch,
+}
+
+impl Hutch {
+    pub fn new(test: &str) -> Hutch {
+        let runtime_dir = Scratch::new(&format!("xdg-{test}"));
+        std::fs::set_permissions(runtime_dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        Hutch { runtime_dir }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(hutch_bin());
+        c.env("XDG_RUNTIME_DIR", self.runtime_dir.path()).stdin(Stdio::null());
+        c
+    }
+
+    /// `hutch run --rm --rootfs <busybox> <extra…> -- <command…>`
+    pub fn run(&self, extra: &[&str], command: &[&str]) -> Output {
+        let mut c = self.cmd();
+        c.args(["run", "--rm", "--rootfs"]).arg(busybox_rootfs()).args(extra).arg("--").args(command);
+        c.output().expect("spawn hutch")
+    }
+
+    /// Runs `sh -c script` and returns stdout, asserting success.
+    pub fn sh(&self, extra: &[&str], script: &str) -> String {
+        let out = self.run(extra, &["/bin/sh", "-c", script]);
+        assert_success(&out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "hutch failed with {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Whether this user is expected to have subordinate ids: CI says so
+/// (HUTCH_TEST_SUBIDS=yes|no) for each of its two users; by hand, the
+/// user's entry in /etc/subuid decides.
+pub fn expect_subids() -> bool {
+    match std::env::var("HUTCH_TEST_SUBIDS").as_deref() {
+        Ok("yes") => true,
+        Ok("no") => false,
+        _ => {
+            let me = nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name).unwrap_or_default();
+            let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
+            subuid.lines().any(|l| l.split(':').next() == Some(me.as_str()))
+        }
+    }
+}
+
+/// The first host id of the subordinate range mapped at container id 1,
+/// read from the namespace itself.
+pub fn subordinate_base(h: &Hutch) -> u32 {
+    let map = h.sh(&[], "cat /proc/self/uid_map");
+    map.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&"1"))
+        .and_then(|f| f[1].parse().ok())
+        .expect("a mapping for container uid 1")
+}
