@@ -54,15 +54,18 @@ impl Error {
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        // Help and version go to stdout and succeed.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            // Help and version go to stdout and succeed; usage errors are
-            // hutch's own errors, as in Docker.
-            return if e.use_stderr() {
-                crate::EXIT_HUTCH_ERROR
-            } else {
-                0
-            };
+            return 0;
+        }
+        // Usage errors are hutch's own errors (125), as in Docker.
+        Err(e) => {
+            eprintln!(
+                "hutch: {} (see --help)",
+                usage_error_line(&e.render().to_string())
+            );
+            return crate::EXIT_HUTCH_ERROR;
         }
     };
     let result = match cli.command {
@@ -76,6 +79,17 @@ pub fn main() -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// clap's message without its usage block, on one line.
+fn usage_error_line(rendered: &str) -> String {
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(|l| l.trim().trim_start_matches("error: "))
+        .filter(|l| !l.is_empty())
+        .collect();
+    message.join(" ")
 }
 
 fn one_line(s: &str) -> String {

@@ -53,17 +53,11 @@ pub struct RunArgs {
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
     /// The command to run, and its arguments
-    #[arg(
-        value_name = "COMMAND",
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        required = true
-    )]
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, required = true)]
     command: Vec<String>,
 }
 
 pub fn run(args: RunArgs) -> Result<i32, Error> {
-    reject_unknown_flag(&args.command)?;
     let runtime = RuntimeDir::open(|note| eprintln!("hutch: note: {note}"))?;
     let plan = UsernsPlan::for_current_user();
     note_id_mapping(&plan, &runtime);
@@ -132,15 +126,4 @@ fn run_in(
             interactive: args.interactive,
         },
     )?)
-}
-
-/// clap takes an unknown flag before the command for the command itself;
-/// Docker calls it an unknown flag, unless `--` said the command begins.
-fn reject_unknown_flag(command: &[String]) -> Result<(), Error> {
-    let first = command.first().map(String::as_str).unwrap_or_default();
-    let after_double_dash = std::env::args().skip_while(|a| a != "--").nth(1).as_deref() == Some(first);
-    if first.starts_with('-') && !after_double_dash {
-        return Err(Error::Other(format!("unknown flag: {first} (see `hutch run --help`; put `--` before a command that starts with -)")));
-    }
-    Ok(())
 }
