@@ -141,8 +141,10 @@ impl ContainerDir {
     }
 }
 
-/// Writes to a temporary name in the same directory, syncs, then renames:
-/// readers see the old file or the whole new one, never half of it.
+/// Writes to a temporary name in the same directory, then renames: readers
+/// see the old file or the whole new one, never half of it. No fsync: the
+/// runtime dir does not outlive a reboot (it is a tmpfs where logind runs),
+/// and a sync costs a millisecond or more on every container start.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
     let name = path
         .file_name()
@@ -157,7 +159,6 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
             .mode(0o644)
             .open(&tmp)?;
         f.write_all(contents)?;
-        f.sync_data()?;
         fs::rename(&tmp, path)
     })();
     result.map_err(|source| {

@@ -13,7 +13,7 @@ use nix::unistd::{fork, getgid, getuid, ForkResult, Pid, User};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -144,8 +144,11 @@ impl UsernsPlan {
     /// user namespace.
     pub fn write_maps(&self, pid: Pid) -> Result<(), Error> {
         if self.uses_helpers {
-            self.run_helper(NEWUIDMAP, pid, &self.uid_map)?;
-            self.run_helper(NEWGIDMAP, pid, &self.gid_map)
+            // Both at once: each is a setuid process start of a few ms.
+            let uid_helper = self.spawn_helper(NEWUIDMAP, pid, &self.uid_map)?;
+            let gid_helper = self.spawn_helper(NEWGIDMAP, pid, &self.gid_map);
+            let uid_result = self.finish_helper(NEWUIDMAP, pid, uid_helper);
+            uid_result.and(self.finish_helper(NEWGIDMAP, pid, gid_helper?))
         } else {
             // An unprivileged process may map only its own ids, and only
             // after giving up setgroups (else it could drop a deny-group).
@@ -156,7 +159,12 @@ impl UsernsPlan {
         }
     }
 
-    fn run_helper(&self, tool: &'static str, pid: Pid, map: &[IdMapping]) -> Result<(), Error> {
+    fn spawn_helper(
+        &self,
+        tool: &'static str,
+        pid: Pid,
+        map: &[IdMapping],
+    ) -> Result<std::process::Child, Error> {
         let mut cmd = Command::new(tool);
         cmd.arg(pid.to_string());
         for m in map {
@@ -166,8 +174,21 @@ impl UsernsPlan {
                 m.size.to_string(),
             ]);
         }
-        let out = cmd
-            .output()
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd.spawn()
+            .map_err(|source| Error::HelperSpawn { tool, source })
+    }
+
+    fn finish_helper(
+        &self,
+        tool: &'static str,
+        pid: Pid,
+        child: std::process::Child,
+    ) -> Result<(), Error> {
+        let out = child
+            .wait_with_output()
             .map_err(|source| Error::HelperSpawn { tool, source })?;
         if out.status.success() {
             return Ok(());
@@ -283,7 +304,11 @@ impl IdKind {
 fn find_ranges(kind: IdKind, user: &str, uid: u32) -> Result<Vec<SubidRange>, String> {
     let file = fs::read_to_string(kind.file()).unwrap_or_default();
     let entries = parse_subid_file(&file);
-    let from_getsubids = getsubids(kind, user);
+    let from_getsubids = if nss_subid_provider() {
+        getsubids(kind, user)
+    } else {
+        None
+    };
     let mine: Vec<SubidRange> = match from_getsubids {
         Some(r) if !r.is_empty() => r,
         _ => entries
@@ -323,6 +348,19 @@ fn parse_subid_file(text: &str) -> Vec<(String, SubidRange)> {
             (count > 0).then(|| (who.to_string(), SubidRange { start, count }))
         })
         .collect()
+}
+
+/// Whether /etc/nsswitch.conf names a subordinate-id provider (sssd, LDAP…)
+/// besides the files: the condition under which shadow's libsubid, and so
+/// newuidmap, looks beyond /etc/subuid. Spawning getsubids costs ~10 ms,
+/// so it is asked only then.
+fn nss_subid_provider() -> bool {
+    let conf = fs::read_to_string("/etc/nsswitch.conf").unwrap_or_default();
+    conf.lines().any(|l| {
+        let l = l.split('#').next().unwrap_or("").trim();
+        l.strip_prefix("subid:")
+            .is_some_and(|sources| sources.split_whitespace().any(|s| s != "files"))
+    })
 }
 
 /// Ranges reported by shadow's `getsubids` (`0: alice 100000 65536`), or
