@@ -8,6 +8,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 hutch=${HUTCH_BIN:-$here/../target/release/hutch}
 [ -x "$hutch" ] || { echo "bench: build hutch first: cargo build --release" >&2; exit 1; }
 if [ "$(id -u)" = 0 ]; then
+  # The peers measured here, beyond what tests/host-setup.sh installs.
+  for p in podman runc; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
+      || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null
+  done
   stage=/var/tmp/hutch-bench; mkdir -p "$stage"; install -m 0755 "$hutch" "$stage/hutch"; install -m 0755 "$0" "$stage/run.sh"
   exec runuser -u hutch-sub -- env -i HOME=/home/hutch-sub PATH=/usr/bin:/bin:/usr/sbin:/sbin HUTCH_BIN="$stage/hutch" bash "$stage/run.sh" "$@"
 fi
@@ -42,11 +47,20 @@ if grep -q ' /sys/fs/cgroup tmpfs' /proc/mounts; then
   crun_cmd="unshare --user --map-current-user --mount --keep-caps sh -c 'mount -t tmpfs none /sys/fs/cgroup && $crun_cmd' 2>/dev/null"
 fi
 
+# podman: crun refuses hybrid cgroups, so podman runs with runc where needed.
+podman_cmd="podman run --rm --network host --rootfs $rootfs /bin/true"
+grep -q ' /sys/fs/cgroup tmpfs' /proc/mounts && podman_cmd="podman --runtime runc run --rm --network host --rootfs $rootfs /bin/true"
+peers=(-n bwrap "bwrap --unshare-all --share-net --bind $rootfs / --proc /proc --dev /dev --hostname b -- /bin/true"
+       -n crun "sh -c \"$crun_cmd\"")
+if command -v podman >/dev/null && $podman_cmd >/dev/null 2>&1; then
+  peers+=(-n podman "$podman_cmd")
+else
+  echo "(podman skipped: not installed or cannot run here)"
+fi
+
 echo "== start latency: run /bin/true in a fresh container (busybox rootfs, host network)"
-hyperfine -N --warmup 5 --runs ${RUNS:-50} --export-json "$work/start.json" \
-  -n hutch "$hutch run --rm --rootfs $rootfs -- /bin/true" \
-  -n bwrap "bwrap --unshare-all --share-net --bind $rootfs / --proc /proc --dev /dev --hostname b -- /bin/true" \
-  -n crun "sh -c \"$crun_cmd\"" >/dev/null 2>&1 || hyperfine -N --runs 3 -n crun "sh -c \"$crun_cmd\""
+hyperfine -N --warmup 3 --runs ${RUNS:-30} --export-json "$work/start.json" \
+  -n hutch "$hutch run --rm --rootfs $rootfs -- /bin/true" "${peers[@]}" >/dev/null
 python3 - "$work/start.json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}

@@ -7,6 +7,7 @@
 use crate::runtime::channel::{Channel, Message};
 use crate::runtime::{container, exit_code, SetupError, StdioMode};
 use crate::sys::{die_with_parent, exit_now};
+use nix::errno::Errno;
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult, Pid};
@@ -14,53 +15,49 @@ use oci_spec::runtime::Spec;
 
 /// Never returns: exits with the container's status.
 pub fn run(spec: &Spec, stdio: StdioMode, channel: Channel, setgroups_allowed: bool) -> ! {
-    let container = match start_container(spec, stdio, &channel, setgroups_allowed) {
-        Ok(pid) => pid,
-        Err(e) => {
-            let _ = channel.send(
-                &Message::Failed {
-                    code: e.code(),
-                    message: e.to_string(),
-                },
-                None,
-            );
-            exit_now(e.code())
+    // The monitor's own mount namespace holds the container's root mounts
+    // (the FUSE overlay) out of the host's sight; the container gets a
+    // child of it. Its first child is PID 1 of a new PID namespace.
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID) {
+        fail(&channel, SetupError::sys("unshare", "", e));
+    }
+    // SAFETY: the monitor is single-threaded (forked from single-threaded hutch).
+    match unsafe { fork() } {
+        Err(e) => fail(&channel, SetupError::sys("fork", "", e)),
+        Ok(ForkResult::Child) => {
+            die_with_parent();
+            container::start(spec, stdio, channel, setgroups_allowed)
         }
-    };
-    let _ = channel.send(&Message::ContainerPid(container.as_raw()), None);
-    drop(channel);
-    loop {
-        match waitpid(container, None) {
-            Ok(status) => match exit_code(status) {
-                Some(code) => exit_now(code),
-                None => continue,
-            },
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => exit_now(crate::EXIT_HUTCH_ERROR),
+        Ok(ForkResult::Parent { child }) => {
+            let _ = channel.send(&Message::ContainerPid(child.as_raw()), None);
+            drop(channel);
+            exit_now(wait_for(child))
         }
     }
 }
 
-fn start_container(
-    spec: &Spec,
-    stdio: StdioMode,
-    channel: &Channel,
-    setgroups_allowed: bool,
-) -> Result<Pid, SetupError> {
-    // The monitor's own mount namespace holds the container's root mounts
-    // (the FUSE overlay) out of the host's sight; the container gets a
-    // child of it.
-    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID)
-        .map_err(|e| SetupError::sys("unshare", "", e))?;
-    // SAFETY: the monitor is single-threaded (forked from single-threaded hutch).
-    match unsafe { fork() }.map_err(|e| SetupError::sys("fork", "", e))? {
-        ForkResult::Child => {
-            die_with_parent();
-            let channel = channel
-                .try_clone()
-                .unwrap_or_else(|_| exit_now(crate::EXIT_HUTCH_ERROR));
-            container::start(spec, stdio, channel, setgroups_allowed)
+fn fail(channel: &Channel, e: SetupError) -> ! {
+    let _ = channel.send(
+        &Message::Failed {
+            code: e.code(),
+            message: e.to_string(),
+        },
+        None,
+    );
+    exit_now(e.code())
+}
+
+/// The container's exit status, the shell's way.
+fn wait_for(container: Pid) -> i32 {
+    loop {
+        match waitpid(container, None) {
+            Ok(status) => {
+                if let Some(code) = exit_code(status) {
+                    return code;
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(_) => return crate::EXIT_HUTCH_ERROR,
         }
-        ForkResult::Parent { child } => Ok(child),
     }
 }

@@ -29,9 +29,10 @@ if [ "$mode" = demo ]; then
     set -e
     r=$(mktemp -d)/rootfs; mkdir -p "$r/bin"; cp /bin/busybox "$r/bin/"
     for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$r/bin/$a"; done
+    mkdir -p "$r/etc"; echo "root:x:0:0:root:/root:/bin/sh" > "$r/etc/passwd"
     echo "+ hutch run --rm --rootfs $r -- sh -c ..."
     "$HUTCH_BIN" run --rm --hostname demo --rootfs "$r" -- /bin/sh -c \
-      "echo \"hello from \$(hostname): I am \$(id -un 2>/dev/null || id -u) as PID \$\$\"; cat /proc/self/uid_map"
+      "echo \"hello from \$(hostname): I am \$(id -un) as PID \$\$\"; cat /proc/self/uid_map"
     rm -rf "$(dirname "$r")"'
   exit 0
 fi

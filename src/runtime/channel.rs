@@ -39,13 +39,6 @@ impl Channel {
         Ok((Channel { fd: a }, Channel { fd: b }))
     }
 
-    /// Another handle on the same end (a dup), for a forked child to own.
-    pub fn try_clone(&self) -> Result<Channel, std::io::Error> {
-        Ok(Channel {
-            fd: self.fd.try_clone()?,
-        })
-    }
-
     pub fn send(&self, msg: &Message, fd: Option<BorrowedFd<'_>>) -> Result<(), Errno> {
         let bytes = serde_json::to_vec(msg).map_err(|_| Errno::EINVAL)?;
         let iov = [IoSlice::new(&bytes)];

@@ -72,18 +72,20 @@ impl Frontend {
     }
 
     fn wait(mut self) -> Result<i32, RunError> {
-        while self.status.is_none() {
+        let status = loop {
+            if let Some(status) = self.status {
+                break status;
+            }
             self.poll_once()?;
-        }
+        };
         self.drain_terminal();
         while self.channel.is_some() {
             self.read_channel()?;
         }
         drop(self.raw_mode.take());
-        match (self.failure, self.status) {
-            (Some((code, message)), _) => Err(RunError::Container { code, message }),
-            (None, Some(code)) => Ok(code),
-            (None, None) => unreachable!("the loop ends only with a status"),
+        match self.failure {
+            Some((code, message)) => Err(RunError::Container { code, message }),
+            None => Ok(status),
         }
     }
 
