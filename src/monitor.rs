@@ -5,7 +5,7 @@
 //! helper, which must live in the user namespace but outside the container.
 
 use crate::runtime::channel::{Channel, Message};
-use crate::runtime::{container, exit_code, SetupError, StdioMode};
+use crate::runtime::{container, exit_code, fail, SetupError, StdioMode};
 use crate::sys::{die_with_parent, exit_now};
 use nix::errno::Errno;
 use nix::sched::{unshare, CloneFlags};
@@ -34,17 +34,6 @@ pub fn run(spec: &Spec, stdio: StdioMode, channel: Channel, setgroups_allowed: b
             exit_now(wait_for(child))
         }
     }
-}
-
-fn fail(channel: &Channel, e: SetupError) -> ! {
-    let _ = channel.send(
-        &Message::Failed {
-            code: e.code(),
-            message: e.to_string(),
-        },
-        None,
-    );
-    exit_now(e.code())
 }
 
 /// The container's exit status, the shell's way.

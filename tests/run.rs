@@ -572,3 +572,39 @@ fn a_kernel_refusing_user_namespaces_is_named_in_one_line() {
          an administrator can run `sysctl -w user.max_user_namespaces=15000`"
     );
 }
+
+#[test]
+fn a_newuidmap_without_privilege_falls_back_with_the_fix() {
+    // A copy of newuidmap the user made is neither setuid nor capable, as
+    // on a machine where packaging lost the bit.
+    let h = Hutch::new("nosetuid");
+    let bin = Scratch::new("nosetuid-bin");
+    for tool in ["newuidmap", "newgidmap"] {
+        std::fs::copy(format!("/usr/bin/{tool}"), bin.path().join(tool)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut c = h.cmd();
+    c.env("PATH", path)
+        .args(["run", "--rm", "--rootfs"])
+        .arg(busybox_rootfs())
+        .args(["--", "/bin/sh", "-c", "wc -l < /proc/self/uid_map"]);
+    let out = c.output().unwrap();
+    assert_success(&out);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "1",
+        "only the caller's id is mapped"
+    );
+    if expect_subids() {
+        let note = stderr(&out);
+        let want = format!(
+            "{}/newuidmap is neither setuid root nor given file capabilities",
+            bin.path().display()
+        );
+        assert!(note.contains(&want) && note.contains("chmod u+s"), "{note}");
+    }
+}

@@ -3,10 +3,10 @@
 //! command. Any failure goes to hutch as one message, and the process exits
 //! with Docker's status for it.
 
-use super::channel::{Channel, Message};
+use super::channel::Channel;
 use super::process::{become_user, Command};
-use super::{init, rootfs, terminal, SetupError, StdioMode, ANNOTATION_INIT};
-use crate::sys::{cloexec_from, exit_now, reset_signals};
+use super::{fail, init, rootfs, terminal, SetupError, StdioMode, ANNOTATION_INIT};
+use crate::sys::{cloexec_from, reset_signals};
 use nix::fcntl::{open, OFlag};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::stat::Mode;
@@ -25,14 +25,7 @@ pub fn start(spec: &Spec, stdio: StdioMode, channel: Channel, setgroups_allowed:
             exec()
         }
     };
-    let _ = channel.send(
-        &Message::Failed {
-            code: err.code(),
-            message: err.to_string(),
-        },
-        None,
-    );
-    exit_now(err.code())
+    fail(&channel, err)
 }
 
 /// A container whose namespaces, root and streams are ready.

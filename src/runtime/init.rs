@@ -4,8 +4,8 @@
 //! no handler for them; this makes `hutch stop` and Ctrl-C work for any
 //! command, and keeps zombies from piling up.
 
-use super::channel::{Channel, Message};
-use super::{exit_code, signals, SetupError};
+use super::channel::Channel;
+use super::{exit_code, fail, signals, SetupError};
 use crate::sys::exit_now;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -17,7 +17,7 @@ use std::os::fd::AsFd;
 pub fn supervise(channel: Channel, terminal: bool, start: impl FnOnce() -> SetupError) -> ! {
     // SAFETY: the container process is single-threaded.
     match unsafe { fork() } {
-        Err(e) => report(&channel, SetupError::sys("fork", "", e)),
+        Err(e) => fail(&channel, SetupError::sys("fork", "", e)),
         Ok(ForkResult::Child) => {
             // Own process group, in the foreground of the terminal, so
             // terminal signals reach the command once and not also us.
@@ -26,24 +26,13 @@ pub fn supervise(channel: Channel, terminal: bool, start: impl FnOnce() -> Setup
                 let _ = tcsetpgrp(std::io::stdin().as_fd(), nix::unistd::getpid());
             }
             let err = start();
-            report(&channel, err)
+            fail(&channel, err)
         }
         Ok(ForkResult::Parent { child }) => {
             drop(channel);
             reap_and_forward(child)
         }
     }
-}
-
-fn report(channel: &Channel, err: SetupError) -> ! {
-    let _ = channel.send(
-        &Message::Failed {
-            code: err.code(),
-            message: err.to_string(),
-        },
-        None,
-    );
-    exit_now(err.code())
 }
 
 fn reap_and_forward(child: Pid) -> ! {

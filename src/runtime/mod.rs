@@ -133,6 +133,19 @@ impl RunError {
     }
 }
 
+/// Tells hutch why setup failed (one line, over the channel) and exits with
+/// the status that failure maps to.
+pub(crate) fn fail(channel: &channel::Channel, err: SetupError) -> ! {
+    let _ = channel.send(
+        &channel::Message::Failed {
+            code: err.code(),
+            message: err.to_string(),
+        },
+        None,
+    );
+    crate::sys::exit_now(err.code())
+}
+
 /// The exit status of a waited-for process, the shell's way: its code, or
 /// 128 + the signal that killed it.
 pub fn exit_code(status: nix::sys::wait::WaitStatus) -> Option<i32> {
