@@ -25,11 +25,7 @@ pub enum Error {
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| Error::Io { op, path: path.to_path_buf(), source }
 }
 
 /// The directory of hutch's runtime state for this user.
@@ -67,13 +63,7 @@ impl RuntimeDir {
     /// advice worth one line, not one line per command.
     pub fn once(&self, key: &str, note: impl FnOnce()) {
         let marker = self.path.join(format!("noted-{key}"));
-        if fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&marker)
-            .is_ok()
-        {
+        if fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&marker).is_ok() {
             note();
         }
     }
@@ -81,12 +71,7 @@ impl RuntimeDir {
 
 fn usable_xdg_dir(dir: &Path, uid: Uid) -> bool {
     let owned = fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.uid() == uid.as_raw());
-    owned
-        && nix::unistd::access(
-            dir,
-            nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
-        )
-        .is_ok()
+    owned && nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK).is_ok()
 }
 
 /// Creates `path` 0700 if missing (returns true then), and refuses one that
@@ -112,16 +97,9 @@ pub struct ContainerDir {
 impl ContainerDir {
     pub fn create(runtime: &RuntimeDir, id: &str) -> Result<ContainerDir, Error> {
         let parent = runtime.path.join("containers");
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .recursive(true)
-            .create(&parent)
-            .map_err(io("create", &parent))?;
+        fs::DirBuilder::new().mode(0o700).recursive(true).create(&parent).map_err(io("create", &parent))?;
         let path = parent.join(id);
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .map_err(io("create", &path))?;
+        fs::DirBuilder::new().mode(0o700).create(&path).map_err(io("create", &path))?;
         Ok(ContainerDir { path })
     }
 
@@ -146,28 +124,16 @@ impl ContainerDir {
 /// runtime dir does not outlive a reboot (it is a tmpfs where logind runs),
 /// and a sync costs a millisecond or more on every container start.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
+        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
         f.write_all(contents)?;
         fs::rename(&tmp, path)
     })();
     result.map_err(|source| {
         let _ = fs::remove_file(&tmp);
-        Error::Io {
-            op: "write",
-            path: path.to_path_buf(),
-            source,
-        }
+        Error::Io { op: "write", path: path.to_path_buf(), source }
     })
 }
 

@@ -18,32 +18,30 @@ pub fn exit_now(code: i32) -> ! {
 pub fn die_with_parent() {
     let parent = nix::unistd::getppid();
     // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
-    unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
     if nix::unistd::getppid() != parent {
         exit_now(crate::EXIT_HUTCH_ERROR);
     }
+}
+
+/// Whether capabilities survive a change from uid 0 to another uid.
+pub fn keep_capabilities(keep: bool) -> Result<(), Errno> {
+    // SAFETY: PR_SET_KEEPCAPS takes a flag and touches no memory.
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, keep as libc::c_ulong, 0, 0, 0) }).map(drop)
+}
+
+/// No execve of this process or its children can gain privileges (setuid
+/// bits and file capabilities are ignored). Irreversible.
+pub fn set_no_new_privs() -> Result<(), Errno> {
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes a flag and touches no memory.
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) }).map(drop)
 }
 
 /// Marks every descriptor from `first` up close-on-exec, so a container
 /// process inherits only its standard streams (and what is passed on purpose).
 pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     // SAFETY: close_range only changes flags of this process's descriptors.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
     Errno::result(r).map(drop)
 }
 
@@ -103,17 +101,8 @@ struct MountAttr {
 /// Sets `attrs` on the mount `mount` refers to (and every mount below it when
 /// `recursive`), leaving its other flags as they are: unlike a remount, this
 /// never trips over the flags the kernel locks on mounts from the host.
-pub fn set_mount_attrs(
-    mount: BorrowedFd<'_>,
-    attrs: MountAttrs,
-    recursive: bool,
-) -> Result<(), Errno> {
-    let attr = MountAttr {
-        attr_set: attrs.bits(),
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
+pub fn set_mount_attrs(mount: BorrowedFd<'_>, attrs: MountAttrs, recursive: bool) -> Result<(), Errno> {
+    let attr = MountAttr { attr_set: attrs.bits(), attr_clr: 0, propagation: 0, userns_fd: 0 };
     let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
     // SAFETY: `attr` is a valid struct mount_attr (MOUNT_ATTR_SIZE_VER0) that
     // outlives the call; the path is an empty NUL-terminated string.

@@ -20,13 +20,7 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
     #[error("{tool} {pid} failed ({status}): {stderr}; check the ranges of {user} in /etc/subuid and /etc/subgid")]
-    Helper {
-        tool: &'static str,
-        pid: Pid,
-        status: String,
-        stderr: String,
-        user: String,
-    },
+    Helper { tool: &'static str, pid: Pid, status: String, stderr: String, user: String },
     #[error("cannot run {tool}: {source}")]
     HelperSpawn {
         tool: &'static str,
@@ -91,30 +85,12 @@ impl UsernsPlan {
     /// usable ones, else the single-id fallback with the reason.
     pub fn for_current_user() -> UsernsPlan {
         let (uid, gid) = (getuid().as_raw(), getgid().as_raw());
-        let user = User::from_uid(getuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_else(|| uid.to_string());
+        let user = User::from_uid(getuid()).ok().flatten().map(|u| u.name).unwrap_or_else(|| uid.to_string());
         match subordinate_maps(&user, uid, gid) {
-            Ok((uid_map, gid_map)) => UsernsPlan {
-                user,
-                uid_map,
-                gid_map,
-                uses_helpers: true,
-                fallback_reason: None,
-            },
+            Ok((uid_map, gid_map)) => UsernsPlan { user, uid_map, gid_map, uses_helpers: true, fallback_reason: None },
             Err(reason) => UsernsPlan {
-                uid_map: vec![IdMapping {
-                    container_id: 0,
-                    host_id: uid,
-                    size: 1,
-                }],
-                gid_map: vec![IdMapping {
-                    container_id: 0,
-                    host_id: gid,
-                    size: 1,
-                }],
+                uid_map: vec![IdMapping { container_id: 0, host_id: uid, size: 1 }],
+                gid_map: vec![IdMapping { container_id: 0, host_id: gid, size: 1 }],
                 user,
                 uses_helpers: false,
                 fallback_reason: Some(reason),
@@ -159,37 +135,18 @@ impl UsernsPlan {
         }
     }
 
-    fn spawn_helper(
-        &self,
-        tool: &'static str,
-        pid: Pid,
-        map: &[IdMapping],
-    ) -> Result<std::process::Child, Error> {
+    fn spawn_helper(&self, tool: &'static str, pid: Pid, map: &[IdMapping]) -> Result<std::process::Child, Error> {
         let mut cmd = Command::new(tool);
         cmd.arg(pid.to_string());
         for m in map {
-            cmd.args([
-                m.container_id.to_string(),
-                m.host_id.to_string(),
-                m.size.to_string(),
-            ]);
+            cmd.args([m.container_id.to_string(), m.host_id.to_string(), m.size.to_string()]);
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        cmd.spawn()
-            .map_err(|source| Error::HelperSpawn { tool, source })
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.spawn().map_err(|source| Error::HelperSpawn { tool, source })
     }
 
-    fn finish_helper(
-        &self,
-        tool: &'static str,
-        pid: Pid,
-        child: std::process::Child,
-    ) -> Result<(), Error> {
-        let out = child
-            .wait_with_output()
-            .map_err(|source| Error::HelperSpawn { tool, source })?;
+    fn finish_helper(&self, tool: &'static str, pid: Pid, child: std::process::Child) -> Result<(), Error> {
+        let out = child.wait_with_output().map_err(|source| Error::HelperSpawn { tool, source })?;
         if out.status.success() {
             return Ok(());
         }
@@ -205,49 +162,32 @@ impl UsernsPlan {
 }
 
 fn maps(map: &[IdMapping], id: u32) -> bool {
-    map.iter()
-        .any(|m| id >= m.container_id && id - m.container_id < m.size)
+    map.iter().any(|m| id >= m.container_id && id - m.container_id < m.size)
 }
 
 fn map_text(map: &[IdMapping]) -> String {
-    map.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
-        .collect()
+    map.iter().map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size)).collect()
 }
 
 fn write_proc(path: &Path, text: &str) -> Result<(), Error> {
     fs::write(path, text).map_err(|source| {
         let hint = if source.raw_os_error() == Some(libc::EPERM) {
-            KernelSettings::read()
-                .restriction_hint()
-                .map(|h| format!(" ({h})"))
-                .unwrap_or_default()
+            KernelSettings::read().restriction_hint().map(|h| format!(" ({h})")).unwrap_or_default()
         } else {
             String::new()
         };
-        Error::WriteMap {
-            path: path.to_path_buf(),
-            source,
-            hint,
-        }
+        Error::WriteMap { path: path.to_path_buf(), source, hint }
     })
 }
 
 /// Container maps from the subordinate ranges, or why they cannot be used.
-fn subordinate_maps(
-    user: &str,
-    uid: u32,
-    gid: u32,
-) -> Result<(Vec<IdMapping>, Vec<IdMapping>), String> {
-    const FIX: &str = "an administrator can add ranges with `usermod --add-subuids 100000-165535 --add-subgids 100000-165535`";
+fn subordinate_maps(user: &str, uid: u32, gid: u32) -> Result<(Vec<IdMapping>, Vec<IdMapping>), String> {
+    const FIX: &str =
+        "an administrator can add ranges with `usermod --add-subuids 100000-165535 --add-subgids 100000-165535`";
     let uids = find_ranges(IdKind::Uid, user, uid)?;
     let gids = find_ranges(IdKind::Gid, user, uid)?;
     if uids.is_empty() || gids.is_empty() {
-        let which = if uids.is_empty() {
-            "/etc/subuid"
-        } else {
-            "/etc/subgid"
-        };
+        let which = if uids.is_empty() { "/etc/subuid" } else { "/etc/subgid" };
         return Err(format!("{user} has no subordinate ids in {which} (nor from getsubids): only your own id is mapped, so containers see a single user; {FIX}"));
     }
     for tool in [NEWUIDMAP, NEWGIDMAP] {
@@ -258,11 +198,7 @@ fn subordinate_maps(
 
 /// 0 → the caller's id, then the ranges one after the other from 1.
 fn container_map(own: u32, ranges: &[SubidRange]) -> Vec<IdMapping> {
-    let mut map = vec![IdMapping {
-        container_id: 0,
-        host_id: own,
-        size: 1,
-    }];
+    let mut map = vec![IdMapping { container_id: 0, host_id: own, size: 1 }];
     let mut next = 1u32;
     for r in ranges {
         // The kernel takes at most 340 lines; ids beyond u32 do not exist.
@@ -273,11 +209,7 @@ fn container_map(own: u32, ranges: &[SubidRange]) -> Vec<IdMapping> {
         if size == 0 {
             break;
         }
-        map.push(IdMapping {
-            container_id: next,
-            host_id: r.start,
-            size,
-        });
+        map.push(IdMapping { container_id: next, host_id: r.start, size });
         next += size;
     }
     map
@@ -304,24 +236,13 @@ impl IdKind {
 fn find_ranges(kind: IdKind, user: &str, uid: u32) -> Result<Vec<SubidRange>, String> {
     let file = fs::read_to_string(kind.file()).unwrap_or_default();
     let entries = parse_subid_file(&file);
-    let from_getsubids = if nss_subid_provider() {
-        getsubids(kind, user)
-    } else {
-        None
-    };
+    let from_getsubids = if nss_subid_provider() { getsubids(kind, user) } else { None };
     let mine: Vec<SubidRange> = match from_getsubids {
         Some(r) if !r.is_empty() => r,
-        _ => entries
-            .iter()
-            .filter(|(who, _)| is_user(who, user, uid))
-            .map(|(_, r)| *r)
-            .collect(),
+        _ => entries.iter().filter(|(who, _)| is_user(who, user, uid)).map(|(_, r)| *r).collect(),
     };
     for r in &mine {
-        if let Some((other, o)) = entries
-            .iter()
-            .find(|(who, o)| !is_user(who, user, uid) && r.overlaps(*o))
-        {
+        if let Some((other, o)) = entries.iter().find(|(who, o)| !is_user(who, user, uid) && r.overlaps(*o)) {
             return Err(format!(
                 "the subordinate range {}-{} of {user} in {} overlaps {other}'s {}-{}: not using it, only your own id is mapped; an administrator must give each user its own range",
                 r.start, r.end() - 1, kind.file(), o.start, o.end() - 1
@@ -358,8 +279,7 @@ fn nss_subid_provider() -> bool {
     let conf = fs::read_to_string("/etc/nsswitch.conf").unwrap_or_default();
     conf.lines().any(|l| {
         let l = l.split('#').next().unwrap_or("").trim();
-        l.strip_prefix("subid:")
-            .is_some_and(|sources| sources.split_whitespace().any(|s| s != "files"))
+        l.strip_prefix("subid:").is_some_and(|sources| sources.split_whitespace().any(|s| s != "files"))
     })
 }
 
@@ -370,14 +290,8 @@ fn getsubids(kind: IdKind, user: &str) -> Option<Vec<SubidRange>> {
     if kind == IdKind::Gid {
         cmd.arg("-g");
     }
-    let out = cmd
-        .arg(user)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| parse_getsubids(&String::from_utf8_lossy(&out.stdout)))
+    let out = cmd.arg(user).stderr(std::process::Stdio::null()).output().ok()?;
+    out.status.success().then(|| parse_getsubids(&String::from_utf8_lossy(&out.stdout)))
 }
 
 fn parse_getsubids(text: &str) -> Vec<SubidRange> {
@@ -385,10 +299,7 @@ fn parse_getsubids(text: &str) -> Vec<SubidRange> {
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             match f.as_slice() {
-                [_, _, start, count] => Some(SubidRange {
-                    start: start.parse().ok()?,
-                    count: count.parse().ok()?,
-                }),
+                [_, _, start, count] => Some(SubidRange { start: start.parse().ok()?, count: count.parse().ok()? }),
                 _ => None,
             }
         })
@@ -400,10 +311,11 @@ fn parse_getsubids(text: &str) -> Vec<SubidRange> {
 /// root (Debian) or carrying file capabilities (Fedora).
 fn helper_usable(tool: &str) -> Result<(), String> {
     let Some(path) = find_in_path(tool) else {
-        return Err(format!("{tool} is not installed: only your own id is mapped; install the uidmap package (shadow-utils on Fedora)"));
+        return Err(format!(
+            "{tool} is not installed: only your own id is mapped; install the uidmap package (shadow-utils on Fedora)"
+        ));
     };
-    let setuid_root =
-        fs::metadata(&path).is_ok_and(|m| m.uid() == 0 && m.mode() & libc::S_ISUID != 0);
+    let setuid_root = fs::metadata(&path).is_ok_and(|m| m.uid() == 0 && m.mode() & libc::S_ISUID != 0);
     if setuid_root || has_file_capabilities(&path) {
         return Ok(());
     }
@@ -416,9 +328,7 @@ fn helper_usable(tool: &str) -> Result<(), String> {
 
 fn find_in_path(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin:/usr/sbin:/sbin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file())
 }
 
 fn has_file_capabilities(path: &Path) -> bool {
@@ -427,14 +337,7 @@ fn has_file_capabilities(path: &Path) -> bool {
     };
     // SAFETY: both strings are NUL-terminated; a null buffer of size 0 asks
     // only for the attribute's size and writes nothing.
-    let size = unsafe {
-        libc::getxattr(
-            c_path.as_ptr(),
-            c"security.capability".as_ptr(),
-            std::ptr::null_mut(),
-            0,
-        )
-    };
+    let size = unsafe { libc::getxattr(c_path.as_ptr(), c"security.capability".as_ptr(), std::ptr::null_mut(), 0) };
     size > 0
 }
 
@@ -449,11 +352,7 @@ pub struct KernelSettings {
 
 impl KernelSettings {
     pub fn read() -> KernelSettings {
-        let read = |p: &str| {
-            fs::read_to_string(p)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-        };
+        let read = |p: &str| fs::read_to_string(p).ok().and_then(|s| s.trim().parse().ok());
         KernelSettings {
             max_user_namespaces: read("/proc/sys/user/max_user_namespaces"),
             unprivileged_userns_clone: read("/proc/sys/kernel/unprivileged_userns_clone"),
@@ -543,9 +442,7 @@ pub fn fork_into_userns(plan: &UsernsPlan) -> Result<Forked, Error> {
             };
             if result != 0 {
                 let _ = waitpid(child, None);
-                return Err(Error::Refused(
-                    KernelSettings::read().explain_unshare_failure(Errno::from_raw(result)),
-                ));
+                return Err(Error::Refused(KernelSettings::read().explain_unshare_failure(Errno::from_raw(result))));
             }
             if let Err(e) = plan.write_maps(child) {
                 drop(to_child_w); // the child exits on EOF
@@ -567,91 +464,32 @@ mod tests {
         let text = "# ranges\nalice:100000:65536\n\n1001:200000:1000\nbob:300000:0\nbad line\n alice:400000:10 \n";
         let e = parse_subid_file(text);
         assert_eq!(e.len(), 3);
-        assert!(
-            e.iter().all(|(who, _)| who != "bob"),
-            "zero-sized ranges are ignored"
-        );
-        let alice: Vec<_> = e
-            .iter()
-            .filter(|(w, _)| is_user(w, "alice", 1000))
-            .map(|(_, r)| *r)
-            .collect();
-        assert_eq!(
-            alice,
-            vec![
-                SubidRange {
-                    start: 100000,
-                    count: 65536
-                },
-                SubidRange {
-                    start: 400000,
-                    count: 10
-                }
-            ]
-        );
+        assert!(e.iter().all(|(who, _)| who != "bob"), "zero-sized ranges are ignored");
+        let alice: Vec<_> = e.iter().filter(|(w, _)| is_user(w, "alice", 1000)).map(|(_, r)| *r).collect();
+        assert_eq!(alice, vec![SubidRange { start: 100000, count: 65536 }, SubidRange { start: 400000, count: 10 }]);
         assert!(is_user("1001", "carol", 1001));
     }
 
     #[test]
     fn parses_getsubids_output() {
         let r = parse_getsubids("0: alice 100000 65536\n1: alice 300000 10\n");
-        assert_eq!(
-            r,
-            vec![
-                SubidRange {
-                    start: 100000,
-                    count: 65536
-                },
-                SubidRange {
-                    start: 300000,
-                    count: 10
-                }
-            ]
-        );
+        assert_eq!(r, vec![SubidRange { start: 100000, count: 65536 }, SubidRange { start: 300000, count: 10 }]);
     }
 
     #[test]
     fn maps_own_id_to_root_then_ranges_in_order() {
-        let m = container_map(
-            1000,
-            &[
-                SubidRange {
-                    start: 100000,
-                    count: 65536,
-                },
-                SubidRange {
-                    start: 300000,
-                    count: 10,
-                },
-            ],
-        );
+        let m =
+            container_map(1000, &[SubidRange { start: 100000, count: 65536 }, SubidRange { start: 300000, count: 10 }]);
         assert_eq!(
             m,
             vec![
-                IdMapping {
-                    container_id: 0,
-                    host_id: 1000,
-                    size: 1
-                },
-                IdMapping {
-                    container_id: 1,
-                    host_id: 100000,
-                    size: 65536
-                },
-                IdMapping {
-                    container_id: 65537,
-                    host_id: 300000,
-                    size: 10
-                },
+                IdMapping { container_id: 0, host_id: 1000, size: 1 },
+                IdMapping { container_id: 1, host_id: 100000, size: 65536 },
+                IdMapping { container_id: 65537, host_id: 300000, size: 10 },
             ]
         );
-        let plan = UsernsPlan {
-            user: "a".into(),
-            uid_map: m,
-            gid_map: vec![],
-            uses_helpers: true,
-            fallback_reason: None,
-        };
+        let plan =
+            UsernsPlan { user: "a".into(), uid_map: m, gid_map: vec![], uses_helpers: true, fallback_reason: None };
         assert_eq!(plan.host_uid(1000), Some(100999));
         assert_eq!(plan.host_uid(65538), Some(300001));
         assert!(!plan.maps_uid(65547));
@@ -659,51 +497,21 @@ mod tests {
 
     #[test]
     fn overlap_is_detected() {
-        let a = SubidRange {
-            start: 100000,
-            count: 65536,
-        };
-        assert!(a.overlaps(SubidRange {
-            start: 165535,
-            count: 1
-        }));
-        assert!(!a.overlaps(SubidRange {
-            start: 165536,
-            count: 1
-        }));
+        let a = SubidRange { start: 100000, count: 65536 };
+        assert!(a.overlaps(SubidRange { start: 165535, count: 1 }));
+        assert!(!a.overlaps(SubidRange { start: 165536, count: 1 }));
     }
 
     #[test]
     fn names_the_setting_that_forbids_user_namespaces() {
-        let s = KernelSettings {
-            max_user_namespaces: Some(0),
-            ..Default::default()
-        };
-        assert!(s
-            .explain_unshare_failure(Errno::ENOSPC)
-            .contains("sysctl -w user.max_user_namespaces=15000"));
-        let s = KernelSettings {
-            max_user_namespaces: Some(100),
-            unprivileged_userns_clone: Some(0),
-            ..Default::default()
-        };
-        assert!(s
-            .explain_unshare_failure(Errno::EPERM)
-            .contains("kernel.unprivileged_userns_clone=1"));
-        let s = KernelSettings {
-            max_user_namespaces: Some(100),
-            apparmor_restrict: Some(1),
-            ..Default::default()
-        };
-        assert!(s
-            .explain_unshare_failure(Errno::EPERM)
-            .contains("apparmor_restrict_unprivileged_userns=0"));
-        let s = KernelSettings {
-            max_user_namespaces: Some(100),
-            ..Default::default()
-        };
-        assert!(s
-            .explain_unshare_failure(Errno::ENOSPC)
-            .contains("limit of user namespaces is reached"));
+        let s = KernelSettings { max_user_namespaces: Some(0), ..Default::default() };
+        assert!(s.explain_unshare_failure(Errno::ENOSPC).contains("sysctl -w user.max_user_namespaces=15000"));
+        let s =
+            KernelSettings { max_user_namespaces: Some(100), unprivileged_userns_clone: Some(0), ..Default::default() };
+        assert!(s.explain_unshare_failure(Errno::EPERM).contains("kernel.unprivileged_userns_clone=1"));
+        let s = KernelSettings { max_user_namespaces: Some(100), apparmor_restrict: Some(1), ..Default::default() };
+        assert!(s.explain_unshare_failure(Errno::EPERM).contains("apparmor_restrict_unprivileged_userns=0"));
+        let s = KernelSettings { max_user_namespaces: Some(100), ..Default::default() };
+        assert!(s.explain_unshare_failure(Errno::ENOSPC).contains("limit of user namespaces is reached"));
     }
 }

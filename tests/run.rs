@@ -14,15 +14,8 @@ fn root_inside_is_the_caller_outside() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(&lines[..2], &["0", "0"]);
     let first_map: Vec<&str> = lines[2].split_whitespace().collect();
-    assert_eq!(
-        first_map,
-        vec!["0", &nix::unistd::getuid().to_string(), "1"]
-    );
-    assert_eq!(
-        lines.len() > 3,
-        expect_subids(),
-        "subordinate ranges mapped exactly when the user has them: {out}"
-    );
+    assert_eq!(first_map, vec!["0", &nix::unistd::getuid().to_string(), "1"]);
+    assert_eq!(lines.len() > 3, expect_subids(), "subordinate ranges mapped exactly when the user has them: {out}");
 }
 
 #[test]
@@ -31,46 +24,24 @@ fn command_is_pid_1_and_host_processes_are_invisible() {
     let out = h.sh(&[], "echo $$; ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '");
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("1"));
-    let pids: Vec<u32> = lines
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .map(|p| p.parse().unwrap())
-        .collect();
+    let pids: Vec<u32> = lines.next().unwrap_or("").split_whitespace().map(|p| p.parse().unwrap()).collect();
     // The shell (1), ls and grep, nothing of the host's.
-    assert!(
-        pids.len() <= 4 && pids.contains(&1),
-        "pids visible inside: {pids:?}"
-    );
+    assert!(pids.len() <= 4 && pids.contains(&1), "pids visible inside: {pids:?}");
     assert!(!pids.contains(&std::process::id()) || std::process::id() < 5);
 }
 
 #[test]
 fn hostname_is_the_containers_own() {
     let h = Hutch::new("hostname");
-    let host_before = nix::sys::utsname::uname()
-        .unwrap()
-        .nodename()
-        .to_string_lossy()
-        .into_owned();
+    let host_before = nix::sys::utsname::uname().unwrap().nodename().to_string_lossy().into_owned();
     assert_eq!(
-        h.sh(
-            &["--hostname", "box1"],
-            "hostname; cat /etc/hostname; grep box1 /etc/hosts"
-        ),
+        h.sh(&["--hostname", "box1"], "hostname; cat /etc/hostname; grep box1 /etc/hosts"),
         "box1\nbox1\n127.0.1.1\tbox1\n"
     );
     let generated = h.sh(&[], "hostname");
     let generated = generated.trim();
-    assert!(
-        generated.len() == 12 && generated.chars().all(|c| c.is_ascii_hexdigit()),
-        "default hostname: {generated}"
-    );
-    let host_after = nix::sys::utsname::uname()
-        .unwrap()
-        .nodename()
-        .to_string_lossy()
-        .into_owned();
+    assert!(generated.len() == 12 && generated.chars().all(|c| c.is_ascii_hexdigit()), "default hostname: {generated}");
+    let host_after = nix::sys::utsname::uname().unwrap().nodename().to_string_lossy().into_owned();
     assert_eq!(host_before, host_after);
 }
 
@@ -80,36 +51,21 @@ fn file_made_by_a_container_user_belongs_to_its_host_id() {
     let data = Scratch::new("owner-data");
     std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let vol = format!("{}:/data", data.path().display());
-    let out = h.run(
-        &["-v", &vol, "-u", "1000:1000"],
-        &["/bin/sh", "-c", "touch /data/made-by-1000 && id -u"],
-    );
+    let out = h.run(&["-v", &vol, "-u", "1000:1000"], &["/bin/sh", "-c", "touch /data/made-by-1000 && id -u"]);
     if expect_subids() {
         assert_success(&out);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "1000\n");
         let base = subordinate_base(&h);
         let meta = std::fs::metadata(data.path().join("made-by-1000")).unwrap();
-        assert_eq!(
-            meta.uid(),
-            base + 999,
-            "container uid 1000 is subordinate id base+999"
-        );
+        assert_eq!(meta.uid(), base + 999, "container uid 1000 is subordinate id base+999");
         assert_eq!(meta.gid(), subordinate_gid_base(&h) + 999);
         // Root inside writes files as the caller.
         h.sh(&["-v", &vol], "touch /data/made-by-root");
-        assert_eq!(
-            std::fs::metadata(data.path().join("made-by-root"))
-                .unwrap()
-                .uid(),
-            nix::unistd::getuid().as_raw()
-        );
+        assert_eq!(std::fs::metadata(data.path().join("made-by-root")).unwrap().uid(), nix::unistd::getuid().as_raw());
     } else {
         assert_eq!(out.status.code(), Some(125));
         let err = stderr(&out);
-        assert!(
-            err.contains("uid 1000 has no host id") && err.contains("usermod --add-subuids"),
-            "{err}"
-        );
+        assert!(err.contains("uid 1000 has no host id") && err.contains("usermod --add-subuids"), "{err}");
         assert!(!data.path().join("made-by-1000").exists());
     }
 }
@@ -139,10 +95,7 @@ fn users_are_resolved_by_name_in_the_image() {
     }
     let out = h.run(&["-u", "nosuchuser"], &["true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert_eq!(
-        error_line(&out),
-        "hutch: no user \"nosuchuser\" in the container's /etc/passwd"
-    );
+    assert_eq!(error_line(&out), "hutch: no user \"nosuchuser\" in the container's /etc/passwd");
 }
 
 #[test]
@@ -152,35 +105,15 @@ fn bind_mounts_are_writable_or_read_only_as_asked() {
     std::fs::write(data.path().join("hello"), "from the host\n").unwrap();
     let rw = format!("{}:/data", data.path().display());
     let ro = format!("{}:/data:ro", data.path().display());
-    assert_eq!(
-        h.sh(&["-v", &rw], "cat /data/hello; echo back > /data/reply"),
-        "from the host\n"
-    );
-    assert_eq!(
-        std::fs::read_to_string(data.path().join("reply")).unwrap(),
-        "back\n"
-    );
+    assert_eq!(h.sh(&["-v", &rw], "cat /data/hello; echo back > /data/reply"), "from the host\n");
+    assert_eq!(std::fs::read_to_string(data.path().join("reply")).unwrap(), "back\n");
 
-    let out = h.run(
-        &["-v", &ro],
-        &["/bin/sh", "-c", "cat /data/hello; touch /data/nope"],
-    );
+    let out = h.run(&["-v", &ro], &["/bin/sh", "-c", "cat /data/hello; touch /data/nope"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("Read-only file system"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("Read-only file system"), "{}", stderr(&out));
     assert!(!data.path().join("nope").exists());
     // Remounting it read-write from inside is refused too.
-    let out = h.run(
-        &["-v", &ro],
-        &[
-            "/bin/sh",
-            "-c",
-            "mount -o remount,rw /data && touch /data/nope",
-        ],
-    );
+    let out = h.run(&["-v", &ro], &["/bin/sh", "-c", "mount -o remount,rw /data && touch /data/nope"]);
     assert!(!out.status.success());
     assert!(!data.path().join("nope").exists());
 }
@@ -198,18 +131,10 @@ fn read_only_root_filesystem() {
 #[test]
 fn exit_status_is_the_containers() {
     let h = Hutch::new("exit");
-    assert_eq!(
-        h.run(&[], &["/bin/sh", "-c", "exit 42"]).status.code(),
-        Some(42)
-    );
+    assert_eq!(h.run(&[], &["/bin/sh", "-c", "exit 42"]).status.code(), Some(42));
     assert_eq!(h.run(&[], &["true"]).status.code(), Some(0));
     // Killed by a signal: 128 + N (the shell is PID 2 under --init).
-    assert_eq!(
-        h.run(&["--init"], &["/bin/sh", "-c", "kill -TERM $$; sleep 5"])
-            .status
-            .code(),
-        Some(143)
-    );
+    assert_eq!(h.run(&["--init"], &["/bin/sh", "-c", "kill -TERM $$; sleep 5"]).status.code(), Some(143));
 }
 
 #[test]
@@ -223,35 +148,21 @@ fn missing_and_unrunnable_commands_exit_like_docker() {
     );
     let out = h.run(&[], &["nope"]);
     assert_eq!(out.status.code(), Some(127));
-    assert_eq!(
-        error_line(&out),
-        "hutch: cannot start nope: executable file not found in $PATH inside the container"
-    );
+    assert_eq!(error_line(&out), "hutch: cannot start nope: executable file not found in $PATH inside the container");
     // /etc/passwd is there but not executable.
     let out = h.run(&[], &["/etc/passwd"]);
     assert_eq!(out.status.code(), Some(126));
-    assert_eq!(
-        error_line(&out),
-        "hutch: cannot start /etc/passwd: permission denied"
-    );
+    assert_eq!(error_line(&out), "hutch: cannot start /etc/passwd: permission denied");
 }
 
 #[test]
 fn bad_flags_and_paths_are_one_line_errors() {
     let h = Hutch::new("badflags");
-    let out = h
-        .cmd()
-        .args(["run", "--bogus", "--rootfs", "/", "true"])
-        .output()
-        .unwrap();
+    let out = h.cmd().args(["run", "--bogus", "--rootfs", "/", "true"]).output().unwrap();
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("--bogus"));
 
-    let out = h
-        .cmd()
-        .args(["run", "--rootfs", "/nonexistent/rootfs", "true"])
-        .output()
-        .unwrap();
+    let out = h.cmd().args(["run", "--rootfs", "/nonexistent/rootfs", "true"]).output().unwrap();
     assert_eq!(out.status.code(), Some(125));
     assert_eq!(
         error_line(&out),
@@ -260,20 +171,13 @@ fn bad_flags_and_paths_are_one_line_errors() {
 
     let out = h.run(&["-v", "/nonexistent/dir:/data"], &["true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert_eq!(
-        error_line(&out),
-        "hutch: volume source /nonexistent/dir: No such file or directory (os error 2)"
-    );
+    assert_eq!(error_line(&out), "hutch: volume source /nonexistent/dir: No such file or directory (os error 2)");
 
     let out = h.run(&["-v", "relative:/data"], &["true"]);
     assert!(stderr(&out).contains("named volumes are not supported yet"));
     let out = h.run(&["--network", "bridge"], &["true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(
-        stderr(&out).contains("unknown network mode \"bridge\""),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("unknown network mode \"bridge\""), "{}", stderr(&out));
     assert_eq!(error_line(&out).lines().count(), 1, "{}", stderr(&out));
 }
 
@@ -285,24 +189,8 @@ fn environment_workdir_and_defaults() {
         .env("FROM_HOST", "passed-on")
         .args(["run", "--rm", "--rootfs"])
         .arg(busybox_rootfs())
-        .args([
-            "-e",
-            "FOO=bar",
-            "-e",
-            "FROM_HOST",
-            "-e",
-            "UNSET_ON_HOST_X",
-            "-e",
-            "HOME=/elsewhere",
-            "-w",
-            "/work/dir",
-        ])
-        .args([
-            "--",
-            "/bin/sh",
-            "-c",
-            "echo $FOO $FROM_HOST ${UNSET_ON_HOST_X-unset} $HOME; pwd; echo $PATH",
-        ])
+        .args(["-e", "FOO=bar", "-e", "FROM_HOST", "-e", "UNSET_ON_HOST_X", "-e", "HOME=/elsewhere", "-w", "/work/dir"])
+        .args(["--", "/bin/sh", "-c", "echo $FOO $FROM_HOST ${UNSET_ON_HOST_X-unset} $HOME; pwd; echo $PATH"])
         .output()
         .unwrap();
     assert_success(&out);
@@ -320,10 +208,7 @@ fn stdin_is_passed_only_with_interactive() {
     let h = Hutch::new("stdin");
     let run = |extra: &[&str]| {
         let mut c = h.cmd();
-        c.args(["run", "--rm", "--rootfs"])
-            .arg(busybox_rootfs())
-            .args(extra)
-            .args(["--", "cat"]);
+        c.args(["run", "--rm", "--rootfs"]).arg(busybox_rootfs()).args(extra).args(["--", "cat"]);
         c.stdin(Stdio::piped()).stdout(Stdio::piped());
         let mut child = c.spawn().unwrap();
         use std::io::Write;
@@ -342,23 +227,16 @@ fn signals_to_hutch_reach_the_container() {
         (nix::sys::signal::Signal::SIGUSR1, "USR1"),
         (nix::sys::signal::Signal::SIGHUP, "HUP"),
     ] {
-        let script = format!(
-            "trap 'echo got-{flag}; exit 7' {flag}; echo ready; while :; do sleep 0.05; done"
-        );
+        let script = format!("trap 'echo got-{flag}; exit 7' {flag}; echo ready; while :; do sleep 0.05; done");
         let mut c = h.cmd();
-        c.args(["run", "--rm", "--rootfs"])
-            .arg(busybox_rootfs())
-            .args(["--", "/bin/sh", "-c", &script]);
+        c.args(["run", "--rm", "--rootfs"]).arg(busybox_rootfs()).args(["--", "/bin/sh", "-c", &script]);
         c.stdout(Stdio::piped());
         let mut child = c.spawn().unwrap();
         wait_for_line(child.stdout.as_mut().unwrap(), "ready");
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(7), "signal {flag}");
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            format!("got-{flag}\n")
-        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("got-{flag}\n"));
     }
 }
 
@@ -368,45 +246,37 @@ fn init_forwards_signals_and_reaps() {
     // Without a handler, PID 1 ignores SIGTERM; --init's PID 1 forwards it
     // to sleep, which dies of it.
     let mut c = h.cmd();
-    c.args(["run", "--rm", "--init", "--rootfs"])
-        .arg(busybox_rootfs())
-        .args(["--", "/bin/sh", "-c", "echo ready; exec sleep 60"]);
+    c.args(["run", "--rm", "--init", "--rootfs"]).arg(busybox_rootfs()).args([
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo ready; exec sleep 60",
+    ]);
     c.stdout(Stdio::piped());
     let started = Instant::now();
     let mut child = c.spawn().unwrap();
     wait_for_line(child.stdout.as_mut().unwrap(), "ready");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(143));
     assert!(started.elapsed() < Duration::from_secs(30));
     // Orphans are reaped: no zombie left behind by a double fork.
-    let out = h.sh(
-        &["--init"],
-        "(sleep 0.1 &) ; sleep 0.5; ps -o stat,comm | grep -c '^Z' || true",
-    );
+    let out = h.sh(&["--init"], "(sleep 0.1 &) ; sleep 0.5; ps -o stat,comm | grep -c '^Z' || true");
     assert_eq!(out.trim(), "0");
-    assert_eq!(
-        h.sh(&["--init"], "echo $$"),
-        "2\n",
-        "the command runs as PID 2 under --init"
-    );
+    assert_eq!(h.sh(&["--init"], "echo $$"), "2\n", "the command runs as PID 2 under --init");
 }
 
 #[test]
 fn network_none_has_only_loopback_up() {
     let h = Hutch::new("netnone");
-    let out = h.sh(&["--network", "none"], "ls /sys/class/net; cat /sys/class/net/lo/operstate; ping -c1 -W2 127.0.0.1 >/dev/null && echo ping-ok");
+    let out = h.sh(
+        &["--network", "none"],
+        "ls /sys/class/net; cat /sys/class/net/lo/operstate; ping -c1 -W2 127.0.0.1 >/dev/null && echo ping-ok",
+    );
     assert_eq!(out, "lo\nunknown\nping-ok\n");
     let host = h.sh(&["--network", "host"], "ls /sys/class/net | wc -l");
     let host_count: usize = host.trim().parse().unwrap();
-    assert_eq!(
-        host_count,
-        std::fs::read_dir("/sys/class/net").unwrap().count()
-    );
+    assert_eq!(host_count, std::fs::read_dir("/sys/class/net").unwrap().count());
 }
 
 #[test]
@@ -415,23 +285,11 @@ fn rm_removes_runtime_files_and_without_it_they_stay() {
     let containers = h.runtime_dir.path().join("hutch/containers");
     h.sh(&[], "true");
     assert_eq!(std::fs::read_dir(&containers).unwrap().count(), 0);
-    let out = h
-        .cmd()
-        .args(["run", "--rootfs"])
-        .arg(busybox_rootfs())
-        .args(["true"])
-        .output()
-        .unwrap();
+    let out = h.cmd().args(["run", "--rootfs"]).arg(busybox_rootfs()).args(["true"]).output().unwrap();
     assert_success(&out);
-    let kept: Vec<_> = std::fs::read_dir(&containers)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let kept: Vec<_> = std::fs::read_dir(&containers).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(kept.len(), 1);
-    assert!(
-        kept[0].join("config.json").is_file(),
-        "the OCI spec is kept with the container"
-    );
+    assert!(kept[0].join("config.json").is_file(), "the OCI spec is kept with the container");
 }
 
 #[test]
@@ -453,16 +311,9 @@ fn hostile_rootfs_symlinks_cannot_redirect_mount_points_to_the_host() {
         .output()
         .unwrap();
     assert_success(&out);
-    assert_eq!(
-        std::fs::read_dir(&victim).unwrap().count(),
-        0,
-        "nothing was created in the host directory"
-    );
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0, "nothing was created in the host directory");
     assert!(
-        rootfs
-            .join(victim.strip_prefix("/").unwrap())
-            .join("hosts")
-            .exists(),
+        rootfs.join(victim.strip_prefix("/").unwrap()).join("hosts").exists(),
         "mount points were made inside the root"
     );
 }
@@ -478,8 +329,7 @@ fn single_id_note_is_said_once() {
         assert_eq!(stderr(&first), "");
     } else {
         assert!(
-            stderr(&first).contains("has no subordinate ids")
-                && stderr(&first).contains("usermod --add-subuids"),
+            stderr(&first).contains("has no subordinate ids") && stderr(&first).contains("usermod --add-subuids"),
             "{}",
             stderr(&first)
         );
@@ -491,24 +341,10 @@ fn single_id_note_is_said_once() {
 #[test]
 fn unshare_shows_the_store_as_containers_see_it() {
     let h = Hutch::new("unshare");
-    let out = h
-        .cmd()
-        .args([
-            "unshare",
-            "--",
-            "/bin/sh",
-            "-c",
-            "id -u; echo $HUTCH_UNSHARE",
-        ])
-        .output()
-        .unwrap();
+    let out = h.cmd().args(["unshare", "--", "/bin/sh", "-c", "id -u; echo $HUTCH_UNSHARE"]).output().unwrap();
     assert_success(&out);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n1\n");
-    let out = h
-        .cmd()
-        .args(["unshare", "--", "/nonexistent-cmd"])
-        .output()
-        .unwrap();
+    let out = h.cmd().args(["unshare", "--", "/nonexistent-cmd"]).output().unwrap();
     assert_eq!(out.status.code(), Some(127));
     if expect_subids() {
         // A file a container user made is owned by that user in the namespace.
@@ -516,12 +352,7 @@ fn unshare_shows_the_store_as_containers_see_it() {
         std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let vol = format!("{}:/data", data.path().display());
         h.sh(&["-v", &vol, "-u", "1000"], "touch /data/f");
-        let out = h
-            .cmd()
-            .args(["unshare", "stat", "-c", "%u"])
-            .arg(data.path().join("f"))
-            .output()
-            .unwrap();
+        let out = h.cmd().args(["unshare", "stat", "-c", "%u"]).arg(data.path().join("f")).output().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "1000\n");
     }
 }
@@ -548,24 +379,15 @@ fn a_kernel_refusing_user_namespaces_is_named_in_one_line() {
     // hutch's own namespace, it forbids hutch run there as an admin's
     // sysctl would on the host.
     let h = Hutch::new("refused");
-    let script = format!(
-        "echo 0 > /proc/sys/user/max_user_namespaces && exec {} run --rootfs / -- true",
-        hutch_bin().display()
-    );
-    let out = h
-        .cmd()
-        .args(["unshare", "--", "/bin/sh", "-c", &script])
-        .output()
-        .unwrap();
+    let script =
+        format!("echo 0 > /proc/sys/user/max_user_namespaces && exec {} run --rootfs / -- true", hutch_bin().display());
+    let out = h.cmd().args(["unshare", "--", "/bin/sh", "-c", &script]).output().unwrap();
     assert_eq!(out.status.code(), Some(125));
     let err = stderr(&out);
     let mut lines: Vec<&str> = err.lines().collect();
     let last = lines.pop().unwrap_or_default();
     // Inside the namespace hutch has no subordinate ids: its note may precede.
-    assert!(
-        lines.iter().all(|l| l.starts_with("hutch: note: ")),
-        "{err}"
-    );
+    assert!(lines.iter().all(|l| l.starts_with("hutch: note: ")), "{err}");
     assert_eq!(
         last,
         "hutch: cannot create a user namespace: the kernel allows no user namespaces (user.max_user_namespaces=0); \
@@ -582,29 +404,20 @@ fn a_newuidmap_without_privilege_falls_back_with_the_fix() {
     for tool in ["newuidmap", "newgidmap"] {
         std::fs::copy(format!("/usr/bin/{tool}"), bin.path().join(tool)).unwrap();
     }
-    let path = format!(
-        "{}:{}",
-        bin.path().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
     let mut c = h.cmd();
-    c.env("PATH", path)
-        .args(["run", "--rm", "--rootfs"])
-        .arg(busybox_rootfs())
-        .args(["--", "/bin/sh", "-c", "wc -l < /proc/self/uid_map"]);
+    c.env("PATH", path).args(["run", "--rm", "--rootfs"]).arg(busybox_rootfs()).args([
+        "--",
+        "/bin/sh",
+        "-c",
+        "wc -l < /proc/self/uid_map",
+    ]);
     let out = c.output().unwrap();
     assert_success(&out);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "1",
-        "only the caller's id is mapped"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1", "only the caller's id is mapped");
     if expect_subids() {
         let note = stderr(&out);
-        let want = format!(
-            "{}/newuidmap is neither setuid root nor given file capabilities",
-            bin.path().display()
-        );
+        let want = format!("{}/newuidmap is neither setuid root nor given file capabilities", bin.path().display());
         assert!(note.contains(&want) && note.contains("chmod u+s"), "{note}");
     }
 }

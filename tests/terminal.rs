@@ -24,19 +24,11 @@ struct Session {
 
 impl Session {
     fn start(h: &Hutch, rows: u16, cols: u16, command: &[&str]) -> Session {
-        let size = Winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
+        let size = Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
         let pty = openpty(Some(&size), None).expect("openpty");
         let slave: OwnedFd = pty.slave;
         let mut cmd = h.cmd();
-        cmd.args(["run", "--rm", "-it", "--rootfs"])
-            .arg(busybox_rootfs())
-            .arg("--")
-            .args(command);
+        cmd.args(["run", "--rm", "-it", "--rootfs"]).arg(busybox_rootfs()).arg("--").args(command);
         cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
             .stdout(Stdio::from(slave.try_clone().unwrap()))
             .stderr(Stdio::from(slave));
@@ -61,12 +53,7 @@ impl Session {
                 }
             }
         });
-        Session {
-            child,
-            master,
-            output,
-            seen: String::new(),
-        }
+        Session { child, master, output, seen: String::new() }
     }
 
     fn expect(&mut self, want: &str) {
@@ -85,12 +72,7 @@ impl Session {
     }
 
     fn resize(&self, rows: u16, cols: u16) {
-        let ws = libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
+        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
         // SAFETY: the master is open; ws is a valid winsize.
         unsafe { set_window_size(self.master.as_raw_fd(), &ws) }.unwrap();
     }
@@ -101,11 +83,7 @@ impl Session {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
             }
-            assert!(
-                Instant::now() < deadline,
-                "hutch did not exit; the terminal showed:\n{}",
-                self.seen
-            );
+            assert!(Instant::now() < deadline, "hutch did not exit; the terminal showed:\n{}", self.seen);
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -25,19 +25,13 @@ pub struct OverlayOptions {
 
 /// Parses one or more `-o` strings (comma separated; lowerdir lists colon
 /// separated, `\:` and `\,` escaping those characters in paths).
-pub fn parse_mount_options<'a>(
-    groups: impl IntoIterator<Item = &'a str>,
-) -> Result<OverlayOptions, Error> {
+pub fn parse_mount_options<'a>(groups: impl IntoIterator<Item = &'a str>) -> Result<OverlayOptions, Error> {
     let mut opts = OverlayOptions::default();
     for group in groups {
         for option in split_unescaped(group, ',') {
             match option.split_once('=') {
                 Some(("lowerdir", v)) => {
-                    opts.lowerdirs = split_unescaped(v, ':')
-                        .into_iter()
-                        .map(unescape)
-                        .map(PathBuf::from)
-                        .collect();
+                    opts.lowerdirs = split_unescaped(v, ':').into_iter().map(unescape).map(PathBuf::from).collect();
                     if opts.lowerdirs.iter().any(|p| p.as_os_str().is_empty()) {
                         return Err(Error::EmptyPath("lowerdir"));
                     }
@@ -106,12 +100,8 @@ mod tests {
 
     #[test]
     fn parses_the_fuse_overlayfs_form() {
-        let o = parse_mount_options(["lowerdir=/l1:/l2,upperdir=/u,workdir=/w", "allow_other"])
-            .unwrap();
-        assert_eq!(
-            o.lowerdirs,
-            vec![PathBuf::from("/l1"), PathBuf::from("/l2")]
-        );
+        let o = parse_mount_options(["lowerdir=/l1:/l2,upperdir=/u,workdir=/w", "allow_other"]).unwrap();
+        assert_eq!(o.lowerdirs, vec![PathBuf::from("/l1"), PathBuf::from("/l2")]);
         assert_eq!(o.upperdir, Some(PathBuf::from("/u")));
         assert_eq!(o.workdir, Some(PathBuf::from("/w")));
         assert_eq!(o.other, vec!["allow_other".to_string()]);
@@ -120,22 +110,13 @@ mod tests {
     #[test]
     fn escaped_separators_stay_in_paths() {
         let o = parse_mount_options([r"lowerdir=/a\:b:/c\,d"]).unwrap();
-        assert_eq!(
-            o.lowerdirs,
-            vec![PathBuf::from("/a:b"), PathBuf::from("/c,d")]
-        );
+        assert_eq!(o.lowerdirs, vec![PathBuf::from("/a:b"), PathBuf::from("/c,d")]);
     }
 
     #[test]
     fn rejects_incomplete_options() {
         assert_eq!(parse_mount_options(["upperdir=/u"]), Err(Error::NoLowerdir));
-        assert_eq!(
-            parse_mount_options(["lowerdir=/l,upperdir=/u"]),
-            Err(Error::UpperWithoutWork("upperdir"))
-        );
-        assert_eq!(
-            parse_mount_options(["lowerdir=/l::/m"]),
-            Err(Error::EmptyPath("lowerdir"))
-        );
+        assert_eq!(parse_mount_options(["lowerdir=/l,upperdir=/u"]), Err(Error::UpperWithoutWork("upperdir")));
+        assert_eq!(parse_mount_options(["lowerdir=/l::/m"]), Err(Error::EmptyPath("lowerdir")));
     }
 }

@@ -5,8 +5,7 @@ use std::path::Path;
 
 /// /etc/hosts for a container named `hostname`.
 pub fn hosts_file(hostname: &str, mode: NetworkMode) -> String {
-    let mut hosts =
-        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
     if mode == NetworkMode::Host {
         hosts.push_str("127.0.0.1\thost.containers.internal\n");
@@ -56,9 +55,7 @@ mod tests {
 
     #[test]
     fn detects_stub_resolver() {
-        assert!(uses_local_stub(
-            "# x\nnameserver 127.0.0.53\noptions edns0\n"
-        ));
+        assert!(uses_local_stub("# x\nnameserver 127.0.0.53\noptions edns0\n"));
         assert!(!uses_local_stub("nameserver 192.0.2.1\n"));
     }
 }

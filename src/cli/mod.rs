@@ -6,11 +6,7 @@ mod unshare;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "hutch",
-    version,
-    about = "Rootless containers and sandboxes, without a daemon"
-)]
+#[command(name = "hutch", version, about = "Rootless containers and sandboxes, without a daemon")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,10 +57,7 @@ pub fn main() -> i32 {
         }
         // Usage errors are hutch's own errors (125), as in Docker.
         Err(e) => {
-            eprintln!(
-                "hutch: {} (see --help)",
-                usage_error_line(&e.render().to_string())
-            );
+            eprintln!("hutch: {} (see --help)", usage_error_line(&e.render().to_string()));
             return crate::EXIT_HUTCH_ERROR;
         }
     };

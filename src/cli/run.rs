@@ -49,6 +49,21 @@ pub struct RunArgs {
     /// Mount the root filesystem read-only
     #[arg(long)]
     read_only: bool,
+    /// Mount a tmpfs: PATH[:OPTIONS]
+    #[arg(long, value_name = "PATH[:OPTS]")]
+    tmpfs: Vec<String>,
+    /// Add a capability (name with or without CAP_, or ALL)
+    #[arg(long, value_name = "CAP")]
+    cap_add: Vec<String>,
+    /// Drop a capability (name with or without CAP_, or ALL)
+    #[arg(long, value_name = "CAP")]
+    cap_drop: Vec<String>,
+    /// Every capability the user namespace can hold, nothing masked
+    #[arg(long)]
+    privileged: bool,
+    /// Security options: no-new-privileges[=true|false], seccomp=unconfined
+    #[arg(long, value_name = "OPT")]
+    security_opt: Vec<String>,
     /// Print help
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
@@ -61,11 +76,7 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     let runtime = RuntimeDir::open(|note| eprintln!("hutch: note: {note}"))?;
     let plan = UsernsPlan::for_current_user();
     note_id_mapping(&plan, &runtime);
-    let volumes = args
-        .volumes
-        .iter()
-        .map(|v| Volume::parse(v))
-        .collect::<Result<Vec<_>, _>>()?;
+    let volumes = args.volumes.iter().map(|v| Volume::parse(v)).collect::<Result<Vec<_>, _>>()?;
     let id = new_container_id()?;
     let dir = ContainerDir::create(&runtime, &id)?;
     let result = run_in(&dir, &plan, &id, volumes, &args);
@@ -77,27 +88,12 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     result
 }
 
-fn run_in(
-    dir: &ContainerDir,
-    plan: &UsernsPlan,
-    id: &str,
-    volumes: Vec<Volume>,
-    args: &RunArgs,
-) -> Result<i32, Error> {
-    let hostname = args
-        .hostname
-        .clone()
-        .unwrap_or_else(|| id[..12].to_string());
+fn run_in(dir: &ContainerDir, plan: &UsernsPlan, id: &str, volumes: Vec<Volume>, args: &RunArgs) -> Result<i32, Error> {
+    let hostname = args.hostname.clone().unwrap_or_else(|| id[..12].to_string());
     let etc_files = EtcFiles {
-        hosts: dir.write(
-            "hosts",
-            netstack::hosts_file(&hostname, args.network).as_bytes(),
-        )?,
+        hosts: dir.write("hosts", netstack::hosts_file(&hostname, args.network).as_bytes())?,
         hostname: dir.write("hostname", format!("{hostname}\n").as_bytes())?,
-        resolv_conf: dir.write(
-            "resolv.conf",
-            netstack::resolv_conf(args.network).as_bytes(),
-        )?,
+        resolv_conf: dir.write("resolv.conf", netstack::resolv_conf(args.network).as_bytes())?,
     };
     let config = ContainerConfig {
         rootfs: args.rootfs.clone(),
@@ -112,18 +108,43 @@ fn run_in(
         network: args.network,
         init: args.init,
         read_only: args.read_only,
+        tmpfs: args.tmpfs.clone(),
+        cap_add: args.cap_add.clone(),
+        cap_drop: args.cap_drop.clone(),
+        privileged: args.privileged,
+        no_new_privileges: no_new_privileges(&args.security_opt)?,
         etc_files,
     };
+    if args.privileged {
+        eprintln!(
+            "hutch: note: --privileged gives every capability inside the user namespace only: no host devices, kernel modules or host-wide settings"
+        );
+    }
     let spec = spec::build(&config, plan)?;
-    let json = serde_json::to_vec_pretty(&spec)
-        .map_err(|e| Error::Other(format!("serializing the spec: {e}")))?;
+    let json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Other(format!("serializing the spec: {e}")))?;
     dir.write("config.json", &json)?;
-    Ok(runtime::run(
-        &spec,
-        plan,
-        StdioMode {
-            terminal: args.tty,
-            interactive: args.interactive,
-        },
-    )?)
+    Ok(runtime::run(&spec, plan, StdioMode { terminal: args.tty, interactive: args.interactive })?)
+}
+
+/// no_new_privs is on unless `--security-opt no-new-privileges=false`.
+fn no_new_privileges(options: &[String]) -> Result<bool, Error> {
+    let mut on = true;
+    for opt in options {
+        let (key, value) = opt.split_once(['=', ':']).unwrap_or((opt, "true"));
+        match (key, value) {
+            ("no-new-privileges", "true") => on = true,
+            ("no-new-privileges", "false") => on = false,
+            // No filter is installed yet, so unconfined is what runs.
+            ("seccomp", "unconfined") => {}
+            ("seccomp", _) => {
+                return Err(Error::Other(format!("--security-opt {opt}: seccomp profiles are not supported yet")))
+            }
+            _ => {
+                return Err(Error::Other(format!(
+                    "unknown --security-opt {opt:?} (expected no-new-privileges[=true|false])"
+                )))
+            }
+        }
+    }
+    Ok(on)
 }

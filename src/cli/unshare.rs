@@ -17,11 +17,7 @@ use std::os::unix::process::CommandExt;
 #[derive(Args)]
 pub struct UnshareArgs {
     /// The command to run (default: $SHELL)
-    #[arg(
-        value_name = "COMMAND",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
 }
 
@@ -61,15 +57,8 @@ fn exec(command: &[String]) -> ! {
         eprintln!("hutch: unshare of the mount namespace: {e}");
         exit_now(crate::EXIT_HUTCH_ERROR);
     }
-    let err = std::process::Command::new(&command[0])
-        .args(&command[1..])
-        .env("HUTCH_UNSHARE", "1")
-        .exec();
-    let code = if err.kind() == std::io::ErrorKind::NotFound {
-        EXIT_NOT_FOUND
-    } else {
-        EXIT_CANNOT_INVOKE
-    };
+    let err = std::process::Command::new(&command[0]).args(&command[1..]).env("HUTCH_UNSHARE", "1").exec();
+    let code = if err.kind() == std::io::ErrorKind::NotFound { EXIT_NOT_FOUND } else { EXIT_CANNOT_INVOKE };
     eprintln!("hutch: cannot run {}: {err}", command[0]);
     exit_now(code)
 }

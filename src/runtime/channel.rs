@@ -3,8 +3,7 @@
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
 };
 use serde::{Deserialize, Serialize};
 use std::io::{IoSlice, IoSliceMut};
@@ -30,12 +29,7 @@ impl Channel {
     /// Two connected ends, both close-on-exec so a container process never
     /// inherits one.
     pub fn pair() -> Result<(Channel, Channel), Errno> {
-        let (a, b) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )?;
+        let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
         Ok((Channel { fd: a }, Channel { fd: b }))
     }
 
@@ -45,13 +39,7 @@ impl Channel {
         let fds: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
         let cmsg = [ControlMessage::ScmRights(&fds)];
         let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
-        sendmsg::<()>(
-            self.fd.as_raw_fd(),
-            &iov,
-            cmsgs,
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        )?;
+        sendmsg::<()>(self.fd.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None)?;
         Ok(())
     }
 
@@ -62,12 +50,7 @@ impl Channel {
         let (len, fd) = {
             let mut iov = [IoSliceMut::new(&mut buf)];
             let msg = loop {
-                match recvmsg::<()>(
-                    self.fd.as_raw_fd(),
-                    &mut iov,
-                    Some(&mut cmsg_space),
-                    MsgFlags::MSG_CMSG_CLOEXEC,
-                ) {
+                match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut cmsg_space), MsgFlags::MSG_CMSG_CLOEXEC) {
                     Err(Errno::EINTR) => continue,
                     r => break r?,
                 }

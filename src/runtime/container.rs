@@ -49,11 +49,7 @@ impl Launch<'_> {
     }
 }
 
-fn prepare<'a>(
-    spec: &'a Spec,
-    stdio: StdioMode,
-    channel: &Channel,
-) -> Result<Launch<'a>, SetupError> {
+fn prepare<'a>(spec: &'a Spec, stdio: StdioMode, channel: &Channel) -> Result<Launch<'a>, SetupError> {
     // A session of its own: no terminal of the caller's, no signals from
     // the caller's terminal except those hutch forwards.
     setsid().map_err(|e| SetupError::sys("setsid", "", e))?;
@@ -62,55 +58,30 @@ fn prepare<'a>(
     if namespaces.contains(CloneFlags::CLONE_NEWNET) {
         netstack::bring_up_loopback().map_err(|e| SetupError::config(e.to_string()))?;
     }
-    if let Some(name) = spec
-        .hostname()
-        .as_deref()
-        .filter(|_| namespaces.contains(CloneFlags::CLONE_NEWUTS))
-    {
+    if let Some(name) = spec.hostname().as_deref().filter(|_| namespaces.contains(CloneFlags::CLONE_NEWUTS)) {
         sethostname(name).map_err(|e| SetupError::sys("sethostname", name, e))?;
     }
     rootfs::enter(spec)?;
 
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| SetupError::config("the spec has no process"))?;
+    let process = spec.process().as_ref().ok_or_else(|| SetupError::config("the spec has no process"))?;
     let command = Command::from_process(process)?;
     if stdio.terminal {
-        let size = process
-            .console_size()
-            .map(|b| (b.height() as u16, b.width() as u16));
+        let size = process.console_size().map(|b| (b.height() as u16, b.width() as u16));
         terminal::attach_new_terminal(channel, size)?;
     } else if !stdio.interactive {
-        let null = open(
-            "/dev/null",
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| SetupError::sys("open", "/dev/null", e))?;
+        let null = open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| SetupError::sys("open", "/dev/null", e))?;
         dup2_stdin(&null).map_err(|e| SetupError::sys("dup2", "/dev/null", e))?;
     }
-    let with_init = spec
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(ANNOTATION_INIT))
-        .is_some_and(|v| v == "true");
-    Ok(Launch {
-        process,
-        command,
-        with_init,
-    })
+    let with_init = spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION_INIT)).is_some_and(|v| v == "true");
+    Ok(Launch { process, command, with_init })
 }
 
 /// The namespaces this process creates; the user namespace exists already
 /// (the monitor made it) and so does the PID namespace (we are its PID 1).
 fn namespaces_to_create(spec: &Spec) -> CloneFlags {
     let mut flags = CloneFlags::empty();
-    let list = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().clone())
-        .unwrap_or_default();
+    let list = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
     for ns in list {
         if ns.path().is_some() {
             continue; // joining existing namespaces comes with `exec`

@@ -21,14 +21,9 @@ pub fn run(spec: &Spec, plan: &UsernsPlan, stdio: StdioMode) -> Result<i32, RunE
     let sys = |op| move |errno| RunError::Sys { op, errno };
     // Blocked before the fork: the monitor keeps them blocked (a Ctrl-C
     // must not kill it), the container unblocks them before execve.
-    signals::forwarded()
-        .thread_block()
-        .map_err(sys("sigprocmask"))?;
-    let signal_fd = SignalFd::with_flags(
-        &signals::forwarded(),
-        SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
-    )
-    .map_err(sys("signalfd"))?;
+    signals::forwarded().thread_block().map_err(sys("sigprocmask"))?;
+    let signal_fd = SignalFd::with_flags(&signals::forwarded(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(sys("signalfd"))?;
     let (ours, theirs) = Channel::pair().map_err(sys("socketpair"))?;
     match userns::fork_into_userns(plan)? {
         Forked::Child => {
@@ -111,12 +106,7 @@ impl Frontend {
                 Err(errno) => return Err(RunError::Sys { op: "poll", errno }),
             }
             let ready = |i: Option<usize>| i.is_some_and(|i| fds[i].any().unwrap_or(false));
-            (
-                ready(channel_at),
-                ready(Some(0)),
-                ready(master_at),
-                ready(stdin_at),
-            )
+            (ready(channel_at), ready(Some(0)), ready(master_at), ready(stdin_at))
         };
         if channel_ready {
             self.read_channel()?;

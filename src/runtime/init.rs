@@ -42,9 +42,7 @@ fn reap_and_forward(child: Pid) -> ! {
             Ok(Signal::SIGCHLD) => loop {
                 match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                     Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(status) if status.pid() == Some(child) => {
-                        exit_now(exit_code(status).unwrap_or(1))
-                    }
+                    Ok(status) if status.pid() == Some(child) => exit_now(exit_code(status).unwrap_or(1)),
                     Ok(_) => continue,
                 }
             },

@@ -47,11 +47,7 @@ pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, Errno> {
             Err(e) => return Err(e),
         }
         let parent = open(root, &walked, dir_flags)?;
-        match mkdirat(
-            parent.as_fd(),
-            name.as_os_str(),
-            Mode::from_bits_truncate(0o755),
-        ) {
+        match mkdirat(parent.as_fd(), name.as_os_str(), Mode::from_bits_truncate(0o755)) {
             Ok(()) => walked = candidate,
             // Made by someone else meanwhile (another container on the same root)?
             Err(Errno::EEXIST) if open(root, &candidate, dir_flags).is_ok() => walked = candidate,
@@ -110,10 +106,7 @@ pub fn proc_path(fd: &impl AsRawFd) -> PathBuf {
 }
 
 fn relative(path: &Path) -> PathBuf {
-    let rel: PathBuf = path
-        .components()
-        .filter(|c| !matches!(c, Component::RootDir))
-        .collect();
+    let rel: PathBuf = path.components().filter(|c| !matches!(c, Component::RootDir)).collect();
     if rel.as_os_str().is_empty() {
         PathBuf::from(".")
     } else {
@@ -141,14 +134,10 @@ mod tests {
         // A hostile rootfs: /etc/evil -> /outside, /up -> ../../
         symlink("/outside", root.join("etc/evil")).unwrap();
         symlink("../../..", root.join("up")).unwrap();
-        let root_fd =
-            nix::fcntl::open(&root, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        let root_fd = nix::fcntl::open(&root, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
         ensure_file(root_fd.as_fd(), Path::new("/etc/evil/file")).unwrap();
         mkdir_all(root_fd.as_fd(), Path::new("/up/escaped")).unwrap();
-        assert!(
-            root.join("outside/file").is_file(),
-            "absolute link resolved inside the root"
-        );
+        assert!(root.join("outside/file").is_file(), "absolute link resolved inside the root");
         assert!(root.join("escaped").is_dir(), "`..` clamped at the root");
         assert!(!base.join("escaped").exists() && !Path::new("/outside").exists());
         std::fs::remove_dir_all(&base).unwrap();

@@ -8,6 +8,7 @@
 //!         optionally a reaping init in front of it (init.rs)
 //! ```
 
+mod capabilities;
 pub(crate) mod channel;
 pub(crate) mod container;
 mod frontend;
@@ -56,23 +57,18 @@ pub enum SetupError {
     /// The spec asks for something that cannot be done.
     Config(String),
     /// The command itself cannot run (exit code 126 or 127).
-    NotRunnable { code: i32, message: String },
+    NotRunnable {
+        code: i32,
+        message: String,
+    },
 }
 
 impl SetupError {
     pub fn sys(op: &str, path: impl AsRef<Path>, errno: Errno) -> SetupError {
-        SetupError::Sys {
-            op: op.to_string(),
-            path: path.as_ref().to_path_buf(),
-            errno,
-        }
+        SetupError::Sys { op: op.to_string(), path: path.as_ref().to_path_buf(), errno }
     }
     pub fn io(op: &str, path: impl AsRef<Path>, source: std::io::Error) -> SetupError {
-        SetupError::Io {
-            op: op.to_string(),
-            path: path.as_ref().to_path_buf(),
-            source,
-        }
+        SetupError::Io { op: op.to_string(), path: path.as_ref().to_path_buf(), source }
     }
     pub fn config(msg: impl Into<String>) -> SetupError {
         SetupError::Config(msg.into())
@@ -136,13 +132,7 @@ impl RunError {
 /// Tells hutch why setup failed (one line, over the channel) and exits with
 /// the status that failure maps to.
 pub(crate) fn fail(channel: &channel::Channel, err: SetupError) -> ! {
-    let _ = channel.send(
-        &channel::Message::Failed {
-            code: err.code(),
-            message: err.to_string(),
-        },
-        None,
-    );
+    let _ = channel.send(&channel::Message::Failed { code: err.code(), message: err.to_string() }, None);
     crate::sys::exit_now(err.code())
 }
 

@@ -18,29 +18,16 @@ const NONE: Option<&str> = None;
 
 /// Builds the root from `spec` and makes it `/` for this process.
 pub fn enter(spec: &Spec) -> Result<(), SetupError> {
-    let root_path = spec
-        .root()
-        .as_ref()
-        .map(|r| r.path().clone())
-        .ok_or_else(|| SetupError::config("the spec names no root"))?;
+    let root_path =
+        spec.root().as_ref().map(|r| r.path().clone()).ok_or_else(|| SetupError::config("the spec names no root"))?;
     // Nothing we mount may propagate back to the host's mounts.
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .map_err(|e| SetupError::sys("make / private", "/", e))?;
     // pivot_root needs the new root to be a mount point.
-    mount(
-        Some(&root_path),
-        &root_path,
-        NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        NONE,
-    )
-    .map_err(|e| SetupError::sys("bind the root", &root_path, e))?;
-    let root = nix::fcntl::open(
-        &root_path,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| SetupError::sys("open the root", &root_path, e))?;
+    mount(Some(&root_path), &root_path, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
+        .map_err(|e| SetupError::sys("bind the root", &root_path, e))?;
+    let root = nix::fcntl::open(&root_path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| SetupError::sys("open the root", &root_path, e))?;
 
     for m in spec.mounts().iter().flatten() {
         mount_one(root.as_fd(), m)?;
@@ -51,26 +38,21 @@ pub fn enter(spec: &Spec) -> Result<(), SetupError> {
         }
     }
     dev_symlinks(root.as_fd())?;
-    if let Some(cwd) = spec.process().as_ref().map(|p| p.cwd()) {
-        inroot::mkdir_all(root.as_fd(), cwd)
-            .map_err(|e| SetupError::sys("create the working directory", cwd, e))?;
+    if let Some(linux) = spec.linux() {
+        for path in linux.masked_paths().iter().flatten() {
+            mask(root.as_fd(), Path::new(path))?;
+        }
+        for path in linux.readonly_paths().iter().flatten() {
+            make_read_only(root.as_fd(), Path::new(path))?;
+        }
     }
-    if spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false)
-    {
+    if let Some(cwd) = spec.process().as_ref().map(|p| p.cwd()) {
+        inroot::mkdir_all(root.as_fd(), cwd).map_err(|e| SetupError::sys("create the working directory", cwd, e))?;
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
         let top = reopen(root.as_fd(), Path::new("/"))?;
-        set_mount_attrs(
-            top.as_fd(),
-            MountAttrs {
-                readonly: true,
-                ..Default::default()
-            },
-            false,
-        )
-        .map_err(|e| SetupError::sys("make the root read-only", &root_path, e))?;
+        set_mount_attrs(top.as_fd(), MountAttrs { readonly: true, ..Default::default() }, false)
+            .map_err(|e| SetupError::sys("make the root read-only", &root_path, e))?;
     }
     switch_root(root, &root_path)
 }
@@ -80,8 +62,7 @@ pub fn enter(spec: &Spec) -> Result<(), SetupError> {
 fn switch_root(root: OwnedFd, root_path: &Path) -> Result<(), SetupError> {
     fchdir(&root).map_err(|e| SetupError::sys("enter the root", root_path, e))?;
     pivot_root(".", ".").map_err(|e| SetupError::sys("pivot_root", root_path, e))?;
-    umount2(".", MntFlags::MNT_DETACH)
-        .map_err(|e| SetupError::sys("detach the old root", "/", e))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| SetupError::sys("detach the old root", "/", e))?;
     chdir("/").map_err(|e| SetupError::sys("chdir", "/", e))
 }
 
@@ -137,18 +118,14 @@ impl MountAttrs {
 fn mount_one(root: BorrowedFd<'_>, m: &Mount) -> Result<(), SetupError> {
     let dest = m.destination();
     if !dest.is_absolute() {
-        return Err(SetupError::config(format!(
-            "mount destination {} is not absolute",
-            dest.display()
-        )));
+        return Err(SetupError::config(format!("mount destination {} is not absolute", dest.display())));
     }
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("bind");
     if opts.bind || typ == "bind" {
         return bind_mount(root, m, &opts);
     }
-    let target = inroot::mkdir_all(root, dest)
-        .map_err(|e| SetupError::sys("create mount point", dest, e))?;
+    let target = inroot::mkdir_all(root, dest).map_err(|e| SetupError::sys("create mount point", dest, e))?;
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let data = opts.data.join(",");
     mount(
@@ -163,18 +140,13 @@ fn mount_one(root: BorrowedFd<'_>, m: &Mount) -> Result<(), SetupError> {
 
 fn bind_mount(root: BorrowedFd<'_>, m: &Mount, opts: &MountOptions) -> Result<(), SetupError> {
     let dest = m.destination();
-    let source = m.source().as_ref().ok_or_else(|| {
-        SetupError::config(format!("bind mount on {} has no source", dest.display()))
-    })?;
-    let is_dir = std::fs::metadata(source)
-        .map_err(|e| SetupError::io("bind mount source", source, e))?
-        .is_dir();
-    let target = if is_dir {
-        inroot::mkdir_all(root, dest)
-    } else {
-        inroot::ensure_file(root, dest)
-    }
-    .map_err(|e| SetupError::sys("create mount point", dest, e))?;
+    let source = m
+        .source()
+        .as_ref()
+        .ok_or_else(|| SetupError::config(format!("bind mount on {} has no source", dest.display())))?;
+    let is_dir = std::fs::metadata(source).map_err(|e| SetupError::io("bind mount source", source, e))?.is_dir();
+    let target = if is_dir { inroot::mkdir_all(root, dest) } else { inroot::ensure_file(root, dest) }
+        .map_err(|e| SetupError::sys("create mount point", dest, e))?;
     let mut flags = MsFlags::MS_BIND;
     flags.set(MsFlags::MS_REC, opts.recursive);
     mount(Some(source), &inroot::proc_path(&target), NONE, flags, NONE)
@@ -195,16 +167,43 @@ fn reopen(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, SetupError> {
 /// Device nodes cannot be created in a user namespace: bind the host's.
 fn bind_device(root: BorrowedFd<'_>, dev: &LinuxDevice) -> Result<(), SetupError> {
     let path = dev.path();
-    let target = inroot::ensure_file(root, path)
-        .map_err(|e| SetupError::sys("create device node", path, e))?;
-    mount(
-        Some(path),
-        &inroot::proc_path(&target),
-        NONE,
-        MsFlags::MS_BIND,
-        NONE,
-    )
-    .map_err(|e| SetupError::sys("bind device", path, e))
+    let target = inroot::ensure_file(root, path).map_err(|e| SetupError::sys("create device node", path, e))?;
+    mount(Some(path), &inroot::proc_path(&target), NONE, MsFlags::MS_BIND, NONE)
+        .map_err(|e| SetupError::sys("bind device", path, e))
+}
+
+/// Hides `path`: /dev/null over a file, an empty read-only tmpfs over a
+/// directory. A path the kernel does not have is fine.
+fn mask(root: BorrowedFd<'_>, path: &Path) -> Result<(), SetupError> {
+    let target = match inroot::open(root, path, OFlag::O_PATH) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(SetupError::sys("open masked path", path, e)),
+    };
+    let is_dir = nix::sys::stat::fstat(&target).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR).unwrap_or(false);
+    let result = if is_dir {
+        let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        mount(Some("tmpfs"), &inroot::proc_path(&target), Some("tmpfs"), flags, Some("size=0"))
+    } else {
+        mount(Some("/dev/null"), &inroot::proc_path(&target), NONE, MsFlags::MS_BIND, NONE)
+    };
+    result.map_err(|e| SetupError::sys("mask", path, e))
+}
+
+/// Binds `path` onto itself and makes that mount (and those below it)
+/// read-only.
+fn make_read_only(root: BorrowedFd<'_>, path: &Path) -> Result<(), SetupError> {
+    let target = match inroot::open(root, path, OFlag::O_PATH) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(SetupError::sys("open read-only path", path, e)),
+    };
+    let here = inroot::proc_path(&target);
+    mount(Some(&here), &here, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
+        .map_err(|e| SetupError::sys("bind read-only path", path, e))?;
+    let mounted = reopen(root, path)?;
+    set_mount_attrs(mounted.as_fd(), MountAttrs { readonly: true, nosuid: true, nodev: true, noexec: true }, true)
+        .map_err(|e| SetupError::sys("make read-only", path, e))
 }
 
 /// The links every /dev has.
@@ -238,17 +237,9 @@ mod tests {
     fn options_split_into_flags_attributes_and_data() {
         let o = parse_options(&["rbind".into(), "ro".into(), "nosuid".into()]);
         assert!(o.bind && o.recursive && o.attrs.readonly && o.attrs.nosuid);
-        let o = parse_options(&[
-            "nosuid".into(),
-            "strictatime".into(),
-            "mode=755".into(),
-            "size=65536k".into(),
-        ]);
+        let o = parse_options(&["nosuid".into(), "strictatime".into(), "mode=755".into(), "size=65536k".into()]);
         assert!(!o.bind);
         assert_eq!(o.flags, MsFlags::MS_STRICTATIME);
-        assert_eq!(
-            o.data,
-            vec!["mode=755".to_string(), "size=65536k".to_string()]
-        );
+        assert_eq!(o.data, vec!["mode=755".to_string(), "size=65536k".to_string()]);
     }
 }

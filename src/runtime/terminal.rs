@@ -20,13 +20,12 @@ nix::ioctl_write_ptr_bad!(set_window_size, libc::TIOCSWINSZ, libc::winsize);
 /// Call after pivot_root, in a new session.
 pub fn attach_new_terminal(channel: &Channel, size: Option<(u16, u16)>) -> Result<(), SetupError> {
     let err = |op: &str, e| SetupError::sys(op, "/dev/ptmx", e);
-    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
-        .map_err(|e| err("open", e))?;
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).map_err(|e| err("open", e))?;
     grantpt(&master).map_err(|e| err("grantpt", e))?;
     unlockpt(&master).map_err(|e| err("unlockpt", e))?;
     let slave_name = ptsname_r(&master).map_err(|e| err("ptsname", e))?;
-    let slave = open(slave_name.as_str(), OFlag::O_RDWR, Mode::empty())
-        .map_err(|e| SetupError::sys("open", &slave_name, e))?;
+    let slave =
+        open(slave_name.as_str(), OFlag::O_RDWR, Mode::empty()).map_err(|e| SetupError::sys("open", &slave_name, e))?;
     if let Some((rows, cols)) = size {
         set_size(slave.as_fd(), rows, cols);
     }
@@ -53,12 +52,7 @@ pub fn size_of(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
 /// Sets the size of terminal `fd`; the kernel then sends SIGWINCH to its
 /// foreground process group.
 pub fn set_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) {
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: `fd` is open for the duration of the call; `ws` is valid.
     let _ = unsafe { set_window_size(fd.as_raw_fd(), &ws) };
 }

@@ -12,9 +12,7 @@ use std::sync::OnceLock;
 /// The hutch binary: $HUTCH_BIN (CI copies it where the test users can
 /// read it), else the one cargo built.
 pub fn hutch_bin() -> PathBuf {
-    std::env::var_os("HUTCH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hutch")))
+    std::env::var_os("HUTCH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hutch")))
 }
 
 /// A scratch directory for one test, removed when dropped.
@@ -36,19 +34,13 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         // Files a container made as a subordinate id are not ours to
         // delete from outside: remove them from inside the namespace.
-        let _ = Command::new(hutch_bin())
-            .args(["unshare", "rm", "-rf"])
-            .arg(&self.0)
-            .status();
+        let _ = Command::new(hutch_bin()).args(["unshare", "rm", "-rf"]).arg(&self.0).status();
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
 fn base_dir() -> PathBuf {
-    std::env::var_os("HUTCH_TEST_TMP")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-        .join("hutch-tests")
+    std::env::var_os("HUTCH_TEST_TMP").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join("hutch-tests")
 }
 
 /// A root filesystem with busybox and its applets, shared by the tests of
@@ -64,24 +56,15 @@ pub fn busybox_rootfs() -> &'static Path {
 
 pub fn make_busybox_rootfs(dir: &Path) {
     let busybox = Path::new("/bin/busybox");
-    assert!(
-        busybox.exists(),
-        "missing prerequisite: /bin/busybox (apt-get install busybox-static)"
-    );
+    assert!(busybox.exists(), "missing prerequisite: /bin/busybox (apt-get install busybox-static)");
     let _ = std::fs::remove_dir_all(dir);
     for d in ["bin", "etc", "tmp", "root"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
     std::fs::copy(busybox, dir.join("bin/busybox")).unwrap();
-    let list = Command::new(busybox)
-        .arg("--list")
-        .output()
-        .expect("busybox --list");
-    for applet in String::from_utf8_lossy(&list.stdout)
-        .lines()
-        .filter(|a| *a != "busybox")
-    {
+    let list = Command::new(busybox).arg("--list").output().expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| *a != "busybox") {
         std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
     }
     std::fs::write(
@@ -89,11 +72,8 @@ pub fn make_busybox_rootfs(dir: &Path) {
         "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.join("etc/group"),
-        "root:x:0:\ntty:x:5:\nstaff:x:50:app\napp:x:1000:\nnogroup:x:65534:\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("etc/group"), "root:x:0:\ntty:x:5:\nstaff:x:50:app\napp:x:1000:\nnogroup:x:65534:\n")
+        .unwrap();
 }
 
 /// A hutch command with its own runtime dir (so per-runtime-dir notes and
@@ -105,26 +85,20 @@ pub struct Hutch {
 impl Hutch {
     pub fn new(test: &str) -> Hutch {
         let runtime_dir = Scratch::new(&format!("xdg-{test}"));
-        std::fs::set_permissions(runtime_dir.path(), std::fs::Permissions::from_mode(0o700))
-            .unwrap();
+        std::fs::set_permissions(runtime_dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         Hutch { runtime_dir }
     }
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(hutch_bin());
-        c.env("XDG_RUNTIME_DIR", self.runtime_dir.path())
-            .stdin(Stdio::null());
+        c.env("XDG_RUNTIME_DIR", self.runtime_dir.path()).stdin(Stdio::null());
         c
     }
 
     /// `hutch run --rm --rootfs <busybox> <extra…> -- <command…>`
     pub fn run(&self, extra: &[&str], command: &[&str]) -> Output {
         let mut c = self.cmd();
-        c.args(["run", "--rm", "--rootfs"])
-            .arg(busybox_rootfs())
-            .args(extra)
-            .arg("--")
-            .args(command);
+        c.args(["run", "--rm", "--rootfs"]).arg(busybox_rootfs()).args(extra).arg("--").args(command);
         c.output().expect("spawn hutch")
     }
 
@@ -148,11 +122,7 @@ pub fn assert_success(out: &Output) {
 
 /// stderr without hutch's one-time notes: the error line(s) a test checks.
 pub fn error_line(out: &Output) -> String {
-    stderr(out)
-        .lines()
-        .filter(|l| !l.starts_with("hutch: note: "))
-        .collect::<Vec<_>>()
-        .join("\n")
+    stderr(out).lines().filter(|l| !l.starts_with("hutch: note: ")).collect::<Vec<_>>().join("\n")
 }
 
 pub fn stderr(out: &Output) -> String {
@@ -167,15 +137,10 @@ pub fn expect_subids() -> bool {
         Ok("yes") => true,
         Ok("no") => false,
         _ => {
-            let me = nix::unistd::User::from_uid(nix::unistd::getuid())
-                .ok()
-                .flatten()
-                .map(|u| u.name)
-                .unwrap_or_default();
+            let me =
+                nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name).unwrap_or_default();
             let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
-            subuid
-                .lines()
-                .any(|l| l.split(':').next() == Some(me.as_str()))
+            subuid.lines().any(|l| l.split(':').next() == Some(me.as_str()))
         }
     }
 }

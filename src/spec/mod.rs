@@ -1,15 +1,16 @@
 //! From what the user asked for to an OCI runtime Spec. The runtime
 //! executes only the Spec, so everything a flag means is visible here.
 
+pub mod security;
+
 use crate::runtime::{inroot, process::DEFAULT_PATH, ANNOTATION_INIT};
 use crate::userns::UsernsPlan;
 use netstack::NetworkMode;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{
-    BoxBuilder, LinuxBuilder, LinuxDeviceBuilder, LinuxDeviceType, LinuxIdMappingBuilder,
-    LinuxNamespaceBuilder, LinuxNamespaceType, Mount, MountBuilder, ProcessBuilder, RootBuilder,
-    Spec, SpecBuilder, UserBuilder,
+    BoxBuilder, LinuxBuilder, LinuxDeviceBuilder, LinuxDeviceType, LinuxIdMappingBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use std::collections::HashMap;
 use std::io::Read;
@@ -20,7 +21,9 @@ use std::path::{Path, PathBuf};
 pub enum Error {
     #[error("invalid volume {0:?}: expected HOST-PATH:CONTAINER-PATH[:ro|rw] with an absolute container path")]
     VolumeSyntax(String),
-    #[error("invalid volume {0:?}: named volumes are not supported yet; give a host path (absolute, or starting with ./)")]
+    #[error(
+        "invalid volume {0:?}: named volumes are not supported yet; give a host path (absolute, or starting with ./)"
+    )]
     NamedVolume(String),
     #[error("volume source {path}: {source}")]
     VolumeSource {
@@ -28,7 +31,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("unknown volume option {option:?} in {volume:?} (expected ro or rw)")]
+    #[error("unknown volume option {option:?} in {volume:?} (expected ro, rw, nosuid, nodev, noexec)")]
     VolumeOption { volume: String, option: String },
     #[error("the root filesystem {path}: {source}")]
     Rootfs {
@@ -43,17 +46,17 @@ pub enum Error {
     #[error("no group {name:?} in the container's /etc/group")]
     UnknownGroup { name: String },
     #[error("{kind} {id} has no host id in this user namespace: {why}")]
-    Unmapped {
-        kind: &'static str,
-        id: u32,
-        why: String,
-    },
+    Unmapped { kind: &'static str, id: u32, why: String },
     #[error("invalid environment variable {0:?}: the name must not be empty")]
     Env(String),
     #[error("the working directory {0:?} must be an absolute path")]
     Workdir(PathBuf),
     #[error("no command given: name one after the options (e.g. `-- /bin/sh`)")]
     NoCommand,
+    #[error(transparent)]
+    Security(#[from] security::Error),
+    #[error("invalid tmpfs {0:?}: expected CONTAINER-PATH[:OPTIONS] with an absolute path")]
+    Tmpfs(String),
     #[error("building the runtime spec: {0}")]
     Oci(#[from] oci_spec::OciSpecError),
 }
@@ -63,7 +66,8 @@ pub enum Error {
 pub struct Volume {
     pub source: PathBuf,
     pub destination: PathBuf,
-    pub readonly: bool,
+    /// Mount options for the runtime: `ro`, `nosuid`, `nodev`, `noexec`.
+    pub options: Vec<String>,
 }
 
 impl Volume {
@@ -81,30 +85,20 @@ impl Volume {
         if !source.starts_with('/') && !source.starts_with('.') {
             return Err(Error::NamedVolume(arg.into()));
         }
-        let mut readonly = false;
+        let mut flags: Vec<String> = Vec::new();
         for option in options.split(',').filter(|o| !o.is_empty()) {
             match option {
-                "ro" => readonly = true,
-                "rw" => readonly = false,
+                "ro" | "nosuid" | "nodev" | "noexec" => flags.push(option.to_string()),
+                "rw" => flags.retain(|f| f != "ro"),
+                "suid" | "dev" | "exec" => flags.retain(|f| *f != format!("no{option}")),
                 // SELinux relabelling and propagation requests: nothing to do rootless.
                 "z" | "Z" | "rprivate" | "private" => {}
-                other => {
-                    return Err(Error::VolumeOption {
-                        volume: arg.into(),
-                        option: other.into(),
-                    })
-                }
+                other => return Err(Error::VolumeOption { volume: arg.into(), option: other.into() }),
             }
         }
-        let source = std::fs::canonicalize(source).map_err(|e| Error::VolumeSource {
-            path: source.into(),
-            source: e,
-        })?;
-        Ok(Volume {
-            source,
-            destination: destination.into(),
-            readonly,
-        })
+        let source =
+            std::fs::canonicalize(source).map_err(|e| Error::VolumeSource { path: source.into(), source: e })?;
+        Ok(Volume { source, destination: destination.into(), options: flags })
     }
 }
 
@@ -132,6 +126,13 @@ pub struct ContainerConfig {
     pub network: NetworkMode,
     pub init: bool,
     pub read_only: bool,
+    /// `--tmpfs PATH[:OPTIONS]`
+    pub tmpfs: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// Every capability, nothing masked (`--privileged`).
+    pub privileged: bool,
+    pub no_new_privileges: bool,
     pub etc_files: EtcFiles,
 }
 
@@ -140,10 +141,8 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
     if cfg.command.is_empty() {
         return Err(Error::NoCommand);
     }
-    let rootfs = std::fs::canonicalize(&cfg.rootfs).map_err(|e| Error::Rootfs {
-        path: cfg.rootfs.clone(),
-        source: e,
-    })?;
+    let rootfs =
+        std::fs::canonicalize(&cfg.rootfs).map_err(|e| Error::Rootfs { path: cfg.rootfs.clone(), source: e })?;
     let ids = resolve_user(&rootfs, cfg.user.as_deref())?;
     check_mapped(plan, &ids)?;
     let cwd = cfg.workdir.clone().unwrap_or_else(|| PathBuf::from("/"));
@@ -153,59 +152,36 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
 
     let mut process = ProcessBuilder::default()
         .terminal(cfg.terminal)
-        .user(
-            UserBuilder::default()
-                .uid(ids.uid)
-                .gid(ids.gid)
-                .additional_gids(ids.additional_gids.clone())
-                .build()?,
-        )
+        .user(UserBuilder::default().uid(ids.uid).gid(ids.gid).additional_gids(ids.additional_gids.clone()).build()?)
         .args(cfg.command.clone())
         .env(environment(cfg, &ids.home)?)
-        .cwd(cwd);
+        .cwd(cwd)
+        .capabilities(security::capabilities(&cfg.cap_add, &cfg.cap_drop, cfg.privileged)?)
+        .no_new_privileges(cfg.no_new_privileges);
     if let Some((rows, cols)) = cfg.terminal_size.filter(|_| cfg.terminal) {
-        process = process.console_size(
-            BoxBuilder::default()
-                .height(rows as u64)
-                .width(cols as u64)
-                .build()?,
-        );
+        process = process.console_size(BoxBuilder::default().height(rows as u64).width(cols as u64).build()?);
     }
     let mut annotations = HashMap::new();
     if cfg.init {
         annotations.insert(ANNOTATION_INIT.to_string(), "true".to_string());
     }
     let map = |m: &crate::userns::IdMapping| {
-        LinuxIdMappingBuilder::default()
-            .container_id(m.container_id)
-            .host_id(m.host_id)
-            .size(m.size)
-            .build()
+        LinuxIdMappingBuilder::default().container_id(m.container_id).host_id(m.host_id).size(m.size).build()
     };
+    let (masked, readonly): (&[&str], &[&str]) =
+        if cfg.privileged { (&[], &[]) } else { (security::MASKED_PATHS, security::READONLY_PATHS) };
+    let strings = |l: &[&str]| l.iter().map(|p| p.to_string()).collect::<Vec<_>>();
     let linux = LinuxBuilder::default()
         .namespaces(namespaces(cfg.network)?)
-        .uid_mappings(
-            plan.uid_map
-                .iter()
-                .map(map)
-                .collect::<Result<Vec<_>, _>>()?,
-        )
-        .gid_mappings(
-            plan.gid_map
-                .iter()
-                .map(map)
-                .collect::<Result<Vec<_>, _>>()?,
-        )
+        .masked_paths(strings(masked))
+        .readonly_paths(strings(readonly))
+        .uid_mappings(plan.uid_map.iter().map(map).collect::<Result<Vec<_>, _>>()?)
+        .gid_mappings(plan.gid_map.iter().map(map).collect::<Result<Vec<_>, _>>()?)
         .devices(devices()?)
         .build()?;
     Ok(SpecBuilder::default()
         .version("1.0.2")
-        .root(
-            RootBuilder::default()
-                .path(rootfs)
-                .readonly(cfg.read_only)
-                .build()?,
-        )
+        .root(RootBuilder::default().path(rootfs).readonly(cfg.read_only).build()?)
         .hostname(cfg.hostname.clone())
         .process(process.build()?)
         .mounts(mounts(cfg, plan)?)
@@ -226,43 +202,28 @@ fn namespaces(network: NetworkMode) -> Result<Vec<oci_spec::runtime::LinuxNamesp
     if network.needs_namespace() {
         types.push(LinuxNamespaceType::Network);
     }
-    Ok(types
-        .into_iter()
-        .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
-        .collect::<Result<_, _>>()?)
+    Ok(types.into_iter().map(|t| LinuxNamespaceBuilder::default().typ(t).build()).collect::<Result<_, _>>()?)
 }
 
 /// The device nodes every container has, bound from the host (device nodes
 /// cannot be created in a user namespace).
 fn devices() -> Result<Vec<oci_spec::runtime::LinuxDevice>, Error> {
-    [
-        ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
-        ("random", 1, 8),
-        ("urandom", 1, 9),
-        ("tty", 5, 0),
-    ]
-    .into_iter()
-    .map(|(name, major, minor)| {
-        LinuxDeviceBuilder::default()
-            .path(format!("/dev/{name}"))
-            .typ(LinuxDeviceType::C)
-            .major(major)
-            .minor(minor)
-            .file_mode(0o666u32)
-            .build()
-            .map_err(Error::from)
-    })
-    .collect()
+    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
+        .into_iter()
+        .map(|(name, major, minor)| {
+            LinuxDeviceBuilder::default()
+                .path(format!("/dev/{name}"))
+                .typ(LinuxDeviceType::C)
+                .major(major)
+                .minor(minor)
+                .file_mode(0o666u32)
+                .build()
+                .map_err(Error::from)
+        })
+        .collect()
 }
 
-fn mount(
-    dest: &str,
-    typ: &str,
-    source: impl Into<PathBuf>,
-    options: &[&str],
-) -> Result<Mount, Error> {
+fn mount(dest: &str, typ: &str, source: impl Into<PathBuf>, options: &[&str]) -> Result<Mount, Error> {
     Ok(MountBuilder::default()
         .destination(dest)
         .typ(typ)
@@ -274,82 +235,40 @@ fn mount(
 fn mounts(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Vec<Mount>, Error> {
     // devpts may name the tty group only when gid 5 exists in the namespace.
     let devpts_opts: &[&str] = if plan.maps_gid(5) {
-        &[
-            "nosuid",
-            "noexec",
-            "newinstance",
-            "ptmxmode=0666",
-            "mode=0620",
-            "gid=5",
-        ]
+        &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]
     } else {
-        &[
-            "nosuid",
-            "noexec",
-            "newinstance",
-            "ptmxmode=0666",
-            "mode=0620",
-        ]
+        &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]
     };
     // A fresh sysfs needs a network namespace of our own; else bind the host's.
     let sys = if cfg.network.needs_namespace() {
-        mount(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
-        )?
+        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?
     } else {
-        mount(
-            "/sys",
-            "bind",
-            "/sys",
-            &["rbind", "nosuid", "noexec", "nodev", "ro"],
-        )?
+        mount("/sys", "bind", "/sys", &["rbind", "nosuid", "noexec", "nodev", "ro"])?
     };
     let mut list = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
-        mount(
-            "/dev",
-            "tmpfs",
-            "tmpfs",
-            &["nosuid", "strictatime", "mode=755", "size=65536k"],
-        )?,
+        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"])?,
         mount("/dev/pts", "devpts", "devpts", devpts_opts)?,
-        mount(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-        )?,
-        mount(
-            "/dev/mqueue",
-            "mqueue",
-            "mqueue",
-            &["nosuid", "noexec", "nodev"],
-        )?,
+        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"])?,
+        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
         sys,
         mount("/etc/hosts", "bind", &cfg.etc_files.hosts, &["bind"])?,
         mount("/etc/hostname", "bind", &cfg.etc_files.hostname, &["bind"])?,
-        mount(
-            "/etc/resolv.conf",
-            "bind",
-            &cfg.etc_files.resolv_conf,
-            &["bind"],
-        )?,
+        mount("/etc/resolv.conf", "bind", &cfg.etc_files.resolv_conf, &["bind"])?,
     ];
     for v in &cfg.volumes {
-        let opts: &[&str] = if v.readonly {
-            &["rbind", "ro"]
-        } else {
-            &["rbind"]
-        };
-        list.push(mount(
-            &v.destination.to_string_lossy(),
-            "bind",
-            &v.source,
-            opts,
-        )?);
+        let opts: Vec<&str> = std::iter::once("rbind").chain(v.options.iter().map(String::as_str)).collect();
+        list.push(mount(&v.destination.to_string_lossy(), "bind", &v.source, &opts)?);
+    }
+    for t in &cfg.tmpfs {
+        let (dest, opts) = t.split_once(':').unwrap_or((t, ""));
+        if !dest.starts_with('/') {
+            return Err(Error::Tmpfs(t.clone()));
+        }
+        // Docker's defaults, then the user's options (the kernel takes the last).
+        let opts: Vec<&str> =
+            ["nosuid", "nodev", "noexec"].into_iter().chain(opts.split(',').filter(|o| !o.is_empty())).collect();
+        list.push(mount(dest, "tmpfs", "tmpfs", &opts)?);
     }
     Ok(list)
 }
@@ -407,10 +326,7 @@ fn resolve_user(rootfs: &Path, spec: Option<&str>) -> Result<UserIds, Error> {
     let entry = passwd_entry(&passwd, user);
     let uid = match user.parse::<u32>() {
         Ok(uid) => uid,
-        Err(_) => entry
-            .as_ref()
-            .map(|e| e.1)
-            .ok_or_else(|| Error::UnknownUser { name: user.into() })?,
+        Err(_) => entry.as_ref().map(|e| e.1).ok_or_else(|| Error::UnknownUser { name: user.into() })?,
     };
     let gid = match grp {
         Some(g) => match g.parse::<u32>() {
@@ -425,16 +341,8 @@ fn resolve_user(rootfs: &Path, spec: Option<&str>) -> Result<UserIds, Error> {
         (Some(n), None) => supplementary_groups(&group, n, gid),
         _ => Vec::new(),
     };
-    let home =
-        entry
-            .map(|e| e.3)
-            .unwrap_or_else(|| if uid == 0 { "/root".into() } else { "/".into() });
-    Ok(UserIds {
-        uid,
-        gid,
-        additional_gids,
-        home,
-    })
+    let home = entry.map(|e| e.3).unwrap_or_else(|| if uid == 0 { "/root".into() } else { "/".into() });
+    Ok(UserIds { uid, gid, additional_gids, home })
 }
 
 /// (name, uid, gid, home) of the passwd line whose name or uid is `who`.
@@ -444,21 +352,14 @@ fn passwd_entry(passwd: &str, who: &str) -> Option<(String, u32, u32, String)> {
         if f.len() < 7 || (f[0] != who && f[2] != who) {
             return None;
         }
-        Some((
-            f[0].to_string(),
-            f[2].parse().ok()?,
-            f[3].parse().ok()?,
-            f[5].to_string(),
-        ))
+        Some((f[0].to_string(), f[2].parse().ok()?, f[3].parse().ok()?, f[5].to_string()))
     })
 }
 
 fn group_id(group: &str, name: &str) -> Option<u32> {
     group.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 3 && f[0] == name)
-            .then(|| f[2].parse().ok())
-            .flatten()
+        (f.len() >= 3 && f[0] == name).then(|| f[2].parse().ok()).flatten()
     })
 }
 
@@ -475,43 +376,26 @@ fn supplementary_groups(group: &str, user: &str, primary: u32) -> Vec<u32> {
 }
 
 fn read_in_root(rootfs: &Path, path: &str) -> String {
-    let Ok(root) = nix::fcntl::open(
-        rootfs,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) else {
+    let Ok(root) = nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+    else {
         return String::new();
     };
     let Ok(fd) = inroot::open(root.as_fd(), Path::new(path), OFlag::O_RDONLY) else {
         return String::new();
     };
     let mut text = String::new();
-    let _ = std::fs::File::from(fd)
-        .take(4 << 20)
-        .read_to_string(&mut text);
+    let _ = std::fs::File::from(fd).take(4 << 20).read_to_string(&mut text);
     text
 }
 
 fn check_mapped(plan: &UsernsPlan, ids: &UserIds) -> Result<(), Error> {
-    let why = || {
-        plan.fallback_reason
-            .clone()
-            .unwrap_or_else(|| "it is beyond your subordinate ranges".to_string())
-    };
+    let why = || plan.fallback_reason.clone().unwrap_or_else(|| "it is beyond your subordinate ranges".to_string());
     if !plan.maps_uid(ids.uid) {
-        return Err(Error::Unmapped {
-            kind: "uid",
-            id: ids.uid,
-            why: why(),
-        });
+        return Err(Error::Unmapped { kind: "uid", id: ids.uid, why: why() });
     }
     for gid in std::iter::once(ids.gid).chain(ids.additional_gids.iter().copied()) {
         if !plan.maps_gid(gid) {
-            return Err(Error::Unmapped {
-                kind: "gid",
-                id: gid,
-                why: why(),
-            });
+            return Err(Error::Unmapped { kind: "gid", id: gid, why: why() });
         }
     }
     Ok(())
@@ -527,38 +411,19 @@ mod tests {
     #[test]
     fn volumes_parse_like_docker() {
         let v = Volume::parse("/tmp:/data:ro").unwrap();
-        assert_eq!(
-            (v.destination.as_path(), v.readonly),
-            (Path::new("/data"), true)
-        );
-        assert!(matches!(
-            Volume::parse("/tmp:data"),
-            Err(Error::VolumeSyntax(_))
-        ));
-        assert!(matches!(
-            Volume::parse("myvol:/data"),
-            Err(Error::NamedVolume(_))
-        ));
-        assert!(matches!(
-            Volume::parse("/tmp:/data:bogus"),
-            Err(Error::VolumeOption { .. })
-        ));
-        assert!(matches!(
-            Volume::parse("/no/such/dir/here:/data"),
-            Err(Error::VolumeSource { .. })
-        ));
+        assert_eq!((v.destination.as_path(), v.options.clone()), (Path::new("/data"), vec!["ro".to_string()]));
+        let v = Volume::parse("/tmp:/data:ro,noexec,rw").unwrap();
+        assert_eq!(v.options, vec!["noexec".to_string()]);
+        assert!(matches!(Volume::parse("/tmp:data"), Err(Error::VolumeSyntax(_))));
+        assert!(matches!(Volume::parse("myvol:/data"), Err(Error::NamedVolume(_))));
+        assert!(matches!(Volume::parse("/tmp:/data:bogus"), Err(Error::VolumeOption { .. })));
+        assert!(matches!(Volume::parse("/no/such/dir/here:/data"), Err(Error::VolumeSource { .. })));
     }
 
     #[test]
     fn users_resolve_by_name_and_number() {
-        assert_eq!(
-            passwd_entry(PASSWD, "app").map(|e| (e.1, e.2)),
-            Some((1000, 1000))
-        );
-        assert_eq!(
-            passwd_entry(PASSWD, "1000").map(|e| e.0),
-            Some("app".into())
-        );
+        assert_eq!(passwd_entry(PASSWD, "app").map(|e| (e.1, e.2)), Some((1000, 1000)));
+        assert_eq!(passwd_entry(PASSWD, "1000").map(|e| e.0), Some("app".into()));
         assert_eq!(group_id(GROUP, "staff"), Some(50));
         assert_eq!(supplementary_groups(GROUP, "app", 1000), vec![10, 50]);
     }

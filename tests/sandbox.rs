@@ -1,0 +1,183 @@
+//! The default sandbox and attempts to get out of it, each run as the
+//! unprivileged user and each asserting the exact refusal.
+
+mod common;
+
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+const DOCKER_DEFAULT_CAPS: &str = "00000000a80425fb";
+
+fn status_field(h: &Hutch, extra: &[&str], field: &str) -> String {
+    let out = h.sh(extra, &format!("grep '^{field}:' /proc/self/status | cut -f2"));
+    out.trim().to_string()
+}
+
+#[test]
+fn default_capabilities_are_dockers() {
+    let h = Hutch::new("caps-default");
+    for field in ["CapEff", "CapPrm", "CapBnd"] {
+        assert_eq!(status_field(&h, &[], field), DOCKER_DEFAULT_CAPS, "{field}");
+    }
+    assert_eq!(status_field(&h, &[], "CapInh"), "0000000000000000");
+    assert_eq!(status_field(&h, &[], "CapAmb"), "0000000000000000");
+    if expect_subids() {
+        // A non-root user has none effective; the bounding set still limits setuid files.
+        assert_eq!(status_field(&h, &["-u", "1000"], "CapEff"), "0000000000000000");
+        assert_eq!(status_field(&h, &["-u", "1000"], "CapBnd"), DOCKER_DEFAULT_CAPS);
+    }
+}
+
+#[test]
+fn capabilities_are_added_and_dropped_by_name() {
+    let h = Hutch::new("caps-flags");
+    assert_eq!(status_field(&h, &["--cap-drop", "ALL", "--cap-add", "net_admin"], "CapEff"), "0000000000001000");
+    assert_eq!(status_field(&h, &["--cap-drop", "CAP_CHOWN"], "CapEff"), "00000000a80425fa");
+    assert_eq!(status_field(&h, &["--cap-add", "SYS_ADMIN"], "CapEff"), "00000000a82425fb");
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").unwrap().trim().parse().unwrap();
+    let all = format!("{:016x}", (1u64 << (last + 1)) - 1);
+    assert_eq!(status_field(&h, &["--privileged"], "CapEff"), all);
+
+    let out = h.run(&["--cap-add", "CAP_BOGUS"], &["true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        error_line(&out),
+        "hutch: unknown capability \"CAP_BOGUS\" (names as in capabilities(7), with or without CAP_, or ALL)"
+    );
+}
+
+#[test]
+fn no_new_privileges_is_on_unless_turned_off() {
+    let h = Hutch::new("nnp");
+    assert_eq!(status_field(&h, &[], "NoNewPrivs"), "1");
+    assert_eq!(status_field(&h, &["--security-opt", "no-new-privileges=false"], "NoNewPrivs"), "0");
+    let out = h.run(&["--security-opt", "apparmor=x"], &["true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(error_line(&out).contains("unknown --security-opt \"apparmor=x\""), "{}", stderr(&out));
+}
+
+#[test]
+fn a_setuid_binary_in_the_image_gains_nothing() {
+    // Attack: the image ships a setuid-root program; a non-root user runs it.
+    let h = Hutch::new("setuid");
+    let dir = Scratch::new("setuid-root");
+    let rootfs = dir.path().join("rootfs");
+    make_busybox_rootfs(&rootfs);
+    let src = dir.path().join("euid.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n#include <unistd.h>\nint main(void){printf(\"%d\\n\",(int)geteuid());return 0;}\n",
+    )
+    .unwrap();
+    let built = Command::new("gcc").args(["-static", "-o"]).arg(rootfs.join("bin/euid")).arg(&src).status();
+    assert!(
+        built.is_ok_and(|s| s.success()),
+        "missing prerequisite: gcc and libc6-dev (static libc) to build the probe"
+    );
+    // Owned by the caller = container root; setuid bit set.
+    std::fs::set_permissions(rootfs.join("bin/euid"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let run = |extra: &[&str]| {
+        let mut c = h.cmd();
+        c.args(["run", "--rm", "--rootfs"]).arg(&rootfs).args(extra).args(["--", "/bin/euid"]);
+        c.output().unwrap()
+    };
+    if expect_subids() {
+        let out = run(&["-u", "1000"]);
+        assert_success(&out);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "1000\n", "no_new_privs ignores the setuid bit");
+        // The same binary does elevate once no_new_privs is off: the test can tell.
+        let out = run(&["-u", "1000", "--security-opt", "no-new-privileges=false"]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n");
+    } else {
+        // Only the caller's id exists: nobody to escalate from; the flag is still set.
+        let out = run(&[]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n");
+        assert_eq!(status_field(&h, &[], "NoNewPrivs"), "1");
+    }
+}
+
+#[test]
+fn masked_paths_are_empty_inside() {
+    let h = Hutch::new("masked");
+    let present: Vec<&str> =
+        ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/interrupts", "/proc/acpi", "/sys/firmware"]
+            .into_iter()
+            .filter(|p| Path::new(p).exists())
+            .collect();
+    assert!(!present.is_empty(), "this kernel has none of the masked paths to check");
+    for path in &present {
+        let probe = if Path::new(path).is_dir() { format!("ls -A {path} | wc -l") } else { format!("wc -c < {path}") };
+        assert_eq!(h.sh(&[], &probe).trim(), "0", "{path} is hidden");
+    }
+    // --privileged unmasks them.
+    let visible = h.sh(&["--privileged"], "cat /proc/interrupts /proc/keys /proc/timer_list 2>/dev/null | wc -c");
+    assert_ne!(visible.trim(), "0");
+}
+
+#[test]
+fn proc_sys_is_read_only_and_stays_so() {
+    let h = Hutch::new("procsys");
+    let out = h.run(&[], &["/bin/sh", "-c", "echo 12345 > /proc/sys/kernel/ns_last_pid"]);
+    assert!(stderr(&out).contains("Read-only file system"), "{}", stderr(&out));
+    // Attack: remount it read-write (needs CAP_SYS_ADMIN, which is not given).
+    let out = h.run(&[], &["/bin/sh", "-c", "mount -o remount,rw /proc/sys"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Operation not permitted") || stderr(&out).contains("permission denied"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn mounting_needs_privileged() {
+    let h = Hutch::new("mount");
+    // Attack: mount over part of the rootfs.
+    let out = h.run(&[], &["/bin/sh", "-c", "mount -t tmpfs none /tmp"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("permission denied"), "{}", stderr(&out));
+    assert_eq!(h.sh(&["--privileged"], "mount -t tmpfs none /tmp && grep -c ' /tmp tmpfs' /proc/mounts"), "1\n");
+}
+
+#[test]
+fn another_users_private_file_stays_private() {
+    // Attack: bind the host's /etc and read /etc/shadow (root:shadow 0640),
+    // even with every capability of the user namespace.
+    let h = Hutch::new("shadow");
+    assert!(Path::new("/etc/shadow").exists());
+    for extra in [&[][..], &["--privileged"][..]] {
+        let mut args = vec!["-v", "/etc:/hostetc:ro"];
+        args.extend_from_slice(extra);
+        let out = h.run(&args, &["cat", "/hostetc/shadow"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(stderr(&out).lines().last().unwrap_or(""), "cat: can't open '/hostetc/shadow': Permission denied");
+    }
+}
+
+#[test]
+fn host_processes_cannot_be_signalled() {
+    // Attack: kill a host process by its pid (this test's own).
+    let h = Hutch::new("kill");
+    let out = h.run(&[], &["/bin/sh", "-c", &format!("kill -0 {}", std::process::id())]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("No such process"), "{}", stderr(&out));
+}
+
+#[test]
+fn tmpfs_and_bind_options_are_honoured() {
+    let h = Hutch::new("tmpfs");
+    let out = h.sh(&["--tmpfs", "/scratch:size=1m"], "grep ' /scratch ' /proc/mounts");
+    assert!(out.starts_with("tmpfs /scratch tmpfs rw,nosuid,nodev,noexec"), "{out}");
+    assert!(out.contains("size=1024k"), "{out}");
+    // noexec on a bind: a program there cannot run.
+    let dir = Scratch::new("noexec-bind");
+    std::fs::copy("/bin/busybox", dir.path().join("bb")).unwrap();
+    let vol = format!("{}:/mnt:noexec", dir.path().display());
+    let out = h.run(&["-v", &vol], &["/mnt/bb", "true"]);
+    assert_eq!(out.status.code(), Some(126));
+    assert_eq!(error_line(&out), "hutch: cannot start /mnt/bb: permission denied");
+    let out = h.run(&["--tmpfs", "relative"], &["true"]);
+    assert_eq!(out.status.code(), Some(125));
+}
