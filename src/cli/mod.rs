@@ -15,7 +15,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a command in a new container
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Run a command in hutch's user namespace, to see files as containers see them
     Unshare(unshare::UnshareArgs),
 }
@@ -62,7 +62,7 @@ pub fn main() -> i32 {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Unshare(args) => unshare::run(args),
     };
     match result {
