@@ -7,7 +7,7 @@ set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "host-setup: run as root (it installs packages and creates users)" >&2; exit 1; }
 
 PACKAGES=(uidmap fuse3 slirp4netns passt busybox-static bubblewrap crun fuse-overlayfs
-          iproute2 procps python3 hyperfine gcc libc6-dev pkg-config)
+          iproute2 procps python3 hyperfine gcc libc6-dev pkg-config libseccomp-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -58,23 +58,29 @@ fn no_new_privileges_is_on_unless_turned_off() {
     assert!(error_line(&out).contains("unknown --security-opt \"apparmor=x\""), "{}", stderr(&out));
 }
 
+/// A busybox rootfs in `dir` with a static C program `/bin/NAME` built from `source`.
+fn rootfs_with_probe(dir: &Scratch, name: &str, source: &str) -> std::path::PathBuf {
+    let rootfs = dir.path().join("rootfs");
+    make_busybox_rootfs(&rootfs);
+    let src = dir.path().join(format!("{name}.c"));
+    std::fs::write(&src, source).unwrap();
+    let built = Command::new("gcc").args(["-static", "-o"]).arg(rootfs.join("bin").join(name)).arg(&src).status();
+    assert!(
+        built.is_ok_and(|s| s.success()),
+        "missing prerequisite: gcc and libc6-dev (static libc) to build the probe"
+    );
+    rootfs
+}
+
 #[test]
 fn a_setuid_binary_in_the_image_gains_nothing() {
     // Attack: the image ships a setuid-root program; a non-root user runs it.
     let h = Hutch::new("setuid");
     let dir = Scratch::new("setuid-root");
-    let rootfs = dir.path().join("rootfs");
-    make_busybox_rootfs(&rootfs);
-    let src = dir.path().join("euid.c");
-    std::fs::write(
-        &src,
+    let rootfs = rootfs_with_probe(
+        &dir,
+        "euid",
         "#include <stdio.h>\n#include <unistd.h>\nint main(void){printf(\"%d\\n\",(int)geteuid());return 0;}\n",
-    )
-    .unwrap();
-    let built = Command::new("gcc").args(["-static", "-o"]).arg(rootfs.join("bin/euid")).arg(&src).status();
-    assert!(
-        built.is_ok_and(|s| s.success()),
-        "missing prerequisite: gcc and libc6-dev (static libc) to build the probe"
     );
     // Owned by the caller = container root; setuid bit set.
     std::fs::set_permissions(rootfs.join("bin/euid"), std::fs::Permissions::from_mode(0o4755)).unwrap();
@@ -180,4 +186,86 @@ fn tmpfs_and_bind_options_are_honoured() {
     assert_eq!(error_line(&out), "hutch: cannot start /mnt/bb: permission denied");
     let out = h.run(&["--tmpfs", "relative"], &["true"]);
     assert_eq!(out.status.code(), Some(125));
+}
+
+const SYSCALL_PROBE: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+static void probe(const char *name, long r) { printf("%s %s\n", name, r == -1 ? strerrorname_np(errno) : "ok"); }
+int main(void) {
+    probe("keyctl", syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3 /* session */, 0));
+    probe("add_key", syscall(SYS_add_key, "user", "k", "v", 1, -3));
+    probe("bpf", syscall(SYS_bpf, 0, 0, 0));
+    probe("perf_event_open", syscall(SYS_perf_event_open, 0, 0, -1, -1, 0));
+    probe("userfaultfd", syscall(SYS_userfaultfd, 0));
+    probe("open_by_handle_at", syscall(SYS_open_by_handle_at, -1, 0, 0));
+    probe("clone3", syscall(SYS_clone3, 0, 0));
+    return 0;
+}
+"#;
+
+#[test]
+fn the_default_filter_refuses_dockers_dangerous_syscalls() {
+    let h = Hutch::new("seccomp-default");
+    let dir = Scratch::new("seccomp-probe");
+    let rootfs = rootfs_with_probe(&dir, "probe", SYSCALL_PROBE);
+    let run = |extra: &[&str]| {
+        let mut c = h.cmd();
+        c.args(["run", "--rm", "--rootfs"]).arg(&rootfs).args(extra).args(["--", "/bin/probe"]);
+        let out = c.output().unwrap();
+        assert_success(&out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        run(&[]),
+        "keyctl EPERM\nadd_key EPERM\nbpf EPERM\nperf_event_open EPERM\nuserfaultfd EPERM\nopen_by_handle_at EPERM\nclone3 ENOSYS\n"
+    );
+    // Without the filter the kernel answers for itself: the test can tell.
+    let unconfined = run(&["--security-opt", "seccomp=unconfined"]);
+    assert!(
+        unconfined.contains("keyctl ok") && unconfined.contains("bpf EINVAL") && unconfined.contains("clone3 EINVAL"),
+        "{unconfined}"
+    );
+}
+
+#[test]
+fn nested_user_namespaces_are_refused() {
+    // Attack: a new user namespace inside, to gain a full capability set
+    // there and mount over the rootfs.
+    let h = Hutch::new("nested-userns");
+    let attack = "unshare -U -r -m sh -c 'mount -t tmpfs none /bin && echo mounted'";
+    let out = h.run(&[], &["/bin/sh", "-c", attack]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(error_line(&out), "unshare: unshare(0x10020000): Operation not permitted");
+    // Without the filter it would work (inside its own namespace only).
+    assert_eq!(h.sh(&["--security-opt", "seccomp=unconfined"], attack), "mounted\n");
+    assert_eq!(h.sh(&["--privileged"], attack), "mounted\n");
+}
+
+#[test]
+fn seccomp_profiles_in_oci_json_are_applied() {
+    let h = Hutch::new("seccomp-profile");
+    let dir = Scratch::new("seccomp-profile");
+    let profile = dir.path().join("profile.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+            {"names": ["no_such_syscall_anywhere"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let out = h.run(&["--security-opt", &opt], &["mkdir", "/tmp/x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("Permission denied"), "{}", stderr(&out));
+    // The profile replaces the default: unshare is no longer refused by it.
+    h.sh(&["--security-opt", &opt], "unshare -U true");
+
+    let out = h.run(&["--security-opt", "seccomp=/nonexistent.json"], &["true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(error_line(&out), "hutch: seccomp profile /nonexistent.json: No such file or directory (os error 2)");
 }

@@ -2,7 +2,7 @@
 
 use super::{note_id_mapping, Error};
 use crate::runtime::{self, StdioMode};
-use crate::spec::{self, ContainerConfig, EtcFiles, Volume};
+use crate::spec::{self, ContainerConfig, EtcFiles, SeccompChoice, Volume};
 use crate::state::{new_container_id, ContainerDir, RuntimeDir};
 use crate::userns::UsernsPlan;
 use clap::{ArgAction, Args};
@@ -89,6 +89,7 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
 }
 
 fn run_in(dir: &ContainerDir, plan: &UsernsPlan, id: &str, volumes: Vec<Volume>, args: &RunArgs) -> Result<i32, Error> {
+    let security = security_options(&args.security_opt)?;
     let hostname = args.hostname.clone().unwrap_or_else(|| id[..12].to_string());
     let etc_files = EtcFiles {
         hosts: dir.write("hosts", netstack::hosts_file(&hostname, args.network).as_bytes())?,
@@ -112,7 +113,8 @@ fn run_in(dir: &ContainerDir, plan: &UsernsPlan, id: &str, volumes: Vec<Volume>,
         cap_add: args.cap_add.clone(),
         cap_drop: args.cap_drop.clone(),
         privileged: args.privileged,
-        no_new_privileges: no_new_privileges(&args.security_opt)?,
+        no_new_privileges: security.no_new_privileges,
+        seccomp: security.seccomp,
         etc_files,
     };
     if args.privileged {
@@ -126,25 +128,28 @@ fn run_in(dir: &ContainerDir, plan: &UsernsPlan, id: &str, volumes: Vec<Volume>,
     Ok(runtime::run(&spec, plan, StdioMode { terminal: args.tty, interactive: args.interactive })?)
 }
 
-/// no_new_privs is on unless `--security-opt no-new-privileges=false`.
-fn no_new_privileges(options: &[String]) -> Result<bool, Error> {
-    let mut on = true;
+struct SecurityOptions {
+    no_new_privileges: bool,
+    seccomp: SeccompChoice,
+}
+
+/// `--security-opt`: no_new_privs is on unless turned off; the default
+/// seccomp filter unless `seccomp=unconfined` or `seccomp=PROFILE.json`.
+fn security_options(options: &[String]) -> Result<SecurityOptions, Error> {
+    let mut chosen = SecurityOptions { no_new_privileges: true, seccomp: SeccompChoice::Default };
     for opt in options {
         let (key, value) = opt.split_once(['=', ':']).unwrap_or((opt, "true"));
         match (key, value) {
-            ("no-new-privileges", "true") => on = true,
-            ("no-new-privileges", "false") => on = false,
-            // No filter is installed yet, so unconfined is what runs.
-            ("seccomp", "unconfined") => {}
-            ("seccomp", _) => {
-                return Err(Error::Other(format!("--security-opt {opt}: seccomp profiles are not supported yet")))
-            }
+            ("no-new-privileges", "true") => chosen.no_new_privileges = true,
+            ("no-new-privileges", "false") => chosen.no_new_privileges = false,
+            ("seccomp", "unconfined") => chosen.seccomp = SeccompChoice::Unconfined,
+            ("seccomp", path) => chosen.seccomp = SeccompChoice::Profile(path.into()),
             _ => {
                 return Err(Error::Other(format!(
-                    "unknown --security-opt {opt:?} (expected no-new-privileges[=true|false])"
+                    "unknown --security-opt {opt:?} (expected no-new-privileges[=true|false], seccomp=unconfined|PROFILE.json)"
                 )))
             }
         }
     }
-    Ok(on)
+    Ok(chosen)
 }

@@ -5,13 +5,13 @@
 
 use super::channel::Channel;
 use super::process::{become_user, Command};
-use super::{fail, init, rootfs, terminal, SetupError, StdioMode, ANNOTATION_INIT};
+use super::{fail, init, rootfs, seccomp, terminal, SetupError, StdioMode, ANNOTATION_INIT};
 use crate::sys::{cloexec_from, reset_signals};
 use nix::fcntl::{open, OFlag};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{dup2_stdin, sethostname, setsid};
-use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, LinuxSeccomp, Process, Spec};
 
 /// Never returns: the process becomes the command or exits.
 pub fn start(spec: &Spec, stdio: StdioMode, channel: Channel, setgroups_allowed: bool) -> ! {
@@ -31,6 +31,7 @@ pub fn start(spec: &Spec, stdio: StdioMode, channel: Channel, setgroups_allowed:
 /// A container whose namespaces, root and streams are ready.
 struct Launch<'a> {
     process: &'a Process,
+    seccomp: Option<&'a LinuxSeccomp>,
     command: Command,
     with_init: bool,
 }
@@ -38,8 +39,23 @@ struct Launch<'a> {
 impl Launch<'_> {
     /// Becomes the container's user and its command; returns only on failure.
     fn exec(&self, setgroups_allowed: bool) -> SetupError {
+        // Without no_new_privs only CAP_SYS_ADMIN may load a filter: load it
+        // while the capabilities are still there. With it, load it last, so
+        // the filter need not allow what becoming the user takes.
+        let nnp = self.process.no_new_privileges() == Some(true);
+        let filter = || self.seccomp.map_or(Ok(()), seccomp::install);
+        if !nnp {
+            if let Err(e) = filter() {
+                return e;
+            }
+        }
         if let Err(e) = become_user(self.process, setgroups_allowed) {
             return e;
+        }
+        if nnp {
+            if let Err(e) = filter() {
+                return e;
+            }
         }
         reset_signals();
         if let Err(e) = cloexec_from(3) {
@@ -74,7 +90,8 @@ fn prepare<'a>(spec: &'a Spec, stdio: StdioMode, channel: &Channel) -> Result<La
         dup2_stdin(&null).map_err(|e| SetupError::sys("dup2", "/dev/null", e))?;
     }
     let with_init = spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION_INIT)).is_some_and(|v| v == "true");
-    Ok(Launch { process, command, with_init })
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    Ok(Launch { process, seccomp, command, with_init })
 }
 
 /// The namespaces this process creates; the user namespace exists already

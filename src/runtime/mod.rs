@@ -16,6 +16,7 @@ mod init;
 pub mod inroot;
 pub mod process;
 mod rootfs;
+mod seccomp;
 mod signals;
 mod terminal;
 

@@ -110,6 +110,15 @@ pub struct EtcFiles {
     pub resolv_conf: PathBuf,
 }
 
+/// Which seccomp filter the container gets (`--security-opt seccomp=…`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SeccompChoice {
+    #[default]
+    Default,
+    Unconfined,
+    Profile(PathBuf),
+}
+
 /// Everything `hutch run` decides about a container.
 #[derive(Clone, Debug)]
 pub struct ContainerConfig {
@@ -133,6 +142,7 @@ pub struct ContainerConfig {
     /// Every capability, nothing masked (`--privileged`).
     pub privileged: bool,
     pub no_new_privileges: bool,
+    pub seccomp: SeccompChoice,
     pub etc_files: EtcFiles,
 }
 
@@ -144,6 +154,12 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
     let rootfs =
         std::fs::canonicalize(&cfg.rootfs).map_err(|e| Error::Rootfs { path: cfg.rootfs.clone(), source: e })?;
     let ids = resolve_user(&rootfs, cfg.user.as_deref())?;
+    let caps = security::capabilities(&cfg.cap_add, &cfg.cap_drop, cfg.privileged)?;
+    let seccomp = match (&cfg.seccomp, cfg.privileged) {
+        (SeccompChoice::Profile(path), _) => Some(security::seccomp_profile_file(path)?),
+        (SeccompChoice::Unconfined, _) | (SeccompChoice::Default, true) => None,
+        (SeccompChoice::Default, false) => Some(security::default_seccomp(&caps)?),
+    };
     check_mapped(plan, &ids)?;
     let cwd = cfg.workdir.clone().unwrap_or_else(|| PathBuf::from("/"));
     if !cwd.is_absolute() {
@@ -156,7 +172,7 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
         .args(cfg.command.clone())
         .env(environment(cfg, &ids.home)?)
         .cwd(cwd)
-        .capabilities(security::capabilities(&cfg.cap_add, &cfg.cap_drop, cfg.privileged)?)
+        .capabilities(caps.clone())
         .no_new_privileges(cfg.no_new_privileges);
     if let Some((rows, cols)) = cfg.terminal_size.filter(|_| cfg.terminal) {
         process = process.console_size(BoxBuilder::default().height(rows as u64).width(cols as u64).build()?);
@@ -171,7 +187,7 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
     let (masked, readonly): (&[&str], &[&str]) =
         if cfg.privileged { (&[], &[]) } else { (security::MASKED_PATHS, security::READONLY_PATHS) };
     let strings = |l: &[&str]| l.iter().map(|p| p.to_string()).collect::<Vec<_>>();
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default()
         .namespaces(namespaces(cfg.network)?)
         .masked_paths(strings(masked))
         .readonly_paths(strings(readonly))
@@ -179,6 +195,7 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
         .gid_mappings(plan.gid_map.iter().map(map).collect::<Result<Vec<_>, _>>()?)
         .devices(devices()?)
         .build()?;
+    linux.set_seccomp(seccomp);
     Ok(SpecBuilder::default()
         .version("1.0.2")
         .root(RootBuilder::default().path(rootfs).readonly(cfg.read_only).build()?)

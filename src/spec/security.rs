@@ -1,7 +1,8 @@
 //! The sandbox a container gets by default, as Docker and Podman users
 //! know it, and how flags widen or narrow it.
 
-use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, LinuxCapabilitiesBuilder};
+use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxSeccomp};
+use serde_json::json;
 use std::str::FromStr;
 
 /// Docker's default capability set.
@@ -46,6 +47,8 @@ pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/pr
 pub enum Error {
     #[error("unknown capability {0:?} (names as in capabilities(7), with or without CAP_, or ALL)")]
     UnknownCapability(String),
+    #[error("seccomp profile {0}")]
+    SeccompProfile(String),
 }
 
 /// `--cap-add`/`--cap-drop` over Docker's default set, or every capability
@@ -100,6 +103,127 @@ fn all_capabilities() -> Capabilities {
         .collect()
 }
 
+/// Syscalls Docker's default profile refuses to a container without extra
+/// capabilities: kernel keyring, BPF, perf, userfaultfd, module and kexec
+/// loading, handle-based opens, clock and swap changes, io_uring, accounting.
+const DENIED_SYSCALLS: &[&str] = &[
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "get_kernel_syms",
+    "init_module",
+    "io_uring_enter",
+    "io_uring_register",
+    "io_uring_setup",
+    "ioperm",
+    "iopl",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "move_pages",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "perf_event_open",
+    "query_module",
+    "quotactl",
+    "request_key",
+    "settimeofday",
+    "stime",
+    "swapoff",
+    "swapon",
+    "sysfs",
+    "_sysctl",
+    "syslog",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vm86",
+    "vm86old",
+];
+
+/// Refused unless CAP_SYS_ADMIN was added: mounts, namespaces, pivot_root.
+const DENIED_WITHOUT_SYS_ADMIN: &[&str] = &[
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "mount",
+    "mount_setattr",
+    "move_mount",
+    "open_tree",
+    "pivot_root",
+    "setns",
+    "umount",
+    "umount2",
+    "unshare",
+];
+
+/// clone flags that create namespaces (refused without CAP_SYS_ADMIN).
+const NAMESPACE_FLAGS: &[u64] = &[
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWCGROUP as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWNET as u64,
+];
+
+/// The default seccomp filter, with the semantics of Docker's default
+/// profile: what it refuses fails with EPERM; clone3, whose flags a filter
+/// cannot read, fails with ENOSYS so libc falls back to clone.
+pub fn default_seccomp(caps: &LinuxCapabilities) -> Result<LinuxSeccomp, Error> {
+    let has = |c: Capability| caps.bounding().as_ref().is_some_and(|b| b.contains(&c));
+    let mut syscalls = vec![json!({"names": DENIED_SYSCALLS, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM})];
+    if !has(Capability::SysAdmin) {
+        syscalls.push(json!({"names": DENIED_WITHOUT_SYS_ADMIN, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM}));
+        syscalls.push(json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}));
+        for flag in NAMESPACE_FLAGS {
+            syscalls.push(json!({
+                "names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM,
+                // s390x passes clone's flags second; everywhere else first.
+                "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}]
+            }));
+        }
+    }
+    if !has(Capability::SysPtrace) {
+        syscalls
+            .push(json!({"names": ["kcmp", "process_madvise"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM}));
+    }
+    if !has(Capability::SysNice) {
+        syscalls.push(json!({"names": ["get_mempolicy", "mbind", "set_mempolicy"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM}));
+    }
+    let profile =
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": native_architectures(), "syscalls": syscalls});
+    serde_json::from_value(profile).map_err(|e| Error::SeccompProfile(format!("the built-in profile: {e}")))
+}
+
+/// The native architecture and the compat ones its kernel also runs
+/// (32-bit binaries are common in old images).
+fn native_architectures() -> &'static [&'static str] {
+    if cfg!(target_arch = "x86_64") {
+        &["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+    } else if cfg!(target_arch = "aarch64") {
+        &["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
+    } else {
+        &["SCMP_ARCH_NATIVE"]
+    }
+}
+
+/// A profile file in the OCI (or Docker) JSON format. Docker's conditional
+/// `includes`/`excludes` are not evaluated.
+pub fn seccomp_profile_file(path: &std::path::Path) -> Result<LinuxSeccomp, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::SeccompProfile(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| Error::SeccompProfile(format!("{}: {e}", path.display())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +243,16 @@ mod tests {
         assert_eq!(eff(&c), [Capability::Kill].into_iter().collect());
         assert!(capabilities(&["CAP_NOPE".into()], &[], false).is_err());
         assert!(capabilities(&[], &[], true).unwrap().effective().as_ref().unwrap().contains(&Capability::SysAdmin));
+    }
+
+    #[test]
+    fn sys_admin_lifts_the_namespace_rules() {
+        let names = |p: &LinuxSeccomp| -> Vec<String> {
+            p.syscalls().iter().flatten().flat_map(|r| r.names().clone()).collect()
+        };
+        let default = default_seccomp(&capabilities(&[], &[], false).unwrap()).unwrap();
+        assert!(names(&default).contains(&"unshare".to_string()) && names(&default).contains(&"keyctl".to_string()));
+        let admin = default_seccomp(&capabilities(&["SYS_ADMIN".into()], &[], false).unwrap()).unwrap();
+        assert!(!names(&admin).contains(&"unshare".to_string()) && names(&admin).contains(&"keyctl".to_string()));
     }
 }

@@ -1,0 +1,67 @@
+//! Turns the Spec's seccomp profile into a filter (libseccomp) and loads it.
+//! Syscall names unknown to this kernel or architecture are skipped, as
+//! runc and crun do, so one profile serves every machine.
+
+use super::SetupError;
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg};
+use std::str::FromStr;
+
+fn err(what: impl std::fmt::Display) -> SetupError {
+    SetupError::config(format!("seccomp: {what}"))
+}
+
+/// The OCI name of a value (`SCMP_ACT_ERRNO`, `SCMP_CMP_EQ`, `SCMP_ARCH_X86`…).
+fn oci_name(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction, SetupError> {
+    let errno = errno.map_or(libc::EPERM, |e| e as i32);
+    ScmpAction::from_str(&oci_name(a), Some(errno)).map_err(err)
+}
+
+fn compare(arg: &LinuxSeccompArg) -> Result<ScmpArgCompare, SetupError> {
+    let op = match ScmpCompareOp::from_str(&oci_name(arg.op())).map_err(err)? {
+        // For a masked compare the OCI value is the mask and valueTwo the datum.
+        ScmpCompareOp::MaskedEqual(_) => {
+            return Ok(ScmpArgCompare::new(
+                arg.index() as u32,
+                ScmpCompareOp::MaskedEqual(arg.value()),
+                arg.value_two().unwrap_or(0),
+            ))
+        }
+        op => op,
+    };
+    Ok(ScmpArgCompare::new(arg.index() as u32, op, arg.value()))
+}
+
+/// Loads `profile` into this process. Leaves no_new_privs to the Spec.
+pub fn install(profile: &LinuxSeccomp) -> Result<(), SetupError> {
+    let default = action(profile.default_action(), profile.default_errno_ret())?;
+    let mut filter = ScmpFilterContext::new(default).map_err(err)?;
+    filter.set_ctl_nnp(false).map_err(err)?;
+    for arch in profile.architectures().iter().flatten() {
+        let arch = ScmpArch::from_str(&oci_name(arch)).map_err(err)?;
+        if arch != ScmpArch::native() {
+            filter.add_arch(arch).map_err(err)?;
+        }
+    }
+    for rule in profile.syscalls().iter().flatten() {
+        let act = action(rule.action(), rule.errno_ret())?;
+        if act == default {
+            continue; // libseccomp refuses rules that change nothing
+        }
+        let conditions = rule.args().iter().flatten().map(compare).collect::<Result<Vec<_>, _>>()?;
+        for name in rule.names() {
+            let Ok(syscall) = ScmpSyscall::from_name(name) else { continue };
+            let added = if conditions.is_empty() {
+                filter.add_rule(act, syscall)
+            } else {
+                filter.add_rule_conditional(act, syscall, &conditions)
+            };
+            added.map_err(|e| err(format!("rule for {name}: {e}")))?;
+        }
+    }
+    filter.load().map_err(|e| err(format!("loading the filter: {e}")))
+}
