@@ -55,10 +55,6 @@ impl RuntimeDir {
         Ok(RuntimeDir { path })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Runs `note` the first time it is asked for `key` in this runtime dir:
     /// advice worth one line, not one line per command.
     pub fn once(&self, key: &str, note: impl FnOnce()) {
@@ -101,10 +97,6 @@ impl ContainerDir {
         let path = parent.join(id);
         fs::DirBuilder::new().mode(0o700).create(&path).map_err(io("create", &path))?;
         Ok(ContainerDir { path })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Writes `name` atomically and returns its path.

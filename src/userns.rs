@@ -184,8 +184,9 @@ fn write_proc(path: &Path, text: &str) -> Result<(), Error> {
 fn subordinate_maps(user: &str, uid: u32, gid: u32) -> Result<(Vec<IdMapping>, Vec<IdMapping>), String> {
     const FIX: &str =
         "an administrator can add ranges with `usermod --add-subuids 100000-165535 --add-subgids 100000-165535`";
-    let uids = find_ranges(IdKind::Uid, user, uid)?;
-    let gids = find_ranges(IdKind::Gid, user, uid)?;
+    let ask_nss = nss_subid_provider();
+    let uids = find_ranges(IdKind::Uid, user, uid, ask_nss)?;
+    let gids = find_ranges(IdKind::Gid, user, uid, ask_nss)?;
     if uids.is_empty() || gids.is_empty() {
         let which = if uids.is_empty() { "/etc/subuid" } else { "/etc/subgid" };
         return Err(format!("{user} has no subordinate ids in {which} (nor from getsubids): only your own id is mapped, so containers see a single user; {FIX}"));
@@ -233,10 +234,10 @@ impl IdKind {
 /// The user's ranges: from `getsubids` when it names any (nsswitch providers
 /// included), else from the file. Overlaps with another user's ranges in the
 /// file are refused: two users would share ids.
-fn find_ranges(kind: IdKind, user: &str, uid: u32) -> Result<Vec<SubidRange>, String> {
+fn find_ranges(kind: IdKind, user: &str, uid: u32, ask_nss: bool) -> Result<Vec<SubidRange>, String> {
     let file = fs::read_to_string(kind.file()).unwrap_or_default();
     let entries = parse_subid_file(&file);
-    let from_getsubids = if nss_subid_provider() { getsubids(kind, user) } else { None };
+    let from_getsubids = if ask_nss { getsubids(kind, user) } else { None };
     let mine: Vec<SubidRange> = match from_getsubids {
         Some(r) if !r.is_empty() => r,
         _ => entries.iter().filter(|(who, _)| is_user(who, user, uid)).map(|(_, r)| *r).collect(),

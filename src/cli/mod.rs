@@ -89,9 +89,14 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The single-id fallback is worth one note per runtime dir, not per run.
-fn note_id_mapping(plan: &crate::userns::UsernsPlan, runtime: &crate::state::RuntimeDir) {
+/// The runtime dir and the id mapping every container command starts
+/// from. The single-id fallback is worth one note per runtime dir, not one
+/// per run.
+fn runtime_and_userns() -> Result<(crate::state::RuntimeDir, crate::userns::UsernsPlan), Error> {
+    let runtime = crate::state::RuntimeDir::open(|note| eprintln!("hutch: note: {note}"))?;
+    let plan = crate::userns::UsernsPlan::for_current_user();
     if let Some(reason) = &plan.fallback_reason {
         runtime.once("single-id-mapping", || eprintln!("hutch: note: {reason}"));
     }
+    Ok((runtime, plan))
 }

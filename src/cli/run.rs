@@ -1,9 +1,9 @@
 //! `hutch run`.
 
-use super::{note_id_mapping, Error};
+use super::{runtime_and_userns, Error};
 use crate::runtime::{self, StdioMode};
 use crate::spec::{self, ContainerConfig, EtcFiles, SeccompChoice, Volume};
-use crate::state::{new_container_id, ContainerDir, RuntimeDir};
+use crate::state::{new_container_id, ContainerDir};
 use crate::userns::UsernsPlan;
 use clap::{ArgAction, Args};
 use netstack::NetworkMode;
@@ -73,9 +73,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<i32, Error> {
-    let runtime = RuntimeDir::open(|note| eprintln!("hutch: note: {note}"))?;
-    let plan = UsernsPlan::for_current_user();
-    note_id_mapping(&plan, &runtime);
+    let (runtime, plan) = runtime_and_userns()?;
     let volumes = args.volumes.iter().map(|v| Volume::parse(v)).collect::<Result<Vec<_>, _>>()?;
     let id = new_container_id()?;
     let dir = ContainerDir::create(&runtime, &id)?;

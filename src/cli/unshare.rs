@@ -2,11 +2,10 @@
 //! namespace of its own), like `podman unshare`, to look at files as
 //! containers see them.
 
-use super::{note_id_mapping, Error};
+use super::{runtime_and_userns, Error};
 use crate::runtime::exit_code;
-use crate::state::RuntimeDir;
 use crate::sys::exit_now;
-use crate::userns::{fork_into_userns, Forked, UsernsPlan};
+use crate::userns::{fork_into_userns, Forked};
 use crate::{EXIT_CANNOT_INVOKE, EXIT_NOT_FOUND};
 use clap::Args;
 use nix::sched::{unshare, CloneFlags};
@@ -22,9 +21,7 @@ pub struct UnshareArgs {
 }
 
 pub fn run(args: UnshareArgs) -> Result<i32, Error> {
-    let runtime = RuntimeDir::open(|note| eprintln!("hutch: note: {note}"))?;
-    let plan = UsernsPlan::for_current_user();
-    note_id_mapping(&plan, &runtime);
+    let (_runtime, plan) = runtime_and_userns()?;
     let mut command = args.command.clone();
     if command.is_empty() {
         command.push(std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()));

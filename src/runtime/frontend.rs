@@ -21,9 +21,10 @@ pub fn run(spec: &Spec, plan: &UsernsPlan, stdio: StdioMode) -> Result<i32, RunE
     let sys = |op| move |errno| RunError::Sys { op, errno };
     // Blocked before the fork: the monitor keeps them blocked (a Ctrl-C
     // must not kill it), the container unblocks them before execve.
-    signals::forwarded().thread_block().map_err(sys("sigprocmask"))?;
-    let signal_fd = SignalFd::with_flags(&signals::forwarded(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(sys("signalfd"))?;
+    let forwarded = signals::forwarded();
+    forwarded.thread_block().map_err(sys("sigprocmask"))?;
+    let signal_fd =
+        SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(sys("signalfd"))?;
     let (ours, theirs) = Channel::pair().map_err(sys("socketpair"))?;
     match userns::fork_into_userns(plan)? {
         Forked::Child => {

@@ -175,11 +175,7 @@ fn bind_device(root: BorrowedFd<'_>, dev: &LinuxDevice) -> Result<(), SetupError
 /// Hides `path`: /dev/null over a file, an empty read-only tmpfs over a
 /// directory. A path the kernel does not have is fine.
 fn mask(root: BorrowedFd<'_>, path: &Path) -> Result<(), SetupError> {
-    let target = match inroot::open(root, path, OFlag::O_PATH) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(SetupError::sys("open masked path", path, e)),
-    };
+    let Some(target) = open_if_present(root, path, OFlag::O_PATH)? else { return Ok(()) };
     let is_dir = nix::sys::stat::fstat(&target).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR).unwrap_or(false);
     let result = if is_dir {
         let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -193,11 +189,7 @@ fn mask(root: BorrowedFd<'_>, path: &Path) -> Result<(), SetupError> {
 /// Binds `path` onto itself and makes that mount (and those below it)
 /// read-only.
 fn make_read_only(root: BorrowedFd<'_>, path: &Path) -> Result<(), SetupError> {
-    let target = match inroot::open(root, path, OFlag::O_PATH) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(SetupError::sys("open read-only path", path, e)),
-    };
+    let Some(target) = open_if_present(root, path, OFlag::O_PATH)? else { return Ok(()) };
     let here = inroot::proc_path(&target);
     mount(Some(&here), &here, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
         .map_err(|e| SetupError::sys("bind read-only path", path, e))?;
@@ -206,12 +198,20 @@ fn make_read_only(root: BorrowedFd<'_>, path: &Path) -> Result<(), SetupError> {
         .map_err(|e| SetupError::sys("make read-only", path, e))
 }
 
+/// `path` in the root, or None when it does not exist (a kernel without
+/// that /proc file, an image without /dev).
+fn open_if_present(root: BorrowedFd<'_>, path: &Path, flags: OFlag) -> Result<Option<OwnedFd>, SetupError> {
+    match inroot::open(root, path, flags) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(SetupError::sys("open", path, e)),
+    }
+}
+
 /// The links every /dev has.
 fn dev_symlinks(root: BorrowedFd<'_>) -> Result<(), SetupError> {
-    let dev = match inroot::open(root, Path::new("/dev"), OFlag::O_DIRECTORY | OFlag::O_PATH) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(SetupError::sys("open", "/dev", e)),
+    let Some(dev) = open_if_present(root, Path::new("/dev"), OFlag::O_DIRECTORY | OFlag::O_PATH)? else {
+        return Ok(());
     };
     let links = [
         ("/proc/self/fd", "fd"),

@@ -330,8 +330,9 @@ struct UserIds {
 /// `-u NAME|UID[:GROUP|GID]`, names looked up in the rootfs's own
 /// /etc/passwd and /etc/group (read as the container would, in-root).
 fn resolve_user(rootfs: &Path, spec: Option<&str>) -> Result<UserIds, Error> {
-    let passwd = read_in_root(rootfs, "/etc/passwd");
-    let group = read_in_root(rootfs, "/etc/group");
+    let root = nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).ok();
+    let read = |path: &str| root.as_ref().map(|r| read_in_root(r.as_fd(), path)).unwrap_or_default();
+    let (passwd, group) = (read("/etc/passwd"), read("/etc/group"));
     let spec = spec.unwrap_or("0");
     let (user, grp) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -392,12 +393,8 @@ fn supplementary_groups(group: &str, user: &str, primary: u32) -> Vec<u32> {
         .collect()
 }
 
-fn read_in_root(rootfs: &Path, path: &str) -> String {
-    let Ok(root) = nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-    else {
-        return String::new();
-    };
-    let Ok(fd) = inroot::open(root.as_fd(), Path::new(path), OFlag::O_RDONLY) else {
+fn read_in_root(root: std::os::fd::BorrowedFd<'_>, path: &str) -> String {
+    let Ok(fd) = inroot::open(root, Path::new(path), OFlag::O_RDONLY) else {
         return String::new();
     };
     let mut text = String::new();
