@@ -269,3 +269,129 @@ fn seccomp_profiles_in_oci_json_are_applied() {
     assert_eq!(out.status.code(), Some(125));
     assert_eq!(error_line(&out), "hutch: seccomp profile /nonexistent.json: No such file or directory (os error 2)");
 }
+
+#[test]
+fn devices_are_given_only_as_the_caller_may_open_them() {
+    let h = Hutch::new("devices");
+    // /dev/fuse is 0666 on distributions (CI makes it so): usable inside.
+    let out = h.sh(&["--device", "/dev/fuse"], "[ -c /dev/fuse ] && exec 3<>/dev/fuse && echo opened");
+    assert_eq!(out.trim(), "opened");
+    // Under another name.
+    let out = h.sh(&["--device", "/dev/zero:/dev/myzero:rw"], "head -c 3 /dev/myzero | wc -c");
+    assert_eq!(out.trim(), "3");
+    // Read-only cannot be enforced rootless (no device cgroup): refused, not ignored.
+    let out = h.run(&["--device", "/dev/zero:r"], &["/bin/true"]);
+    assert!(error_line(&out).starts_with("hutch: --device \"/dev/zero:r\": read-only devices cannot be enforced"));
+    // A root-only device is refused before the container starts, in one line.
+    let root_only = ["/dev/loop-control", "/dev/console", "/dev/kvm"]
+        .into_iter()
+        .find(|d| Path::new(d).exists() && nix::unistd::access(*d, nix::unistd::AccessFlags::R_OK).is_err());
+    if nix::unistd::getuid().is_root() {
+        return; // root may open anything; CI runs this as the test users
+    }
+    let device = root_only.expect("a root-only device node in /dev (loop-control, console or kvm)");
+    let out = h.run(&["--device", device], &["/bin/true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let line = error_line(&out);
+    assert!(
+        line.starts_with(&format!("hutch: --device {device}: you may not open it for reading and writing")),
+        "{line}"
+    );
+    let out = h.run(&["--device", "/etc/hostname"], &["/bin/true"]);
+    assert_eq!(error_line(&out), "hutch: --device /etc/hostname: not a device node");
+}
+
+/// `hutch run --rm --rootfs BUSYBOX EXTRA -- sh -c SCRIPT` with `file` as descriptor 3.
+fn run_with_fd3(h: &Hutch, file: &std::fs::File, extra: &[&str], script: &str) -> std::process::Output {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let mut cmd = h.cmd();
+    cmd.args(["run", "--rm", "--rootfs"]).arg(busybox_rootfs()).args(extra).args(["--", "/bin/sh", "-c", script]);
+    let fd = file.as_raw_fd();
+    // SAFETY: dup2 and fcntl are async-signal-safe; `fd` stays open in the
+    // parent until spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            let r = if fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().expect("spawn hutch")
+}
+
+#[test]
+fn descriptors_beyond_stderr_are_closed_unless_preserved() {
+    let h = Hutch::new("fds");
+    let dir = Scratch::new("fds");
+    let path = dir.path().join("fd3");
+    let file = std::fs::File::create(&path).unwrap();
+    // Attack: write through a descriptor hutch's caller happened to hold.
+    let out = run_with_fd3(&h, &file, &[], "echo leaked >&3 && echo wrote || echo refused; ls /proc/self/fd");
+    assert_success(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "refused\n0\n1\n2\n3\n", "only 0-2 (and ls's own 3) are open");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+    // Passed on when asked.
+    let out = run_with_fd3(&h, &file, &["--preserve-fds", "1"], "echo through-fd3 >&3");
+    assert_success(&out);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "through-fd3\n");
+    // Asking for one that is not open is a one-line error.
+    let out = run_with_fd3(&h, &file, &["--preserve-fds", "2"], "true");
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        error_line(&out),
+        "hutch: --preserve-fds 2: descriptor 4 is not open (pass 2 open descriptors from 3 up)"
+    );
+}
+
+#[test]
+fn a_racing_symlink_cannot_send_a_bind_mount_outside_the_root() {
+    // Attack: a container flips /mnt/t between a directory and a symlink to
+    // a host directory while other containers of the same rootfs start with
+    // a volume under /mnt/t; a runtime resolving the path on the host would
+    // create (and mount on) the host directory.
+    let h = Hutch::new("race");
+    let dir = Scratch::new("race");
+    let rootfs = dir.path().join("rootfs");
+    make_busybox_rootfs(&rootfs);
+    std::fs::create_dir_all(rootfs.join("mnt")).unwrap();
+    let victim = dir.path().join("victim");
+    let source = dir.path().join("source");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("data"), "ok").unwrap();
+    let flip = format!(
+        "while :; do rm -rf /mnt/t; mkdir /mnt/t; rm -rf /mnt/t; ln -s {} /mnt/t; rm -f /mnt/t; ln -s /proc/1/root/{} /mnt/t; rm -f /mnt/t; done",
+        victim.display(),
+        victim.display()
+    );
+    let mut attacker = h
+        .cmd()
+        .args(["run", "--rm", "--rootfs"])
+        .arg(&rootfs)
+        .args(["--", "/bin/sh", "-c", &flip])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let volume = format!("{}:/mnt/t/x", source.display());
+    let mut started = 0;
+    for _ in 0..20 {
+        let out = h
+            .cmd()
+            .args(["run", "--rm", "--rootfs"])
+            .arg(&rootfs)
+            .args(["-v", &volume, "--", "cat", "/mnt/t/x/data"])
+            .output()
+            .unwrap();
+        // The attacker may delete the mount point under the command (cat
+        // then fails): what counts is that setup got past the mounts.
+        started += (out.status.code() != Some(125)) as u32;
+    }
+    let _ = attacker.kill();
+    let _ = attacker.wait();
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0, "something was made in the host directory");
+    assert!(started > 0, "no container got past its mounts while the symlink flipped");
+}

@@ -23,12 +23,13 @@ struct Session {
 }
 
 impl Session {
-    fn start(h: &Hutch, rows: u16, cols: u16, command: &[&str]) -> Session {
+    /// `hutch run --rm FLAGS --rootfs BUSYBOX -- COMMAND` on a new terminal.
+    fn start(h: &Hutch, rows: u16, cols: u16, flags: &[&str], command: &[&str]) -> Session {
         let size = Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
         let pty = openpty(Some(&size), None).expect("openpty");
         let slave: OwnedFd = pty.slave;
         let mut cmd = h.cmd();
-        cmd.args(["run", "--rm", "-it", "--rootfs"]).arg(busybox_rootfs()).arg("--").args(command);
+        cmd.args(["run", "--rm"]).args(flags).arg("--rootfs").arg(busybox_rootfs()).arg("--").args(command);
         cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
             .stdout(Stdio::from(slave.try_clone().unwrap()))
             .stderr(Stdio::from(slave));
@@ -92,7 +93,7 @@ impl Session {
 #[test]
 fn interactive_shell_on_a_terminal() {
     let h = Hutch::new("tty");
-    let mut s = Session::start(&h, 33, 101, &["/bin/sh"]);
+    let mut s = Session::start(&h, 33, 101, &["-it"], &["/bin/sh"]);
     s.send("tty; stty size; echo \"answer-$((6*7))\"\n");
     s.expect("/dev/pts/0");
     s.expect("33 101");
@@ -115,7 +116,28 @@ fn interactive_shell_on_a_terminal() {
 #[test]
 fn terminal_output_is_complete_when_the_command_ends() {
     let h = Hutch::new("tty-drain");
-    let mut s = Session::start(&h, 24, 80, &["/bin/sh", "-c", "seq 1 3000; echo last-line"]);
+    let mut s = Session::start(&h, 24, 80, &["-it"], &["/bin/sh", "-c", "seq 1 3000; echo last-line"]);
     s.expect("last-line");
+    assert_eq!(s.exit_code(), Some(0));
+}
+
+#[test]
+fn without_t_the_container_never_holds_the_callers_terminal() {
+    // Attack: a descriptor of the caller's terminal lets a container change
+    // its modes (stty -echo), resize it, or read keys meant for others.
+    // Without -t hutch hands the container pipes and copies them.
+    let h = Hutch::new("no-tty");
+    let script = "for n in 0 1 2; do [ -t $n ] && echo fd$n-is-a-terminal || echo fd$n-not-a-terminal; done; \
+                  stty -echo 2>/dev/null && echo stty-changed-it; \
+                  read line; echo got-$line; seq 1 2000 >&2; echo stderr-end >&2";
+    let mut s = Session::start(&h, 24, 80, &["-i"], &["/bin/sh", "-c", script]);
+    s.expect("fd0-not-a-terminal");
+    s.expect("fd1-not-a-terminal");
+    s.expect("fd2-not-a-terminal");
+    s.send("hello\n");
+    s.expect("got-hello");
+    s.expect("stderr-end");
+    assert!(!s.seen.contains("stty-changed-it"), "the container changed the caller's terminal:\n{}", s.seen);
+    assert!(!s.seen.contains("is-a-terminal"), "the container got the caller's terminal:\n{}", s.seen);
     assert_eq!(s.exit_code(), Some(0));
 }

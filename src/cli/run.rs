@@ -2,6 +2,7 @@
 
 use super::{runtime_and_userns, Error};
 use crate::runtime::{self, StdioMode};
+use crate::spec::device::Device;
 use crate::spec::{self, ContainerConfig, EtcFiles, SeccompChoice, Volume};
 use crate::state::{new_container_id, ContainerDir};
 use crate::userns::UsernsPlan;
@@ -31,6 +32,12 @@ pub struct RunArgs {
     /// Bind mount a host path: HOST:CONTAINER[:ro|rw]
     #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:OPTS]")]
     volumes: Vec<String>,
+    /// Give the container a host device: HOST[:CONTAINER][:PERMISSIONS]
+    #[arg(long = "device", value_name = "HOST[:CONTAINER][:rwm]")]
+    devices: Vec<String>,
+    /// Pass on N descriptors beyond stdin, stdout and stderr (3 to 3+N-1)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    preserve_fds: u32,
     /// Remove the container's runtime files when it exits
     #[arg(long)]
     rm: bool,
@@ -75,9 +82,12 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> Result<i32, Error> {
     let (runtime, plan) = runtime_and_userns()?;
     let volumes = args.volumes.iter().map(|v| Volume::parse(v)).collect::<Result<Vec<_>, _>>()?;
+    let devices =
+        args.devices.iter().map(|d| Device::parse(d).map_err(spec::Error::from)).collect::<Result<Vec<_>, _>>()?;
+    check_preserved_fds(args.preserve_fds)?;
     let id = new_container_id()?;
     let dir = ContainerDir::create(&runtime, &id)?;
-    let result = run_in(&dir, &plan, &id, volumes, &args);
+    let result = run_in(&dir, &plan, &id, volumes, devices, &args);
     if args.rm {
         if let Err(e) = dir.remove() {
             eprintln!("hutch: {e}");
@@ -86,7 +96,14 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     result
 }
 
-fn run_in(dir: &ContainerDir, plan: &UsernsPlan, id: &str, volumes: Vec<Volume>, args: &RunArgs) -> Result<i32, Error> {
+fn run_in(
+    dir: &ContainerDir,
+    plan: &UsernsPlan,
+    id: &str,
+    volumes: Vec<Volume>,
+    devices: Vec<Device>,
+    args: &RunArgs,
+) -> Result<i32, Error> {
     let security = security_options(&args.security_opt)?;
     let hostname = args.hostname.clone().unwrap_or_else(|| id[..12].to_string());
     let etc_files = EtcFiles {
@@ -102,6 +119,7 @@ fn run_in(dir: &ContainerDir, plan: &UsernsPlan, id: &str, volumes: Vec<Volume>,
         user: args.user.clone(),
         hostname,
         volumes,
+        devices,
         terminal: args.tty,
         terminal_size: runtime::terminal_size(std::io::stdin().as_fd()),
         network: args.network,
@@ -123,7 +141,24 @@ fn run_in(dir: &ContainerDir, plan: &UsernsPlan, id: &str, volumes: Vec<Volume>,
     let spec = spec::build(&config, plan)?;
     let json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Other(format!("serializing the spec: {e}")))?;
     dir.write("config.json", &json)?;
-    Ok(runtime::run(&spec, plan, StdioMode { terminal: args.tty, interactive: args.interactive })?)
+    Ok(runtime::run(
+        &spec,
+        plan,
+        StdioMode { terminal: args.tty, interactive: args.interactive, preserve_fds: args.preserve_fds },
+    )?)
+}
+
+/// `--preserve-fds N` passes on descriptors 3 to 3+N-1: each must be open.
+fn check_preserved_fds(count: u32) -> Result<(), Error> {
+    for fd in 3..3 + count as i32 {
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(Error::Other(format!(
+                "--preserve-fds {count}: descriptor {fd} is not open (pass {count} open descriptors from 3 up)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 struct SecurityOptions {

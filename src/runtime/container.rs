@@ -18,7 +18,7 @@ pub fn start(spec: &Spec, stdio: StdioMode, channel: Channel, setgroups_allowed:
     let err = match prepare(spec, stdio, &channel) {
         Err(e) => e,
         Ok(launch) => {
-            let exec = || launch.exec(setgroups_allowed);
+            let exec = || launch.exec(setgroups_allowed, stdio.preserve_fds);
             if launch.with_init {
                 init::supervise(channel, stdio.terminal, exec)
             }
@@ -38,7 +38,7 @@ struct Launch<'a> {
 
 impl Launch<'_> {
     /// Becomes the container's user and its command; returns only on failure.
-    fn exec(&self, setgroups_allowed: bool) -> SetupError {
+    fn exec(&self, setgroups_allowed: bool, preserve_fds: u32) -> SetupError {
         // Without no_new_privs only CAP_SYS_ADMIN may load a filter: load it
         // while the capabilities are still there. With it, load it last, so
         // the filter need not allow what becoming the user takes.
@@ -58,7 +58,7 @@ impl Launch<'_> {
             }
         }
         reset_signals();
-        if let Err(e) = cloexec_from(3) {
+        if let Err(e) = cloexec_from(3 + preserve_fds) {
             return SetupError::sys("close_range", "", e);
         }
         self.command.exec()

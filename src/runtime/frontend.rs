@@ -3,17 +3,19 @@
 //! container's exit status. One poll loop, no threads.
 
 use super::channel::{Channel, Message};
+use super::relay::{self, Copied, Stream, TerminalPipes};
 use super::terminal::{self, RawMode};
-use super::{exit_code, signals, RunError, StdioMode};
+use super::{exit_code, fail, signals, RunError, SetupError, StdioMode};
 use crate::userns::{self, Forked, UsernsPlan};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{read, Pid};
+use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
 
 /// Runs the container described by `spec` in the foreground; returns its
 /// exit status.
@@ -26,14 +28,18 @@ pub fn run(spec: &Spec, plan: &UsernsPlan, stdio: StdioMode) -> Result<i32, RunE
     let signal_fd =
         SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(sys("signalfd"))?;
     let (ours, theirs) = Channel::pair().map_err(sys("socketpair"))?;
+    let pipes = TerminalPipes::new(stdio).map_err(sys("pipe"))?;
     match userns::fork_into_userns(plan)? {
         Forked::Child => {
             drop((ours, signal_fd));
+            if let Err(e) = pipes.install() {
+                fail(&theirs, SetupError::sys("dup2", "", e));
+            }
             crate::monitor::run(spec, stdio, theirs, plan.uses_helpers)
         }
         Forked::Parent { child } => {
             drop(theirs);
-            Frontend::new(child, ours, signal_fd, stdio).wait()
+            Frontend::new(child, ours, signal_fd, stdio, pipes.streams()).wait()
         }
     }
 }
@@ -44,23 +50,26 @@ struct Frontend {
     signals: SignalFd,
     container: Option<Pid>,
     queued: Vec<Signal>,
-    master: Option<OwnedFd>,
-    stdin_open: bool,
+    interactive: bool,
+    /// The container's terminal (`-t`), for window-size changes.
+    master: Option<Rc<OwnedFd>>,
+    streams: Vec<Stream>,
     raw_mode: Option<RawMode>,
     failure: Option<(i32, String)>,
     status: Option<i32>,
 }
 
 impl Frontend {
-    fn new(monitor: Pid, channel: Channel, signals: SignalFd, stdio: StdioMode) -> Frontend {
+    fn new(monitor: Pid, channel: Channel, signals: SignalFd, stdio: StdioMode, streams: Vec<Stream>) -> Frontend {
         Frontend {
             monitor,
             channel: Some(channel),
             signals,
             container: None,
             queued: Vec::new(),
+            interactive: stdio.interactive,
             master: None,
-            stdin_open: stdio.interactive,
+            streams,
             raw_mode: None,
             failure: None,
             status: None,
@@ -74,7 +83,7 @@ impl Frontend {
             }
             self.poll_once()?;
         };
-        self.drain_terminal();
+        self.drain_output();
         while self.channel.is_some() {
             self.read_channel()?;
         }
@@ -86,42 +95,39 @@ impl Frontend {
     }
 
     fn poll_once(&mut self) -> Result<(), RunError> {
-        let stdin = std::io::stdin();
-        let relay_stdin = self.master.is_some() && self.stdin_open;
-        let (channel_ready, signal_ready, master_ready, stdin_ready) = {
+        let (channel_ready, signal_ready, streams_ready) = {
             let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
-            let channel_at = self.channel.as_ref().map(|c| {
+            if let Some(c) = &self.channel {
                 fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
-                fds.len() - 1
-            });
-            let master_at = self.master.as_ref().map(|m| {
-                fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
-                fds.len() - 1
-            });
-            let stdin_at = relay_stdin.then(|| {
-                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
-                fds.len() - 1
-            });
+            }
+            let first_stream = fds.len();
+            fds.extend(self.streams.iter().map(|s| PollFd::new(s.source(), PollFlags::POLLIN)));
             match poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(errno) => return Err(RunError::Sys { op: "poll", errno }),
             }
-            let ready = |i: Option<usize>| i.is_some_and(|i| fds[i].any().unwrap_or(false));
-            (ready(channel_at), ready(Some(0)), ready(master_at), ready(stdin_at))
+            let ready = |fd: &PollFd| fd.any().unwrap_or(false);
+            let streams_ready: Vec<bool> = fds[first_stream..].iter().map(ready).collect();
+            (self.channel.is_some() && ready(&fds[1]), ready(&fds[0]), streams_ready)
         };
         if channel_ready {
             self.read_channel()?;
         }
-        if master_ready {
-            self.copy_from_master();
-        }
-        if stdin_ready {
-            self.copy_to_master();
-        }
+        self.copy_ready(&streams_ready);
         if signal_ready {
             self.handle_signals()?;
         }
         Ok(())
+    }
+
+    /// One copy step for each stream poll found ready; finished ones go.
+    fn copy_ready(&mut self, ready: &[bool]) {
+        let mut i = 0;
+        self.streams.retain(|stream| {
+            let keep = !ready.get(i).copied().unwrap_or(false) || stream.copy() == Copied::More;
+            i += 1;
+            keep
+        });
     }
 
     fn read_channel(&mut self) -> Result<(), RunError> {
@@ -142,7 +148,9 @@ impl Frontend {
                     terminal::set_size(master.as_fd(), rows, cols);
                 }
                 self.raw_mode = RawMode::enable();
+                let (master, streams) = relay::terminal_streams(master, self.interactive);
                 self.master = Some(master);
+                self.streams.extend(streams);
             }
             Ok(Some((Message::TerminalMaster, None))) => {}
             Ok(Some((Message::Failed { code, message }, _))) => {
@@ -192,46 +200,19 @@ impl Frontend {
         Ok(())
     }
 
-    /// Container output to our stdout. EOF or EIO: every slave is closed.
-    fn copy_from_master(&mut self) {
-        let Some(master) = &self.master else { return };
-        let mut buf = [0u8; 16 * 1024];
-        match read(master, &mut buf) {
-            Ok(0) | Err(Errno::EIO) => self.master = None,
-            Ok(n) => write_all(std::io::stdout().as_fd(), &buf[..n]),
-            Err(_) => {}
-        }
-    }
-
-    fn copy_to_master(&mut self) {
-        let Some(master) = &self.master else { return };
-        let mut buf = [0u8; 4096];
-        match read(std::io::stdin().as_fd(), &mut buf) {
-            Ok(0) => self.stdin_open = false,
-            Ok(n) => write_all(master.as_fd(), &buf[..n]),
-            Err(Errno::EINTR | Errno::EAGAIN) => {}
-            Err(_) => self.stdin_open = false,
-        }
-    }
-
-    /// What the container wrote just before it ended.
-    fn drain_terminal(&mut self) {
-        while let Some(master) = &self.master {
-            let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+    /// What the container wrote just before it ended: everything still
+    /// buffered in its terminal or pipes (their writers are all gone).
+    fn drain_output(&mut self) {
+        self.streams.retain(|s| s.is_output());
+        loop {
+            let mut fds: Vec<PollFd> =
+                self.streams.iter().map(|s| PollFd::new(s.source(), PollFlags::POLLIN)).collect();
             if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
                 break;
             }
-            self.copy_from_master();
-        }
-    }
-}
-
-fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) {
-    while !buf.is_empty() {
-        match nix::unistd::write(fd, buf) {
-            Ok(n) => buf = &buf[n..],
-            Err(Errno::EINTR | Errno::EAGAIN) => continue,
-            Err(_) => return,
+            let ready: Vec<bool> = fds.iter().map(|fd| fd.any().unwrap_or(false)).collect();
+            drop(fds);
+            self.copy_ready(&ready);
         }
     }
 }

@@ -15,6 +15,7 @@ mod frontend;
 mod init;
 pub mod inroot;
 pub mod process;
+mod relay;
 mod rootfs;
 mod seccomp;
 mod signals;
@@ -38,6 +39,9 @@ pub struct StdioMode {
     pub terminal: bool,
     /// Keep the caller's stdin (`-i`); otherwise the container reads /dev/null.
     pub interactive: bool,
+    /// Descriptors 3 to 3+N-1 of the caller's are passed on (`--preserve-fds`);
+    /// every other one is closed.
+    pub preserve_fds: u32,
 }
 
 /// Why the container could not be started. Crosses from the container

@@ -1,6 +1,7 @@
 //! From what the user asked for to an OCI runtime Spec. The runtime
 //! executes only the Spec, so everything a flag means is visible here.
 
+pub mod device;
 pub mod security;
 
 use crate::runtime::{inroot, process::DEFAULT_PATH, ANNOTATION_INIT};
@@ -55,6 +56,8 @@ pub enum Error {
     NoCommand,
     #[error(transparent)]
     Security(#[from] security::Error),
+    #[error(transparent)]
+    Device(#[from] device::Error),
     #[error("invalid tmpfs {0:?}: expected CONTAINER-PATH[:OPTIONS] with an absolute path")]
     Tmpfs(String),
     #[error("building the runtime spec: {0}")]
@@ -130,6 +133,8 @@ pub struct ContainerConfig {
     pub user: Option<String>,
     pub hostname: String,
     pub volumes: Vec<Volume>,
+    /// `--device`: host device nodes bound in.
+    pub devices: Vec<device::Device>,
     pub terminal: bool,
     pub terminal_size: Option<(u16, u16)>,
     pub network: NetworkMode,
@@ -273,6 +278,9 @@ fn mounts(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Vec<Mount>, Error>
         mount("/etc/hostname", "bind", &cfg.etc_files.hostname, &["bind"])?,
         mount("/etc/resolv.conf", "bind", &cfg.etc_files.resolv_conf, &["bind"])?,
     ];
+    for d in &cfg.devices {
+        list.push(mount(&d.container.to_string_lossy(), "bind", &d.host, &["bind", "nosuid", "noexec"])?);
+    }
     for v in &cfg.volumes {
         let opts: Vec<&str> = std::iter::once("rbind").chain(v.options.iter().map(String::as_str)).collect();
         list.push(mount(&v.destination.to_string_lossy(), "bind", &v.source, &opts)?);
