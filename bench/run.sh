@@ -9,7 +9,7 @@ hutch=${HUTCH_BIN:-$here/../target/release/hutch}
 [ -x "$hutch" ] || { echo "bench: build hutch first: cargo build --release" >&2; exit 1; }
 if [ "$(id -u)" = 0 ]; then
   # The peers measured here, beyond what tests/host-setup.sh installs.
-  for p in podman runc; do
+  for p in podman runc; do # also in tests/host-setup.sh
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
       || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null
   done

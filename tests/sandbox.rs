@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
 const DOCKER_DEFAULT_CAPS: &str = "00000000a80425fb";
 
@@ -56,20 +55,6 @@ fn no_new_privileges_is_on_unless_turned_off() {
     let out = h.run(&["--security-opt", "apparmor=x"], &["true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(error_line(&out).contains("unknown --security-opt \"apparmor=x\""), "{}", stderr(&out));
-}
-
-/// A busybox rootfs in `dir` with a static C program `/bin/NAME` built from `source`.
-fn rootfs_with_probe(dir: &Scratch, name: &str, source: &str) -> std::path::PathBuf {
-    let rootfs = dir.path().join("rootfs");
-    make_busybox_rootfs(&rootfs);
-    let src = dir.path().join(format!("{name}.c"));
-    std::fs::write(&src, source).unwrap();
-    let built = Command::new("gcc").args(["-static", "-o"]).arg(rootfs.join("bin").join(name)).arg(&src).status();
-    assert!(
-        built.is_ok_and(|s| s.success()),
-        "missing prerequisite: gcc and libc6-dev (static libc) to build the probe"
-    );
-    rootfs
 }
 
 #[test]

@@ -155,3 +155,17 @@ pub fn subordinate_base(h: &Hutch) -> u32 {
         .and_then(|f| f[1].parse().ok())
         .expect("a mapping for container uid 1")
 }
+
+/// A busybox rootfs in `dir` with a static C program `/bin/NAME` built from `source`.
+pub fn rootfs_with_probe(dir: &Scratch, name: &str, source: &str) -> PathBuf {
+    let rootfs = dir.path().join("rootfs");
+    make_busybox_rootfs(&rootfs);
+    let src = dir.path().join(format!("{name}.c"));
+    std::fs::write(&src, source).unwrap();
+    let built = Command::new("gcc").args(["-static", "-o"]).arg(rootfs.join("bin").join(name)).arg(&src).status();
+    assert!(
+        built.is_ok_and(|s| s.success()),
+        "missing prerequisite: gcc and libc6-dev (static libc) to build the probe"
+    );
+    rootfs
+}
