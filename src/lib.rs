@@ -7,6 +7,7 @@
 //! `sys.rs` holds the raw system calls.
 
 pub mod cli;
+pub mod config;
 pub mod monitor;
 pub mod runtime;
 pub mod spec;

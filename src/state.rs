@@ -99,6 +99,10 @@ impl ContainerDir {
         Ok(ContainerDir { path })
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Writes `name` atomically and returns its path.
     pub fn write(&self, name: &str, contents: &[u8]) -> Result<PathBuf, Error> {
         let path = self.path.join(name);

@@ -53,7 +53,9 @@ fn podman(rootfs: &Path) -> Command {
 
 fn bwrap(rootfs: &Path) -> Command {
     let mut cmd = Command::new("bwrap");
-    cmd.args(["--unshare-all", "--die-with-parent", "--bind"]).arg(rootfs).args(["/", "--proc", "/proc", "--dev", "/dev"]);
+    cmd.args(["--unshare-all", "--die-with-parent", "--bind"])
+        .arg(rootfs)
+        .args(["/", "--proc", "/proc", "--dev", "/dev"]);
     cmd.args(["--", "/bin/probe"]);
     cmd
 }

@@ -1,24 +1,72 @@
-//! Container networking for hutch.
+//! Container networking for hutch: the `--network` modes, network
+//! namespaces, the user-mode helpers that connect them (slirp4netns,
+//! pasta), published ports, and a container's /etc/hosts and resolv.conf.
 //!
-//! Today: the `host` and `none` modes, the loopback interface of a fresh
-//! network namespace, and the contents of a container's /etc/hosts and
-//! /etc/resolv.conf. The user-mode helpers (slirp4netns, pasta) and port
-//! publishing arrive here with the netstack issue.
+//! ```text
+//! monitor (host network namespace, container's user namespace)
+//!  ├─ NetNs::create: a child unshares the network namespace, brings lo up
+//!  ├─ Helper::start: slirp4netns or pasta for that namespace, ports published
+//!  └─ the container joins the namespace
+//! ```
 
 mod files;
+mod helper;
 mod loopback;
+mod mode;
+mod netns;
+mod ports;
 
 pub use files::{hosts_file, resolv_conf};
+pub use helper::{Helper, PASTA_DNS_IP, SLIRP_CONTAINER_IP, SLIRP_DNS_IP, SLIRP_HOST_IP};
 pub use loopback::bring_up_loopback;
+pub use mode::{find_program, NetworkMode, SlirpOptions};
+pub use netns::NetNs;
+pub use ports::{check_available, parse_publish, PortMapping, Protocol};
 
-use std::fmt;
-use std::str::FromStr;
+/// The helpers' MTU: at 1500 pasta is two orders of magnitude slower.
+pub const MTU: u32 = 65520;
 
-/// Errors of this crate; each names the operation that failed.
+/// Errors of this crate; each names the operation or the input at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("unknown network mode {0:?} (expected host or none)")]
+    #[error("unknown network mode {0:?} (expected pasta[:OPTIONS], slirp4netns[:OPTIONS], host or none)")]
     UnknownMode(String),
+    #[error("network mode {0:?}: unknown option {1:?} (slirp4netns takes allow_host_loopback=true|false, mtu=N)")]
+    ModeOption(String, String),
+    #[error(
+        "no user-mode network helper: install passt (pasta) or slirp4netns, or run with --network host or --network none"
+    )]
+    NoHelper,
+    #[error("network mode {0} needs no helper")]
+    NoHelperNeeded(String),
+    #[error("{0} is not installed: install it (Debian: apt-get install {pkg}) or choose another --network", pkg = package_of(.0))]
+    HelperMissing(&'static str),
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        program: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program} failed: {message}")]
+    HelperFailed { program: &'static str, message: String },
+    #[error("invalid -p {spec:?}: {why} (expected [HOST-IP:][HOST-PORT:]CONTAINER-PORT[/tcp|/udp])")]
+    Publish { spec: String, why: String },
+    #[error("host port {}:{}/{} is already in use ({source}): stop what holds it or publish another host port", .mapping.host_ip, .mapping.host_port, .mapping.protocol)]
+    PortTaken {
+        mapping: PortMapping,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot publish {mapping}: {message}")]
+    Publishing { mapping: PortMapping, message: String },
+    #[error("cannot make the container's network namespace: {op}: {source}")]
+    Netns {
+        op: &'static str,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("cannot make the container's network namespace: {0}")]
+    NetnsSetup(String),
     #[error("cannot bring up the loopback interface: {op}: {source}")]
     Loopback {
         op: &'static str,
@@ -27,38 +75,10 @@ pub enum Error {
     },
 }
 
-/// How a container is connected (`--network`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NetworkMode {
-    /// Share the host's network namespace (the HPC choice: MPI, InfiniBand).
-    Host,
-    /// A network namespace of its own with only loopback.
-    None,
-}
-
-impl NetworkMode {
-    /// Whether the container needs a network namespace of its own.
-    pub fn needs_namespace(self) -> bool {
-        matches!(self, NetworkMode::None)
-    }
-}
-
-impl FromStr for NetworkMode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "host" => Ok(NetworkMode::Host),
-            "none" => Ok(NetworkMode::None),
-            other => Err(Error::UnknownMode(other.to_string())),
-        }
-    }
-}
-
-impl fmt::Display for NetworkMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NetworkMode::Host => "host",
-            NetworkMode::None => "none",
-        })
+fn package_of(program: &str) -> &'static str {
+    if program == "pasta" {
+        "passt"
+    } else {
+        "slirp4netns"
     }
 }

@@ -32,6 +32,10 @@ pub enum Error {
     State(#[from] crate::state::Error),
     #[error(transparent)]
     Userns(#[from] crate::userns::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+    #[error(transparent)]
+    Network(#[from] netstack::Error),
     #[error("{0}")]
     Other(String),
 }

@@ -1,13 +1,14 @@
 //! `hutch run`.
 
 use super::{runtime_and_userns, Error};
+use crate::config::Config;
 use crate::runtime::{self, StdioMode};
 use crate::spec::device::Device;
 use crate::spec::{self, ContainerConfig, EtcFiles, SeccompChoice, Volume};
 use crate::state::{new_container_id, ContainerDir};
 use crate::userns::UsernsPlan;
 use clap::{ArgAction, Args};
-use netstack::NetworkMode;
+use netstack::{NetworkMode, PortMapping};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
@@ -50,9 +51,12 @@ pub struct RunArgs {
     /// Run a small init as PID 1 that forwards signals and reaps zombies
     #[arg(long)]
     init: bool,
-    /// Network: host (share the host's) or none (loopback only)
-    #[arg(long, value_name = "MODE", default_value = "host")]
-    network: NetworkMode,
+    /// Network: pasta[:OPTS], slirp4netns[:OPTS], host or none (default: pasta, else slirp4netns)
+    #[arg(long, value_name = "MODE")]
+    network: Option<String>,
+    /// Publish a container port: [HOST-IP:][HOST-PORT:]CONTAINER-PORT[/tcp|/udp]
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    publish: Vec<String>,
     /// Mount the root filesystem read-only
     #[arg(long)]
     read_only: bool,
@@ -85,9 +89,11 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     let devices =
         args.devices.iter().map(|d| Device::parse(d).map_err(spec::Error::from)).collect::<Result<Vec<_>, _>>()?;
     check_preserved_fds(args.preserve_fds)?;
+    let network = network_mode(args.network.as_deref())?;
+    let ports = published_ports(&args.publish, &network)?;
     let id = new_container_id()?;
     let dir = ContainerDir::create(&runtime, &id)?;
-    let result = run_in(&dir, &plan, &id, volumes, devices, &args);
+    let result = run_in(&dir, &plan, &id, Resources { volumes, devices, network, ports }, &args);
     if args.rm {
         if let Err(e) = dir.remove() {
             eprintln!("hutch: {e}");
@@ -96,20 +102,14 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     result
 }
 
-fn run_in(
-    dir: &ContainerDir,
-    plan: &UsernsPlan,
-    id: &str,
-    volumes: Vec<Volume>,
-    devices: Vec<Device>,
-    args: &RunArgs,
-) -> Result<i32, Error> {
+fn run_in(dir: &ContainerDir, plan: &UsernsPlan, id: &str, resources: Resources, args: &RunArgs) -> Result<i32, Error> {
+    let Resources { volumes, devices, network, ports } = resources;
     let security = security_options(&args.security_opt)?;
     let hostname = args.hostname.clone().unwrap_or_else(|| id[..12].to_string());
     let etc_files = EtcFiles {
-        hosts: dir.write("hosts", netstack::hosts_file(&hostname, args.network).as_bytes())?,
+        hosts: dir.write("hosts", netstack::hosts_file(&hostname, &network).as_bytes())?,
         hostname: dir.write("hostname", format!("{hostname}\n").as_bytes())?,
-        resolv_conf: dir.write("resolv.conf", netstack::resolv_conf(args.network).as_bytes())?,
+        resolv_conf: dir.write("resolv.conf", netstack::resolv_conf(&network).as_bytes())?,
     };
     let config = ContainerConfig {
         rootfs: args.rootfs.clone(),
@@ -122,7 +122,9 @@ fn run_in(
         devices,
         terminal: args.tty,
         terminal_size: runtime::terminal_size(std::io::stdin().as_fd()),
-        network: args.network,
+        network,
+        ports,
+        state_dir: dir.path().to_path_buf(),
         init: args.init,
         read_only: args.read_only,
         tmpfs: args.tmpfs.clone(),
@@ -146,6 +148,48 @@ fn run_in(
         plan,
         StdioMode { terminal: args.tty, interactive: args.interactive, preserve_fds: args.preserve_fds },
     )?)
+}
+
+/// What the container is given from the host, checked before it starts.
+struct Resources {
+    volumes: Vec<Volume>,
+    devices: Vec<Device>,
+    network: NetworkMode,
+    ports: Vec<PortMapping>,
+}
+
+/// `--network`, else the config file's default, else pasta or slirp4netns.
+fn network_mode(flag: Option<&str>) -> Result<NetworkMode, Error> {
+    match flag {
+        Some(mode) => Ok(mode.parse()?),
+        None => Ok(NetworkMode::default_mode(Config::load()?.network.default.as_deref())?),
+    }
+}
+
+/// `-p` values, checked free on the host. Like Docker, `host` networking
+/// ignores them (with a note); `none` has nothing to publish to.
+fn published_ports(specs: &[String], network: &NetworkMode) -> Result<Vec<PortMapping>, Error> {
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    match network {
+        NetworkMode::Host => {
+            eprintln!(
+                "hutch: note: published ports are discarded with --network host: the container uses the host's ports"
+            );
+            return Ok(Vec::new());
+        }
+        NetworkMode::None => {
+            return Err(Error::Other("-p needs a network: --network none has only loopback".into()));
+        }
+        _ => {}
+    }
+    let mut ports = Vec::new();
+    for spec in specs {
+        ports.extend(netstack::parse_publish(spec)?);
+    }
+    netstack::check_available(&ports)?;
+    Ok(ports)
 }
 
 /// `--preserve-fds N` passes on descriptors 3 to 3+N-1: each must be open.

@@ -8,14 +8,22 @@ use super::process::{become_user, Command};
 use super::{fail, init, rootfs, seccomp, terminal, SetupError, StdioMode, ANNOTATION_INIT};
 use crate::sys::{cloexec_from, reset_signals};
 use nix::fcntl::{open, OFlag};
-use nix::sched::{unshare, CloneFlags};
+use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{dup2_stdin, sethostname, setsid};
 use oci_spec::runtime::{LinuxNamespaceType, LinuxSeccomp, Process, Spec};
+use std::os::fd::BorrowedFd;
 
 /// Never returns: the process becomes the command or exits.
-pub fn start(spec: &Spec, stdio: StdioMode, channel: Channel, setgroups_allowed: bool) -> ! {
-    let err = match prepare(spec, stdio, &channel) {
+/// `netns`: a network namespace the monitor made to join, instead of a new one.
+pub fn start(
+    spec: &Spec,
+    stdio: StdioMode,
+    channel: Channel,
+    setgroups_allowed: bool,
+    netns: Option<BorrowedFd<'_>>,
+) -> ! {
+    let err = match prepare(spec, stdio, &channel, netns) {
         Err(e) => e,
         Ok(launch) => {
             let exec = || launch.exec(setgroups_allowed, stdio.preserve_fds);
@@ -65,11 +73,20 @@ impl Launch<'_> {
     }
 }
 
-fn prepare<'a>(spec: &'a Spec, stdio: StdioMode, channel: &Channel) -> Result<Launch<'a>, SetupError> {
+fn prepare<'a>(
+    spec: &'a Spec,
+    stdio: StdioMode,
+    channel: &Channel,
+    netns: Option<BorrowedFd<'_>>,
+) -> Result<Launch<'a>, SetupError> {
     // A session of its own: no terminal of the caller's, no signals from
     // the caller's terminal except those hutch forwards.
     setsid().map_err(|e| SetupError::sys("setsid", "", e))?;
-    let namespaces = namespaces_to_create(spec);
+    let mut namespaces = namespaces_to_create(spec);
+    if let Some(netns) = netns {
+        setns(netns, CloneFlags::CLONE_NEWNET).map_err(|e| SetupError::sys("setns", "network namespace", e))?;
+        namespaces.remove(CloneFlags::CLONE_NEWNET);
+    }
     unshare(namespaces).map_err(|e| SetupError::sys("unshare", "", e))?;
     if namespaces.contains(CloneFlags::CLONE_NEWNET) {
         netstack::bring_up_loopback().map_err(|e| SetupError::config(e.to_string()))?;

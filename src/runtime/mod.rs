@@ -31,6 +31,12 @@ use std::path::{Path, PathBuf};
 
 /// Annotation that puts hutch's reaping init in front of the process (`--init`).
 pub const ANNOTATION_INIT: &str = "io.hutch.init";
+/// The `--network` mode whose helper the monitor starts (slirp4netns, pasta).
+pub const ANNOTATION_NETWORK: &str = "io.hutch.network";
+/// Published ports, comma-separated `IP:HOST-PORT:CONTAINER-PORT/PROTO`.
+pub const ANNOTATION_PORTS: &str = "io.hutch.ports";
+/// The container's runtime directory.
+pub const ANNOTATION_STATE_DIR: &str = "io.hutch.state-dir";
 
 /// How the container's standard streams are connected.
 #[derive(Clone, Copy, Debug, Default)]

@@ -4,9 +4,11 @@
 pub mod device;
 pub mod security;
 
-use crate::runtime::{inroot, process::DEFAULT_PATH, ANNOTATION_INIT};
+use crate::runtime::{
+    inroot, process::DEFAULT_PATH, ANNOTATION_INIT, ANNOTATION_NETWORK, ANNOTATION_PORTS, ANNOTATION_STATE_DIR,
+};
 use crate::userns::UsernsPlan;
-use netstack::NetworkMode;
+use netstack::{NetworkMode, PortMapping};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{
@@ -138,6 +140,10 @@ pub struct ContainerConfig {
     pub terminal: bool,
     pub terminal_size: Option<(u16, u16)>,
     pub network: NetworkMode,
+    /// `-p`: host ports forwarded to the container (by the network helper).
+    pub ports: Vec<PortMapping>,
+    /// The container's runtime directory (the network helper's files).
+    pub state_dir: PathBuf,
     pub init: bool,
     pub read_only: bool,
     /// `--tmpfs PATH[:OPTIONS]`
@@ -186,6 +192,13 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
     if cfg.init {
         annotations.insert(ANNOTATION_INIT.to_string(), "true".to_string());
     }
+    // The monitor starts the network helper from these.
+    if cfg.network.has_helper() {
+        annotations.insert(ANNOTATION_NETWORK.to_string(), cfg.network.to_string());
+        let ports: Vec<String> = cfg.ports.iter().map(ToString::to_string).collect();
+        annotations.insert(ANNOTATION_PORTS.to_string(), ports.join(","));
+    }
+    annotations.insert(ANNOTATION_STATE_DIR.to_string(), cfg.state_dir.to_string_lossy().into_owned());
     let map = |m: &crate::userns::IdMapping| {
         LinuxIdMappingBuilder::default().container_id(m.container_id).host_id(m.host_id).size(m.size).build()
     };
@@ -193,7 +206,7 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
         if cfg.privileged { (&[], &[]) } else { (security::MASKED_PATHS, security::READONLY_PATHS) };
     let strings = |l: &[&str]| l.iter().map(|p| p.to_string()).collect::<Vec<_>>();
     let mut linux = LinuxBuilder::default()
-        .namespaces(namespaces(cfg.network)?)
+        .namespaces(namespaces(&cfg.network)?)
         .masked_paths(strings(masked))
         .readonly_paths(strings(readonly))
         .uid_mappings(plan.uid_map.iter().map(map).collect::<Result<Vec<_>, _>>()?)
@@ -212,7 +225,7 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
         .build()?)
 }
 
-fn namespaces(network: NetworkMode) -> Result<Vec<oci_spec::runtime::LinuxNamespace>, Error> {
+fn namespaces(network: &NetworkMode) -> Result<Vec<oci_spec::runtime::LinuxNamespace>, Error> {
     let mut types = vec![
         LinuxNamespaceType::User,
         LinuxNamespaceType::Pid,

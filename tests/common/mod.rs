@@ -92,7 +92,13 @@ impl Hutch {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(hutch_bin());
         c.env("XDG_RUNTIME_DIR", self.runtime_dir.path()).stdin(Stdio::null());
+        // The test's own config file (absent unless a test writes it).
+        c.env("HUTCH_CONFIG", self.config_file());
         c
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.runtime_dir.path().join("config.toml")
     }
 
     /// `hutch run --rm --rootfs <busybox> <extra…> -- <command…>`

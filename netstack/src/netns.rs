@@ -1,0 +1,102 @@
+//! A network namespace made for a container by a short-lived child, so the
+//! caller stays in the host's network namespace (it must: a user namespace
+//! cannot setns back into the host's) and can start the helper there.
+
+use crate::Error;
+use nix::fcntl::OFlag;
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::Signal;
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, pipe2, read, write, ForkResult, Pid};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+
+/// The namespace, and the child that made it and still lives in it (so
+/// its /proc/PID/net shows the namespace) until released.
+pub struct NetNs {
+    fd: OwnedFd,
+    holder: Pid,
+    release: Option<OwnedFd>,
+}
+
+impl NetNs {
+    /// Creates the namespace with loopback up and ping allowed for the
+    /// container's group ids `0..=max_gid`.
+    ///
+    /// Forks: call only from a single-threaded process (hutch's monitor).
+    pub fn create(max_gid: u32) -> Result<NetNs, Error> {
+        let sys = |op: &'static str| move |source| Error::Netns { op, source };
+        let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+        let (release_r, release_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+        // SAFETY: the caller is single-threaded, so the child may run any code.
+        match unsafe { fork() }.map_err(sys("fork"))? {
+            ForkResult::Child => {
+                drop((ready_r, release_w));
+                let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+                let report = match enter_new_namespace(max_gid) {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                let _ = write(&ready_w, report.as_bytes());
+                let _ = read(&release_r, &mut [0u8; 1]); // until released
+                                                         // SAFETY: _exit ends this forked child without running the
+                                                         // parent's destructors or atexit handlers.
+                unsafe { libc::_exit(0) }
+            }
+            ForkResult::Parent { child } => {
+                drop((ready_w, release_r));
+                let mut buf = [0u8; 512];
+                let n = read(&ready_r, &mut buf).unwrap_or(0);
+                let opened = match &buf[..n] {
+                    b"ok" => open_namespace_of(child),
+                    b"" => Err(Error::NetnsSetup("the process making it died".into())),
+                    report => Err(Error::NetnsSetup(String::from_utf8_lossy(report).into_owned())),
+                };
+                match opened {
+                    Ok(fd) => Ok(NetNs { fd, holder: child, release: Some(release_w) }),
+                    Err(e) => {
+                        drop(release_w);
+                        let _ = waitpid(child, None);
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The namespace's /proc/net: routes, sockets (while the holder lives).
+    pub(crate) fn proc_net(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/net", self.holder))
+    }
+
+    /// Lets the holder go: the descriptor alone keeps the namespace.
+    pub fn release_holder(&mut self) {
+        if self.release.take().is_some() {
+            let _ = waitpid(self.holder, None);
+        }
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        self.release_holder();
+    }
+}
+
+fn open_namespace_of(pid: Pid) -> Result<OwnedFd, Error> {
+    let path = format!("/proc/{pid}/ns/net");
+    std::fs::File::open(&path).map(OwnedFd::from).map_err(|e| Error::NetnsSetup(format!("{path}: {e}")))
+}
+
+fn enter_new_namespace(max_gid: u32) -> Result<(), Error> {
+    unshare(CloneFlags::CLONE_NEWNET).map_err(|source| Error::Netns { op: "unshare(CLONE_NEWNET)", source })?;
+    crate::bring_up_loopback()?;
+    // Unprivileged ICMP echo sockets (ping without CAP_NET_RAW) for exactly
+    // the container's groups.
+    std::fs::write("/proc/sys/net/ipv4/ping_group_range", format!("0 {max_gid}"))
+        .map_err(|e| Error::NetnsSetup(format!("net.ipv4.ping_group_range: {e}")))
+}
