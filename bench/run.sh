@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks of hutch and its peers on the same work, in one run.
-#   bench/run.sh [start]      (as root it re-runs itself as the test user hutch-sub)
+#   bench/run.sh [start|net|all]   (as root it re-runs itself as the test user hutch-sub)
+#     start  start latency: hutch vs bwrap, crun, podman
+#     net    iperf3 throughput through slirp4netns and pasta: hutch vs podman vs host loopback
 # Needs: tests/host-setup.sh done (bubblewrap, crun, hyperfine), hutch built (cargo build --release).
 # Prints each tool's median and its ratio to hutch.
 set -euo pipefail
@@ -16,7 +18,8 @@ if [ "$(id -u)" = 0 ]; then
   stage=/var/tmp/hutch-bench; mkdir -p "$stage"; install -m 0755 "$hutch" "$stage/hutch"; install -m 0755 "$0" "$stage/run.sh"
   exec runuser -u hutch-sub -- env -i HOME=/home/hutch-sub PATH=/usr/bin:/bin:/usr/sbin:/sbin HUTCH_BIN="$stage/hutch" bash "$stage/run.sh" "$@"
 fi
-for tool in hyperfine bwrap crun python3; do
+what=${1:-all}
+for tool in hyperfine bwrap crun python3 iperf3; do
   command -v $tool >/dev/null || { echo "bench: $tool is missing (run tests/host-setup.sh)" >&2; exit 1; }
 done
 
@@ -27,9 +30,12 @@ rootfs=$work/rootfs; mkdir -p "$rootfs"/{bin,etc,proc,dev,sys,tmp}
 cp /bin/busybox "$rootfs/bin/"; for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$rootfs/bin/$a"; done
 touch "$rootfs"/etc/{hosts,hostname,resolv.conf}
 
-# crun: a rootless spec over the same rootfs, host network like the others.
-mkdir -p "$work/crun"
-(cd "$work/crun" && crun spec --rootless && python3 - "$rootfs" <<'PY'
+podman_runtime=(); grep -q ' /sys/fs/cgroup tmpfs' /proc/mounts && podman_runtime=(--runtime runc)
+
+bench_start() {
+  # crun: a rootless spec over the same rootfs, host network like the others.
+  mkdir -p "$work/crun"
+  (cd "$work/crun" && crun spec --rootless && python3 - "$rootfs" <<'PY'
 import json, sys
 c = json.load(open("config.json"))
 c["root"] = {"path": sys.argv[1], "readonly": False}
@@ -38,34 +44,112 @@ c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != 
 c["linux"].pop("resources", None)
 json.dump(c, open("config.json", "w"))
 PY
-)
-# crun refuses hybrid cgroup layouts (v1 controllers + a cgroup2 mount), even
-# with cgroups disabled; hide the cgroup mounts from it in a mount namespace.
-# That wrapper (one unshare + mount, ~1 ms) is part of crun's time here.
-crun_cmd="cd $work/crun && crun --cgroup-manager=disabled --root $work/crun/state run bench-\$\$ >/dev/null"
-if grep -q ' /sys/fs/cgroup tmpfs' /proc/mounts; then
-  crun_cmd="unshare --user --map-current-user --mount --keep-caps sh -c 'mount -t tmpfs none /sys/fs/cgroup && $crun_cmd' 2>/dev/null"
-fi
+  )
+  # crun refuses hybrid cgroup layouts (v1 controllers + a cgroup2 mount), even
+  # with cgroups disabled; hide the cgroup mounts from it in a mount namespace.
+  # That wrapper (one unshare + mount, ~1 ms) is part of crun's time here.
+  crun_cmd="cd $work/crun && crun --cgroup-manager=disabled --root $work/crun/state run bench-\$\$ >/dev/null"
+  if grep -q ' /sys/fs/cgroup tmpfs' /proc/mounts; then
+    crun_cmd="unshare --user --map-current-user --mount --keep-caps sh -c 'mount -t tmpfs none /sys/fs/cgroup && $crun_cmd' 2>/dev/null"
+  fi
 
-# podman: crun refuses hybrid cgroups, so podman runs with runc where needed.
-podman_cmd="podman run --rm --network host --rootfs $rootfs /bin/true"
-grep -q ' /sys/fs/cgroup tmpfs' /proc/mounts && podman_cmd="podman --runtime runc run --rm --network host --rootfs $rootfs /bin/true"
-peers=(-n bwrap "bwrap --unshare-all --share-net --bind $rootfs / --proc /proc --dev /dev --hostname b -- /bin/true"
-       -n crun "sh -c \"$crun_cmd\"")
-if command -v podman >/dev/null && $podman_cmd >/dev/null 2>&1; then
-  peers+=(-n podman "$podman_cmd")
-else
-  echo "(podman skipped: not installed or cannot run here)"
-fi
+  # podman: crun refuses hybrid cgroups, so podman runs with runc where needed.
+  podman_cmd="podman run --rm --network host --rootfs $rootfs /bin/true"
+  grep -q ' /sys/fs/cgroup tmpfs' /proc/mounts && podman_cmd="podman --runtime runc run --rm --network host --rootfs $rootfs /bin/true"
+  peers=(-n bwrap "bwrap --unshare-all --share-net --bind $rootfs / --proc /proc --dev /dev --hostname b -- /bin/true"
+         -n crun "sh -c \"$crun_cmd\"")
+  if command -v podman >/dev/null && $podman_cmd >/dev/null 2>&1; then
+    peers+=(-n podman "$podman_cmd")
+  else
+    echo "(podman skipped: not installed or cannot run here)"
+  fi
 
-echo "== start latency: run /bin/true in a fresh container (busybox rootfs, host network)"
-hyperfine -N --warmup 3 --runs ${RUNS:-30} --export-json "$work/start.json" \
-  -n hutch "$hutch run --rm --rootfs $rootfs -- /bin/true" "${peers[@]}" >/dev/null
-python3 - "$work/start.json" <<'PY'
+  echo "== start latency: run /bin/true in a fresh container (busybox rootfs, host network)"
+  hyperfine -N --warmup 3 --runs ${RUNS:-30} --export-json "$work/start.json" \
+    -n hutch "$hutch run --rm --network host --rootfs $rootfs -- /bin/true" "${peers[@]}" >/dev/null
+  ratios "$work/start.json" hutch
+
+  echo "== start latency with a network of the container's own (namespace + user-mode helper)"
+  local net_peers=()
+  command -v podman >/dev/null && $podman_cmd >/dev/null 2>&1 && net_peers+=(-n "podman slirp4netns" \
+    "podman ${podman_runtime[*]} run --rm --network slirp4netns --rootfs $rootfs /bin/true")
+  hyperfine -N --warmup 3 --runs ${RUNS:-30} --export-json "$work/start-net.json" \
+    -n "hutch pasta" "$hutch run --rm --network pasta --rootfs $rootfs -- /bin/true" \
+    -n "hutch slirp4netns" "$hutch run --rm --network slirp4netns --rootfs $rootfs -- /bin/true" \
+    "${net_peers[@]}" >/dev/null
+  ratios "$work/start-net.json" "hutch slirp4netns"
+}
+
+# Prints each hyperfine result's median and its ratio to BASE's.
+ratios() {
+  python3 - "$1" "$2" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-base = r["hutch"]["median"]
-print(f"{'tool':8} {'median':>9} {'mean±sd':>16}  ratio to hutch")
+base = r[sys.argv[2]]["median"]
+print(f"{'tool':18} {'median':>9} {'mean±sd':>16}  ratio to {sys.argv[2]}")
 for name, x in r.items():
-    print(f"{name:8} {x['median']*1e3:7.2f}ms {x['mean']*1e3:8.2f}±{x['stddev']*1e3:5.2f}ms  {x['median']/base:5.2f}x")
+    print(f"{name:18} {x['median']*1e3:7.2f}ms {x['mean']*1e3:8.2f}±{x['stddev']*1e3:5.2f}ms  {x['median']/base:5.2f}x")
 PY
+}
+
+# iperf3 with its libraries, for the containers.
+cp --parents $(ldd /usr/bin/iperf3 | awk '/=>/ {print $3} /ld-linux/ {print $1}') "$rootfs"
+cp /usr/bin/iperf3 "$rootfs/bin/"
+
+bench_net() {
+  local secs=${SECS:-4} port=15201 hp=15202 results=$work/net.txt
+  : > "$results"
+  gbps() { python3 -c 'import json,sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9, 2))'; }
+  record() { echo "$1 $2" >> "$results"; }
+  # podman 4.3 (Debian 12) has no pasta network (podman 4.4 added it).
+  local podman_drivers=""
+  if command -v podman >/dev/null; then
+    for driver in slirp4netns pasta; do
+      podman "${podman_runtime[@]}" run --rm --network $driver --rootfs "$rootfs" true >/dev/null 2>&1 && podman_drivers+=" $driver"
+    done
+  fi
+  iperf3 -s -B 127.0.0.1 -p $port -D --pidfile "$work/iperf.pid"; sleep 0.3
+  record "host-loopback" "$(iperf3 -c 127.0.0.1 -p $port -t $secs -J | gbps)"
+  for driver in slirp4netns pasta; do
+    # container -> host: the server on the host's loopback.
+    local to_host=10.0.2.2 allow=slirp4netns:allow_host_loopback=true
+    [ $driver = pasta ] && to_host=127.0.0.1 allow=pasta:-T,$port
+    record "hutch-$driver-to-host" "$("$hutch" run --rm --network $allow --rootfs "$rootfs" -- iperf3 -c $to_host -p $port -t $secs -J | gbps)"
+    if [[ " $podman_drivers " == *" $driver "* ]]; then
+      record "podman-$driver-to-host" "$(podman "${podman_runtime[@]}" run --rm --network $allow --rootfs "$rootfs" iperf3 -c $to_host -p $port -t $secs -J 2>/dev/null | gbps)"
+    fi
+    # host -> container: a published port.
+    "$hutch" run --rm --network $driver -p 127.0.0.1:$hp:5201 --rootfs "$rootfs" -- iperf3 -s -1 >/dev/null & sleep 1
+    record "hutch-$driver-from-host" "$(iperf3 -c 127.0.0.1 -p $hp -t $secs -J | gbps)"; wait
+    if [[ " $podman_drivers " == *" $driver "* ]]; then
+      podman "${podman_runtime[@]}" run --rm --network $driver -p 127.0.0.1:$hp:5201 --rootfs "$rootfs" iperf3 -s -1 >/dev/null 2>&1 & sleep 2
+      record "podman-$driver-from-host" "$(iperf3 -c 127.0.0.1 -p $hp -t $secs -J | gbps)"; wait
+    fi
+  done
+  kill "$(cat "$work/iperf.pid")" 2>/dev/null || true
+  echo "== network throughput (iperf3, ${secs}s each, Gbit/s; ratios to the host loopback and hutch/podman)"
+  python3 - "$results" <<'PY'
+import sys
+r = dict(l.split() for l in open(sys.argv[1]) if len(l.split()) == 2)
+r = {k: float(v) for k, v in r.items()}
+host = r["host-loopback"]
+print(f"{'path':34} {'Gbit/s':>7} {'/loopback':>9} {'hutch/podman':>12}")
+print(f"{'host loopback':34} {host:7.2f} {1:9.2f}")
+for driver in ("slirp4netns", "pasta"):
+    for way in ("to-host", "from-host"):
+        h, p = r.get(f"hutch-{driver}-{way}"), r.get(f"podman-{driver}-{way}")
+        ratio = f"{h/p:12.2f}" if h and p else f"{'-':>12}"
+        print(f"{'hutch ' + driver + ' ' + way:34} {h or 0:7.2f} {(h or 0)/host:9.2f} {ratio}")
+        if p is not None:
+            print(f"{'podman ' + driver + ' ' + way:34} {p:7.2f} {p/host:9.2f}")
+        else:
+            print(f"{'podman ' + driver + ' ' + way:34}   (podman here has no {driver} network)")
+PY
+}
+
+case $what in
+  start) bench_start ;;
+  net) bench_net ;;
+  all) bench_start; bench_net ;;
+  *) echo "bench: unknown benchmark $what (start, net or all)" >&2; exit 1 ;;
+esac

@@ -10,7 +10,7 @@ use crate::runtime::channel::{Channel, Message};
 use crate::runtime::ANNOTATION_STATE_DIR;
 use crate::runtime::{container, exit_code, fail, SetupError, StdioMode, ANNOTATION_NETWORK, ANNOTATION_PORTS};
 use crate::sys::{die_with_parent, exit_now};
-use netstack::{Helper, NetNs, NetworkMode, PortMapping};
+use netstack::{Connected, NetworkMode, PortMapping};
 use nix::errno::Errno;
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::wait::waitpid;
@@ -40,7 +40,7 @@ pub fn run(spec: &Spec, stdio: StdioMode, channel: Channel, setgroups_allowed: b
         Err(e) => fail(&channel, SetupError::sys("fork", "", e)),
         Ok(ForkResult::Child) => {
             die_with_parent();
-            let netns = network.as_ref().map(|(netns, _)| netns.fd());
+            let netns = network.as_ref().map(|n| n.netns());
             container::start(spec, stdio, channel, setgroups_allowed, netns)
         }
         Ok(ForkResult::Parent { child }) => {
@@ -55,7 +55,7 @@ pub fn run(spec: &Spec, stdio: StdioMode, channel: Channel, setgroups_allowed: b
 
 /// For a helper mode: the container's network namespace and the running
 /// helper (slirp4netns or pasta) that connects it, ports published.
-fn connect_network(spec: &Spec) -> Result<Option<(NetNs, Helper)>, SetupError> {
+fn connect_network(spec: &Spec) -> Result<Option<Connected>, SetupError> {
     let annotations = spec.annotations().clone().unwrap_or_default();
     let Some(mode) = annotations.get(ANNOTATION_NETWORK) else { return Ok(None) };
     let config = |e: netstack::Error| SetupError::config(e.to_string());
@@ -67,10 +67,7 @@ fn connect_network(spec: &Spec) -> Result<Option<(NetNs, Helper)>, SetupError> {
         .map_err(config)?
         .unwrap_or_default();
     let dir = annotations.get(ANNOTATION_STATE_DIR).map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let mut netns = NetNs::create(max_container_gid(spec)).map_err(config)?;
-    let helper = Helper::start(&mode, &netns, &ports, &dir).map_err(config)?;
-    netns.release_holder();
-    Ok(Some((netns, helper)))
+    netstack::connect(&mode, &ports, &dir, max_container_gid(spec)).map(Some).map_err(config)
 }
 
 /// The highest group id mapped in the container (ping is allowed for 0..=it).

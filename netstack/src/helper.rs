@@ -7,7 +7,6 @@ use crate::netns::NetNs;
 use crate::ports::{PortMapping, Protocol};
 use crate::{Error, NetworkMode, SlirpOptions};
 use nix::fcntl::OFlag;
-use nix::sys::signal::{kill, Signal};
 use nix::unistd::{pipe2, read, Pid};
 use std::io::{BufRead, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -52,16 +51,9 @@ impl Helper {
 }
 
 impl Drop for Helper {
+    /// Helpers keep no state worth a graceful stop: kill and reap at once.
     fn drop(&mut self) {
         drop(self._exit_pipe.take());
-        let _ = kill(self.pid(), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -3,13 +3,15 @@
 //! pasta), published ports, and a container's /etc/hosts and resolv.conf.
 //!
 //! ```text
-//! monitor (host network namespace, container's user namespace)
-//!  ├─ NetNs::create: a child unshares the network namespace, brings lo up
+//! monitor (host network namespace, container's user namespace): connect()
+//!  ├─ NetNs::create: a child unshares the network namespace, brings lo up,
+//!  │                 and stays there forwarding TCP ports for slirp4netns
 //!  ├─ Helper::start: slirp4netns or pasta for that namespace, ports published
 //!  └─ the container joins the namespace
 //! ```
 
 mod files;
+mod forward;
 mod helper;
 mod loopback;
 mod mode;
@@ -17,11 +19,61 @@ mod netns;
 mod ports;
 
 pub use files::{hosts_file, resolv_conf};
+use forward::TcpForward;
 pub use helper::{Helper, PASTA_DNS_IP, SLIRP_CONTAINER_IP, SLIRP_DNS_IP, SLIRP_HOST_IP};
 pub use loopback::bring_up_loopback;
 pub use mode::{find_program, NetworkMode, SlirpOptions};
 pub use netns::NetNs;
 pub use ports::{check_available, parse_publish, PortMapping, Protocol};
+
+/// A container's network: its namespace and the helper connecting it.
+/// Dropping it stops the helper and frees the published ports.
+pub struct Connected {
+    helper: Helper,
+    netns: NetNs,
+}
+
+impl Connected {
+    pub fn netns(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.netns.fd()
+    }
+
+    pub fn helper_pid(&self) -> nix::unistd::Pid {
+        self.helper.pid()
+    }
+}
+
+/// Makes the network namespace for a container whose group ids end at
+/// `max_gid`, and connects it as `mode` says, publishing `ports`; `dir`
+/// holds the helper's log and sockets. TCP ports through slirp4netns go
+/// through hutch's own forwarder (faster); pasta forwards its own.
+///
+/// Forks: call only from a single-threaded process (hutch's monitor).
+pub fn connect(
+    mode: &NetworkMode,
+    ports: &[PortMapping],
+    dir: &std::path::Path,
+    max_gid: u32,
+) -> Result<Connected, Error> {
+    let (forwards, helper_ports): (Vec<TcpForward>, Vec<PortMapping>) = match mode {
+        NetworkMode::Slirp4netns(_) => {
+            let (tcp, udp): (Vec<PortMapping>, Vec<PortMapping>) =
+                ports.iter().partition(|p| p.protocol == Protocol::Tcp);
+            (tcp.iter().map(listen).collect::<Result<_, _>>()?, udp)
+        }
+        _ => (Vec::new(), ports.to_vec()),
+    };
+    let target = SLIRP_CONTAINER_IP.parse().unwrap_or(std::net::IpAddr::from([10, 0, 2, 100]));
+    let netns = NetNs::create(max_gid, forwards, target)?;
+    let helper = Helper::start(mode, &netns, &helper_ports, dir)?;
+    Ok(Connected { helper, netns })
+}
+
+fn listen(port: &PortMapping) -> Result<TcpForward, Error> {
+    let listener = std::net::TcpListener::bind((port.host_ip, port.host_port))
+        .map_err(|e| Error::Publishing { mapping: *port, message: e.to_string() })?;
+    Ok(TcpForward { listener, container_port: port.container_port })
+}
 
 /// The helpers' MTU: at 1500 pasta is two orders of magnitude slower.
 pub const MTU: u32 = 65520;

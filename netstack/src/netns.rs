@@ -2,17 +2,19 @@
 //! caller stays in the host's network namespace (it must: a user namespace
 //! cannot setns back into the host's) and can start the helper there.
 
+use crate::forward::{self, TcpForward};
 use crate::Error;
 use nix::fcntl::OFlag;
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, pipe2, read, write, ForkResult, Pid};
+use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
-/// The namespace, and the child that made it and still lives in it (so
-/// its /proc/PID/net shows the namespace) until released.
+/// The namespace, and the child that made it and lives in it until
+/// released: its /proc/PID/net shows the namespace, and it forwards ports.
 pub struct NetNs {
     fd: OwnedFd,
     holder: Pid,
@@ -21,10 +23,11 @@ pub struct NetNs {
 
 impl NetNs {
     /// Creates the namespace with loopback up and ping allowed for the
-    /// container's group ids `0..=max_gid`.
+    /// container's group ids `0..=max_gid`. The holder serves `forwards`
+    /// (host listeners) by connecting to `target` inside, until released.
     ///
     /// Forks: call only from a single-threaded process (hutch's monitor).
-    pub fn create(max_gid: u32) -> Result<NetNs, Error> {
+    pub fn create(max_gid: u32, forwards: Vec<TcpForward>, target: IpAddr) -> Result<NetNs, Error> {
         let sys = |op: &'static str| move |source| Error::Netns { op, source };
         let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
         let (release_r, release_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
@@ -37,6 +40,9 @@ impl NetNs {
                     Ok(()) => "ok".to_string(),
                     Err(e) => e.to_string(),
                 };
+                if report == "ok" {
+                    forward::serve(forwards, target);
+                }
                 let _ = write(&ready_w, report.as_bytes());
                 let _ = read(&release_r, &mut [0u8; 1]); // until released
                                                          // SAFETY: _exit ends this forked child without running the
@@ -44,7 +50,7 @@ impl NetNs {
                 unsafe { libc::_exit(0) }
             }
             ForkResult::Parent { child } => {
-                drop((ready_w, release_r));
+                drop((ready_w, release_r, forwards)); // the holder has them
                 let mut buf = [0u8; 512];
                 let n = read(&ready_r, &mut buf).unwrap_or(0);
                 let opened = match &buf[..n] {
