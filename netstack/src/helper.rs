@@ -7,8 +7,9 @@ use crate::netns::NetNs;
 use crate::ports::{PortMapping, Protocol};
 use crate::{Error, NetworkMode, SlirpOptions};
 use nix::fcntl::OFlag;
-use nix::unistd::{pipe2, read, Pid};
+use nix::unistd::{pipe2, read};
 use std::io::{BufRead, Read, Write};
+use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -17,11 +18,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Where slirp4netns puts the container, its gateway (the host) and DNS.
-pub const SLIRP_CONTAINER_IP: &str = "10.0.2.100";
-pub const SLIRP_HOST_IP: &str = "10.0.2.2";
-pub const SLIRP_DNS_IP: &str = "10.0.2.3";
+pub const SLIRP_CONTAINER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 100);
+pub const SLIRP_HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+pub const SLIRP_DNS_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 3);
 /// The address pasta answers DNS on, forwarding to the host's resolver.
-pub const PASTA_DNS_IP: &str = "169.254.1.1";
+pub const PASTA_DNS_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -43,10 +44,6 @@ impl Helper {
             NetworkMode::Pasta(args) => start_pasta(args, netns, ports, &log),
             NetworkMode::Host | NetworkMode::None => Err(Error::NoHelperNeeded(mode.to_string())),
         }
-    }
-
-    pub fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
     }
 }
 
@@ -211,7 +208,7 @@ fn start_pasta(extra: &[String], netns: &NetNs, ports: &[PortMapping], log: &Pat
     // not be mapped); --netns through our descriptor: pasta drops its
     // capabilities before opening it, and /proc/PID/ns needs them.
     cmd.args(["--config-net", "--foreground", "--quiet", "--runas", "0", "--mtu", &crate::MTU.to_string()]);
-    cmd.args(["--ns-ifname", "eth0", "--dns-forward", PASTA_DNS_IP]);
+    cmd.args(["--ns-ifname", "eth0", "--dns-forward", &PASTA_DNS_IP.to_string()]);
     cmd.args(pasta_port_args(ports, extra)).args(extra);
     cmd.arg("--netns").arg(format!("/proc/self/fd/{ns}"));
     let child = spawn(program, cmd)?;

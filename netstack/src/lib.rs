@@ -29,17 +29,14 @@ pub use ports::{check_available, parse_publish, PortMapping, Protocol};
 /// A container's network: its namespace and the helper connecting it.
 /// Dropping it stops the helper and frees the published ports.
 pub struct Connected {
-    helper: Helper,
+    // Held for its Drop (fields drop in order: the helper, then the namespace).
+    _helper: Helper,
     netns: NetNs,
 }
 
 impl Connected {
     pub fn netns(&self) -> std::os::fd::BorrowedFd<'_> {
         self.netns.fd()
-    }
-
-    pub fn helper_pid(&self) -> nix::unistd::Pid {
-        self.helper.pid()
     }
 }
 
@@ -63,10 +60,9 @@ pub fn connect(
         }
         _ => (Vec::new(), ports.to_vec()),
     };
-    let target = SLIRP_CONTAINER_IP.parse().unwrap_or(std::net::IpAddr::from([10, 0, 2, 100]));
-    let netns = NetNs::create(max_gid, forwards, target)?;
+    let netns = NetNs::create(max_gid, forwards, SLIRP_CONTAINER_IP.into())?;
     let helper = Helper::start(mode, &netns, &helper_ports, dir)?;
-    Ok(Connected { helper, netns })
+    Ok(Connected { _helper: helper, netns })
 }
 
 fn listen(port: &PortMapping) -> Result<TcpForward, Error> {

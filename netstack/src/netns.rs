@@ -79,8 +79,8 @@ impl NetNs {
         PathBuf::from(format!("/proc/{}/net", self.holder))
     }
 
-    /// Lets the holder go: the descriptor alone keeps the namespace.
-    pub fn release_holder(&mut self) {
+    /// Lets the holder go (its forwarding ends with it).
+    fn release_holder(&mut self) {
         if self.release.take().is_some() {
             let _ = waitpid(self.holder, None);
         }
