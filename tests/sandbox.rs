@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::Command;
 
 const DOCKER_DEFAULT_CAPS: &str = "00000000a80425fb";
 
@@ -154,6 +155,101 @@ fn host_processes_cannot_be_signalled() {
     let out = h.run(&[], &["/bin/sh", "-c", &format!("kill -0 {}", std::process::id())]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("No such process"), "{}", stderr(&out));
+}
+
+const PTRACE_PROBE: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+int main(int argc, char **argv) {
+    long r = ptrace(PTRACE_ATTACH, atoi(argv[1]), 0, 0);
+    printf("%s\n", r < 0 ? strerrorname_np(errno) : "attached");
+    return 0;
+}
+"#;
+
+#[test]
+fn host_processes_cannot_be_traced() {
+    // Attack: attach to a host process of the same user (this test).
+    let dir = Scratch::new("ptrace");
+    let rootfs = rootfs_with_probe(&dir, "attach", PTRACE_PROBE);
+    let h = Hutch::new("ptrace");
+    let pid = std::process::id().to_string();
+    let out =
+        h.cmd().args(["run", "--rm", "--rootfs"]).arg(&rootfs).args(["--", "/bin/attach", &pid]).output().unwrap();
+    assert_success(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ESRCH\n", "the host pid must not exist inside");
+}
+
+#[test]
+fn proc_links_lead_back_into_the_container() {
+    // Attack: reach the host's files through /proc/1/root, /proc/self/root
+    // or the monitor's descriptors.
+    let secret = Scratch::new("proc-root");
+    let file = secret.path().join("host-only");
+    std::fs::write(&file, "host data").unwrap();
+    let h = Hutch::new("proc-root");
+    let script = format!(
+        "for p in /proc/1/root{f} /proc/self/root{f} /proc/1/cwd{f}; do cat $p 2>/dev/null && echo LEAK; done; \
+         ls /proc | grep -c '^[0-9]'; ls /proc/1/fd | tr '\\n' ' '",
+        f = file.display()
+    );
+    let out = h.sh(&[], &script);
+    assert_eq!(out, "3\n0 1 2 ", "only the script's own processes and descriptors are visible");
+}
+
+const CAPEFF_PROBE: &str = r#"
+#include <stdio.h>
+#include <string.h>
+int main(void) {
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "CapEff:", 7)) fputs(line, stdout);
+    return 0;
+}
+"#;
+
+#[test]
+fn a_file_capability_in_the_image_gains_nothing() {
+    // Attack: a binary in the image carrying cap_setuid+ep, run as a user
+    // without capabilities. no_new_privs makes execve ignore file caps.
+    let dir = Scratch::new("filecap");
+    let rootfs = rootfs_with_probe(&dir, "capeff", CAPEFF_PROBE);
+    let probe = rootfs.join("bin/capeff");
+    // The xattr is written inside hutch's user namespace, as an image
+    // unpacked there would carry it (v2 format: CAP_SETUID, effective).
+    let set = Command::new(hutch_bin())
+        .args(["unshare", "python3", "-c"])
+        .arg("import os,struct,sys; os.setxattr(sys.argv[1], 'security.capability', struct.pack('<5I', 0x02000001, 1 << 7, 0, 0, 0))")
+        .arg(&probe)
+        .status()
+        .unwrap();
+    assert!(set.success(), "could not set the file capability");
+    let h = Hutch::new("filecap");
+    let run = |extra: &[&str]| {
+        let mut cmd = h.cmd();
+        cmd.args(["run", "--rm"]).args(extra).arg("--rootfs").arg(&rootfs).args(["--", "/bin/capeff"]);
+        cmd.output().unwrap()
+    };
+    if expect_subids() {
+        // uid 1000 holds no capabilities; no_new_privs keeps it so.
+        let out = run(&["-u", "1000"]);
+        assert_success(&out);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "CapEff:\t0000000000000000\n");
+        // The attack is real: without no_new_privs the capability is granted.
+        let out = run(&["-u", "1000", "--security-opt", "no-new-privileges=false"]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "CapEff:\t0000000000000080\n");
+    } else {
+        // Only root exists: with the capability out of its bounding set,
+        // the kernel refuses to run a program that needs it.
+        let out = run(&["--cap-drop", "SETUID"]);
+        assert_eq!(out.status.code(), Some(126));
+        assert_eq!(error_line(&out), "hutch: cannot start /bin/capeff: operation not permitted");
+    }
 }
 
 #[test]

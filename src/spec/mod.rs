@@ -165,7 +165,7 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
     let rootfs =
         std::fs::canonicalize(&cfg.rootfs).map_err(|e| Error::Rootfs { path: cfg.rootfs.clone(), source: e })?;
     let ids = resolve_user(&rootfs, cfg.user.as_deref())?;
-    let caps = security::capabilities(&cfg.cap_add, &cfg.cap_drop, cfg.privileged)?;
+    let caps = security::capabilities(&cfg.cap_add, &cfg.cap_drop, cfg.privileged, ids.uid == 0)?;
     let seccomp = match (&cfg.seccomp, cfg.privileged) {
         (SeccompChoice::Profile(path), _) => Some(security::seccomp_profile_file(path)?),
         (SeccompChoice::Unconfined, _) | (SeccompChoice::Default, true) => None,

@@ -53,7 +53,11 @@ pub enum Error {
 
 /// `--cap-add`/`--cap-drop` over Docker's default set, or every capability
 /// with `--privileged`.
-pub fn capabilities(add: &[String], drop: &[String], privileged: bool) -> Result<LinuxCapabilities, Error> {
+/// The capability sets of the container's process. A non-root user gets
+/// them in the bounding set only, as Docker gives them: nothing permitted
+/// that a capability-aware program could raise, nor that a file
+/// capability could keep through no_new_privs.
+pub fn capabilities(add: &[String], drop: &[String], privileged: bool, root: bool) -> Result<LinuxCapabilities, Error> {
     let add = parse_names(add)?;
     let drop = parse_names(drop)?;
     let mut set: Capabilities =
@@ -65,11 +69,12 @@ pub fn capabilities(add: &[String], drop: &[String], privileged: bool) -> Result
     for cap in &drop.names {
         set.remove(cap);
     }
+    let held = if root { set.clone() } else { Capabilities::new() };
     // Building with every field set cannot fail.
     Ok(LinuxCapabilitiesBuilder::default()
-        .bounding(set.clone())
-        .effective(set.clone())
-        .permitted(set.clone())
+        .bounding(set)
+        .effective(held.clone())
+        .permitted(held)
         .inheritable(Capabilities::new())
         .ambient(Capabilities::new())
         .build()
@@ -234,15 +239,20 @@ mod tests {
 
     #[test]
     fn defaults_then_adds_then_drops_as_in_docker() {
-        let c = capabilities(&[], &[], false).unwrap();
+        let c = capabilities(&[], &[], false, true).unwrap();
         assert_eq!(eff(&c).len(), 14);
-        let c = capabilities(&["sys_admin".into(), "CAP_NET_ADMIN".into()], &["chown".into()], false).unwrap();
+        let c = capabilities(&["sys_admin".into(), "CAP_NET_ADMIN".into()], &["chown".into()], false, true).unwrap();
         assert!(eff(&c).contains(&Capability::SysAdmin) && eff(&c).contains(&Capability::NetAdmin));
         assert!(!eff(&c).contains(&Capability::Chown));
-        let c = capabilities(&["KILL".into()], &["ALL".into()], false).unwrap();
+        let c = capabilities(&["KILL".into()], &["ALL".into()], false, true).unwrap();
         assert_eq!(eff(&c), [Capability::Kill].into_iter().collect());
-        assert!(capabilities(&["CAP_NOPE".into()], &[], false).is_err());
-        assert!(capabilities(&[], &[], true).unwrap().effective().as_ref().unwrap().contains(&Capability::SysAdmin));
+        assert!(capabilities(&["CAP_NOPE".into()], &[], false, true).is_err());
+        assert!(capabilities(&[], &[], true, true)
+            .unwrap()
+            .effective()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::SysAdmin));
     }
 
     #[test]
@@ -250,9 +260,9 @@ mod tests {
         let names = |p: &LinuxSeccomp| -> Vec<String> {
             p.syscalls().iter().flatten().flat_map(|r| r.names().clone()).collect()
         };
-        let default = default_seccomp(&capabilities(&[], &[], false).unwrap()).unwrap();
+        let default = default_seccomp(&capabilities(&[], &[], false, true).unwrap()).unwrap();
         assert!(names(&default).contains(&"unshare".to_string()) && names(&default).contains(&"keyctl".to_string()));
-        let admin = default_seccomp(&capabilities(&["SYS_ADMIN".into()], &[], false).unwrap()).unwrap();
+        let admin = default_seccomp(&capabilities(&["SYS_ADMIN".into()], &[], false, true).unwrap()).unwrap();
         assert!(!names(&admin).contains(&"unshare".to_string()) && names(&admin).contains(&"keyctl".to_string()));
     }
 }
