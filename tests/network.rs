@@ -216,9 +216,7 @@ fn the_container_reaches_host_loopback_only_when_allowed() {
         format!("nc -w 3 {target} {tcp_port} </dev/null; udp ask {target} {udp_port} udp-ping; echo done")
     };
     let sh = |network: &str, script: &str| {
-        let mut cmd = h.cmd();
-        cmd.args(["run", "--rm", "--network", network, "--rootfs"]).arg(udp_rootfs());
-        let out = cmd.args(["--", "/bin/sh", "-c", script]).output().unwrap();
+        let out = h.run_in(udp_rootfs(), &["--network", network], &["/bin/sh", "-c", script]);
         assert_success(&out);
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
@@ -267,11 +265,10 @@ fn names_resolve_and_ping_works_without_raw_sockets() {
     let user = if expect_subids() { "1000:1000" } else { "0:0" };
     let range = if expect_subids() { "0\t65536" } else { "0\t0" };
     for driver in DRIVERS {
-        let mut cmd = h.cmd();
-        cmd.args(["run", "--rm", "--hostname", "box7", "--network", driver, "--cap-drop", "NET_RAW", "-u", user]);
-        cmd.arg("--rootfs").arg(&rootfs).args(["--", "/bin/sh", "-c"]);
-        cmd.arg("cat /proc/sys/net/ipv4/ping_group_range; grep -w box7 /etc/hosts | cut -f1; grep -w localhost /etc/hosts | head -1 | cut -f1; /bin/icmp-ping");
-        let out = cmd.output().unwrap();
+        let flags = ["--hostname", "box7", "--network", driver, "--cap-drop", "NET_RAW", "-u", user];
+        let script = "cat /proc/sys/net/ipv4/ping_group_range; grep -w box7 /etc/hosts | cut -f1; \
+                      grep -w localhost /etc/hosts | head -1 | cut -f1; /bin/icmp-ping";
+        let out = h.run_in(&rootfs, &flags, &["/bin/sh", "-c", script]);
         assert_success(&out);
         assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{range}\n127.0.1.1\n127.0.0.1\npong\n"), "{driver}");
     }

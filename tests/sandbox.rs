@@ -70,11 +70,7 @@ fn a_setuid_binary_in_the_image_gains_nothing() {
     );
     // Owned by the caller = container root; setuid bit set.
     std::fs::set_permissions(rootfs.join("bin/euid"), std::fs::Permissions::from_mode(0o4755)).unwrap();
-    let run = |extra: &[&str]| {
-        let mut c = h.cmd();
-        c.args(["run", "--rm", "--rootfs"]).arg(&rootfs).args(extra).args(["--", "/bin/euid"]);
-        c.output().unwrap()
-    };
+    let run = |extra: &[&str]| h.run_in(&rootfs, extra, &["/bin/euid"]);
     if expect_subids() {
         let out = run(&["-u", "1000"]);
         assert_success(&out);
@@ -178,8 +174,7 @@ fn host_processes_cannot_be_traced() {
     let rootfs = rootfs_with_probe(&dir, "attach", PTRACE_PROBE);
     let h = Hutch::new("ptrace");
     let pid = std::process::id().to_string();
-    let out =
-        h.cmd().args(["run", "--rm", "--rootfs"]).arg(&rootfs).args(["--", "/bin/attach", &pid]).output().unwrap();
+    let out = h.run_in(&rootfs, &[], &["/bin/attach", &pid]);
     assert_success(&out);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ESRCH\n", "the host pid must not exist inside");
 }
@@ -230,11 +225,7 @@ fn a_file_capability_in_the_image_gains_nothing() {
         .unwrap();
     assert!(set.success(), "could not set the file capability");
     let h = Hutch::new("filecap");
-    let run = |extra: &[&str]| {
-        let mut cmd = h.cmd();
-        cmd.args(["run", "--rm"]).args(extra).arg("--rootfs").arg(&rootfs).args(["--", "/bin/capeff"]);
-        cmd.output().unwrap()
-    };
+    let run = |extra: &[&str]| h.run_in(&rootfs, extra, &["/bin/capeff"]);
     if expect_subids() {
         // uid 1000 holds no capabilities; no_new_privs keeps it so.
         let out = run(&["-u", "1000"]);
@@ -295,9 +286,7 @@ fn the_default_filter_refuses_dockers_dangerous_syscalls() {
     let dir = Scratch::new("seccomp-probe");
     let rootfs = rootfs_with_probe(&dir, "probe", SYSCALL_PROBE);
     let run = |extra: &[&str]| {
-        let mut c = h.cmd();
-        c.args(["run", "--rm", "--rootfs"]).arg(&rootfs).args(extra).args(["--", "/bin/probe"]);
-        let out = c.output().unwrap();
+        let out = h.run_in(&rootfs, extra, &["/bin/probe"]);
         assert_success(&out);
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
@@ -459,13 +448,7 @@ fn a_racing_symlink_cannot_send_a_bind_mount_outside_the_root() {
     let volume = format!("{}:/mnt/t/x", source.display());
     let mut started = 0;
     for _ in 0..20 {
-        let out = h
-            .cmd()
-            .args(["run", "--rm", "--rootfs"])
-            .arg(&rootfs)
-            .args(["-v", &volume, "--", "cat", "/mnt/t/x/data"])
-            .output()
-            .unwrap();
+        let out = h.run_in(&rootfs, &["-v", &volume], &["cat", "/mnt/t/x/data"]);
         // The attacker may delete the mount point under the command (cat
         // then fails): what counts is that setup got past the mounts.
         started += (out.status.code() != Some(125)) as u32;

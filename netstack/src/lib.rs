@@ -20,10 +20,10 @@ mod ports;
 
 pub use files::{hosts_file, resolv_conf};
 use forward::TcpForward;
-pub use helper::{Helper, PASTA_DNS_IP, SLIRP_CONTAINER_IP, SLIRP_DNS_IP, SLIRP_HOST_IP};
+use helper::{Helper, SLIRP_CONTAINER_IP};
 pub use loopback::bring_up_loopback;
-pub use mode::{find_program, NetworkMode, SlirpOptions};
-pub use netns::NetNs;
+pub use mode::{NetworkMode, SlirpOptions};
+use netns::NetNs;
 pub use ports::{check_available, parse_publish, PortMapping, Protocol};
 
 /// A container's network: its namespace and the helper connecting it.

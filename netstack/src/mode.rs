@@ -61,7 +61,7 @@ impl NetworkMode {
 }
 
 /// `name` on $PATH (or the usual system directories when PATH is unset).
-pub fn find_program(name: &str) -> Option<PathBuf> {
+fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| {
         use std::os::unix::fs::PermissionsExt;

@@ -78,18 +78,15 @@ impl NetNs {
     pub(crate) fn proc_net(&self) -> PathBuf {
         PathBuf::from(format!("/proc/{}/net", self.holder))
     }
-
-    /// Lets the holder go (its forwarding ends with it).
-    fn release_holder(&mut self) {
-        if self.release.take().is_some() {
-            let _ = waitpid(self.holder, None);
-        }
-    }
 }
 
 impl Drop for NetNs {
+    /// Lets the holder go (its forwarding ends with it) and reaps it; the
+    /// namespace lives on while anything holds it.
     fn drop(&mut self) {
-        self.release_holder();
+        if self.release.take().is_some() {
+            let _ = waitpid(self.holder, None);
+        }
     }
 }
 

@@ -103,8 +103,13 @@ impl Hutch {
 
     /// `hutch run --rm --rootfs <busybox> <extra…> -- <command…>`
     pub fn run(&self, extra: &[&str], command: &[&str]) -> Output {
+        self.run_in(busybox_rootfs(), extra, command)
+    }
+
+    /// `hutch run --rm --rootfs <rootfs> <extra…> -- <command…>`
+    pub fn run_in(&self, rootfs: &Path, extra: &[&str], command: &[&str]) -> Output {
         let mut c = self.cmd();
-        c.args(["run", "--rm", "--rootfs"]).arg(busybox_rootfs()).args(extra).arg("--").args(command);
+        c.args(["run", "--rm", "--rootfs"]).arg(rootfs).args(extra).arg("--").args(command);
         c.output().expect("spawn hutch")
     }
 
