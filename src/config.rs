@@ -4,6 +4,11 @@
 //! ```toml
 //! [network]
 //! default = "slirp4netns"   # pasta, slirp4netns[:OPTIONS], host or none
+//!
+//! [registries]
+//! search = ["docker.io"]                     # tried in order for names without a registry
+//! insecure = ["registry.lan:5000"]           # plain HTTP (localhost always may)
+//! mirrors = { "docker.io" = ["mirror.lan:5000"] }   # tried before the registry itself
 //! ```
 
 use serde::Deserialize;
@@ -26,6 +31,22 @@ pub enum Error {
 pub struct Config {
     #[serde(default)]
     pub network: NetworkConfig,
+    #[serde(default)]
+    pub registries: RegistriesConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistriesConfig {
+    /// Registries tried, in order, for a name without one (default: docker.io).
+    #[serde(default)]
+    pub search: Vec<String>,
+    /// Registries spoken to over plain HTTP.
+    #[serde(default)]
+    pub insecure: Vec<String>,
+    /// Mirrors per registry, tried before it.
+    #[serde(default)]
+    pub mirrors: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

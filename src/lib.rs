@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod image;
 pub mod monitor;
 pub mod runtime;
 pub mod spec;

@@ -1,0 +1,344 @@
+//! `pull`: manifest (and platform) resolution, parallel verified layer
+//! downloads, unpacking, and the image record. Runs in the user namespace.
+
+use super::registry::{Client, Endpoint, MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST};
+use super::store::{remove_tree, ImageRecord, LayerRecord};
+use super::{unpack, Digest, Error, ImageRef, Store};
+use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::sync::Mutex;
+
+/// Layers downloaded at once.
+const PARALLEL: usize = 3;
+const BLOB_ATTEMPTS: u32 = 3;
+
+/// os/arch[/variant], as in `--platform linux/arm64/v8`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub arch: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// The machine hutch runs on, in Go's names as registries use them.
+    pub fn host() -> Platform {
+        let (arch, variant) = match std::env::consts::ARCH {
+            "x86_64" => ("amd64", None),
+            "aarch64" => ("arm64", None),
+            "arm" => ("arm", Some("v7")),
+            "x86" => ("386", None),
+            "powerpc64" => ("ppc64le", None),
+            "loongarch64" => ("loong64", None),
+            other => (other, None),
+        };
+        Platform { os: "linux".into(), arch: arch.into(), variant: variant.map(Into::into) }
+    }
+
+    pub fn parse(s: &str) -> Result<Platform, Error> {
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            [os, arch] if !os.is_empty() && !arch.is_empty() => {
+                Ok(Platform { os: os.to_string(), arch: arch.to_string(), variant: None })
+            }
+            [os, arch, variant] if !os.is_empty() && !arch.is_empty() => {
+                Ok(Platform { os: os.to_string(), arch: arch.to_string(), variant: Some(variant.to_string()) })
+            }
+            _ => Err(Error::Invalid(format!("invalid platform {s:?}: expected OS/ARCH[/VARIANT], e.g. linux/arm64"))),
+        }
+    }
+
+    fn accepts(&self, os: &str, arch: &str, variant: Option<&str>) -> bool {
+        os == self.os && arch == self.arch && (self.variant.is_none() || self.variant.as_deref() == variant)
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Puller<'a> {
+    pub store: &'a Store,
+    pub client: &'a Client,
+    pub platform: Platform,
+    pub quiet: bool,
+}
+
+impl Puller<'_> {
+    /// Pulls the first of `candidates` that a registry has.
+    pub fn pull(&self, candidates: &[ImageRef]) -> Result<ImageRecord, Error> {
+        let mut last = None;
+        for image in candidates {
+            for ep in self.client.endpoints(image) {
+                match self.pull_from(image, &ep) {
+                    Ok(record) => return Ok(record),
+                    // Content errors are final; another mirror may be up.
+                    Err(e @ Error::Registry(_)) => last = Some(e),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Invalid("no registry to pull from".into())))
+    }
+
+    fn pull_from(&self, image: &ImageRef, ep: &Endpoint) -> Result<ImageRecord, Error> {
+        self.say(&format!("Pulling {image} from {}", ep.host));
+        let top = self.client.manifest(ep, image.tag_or_digest())?;
+        let manifest_digest_ref = top.digest.clone();
+        let fetched = match top.media_type.as_str() {
+            MEDIA_OCI_INDEX | MEDIA_DOCKER_LIST => {
+                let index: ImageIndex = serde_json::from_slice(&top.bytes)
+                    .map_err(|e| Error::Invalid(format!("{image}: malformed index: {e}")))?;
+                let digest = self.choose(image, &index)?;
+                self.client.manifest(ep, digest.as_str())?
+            }
+            MEDIA_OCI_MANIFEST | MEDIA_DOCKER_MANIFEST => top,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "{image}: unsupported manifest type {other:?} (schema 1 images are gone from registries; rebuild or re-push it)"
+                )))
+            }
+        };
+        let manifest: ImageManifest = serde_json::from_slice(&fetched.bytes)
+            .map_err(|e| Error::Invalid(format!("{image}: malformed manifest: {e}")))?;
+        self.store.put_blob(&fetched.digest, &fetched.bytes)?;
+        let config_digest = Digest::parse(manifest.config().digest().as_ref())?;
+        let config_bytes = self.small_blob(ep, &config_digest, manifest.config().size())?;
+        let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
+            .map_err(|e| Error::Invalid(format!("{image}: malformed image config: {e}")))?;
+        let layers = layer_records(image, &manifest, &config)?;
+        self.fetch_layers(ep, &layers)?;
+        let record = ImageRecord {
+            id: config_digest,
+            names: image.tagged_name().into_iter().collect(),
+            digests: vec![format!("{}@{manifest_digest_ref}", image.repository_name())],
+            manifest: fetched.digest,
+            layers,
+            created: config.created().clone(),
+            platform: format!("{}/{}", config.os(), config.architecture()),
+            stored: now(),
+        };
+        let record = record_image(self.store, record)?;
+        self.say(&format!("Stored {image} as {}", record.id.short()));
+        Ok(record)
+    }
+
+    /// The manifest for our platform from an index, or an error listing
+    /// what the index offers.
+    fn choose(&self, image: &ImageRef, index: &ImageIndex) -> Result<Digest, Error> {
+        let mut available = Vec::new();
+        for m in index.manifests() {
+            let Some(p) = m.platform() else { continue };
+            let (os, arch) = (p.os().to_string(), p.architecture().to_string());
+            let variant = p.variant().clone();
+            if self.platform.accepts(&os, &arch, variant.as_deref()) {
+                return Digest::parse(m.digest().as_ref());
+            }
+            if os != "unknown" {
+                available.push(match variant {
+                    Some(v) => format!("{os}/{arch}/{v}"),
+                    None => format!("{os}/{arch}"),
+                });
+            }
+        }
+        Err(Error::NoPlatform {
+            manifest: image.to_string(),
+            wanted: self.platform.to_string(),
+            available: if available.is_empty() { "none".into() } else { available.join(", ") },
+        })
+    }
+
+    fn small_blob(&self, ep: &Endpoint, digest: &Digest, size: u64) -> Result<Vec<u8>, Error> {
+        if let Ok(bytes) = self.store.read_blob(digest) {
+            return Ok(bytes);
+        }
+        if size > 16 << 20 {
+            return Err(Error::Invalid(format!("config {digest}: {size} bytes is too large for an image config")));
+        }
+        let mut bytes = Vec::new();
+        self.client.blob(ep, digest)?.take(size + 1).read_to_end(&mut bytes).map_err(|e| {
+            Error::Registry(format!("{}: blob {digest}: {e}", ep.host))
+        })?;
+        if bytes.len() as u64 != size {
+            return Err(Error::SizeMismatch { what: "config", digest: digest.clone(), expected: size, actual: bytes.len() as u64 });
+        }
+        self.store.put_blob(digest, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// Downloads and unpacks the layers not yet in the store, a few at a time.
+    fn fetch_layers(&self, ep: &Endpoint, layers: &[LayerRecord]) -> Result<(), Error> {
+        let missing: Vec<&LayerRecord> =
+            layers.iter().filter(|l| !self.store.layer_path(&l.diff_id).is_dir()).collect();
+        let queue = Mutex::new(missing.into_iter());
+        let first_error = Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..PARALLEL {
+                s.spawn(|| loop {
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                    let Some(layer) = next else { break };
+                    if let Err(e) = self.fetch_layer(ep, layer) {
+                        first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                        break;
+                    }
+                    if first_error.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                        break;
+                    }
+                });
+            }
+        });
+        match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn fetch_layer(&self, ep: &Endpoint, layer: &LayerRecord) -> Result<(), Error> {
+        let blob = self.store.blob_path(&layer.digest);
+        if !blob.is_file() {
+            self.download(ep, layer)?;
+        }
+        let staging = self.store.temp_path("layer");
+        let report = match unpack::unpack(&blob, &layer.digest, &layer.diff_id, &staging) {
+            Ok(report) => report,
+            Err(e) => {
+                let _ = remove_tree(&staging);
+                return Err(e);
+            }
+        };
+        self.store.commit_layer(&staging, &layer.diff_id)?;
+        if let Some(note) = report.note() {
+            eprintln!("hutch: note: layer {}: {note}", layer.digest.short());
+        }
+        self.say(&format!("Layer {} done ({})", layer.digest.short(), human_size(layer.size)));
+        Ok(())
+    }
+
+    /// Streams a blob to `tmp/`, hashing as it goes; renamed into `blobs/`
+    /// only when size and digest match. A cut connection restarts it.
+    fn download(&self, ep: &Endpoint, layer: &LayerRecord) -> Result<(), Error> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let tmp = self.store.temp_path("blob");
+            let result = self.download_once(ep, layer, &tmp);
+            match result {
+                Ok(()) => return self.store.commit_file(&tmp, &self.store.blob_path(&layer.digest)),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    let retry = matches!(e, Error::Registry(_) | Error::SizeMismatch { .. });
+                    if !retry || attempt >= BLOB_ATTEMPTS {
+                        return Err(e);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(500 << attempt));
+                }
+            }
+        }
+    }
+
+    fn download_once(&self, ep: &Endpoint, layer: &LayerRecord, tmp: &std::path::Path) -> Result<(), Error> {
+        let body = self.client.blob(ep, &layer.digest)?;
+        let file = File::create(tmp).map_err(super::io("create", tmp))?;
+        let mut out = super::digest::HashingWriter { inner: std::io::BufWriter::with_capacity(1 << 20, file), hasher: Default::default() };
+        // One byte more than expected tells an oversized blob from an exact one.
+        let copied = std::io::copy(&mut body.take(layer.size + 1), &mut out);
+        if let Err(e) = copied {
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                return Err(Error::Io { op: "write", path: tmp.to_path_buf(), source: e });
+            }
+            return Err(Error::Registry(format!("{}: blob {}: download cut short: {e}", ep.host, layer.digest)));
+        }
+        let file = out.inner.into_inner().map_err(|e| Error::Io { op: "write", path: tmp.to_path_buf(), source: e.into_error() })?;
+        if out.hasher.bytes != layer.size {
+            return Err(Error::SizeMismatch { what: "layer", digest: layer.digest.clone(), expected: layer.size, actual: out.hasher.bytes });
+        }
+        let actual = out.hasher.finish();
+        if actual != layer.digest {
+            return Err(Error::DigestMismatch { what: "layer", digest: layer.digest.clone(), actual });
+        }
+        file.sync_all().map_err(super::io("sync", tmp))?;
+        let _ = (&file).flush();
+        Ok(())
+    }
+
+    fn say(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// The manifest's layers paired with the config's diff_ids.
+fn layer_records(image: &ImageRef, manifest: &ImageManifest, config: &ImageConfiguration) -> Result<Vec<LayerRecord>, Error> {
+    let diff_ids = config.rootfs().diff_ids();
+    if diff_ids.len() != manifest.layers().len() {
+        return Err(Error::Invalid(format!(
+            "{image}: the manifest has {} layers but the config {} diff_ids (malformed image)",
+            manifest.layers().len(),
+            diff_ids.len()
+        )));
+    }
+    manifest
+        .layers()
+        .iter()
+        .zip(diff_ids)
+        .map(|(layer, diff_id)| {
+            let media_type = layer.media_type().to_string();
+            if !media_type.contains("tar") {
+                return Err(Error::Invalid(format!("{image}: layer {} has unsupported media type {media_type}", layer.digest())));
+            }
+            Ok(LayerRecord {
+                digest: Digest::parse(layer.digest().as_ref())?,
+                diff_id: Digest::parse(diff_id)?,
+                size: layer.size(),
+                media_type,
+            })
+        })
+        .collect()
+}
+
+/// Adds or updates the record; its names move to it from any other image.
+pub fn record_image(store: &Store, record: ImageRecord) -> Result<ImageRecord, Error> {
+    store.update_images(|images| {
+        for other in images.iter_mut() {
+            other.names.retain(|n| !record.names.contains(n));
+        }
+        let merged = match images.iter_mut().find(|i| i.id == record.id) {
+            Some(existing) => {
+                for n in record.names.iter().chain(&record.digests) {
+                    let list = if record.names.contains(n) { &mut existing.names } else { &mut existing.digests };
+                    if !list.contains(n) {
+                        list.push(n.clone());
+                    }
+                }
+                existing.clone()
+            }
+            None => {
+                images.push(record.clone());
+                record
+            }
+        };
+        Ok(merged)
+    })
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+pub fn human_size(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..1000 => format!("{bytes} B"),
+        1000..1_000_000 => format!("{:.1} kB", b / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", b / 1e6),
+        _ => format!("{:.2} GB", b / 1e9),
+    }
+}

@@ -1,0 +1,381 @@
+//! A synchronous client for OCI distribution registries: manifests and
+//! blobs, anonymous or with Basic/Bearer auth (the WWW-Authenticate
+//! challenge flow), retries with backoff on transient failures.
+
+use super::reference::is_insecure;
+use super::{Digest, Error, ImageRef};
+use crate::config::RegistriesConfig;
+use base64::Engine as _;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+use ureq::http::{Response, StatusCode};
+use ureq::Body;
+
+pub const MEDIA_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const MEDIA_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const MEDIA_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// Manifests are small; a registry sending more is broken or hostile.
+const MANIFEST_LIMIT: u64 = 4 << 20;
+const ATTEMPTS: u32 = 4;
+
+/// Where one repository lives: the host spoken to (the registry or one of
+/// its mirrors) and the scheme.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub base: String,
+    pub host: String,
+    pub repository: String,
+}
+
+/// A manifest or index as the registry sent it.
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub digest: Digest,
+}
+
+pub struct Client {
+    agent: ureq::Agent,
+    config: RegistriesConfig,
+    credentials: HashMap<String, (String, String)>,
+    /// Bearer tokens per host and repository, shared by download threads.
+    tokens: Mutex<HashMap<String, String>>,
+}
+
+impl Client {
+    pub fn new(config: RegistriesConfig) -> Client {
+        let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .user_agent(concat!("hutch/", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls)
+            .build()
+            .new_agent();
+        Client { agent, config, credentials: read_credentials(), tokens: Mutex::new(HashMap::new()) }
+    }
+
+    /// The endpoints to try for `image`: its mirrors first, then the registry.
+    pub fn endpoints(&self, image: &ImageRef) -> Vec<Endpoint> {
+        let registry = image.registry();
+        let mut hosts: Vec<String> = self.config.mirrors.get(registry).cloned().unwrap_or_default();
+        hosts.push(if registry == "docker.io" { "registry-1.docker.io".into() } else { registry.into() });
+        hosts
+            .into_iter()
+            .map(|host| {
+                let scheme = if is_insecure(&host, &self.config) { "http" } else { "https" };
+                Endpoint { base: format!("{scheme}://{host}"), host, repository: image.repository().to_string() }
+            })
+            .collect()
+    }
+
+    /// Fetches a manifest or index by tag or digest; a digest reference is
+    /// checked against the content.
+    pub fn manifest(&self, ep: &Endpoint, reference: &str) -> Result<Fetched, Error> {
+        let url = format!("{}/v2/{}/manifests/{reference}", ep.base, ep.repository);
+        let mut response = self.get(ep, &url, Some(ACCEPT_MANIFESTS))?;
+        let media_type = header(&response, "content-type").unwrap_or_default();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MANIFEST_LIMIT)
+            .read_to_vec()
+            .map_err(|e| Error::Registry(format!("{url}: reading the manifest: {e}")))?;
+        let digest = Digest::of(&bytes);
+        if reference.starts_with("sha256:") && reference != digest.as_str() {
+            return Err(Error::DigestMismatch { what: "manifest", digest: Digest::parse(reference)?, actual: digest });
+        }
+        // Some registries send text/plain; the document says what it is.
+        let media_type = media_type_of(&bytes).unwrap_or(media_type);
+        Ok(Fetched { bytes, media_type, digest })
+    }
+
+    /// Starts a blob download; the caller verifies what it reads.
+    pub fn blob(&self, ep: &Endpoint, digest: &Digest) -> Result<impl Read + use<>, Error> {
+        let url = format!("{}/v2/{}/blobs/{digest}", ep.base, ep.repository);
+        Ok(self.get(ep, &url, None)?.into_body().into_reader())
+    }
+
+    /// A GET with auth and retries; any answer but 200 becomes an error that
+    /// says what the registry meant.
+    fn get(&self, ep: &Endpoint, url: &str, accept: Option<&str>) -> Result<Response<Body>, Error> {
+        let mut authenticated = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self.agent.get(url);
+            if let Some(accept) = accept {
+                request = request.header("Accept", accept);
+            }
+            if let Some(auth) = self.authorization(ep) {
+                request = request.header("Authorization", auth);
+            }
+            let response = match request.call() {
+                Ok(r) => r,
+                Err(e) if attempt < ATTEMPTS && transient(&e) => {
+                    backoff(attempt);
+                    continue;
+                }
+                Err(e) => return Err(Error::Registry(format!("{url}: {}", describe(&e, &ep.host)))),
+            };
+            let status = response.status();
+            if status == StatusCode::OK {
+                return Ok(response);
+            }
+            if status == StatusCode::UNAUTHORIZED && !authenticated {
+                let challenge = header(&response, "www-authenticate").unwrap_or_default();
+                self.authenticate(ep, &challenge)?;
+                authenticated = true;
+                continue;
+            }
+            if (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) && attempt < ATTEMPTS {
+                backoff(attempt);
+                continue;
+            }
+            return Err(status_error(url, status, response, &ep.host));
+        }
+    }
+
+    fn authorization(&self, ep: &Endpoint) -> Option<String> {
+        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens.get(&token_key(ep)).cloned()
+    }
+
+    /// Answers a 401 challenge: Basic with stored credentials, or a Bearer
+    /// token from the realm (with the credentials, if any, else anonymous).
+    fn authenticate(&self, ep: &Endpoint, challenge: &str) -> Result<(), Error> {
+        let (scheme, params) = parse_challenge(challenge);
+        let creds = self.credentials.get(&ep.host).or_else(|| {
+            (ep.host == "registry-1.docker.io").then(|| self.credentials.get("docker.io")).flatten()
+        });
+        let value = match scheme.to_ascii_lowercase().as_str() {
+            "basic" => {
+                let (user, pass) = creds.ok_or_else(|| {
+                    Error::Registry(format!("{}: the registry wants a login: hutch login {}", ep.host, ep.host))
+                })?;
+                format!("Basic {}", basic(user, pass))
+            }
+            "bearer" => format!("Bearer {}", self.bearer_token(ep, &params, creds)?),
+            _ => return Err(Error::Registry(format!("{}: unsupported auth challenge {challenge:?}", ep.host))),
+        };
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens.insert(token_key(ep), value);
+        Ok(())
+    }
+
+    fn bearer_token(
+        &self,
+        ep: &Endpoint,
+        params: &HashMap<String, String>,
+        creds: Option<&(String, String)>,
+    ) -> Result<String, Error> {
+        let realm = params
+            .get("realm")
+            .ok_or_else(|| Error::Registry(format!("{}: Bearer challenge without a realm", ep.host)))?;
+        let mut url = format!("{realm}?scope={}", query_escape(&format!("repository:{}:pull", ep.repository)));
+        if let Some(service) = params.get("service") {
+            url.push_str(&format!("&service={}", query_escape(service)));
+        }
+        let mut request = self.agent.get(&url);
+        if let Some((user, pass)) = creds {
+            request = request.header("Authorization", format!("Basic {}", basic(user, pass)));
+        }
+        let mut response =
+            request.call().map_err(|e| Error::Registry(format!("token from {realm}: {}", describe(&e, &ep.host))))?;
+        if response.status() != StatusCode::OK {
+            let status = response.status();
+            return Err(Error::Registry(format!(
+                "token from {realm}: {status}{}",
+                if status == StatusCode::UNAUTHORIZED { " (wrong credentials? hutch login)" } else { "" }
+            )));
+        }
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let body = response.body_mut().with_config().limit(1 << 20).read_to_vec().map_err(|e| {
+            Error::Registry(format!("token from {realm}: {e}"))
+        })?;
+        let token: Token = serde_json::from_slice(&body)
+            .map_err(|e| Error::Registry(format!("token from {realm}: not a token response: {e}")))?;
+        token.token.or(token.access_token).ok_or_else(|| Error::Registry(format!("token from {realm}: no token")))
+    }
+}
+
+fn token_key(ep: &Endpoint) -> String {
+    format!("{}/{}", ep.host, ep.repository)
+}
+
+fn header(response: &Response<Body>, name: &str) -> Option<String> {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).map(|s| s.to_string())
+}
+
+fn media_type_of(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+    }
+    let probe: Probe = serde_json::from_slice(bytes).ok()?;
+    probe.media_type.or_else(|| probe.manifests.map(|_| MEDIA_OCI_INDEX.to_string()))
+}
+
+fn transient(e: &ureq::Error) -> bool {
+    matches!(e, ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed)
+}
+
+fn backoff(attempt: u32) {
+    std::thread::sleep(Duration::from_millis(250 << attempt.min(5)));
+}
+
+fn describe(e: &ureq::Error, host: &str) -> String {
+    match e {
+        ureq::Error::HostNotFound => format!("cannot resolve {host} (check the name and your DNS)"),
+        ureq::Error::ConnectionFailed => format!("cannot connect to {host} (is the registry up?)"),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("connection to {host} refused (is the registry up?)")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The registry's answer as one line, with the OCI error code when it sent one.
+fn status_error(url: &str, status: StatusCode, mut response: Response<Body>, host: &str) -> Error {
+    let body = response.body_mut().with_config().limit(64 << 10).read_to_string().unwrap_or_default();
+    let detail = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["errors"][0]["message"].as_str().map(|s| s.to_string()))
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    let hint = match status {
+        StatusCode::NOT_FOUND => " (no such image or tag)",
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => " (not allowed: hutch login to the registry?)",
+        _ => "",
+    };
+    let _ = host;
+    Error::Registry(format!("{url}: {status}{detail}{hint}"))
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+}
+
+/// `Bearer realm="…",service="…"` → ("Bearer", {realm, service}).
+fn parse_challenge(challenge: &str) -> (String, HashMap<String, String>) {
+    let (scheme, rest) = challenge.trim().split_once(' ').unwrap_or((challenge.trim(), ""));
+    let mut params = HashMap::new();
+    let mut rest = rest.trim();
+    while let Some((key, after)) = rest.split_once('=') {
+        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let (value, remaining) = match after.strip_prefix('"') {
+            Some(quoted) => match quoted.split_once('"') {
+                Some((v, r)) => (v.to_string(), r),
+                None => (quoted.to_string(), ""),
+            },
+            None => match after.split_once(',') {
+                Some((v, r)) => (v.trim().to_string(), r),
+                None => (after.trim().to_string(), ""),
+            },
+        };
+        params.insert(key, value);
+        rest = remaining.trim_start_matches(',').trim();
+    }
+    (scheme.to_string(), params)
+}
+
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Where logins are kept, read in this order: podman's auth.json
+/// (`$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`), then
+/// Docker's `~/.docker/config.json` (`$DOCKER_CONFIG`).
+pub fn auth_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if let Some(f) = std::env::var_os("REGISTRY_AUTH_FILE") {
+        files.push(PathBuf::from(f));
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+        files.push(PathBuf::from(dir).join("containers/auth.json"));
+    }
+    match std::env::var_os("DOCKER_CONFIG") {
+        Some(dir) => files.push(PathBuf::from(dir).join("config.json")),
+        None => {
+            if let Some(home) = std::env::var_os("HOME") {
+                files.push(PathBuf::from(home).join(".docker/config.json"));
+            }
+        }
+    }
+    files
+}
+
+/// host → (user, password) from the `auths` of every auth file; the first
+/// file naming a host wins. Docker Hub's legacy key maps to docker.io.
+fn read_credentials() -> HashMap<String, (String, String)> {
+    let mut creds = HashMap::new();
+    for file in auth_files() {
+        let Ok(text) = std::fs::read(&file) else { continue };
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(&text) else { continue };
+        let Some(auths) = json["auths"].as_object() else { continue };
+        for (key, entry) in auths {
+            let Some(decoded) = entry["auth"]
+                .as_str()
+                .and_then(|a| base64::engine::general_purpose::STANDARD.decode(a).ok())
+                .and_then(|d| String::from_utf8(d).ok())
+            else {
+                continue;
+            };
+            let Some((user, pass)) = decoded.split_once(':') else { continue };
+            creds.entry(normalise_auth_key(key)).or_insert((user.to_string(), pass.to_string()));
+        }
+    }
+    creds
+}
+
+pub fn normalise_auth_key(key: &str) -> String {
+    let host = key.trim_start_matches("https://").trim_start_matches("http://");
+    let host = host.split('/').next().unwrap_or(host);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
+        other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_challenges() {
+        let (scheme, p) = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/debian:pull""#,
+        );
+        assert_eq!(scheme, "Bearer");
+        assert_eq!(p["realm"], "https://auth.docker.io/token");
+        assert_eq!(p["service"], "registry.docker.io");
+        assert_eq!(p["scope"], "repository:library/debian:pull");
+        let (scheme, p) = parse_challenge(r#"Basic realm="Registry Realm""#);
+        assert_eq!((scheme.as_str(), p["realm"].as_str()), ("Basic", "Registry Realm"));
+    }
+
+    #[test]
+    fn auth_keys_are_hosts() {
+        assert_eq!(normalise_auth_key("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(normalise_auth_key("127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+}

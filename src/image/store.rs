@@ -1,0 +1,279 @@
+//! The image store: `$HUTCH_ROOT`, else `$XDG_DATA_HOME/hutch`
+//! (`~/.local/share/hutch`).
+//!
+//! ```text
+//! store.lock            shared by pulls and runs, exclusive for removals
+//! images.json           the image records (rewritten atomically under index.lock)
+//! blobs/sha256/HEX      manifests, configs and compressed layers, verified
+//! layers/HEX            unpacked layers by diff_id, OCI whiteouts kept (see fuse-overlay)
+//! containers/ID/rootfs  a container's root filesystem
+//! tmp/PID-…             downloads and unpacks in progress, renamed into place when whole
+//! ```
+//!
+//! Only whole, verified content is ever renamed into `blobs/` and `layers/`,
+//! so a pull killed at any point leaves at most entries in `tmp/`, which the
+//! next command removes once their process is gone.
+
+use super::{io, Digest, Error};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// One image: its config digest is its id.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ImageRecord {
+    pub id: Digest,
+    /// Fully qualified `registry/repository:tag` names.
+    pub names: Vec<String>,
+    /// `registry/repository@digest` it was pulled as, if any.
+    #[serde(default)]
+    pub digests: Vec<String>,
+    pub manifest: Digest,
+    pub layers: Vec<LayerRecord>,
+    pub created: Option<String>,
+    pub platform: String,
+    /// When it was stored (seconds since the epoch).
+    pub stored: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LayerRecord {
+    pub digest: Digest,
+    pub diff_id: Digest,
+    /// Compressed size.
+    pub size: u64,
+    pub media_type: String,
+}
+
+impl ImageRecord {
+    pub fn size(&self) -> u64 {
+        self.layers.iter().map(|l| l.size).sum()
+    }
+
+    /// Whether `name` (a qualified name, an id or an id prefix) means this image.
+    pub fn matches(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+            || self.digests.iter().any(|d| d == name)
+            || (name.len() >= 4 && self.id.hex().starts_with(name.trim_start_matches("sha256:")))
+    }
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Index {
+    images: Vec<ImageRecord>,
+}
+
+pub struct Store {
+    root: PathBuf,
+}
+
+/// A held lock on the store; released when dropped.
+pub struct StoreLock(#[allow(dead_code)] File);
+
+impl Store {
+    /// The store's directory from `--root`/`HUTCH_ROOT`, else the XDG default.
+    pub fn default_root() -> Result<PathBuf, Error> {
+        if let Some(root) = std::env::var_os("HUTCH_ROOT").filter(|r| !r.is_empty()) {
+            return Ok(PathBuf::from(root));
+        }
+        let base = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .ok_or_else(|| Error::Invalid("neither HUTCH_ROOT, XDG_DATA_HOME nor HOME is set: use --root".into()))?;
+        Ok(base.join("hutch"))
+    }
+
+    /// Opens the store, creating its directories.
+    pub fn open(root: &Path) -> Result<Store, Error> {
+        for dir in ["blobs/sha256", "layers", "containers", "tmp"] {
+            let path = root.join(dir);
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(&path).map_err(io("create", &path))?;
+        }
+        Ok(Store { root: root.to_path_buf() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// For pulls and runs: they only add, or read what they hold.
+    pub fn lock_shared(&self) -> Result<StoreLock, Error> {
+        self.lock("store.lock", false)
+    }
+
+    /// For removals, which must not race a pull or run using the content.
+    pub fn lock_exclusive(&self) -> Result<StoreLock, Error> {
+        self.lock("store.lock", true)
+    }
+
+    fn lock(&self, name: &str, exclusive: bool) -> Result<StoreLock, Error> {
+        let path = self.root.join(name);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io("open", &path))?;
+        if exclusive { file.lock() } else { file.lock_shared() }.map_err(io("lock", &path))?;
+        Ok(StoreLock(file))
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    pub fn layer_path(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("layers").join(diff_id.hex())
+    }
+
+    pub fn container_path(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
+        let path = self.blob_path(digest);
+        fs::read(&path).map_err(io("read", &path))
+    }
+
+    /// A fresh name in `tmp/`, tagged with this process's pid so a later
+    /// command can tell abandoned entries from live ones.
+    pub fn temp_path(&self, what: &str) -> PathBuf {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        self.root.join("tmp").join(format!("{}-{n}-{what}", std::process::id()))
+    }
+
+    /// Writes a small blob (manifest, config) after checking its digest.
+    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), Error> {
+        let actual = Digest::of(bytes);
+        if &actual != digest {
+            return Err(Error::DigestMismatch { what: "blob", digest: digest.clone(), actual });
+        }
+        let tmp = self.temp_path("blob");
+        let result = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()
+        })();
+        result.map_err(io("write", &tmp))?;
+        self.commit_file(&tmp, &self.blob_path(digest))
+    }
+
+    /// Renames a whole, synced file into place (and syncs the directory, so
+    /// a crash cannot leave a name pointing at nothing).
+    pub fn commit_file(&self, tmp: &Path, target: &Path) -> Result<(), Error> {
+        fs::rename(tmp, target).map_err(io("rename", target))?;
+        sync_parent(target)
+    }
+
+    /// Renames an unpacked layer into place. Another pull may have won the
+    /// race: then its copy stays and ours is removed.
+    pub fn commit_layer(&self, staging: &Path, diff_id: &Digest) -> Result<(), Error> {
+        let target = self.layer_path(diff_id);
+        match fs::rename(staging, &target) {
+            Ok(()) => sync_parent(&target),
+            Err(e) if target.is_dir() && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
+                remove_tree(staging)
+            }
+            Err(e) => Err(Error::Io { op: "rename", path: target, source: e }),
+        }
+    }
+
+    pub fn images(&self) -> Result<Vec<ImageRecord>, Error> {
+        let path = self.root.join("images.json");
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<Index>(&bytes)
+                .map(|i| i.images)
+                .map_err(|e| Error::Invalid(format!("{}: {e} (restore it or remove the store)", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::Io { op: "read", path, source: e }),
+        }
+    }
+
+    /// Changes the image records under the index lock; the new list replaces
+    /// the old atomically.
+    pub fn update_images<T>(&self, change: impl FnOnce(&mut Vec<ImageRecord>) -> Result<T, Error>) -> Result<T, Error> {
+        let _lock = self.lock("index.lock", true)?;
+        let mut images = self.images()?;
+        let result = change(&mut images)?;
+        let json = serde_json::to_vec_pretty(&Index { images })
+            .map_err(|e| Error::Invalid(format!("serializing the image index: {e}")))?;
+        let tmp = self.temp_path("images.json");
+        let write = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&json)?;
+            f.sync_all()
+        })();
+        write.map_err(io("write", &tmp))?;
+        self.commit_file(&tmp, &self.root.join("images.json"))?;
+        Ok(result)
+    }
+
+    /// Finds an image by name (as typed, normalised), id or id prefix.
+    pub fn find(&self, name: &str) -> Result<ImageRecord, Error> {
+        let images = self.images()?;
+        let qualified = super::ImageRef::parse(name).ok().map(|r| r.to_string());
+        images
+            .into_iter()
+            .find(|i| i.matches(name) || qualified.as_deref().is_some_and(|q| i.matches(q)))
+            .ok_or_else(|| Error::NotFound(name.to_string()))
+    }
+
+    /// Removes what interrupted commands left in `tmp/`: entries whose
+    /// process is gone. Must run in the user namespace (unpacked files may
+    /// belong to subordinate ids).
+    pub fn clean_abandoned(&self) -> Result<(), Error> {
+        let tmp = self.root.join("tmp");
+        for entry in fs::read_dir(&tmp).map_err(io("read", &tmp))?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
+            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+            if !alive {
+                remove_tree(&entry.path())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes a file or a whole tree, making directories writable first (an
+/// image may hold read-only directories).
+pub fn remove_tree(path: &Path) -> Result<(), Error> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::Io { op: "remove", path: path.to_path_buf(), source: e }),
+    };
+    if !meta.is_dir() {
+        return fs::remove_file(path).map_err(io("remove", path));
+    }
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(_) => {
+            make_dirs_writable(path);
+            fs::remove_dir_all(path).map_err(io("remove", path))
+        }
+    }
+}
+
+fn make_dirs_writable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
+    if let Ok(entries) = fs::read_dir(path) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                make_dirs_writable(&entry.path());
+            }
+        }
+    }
+}
+
+fn sync_parent(path: &Path) -> Result<(), Error> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    File::open(parent).and_then(|d| d.sync_all()).map_err(io("sync", parent))
+}

@@ -1,0 +1,270 @@
+//! Unpacking one layer (a tar stream: plain, gzip or zstd) into its own
+//! directory, safely and rootless.
+//!
+//! The layer keeps the OCI format: whiteouts stay `.wh.NAME` files and
+//! opaque directories a `.wh..wh..opq` file (the format fuse-overlay reads;
+//! see its crate docs). Every entry is created relative to descriptors
+//! opened without following symlinks, and any entry that would leave the
+//! layer (`..`, an absolute path, a symlinked parent, a hardlink to
+//! something outside or not yet unpacked) fails the whole layer.
+//!
+//! Runs in the user namespace: owners from the tar headers are set as
+//! they are when the namespace maps them; otherwise they go into the
+//! `user.hutch.owner` xattr. Device nodes cannot be made rootless and are
+//! skipped with a note.
+
+use super::digest::HashingReader;
+use super::tree::{self, create_file, kind_at, open_dir, open_or_create_dir, remove_at, set_link_owner};
+use super::{Digest, Error};
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{mknodat, Mode, SFlag};
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, FileTimes};
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+use tar::EntryType;
+
+/// What was unpacked, and what could not be kept as it was.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub entries: u64,
+    pub devices_skipped: u64,
+    pub owners_in_xattr: u64,
+    pub xattrs_refused: u64,
+}
+
+impl Report {
+    /// One line for the user when something could not be kept exactly.
+    pub fn note(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.devices_skipped > 0 {
+            parts.push(format!("{} device nodes skipped (rootless cannot create them)", self.devices_skipped));
+        }
+        if self.owners_in_xattr > 0 {
+            parts.push(format!(
+                "{} files belong to ids outside your mapping (no subordinate ids): kept as metadata, shown as root",
+                self.owners_in_xattr
+            ));
+        }
+        if self.xattrs_refused > 0 {
+            parts.push(format!("{} extended attributes refused by the filesystem", self.xattrs_refused));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// Unpacks the layer blob at `blob` into the new directory `dest` and checks
+/// that the uncompressed stream has digest `diff_id`.
+pub fn unpack(blob: &Path, layer: &Digest, diff_id: &Digest, dest: &Path) -> Result<Report, Error> {
+    let layer_error = |message: String| Error::Layer { layer: layer.clone(), message };
+    let file = File::open(blob).map_err(super::io("open", blob))?;
+    let stream = decompressed(file).map_err(|e| layer_error(format!("reading the compressed stream: {e}")))?;
+    let mut hashing = HashingReader::new(stream);
+    std::fs::create_dir(dest).map_err(super::io("create", dest))?;
+    let root = tree::open_root(dest).map_err(|e| layer_error(format!("open {}: {e}", dest.display())))?;
+    let mut unpacker = Unpacker { root, layer, report: Report::default(), dir_times: Vec::new() };
+    {
+        let mut archive = tar::Archive::new(&mut hashing);
+        let entries = archive.entries().map_err(|e| layer_error(format!("not a tar stream: {e}")))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| layer_error(format!("reading the tar stream: {e}")))?;
+            unpacker.entry(&mut entry)?;
+        }
+    }
+    hashing.drain().map_err(|e| layer_error(format!("reading the tar stream: {e}")))?;
+    let actual = hashing.hasher.finish();
+    if &actual != diff_id {
+        return Err(Error::DigestMismatch { what: "uncompressed layer", digest: diff_id.clone(), actual });
+    }
+    unpacker.set_dir_times();
+    Ok(unpacker.report)
+}
+
+/// The uncompressed tar stream, by the stream's magic bytes rather than the
+/// media type (registries mislabel).
+fn decompressed(file: File) -> io::Result<Box<dyn Read>> {
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let head = reader.fill_buf()?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(reader)))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let decoder = ruzstd::decoding::StreamingDecoder::new(reader)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}")))?;
+        Ok(Box::new(decoder))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+struct Unpacker<'a> {
+    root: OwnedFd,
+    layer: &'a Digest,
+    report: Report,
+    /// Directory mtimes, set once their contents are complete.
+    dir_times: Vec<(Vec<OsString>, SystemTime)>,
+}
+
+impl Unpacker<'_> {
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), Error> {
+        let raw_path = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw_path).into_owned();
+        let hostile = |reason: &str| Error::HostileEntry {
+            layer: self.layer.clone(),
+            path: shown.clone(),
+            reason: reason.to_string(),
+        };
+        let components = components(&raw_path).map_err(|r| hostile(r))?;
+        let Some((name, parents)) = components.split_last() else {
+            return Ok(()); // the layer's root itself: its directory exists
+        };
+        let parent = self.walk(parents, true).map_err(|r| hostile(&r))?;
+        let kind = entry.header().entry_type();
+        self.report.entries += 1;
+        let existing = kind_at(parent.as_fd(), name).map_err(|e| hostile(&format!("stat: {e}")))?;
+        // A later entry replaces an earlier one, except directory over directory.
+        if existing.is_some() && !(existing == Some(SFlag::S_IFDIR) && kind == EntryType::Directory) {
+            remove_at(parent.as_fd(), name).map_err(|e| hostile(&format!("replacing it: {e}")))?;
+        }
+        let header = entry.header();
+        let uid = header.uid().unwrap_or(0) as u32;
+        let gid = header.gid().unwrap_or(0) as u32;
+        let mode = header.mode().unwrap_or(0o644);
+        let mtime = header.mtime().ok().map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+        let fail = |what: &str, e: &dyn std::fmt::Display| Error::Layer {
+            layer: self.layer.clone(),
+            message: format!("{shown}: {what}: {e}"),
+        };
+        match kind {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let mut file = create_file(parent.as_fd(), name).map_err(|e| fail("create", &e))?;
+                io::copy(entry, &mut file).map_err(|e| fail("write", &e))?;
+                self.finish_file(&file, entry, uid, gid, mode).map_err(|e| fail("set owner and mode", &e))?;
+                if let Some(t) = mtime {
+                    let _ = file.set_times(FileTimes::new().set_modified(t).set_accessed(t));
+                }
+            }
+            EntryType::Directory => {
+                let dir = open_or_create_dir(parent.as_fd(), name).map_err(|e| fail("mkdir", &e))?;
+                let dir = File::from(dir);
+                self.finish_file(&dir, entry, uid, gid, mode).map_err(|e| fail("set owner and mode", &e))?;
+                if let Some(t) = mtime {
+                    self.dir_times.push((components.clone(), t));
+                }
+            }
+            EntryType::Symlink => {
+                let target = entry.link_name_bytes().ok_or_else(|| hostile("symlink without a target"))?;
+                nix::unistd::symlinkat(OsStr::from_bytes(&target), parent.as_fd(), name.as_os_str())
+                    .map_err(|e| fail("symlink", &e))?;
+                if !set_link_owner(parent.as_fd(), name, uid, gid).map_err(|e| fail("chown", &e))? {
+                    self.report.owners_in_xattr += 1;
+                }
+            }
+            EntryType::Link => {
+                let target = entry.link_name_bytes().ok_or_else(|| hostile("hardlink without a target"))?;
+                self.hardlink(&target, &parent, name).map_err(|r| hostile(&r))?;
+            }
+            EntryType::Fifo => {
+                mknodat(parent.as_fd(), name.as_os_str(), SFlag::S_IFIFO, Mode::from_bits_truncate(mode & 0o777), 0)
+                    .map_err(|e| fail("mkfifo", &e))?;
+            }
+            EntryType::Char | EntryType::Block => self.report.devices_skipped += 1,
+            // Metadata entries the tar crate already applied to the next entry.
+            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink => {}
+            other => return Err(hostile(&format!("unsupported tar entry type {other:?}"))),
+        }
+        Ok(())
+    }
+
+    /// Owner, mode and extended attributes of a file or directory.
+    fn finish_file<R: Read>(&mut self, file: &File, entry: &mut tar::Entry<'_, R>, uid: u32, gid: u32, mode: u32) -> Result<(), Errno> {
+        if !tree::set_owner_and_mode(file, uid, gid, mode)? {
+            self.report.owners_in_xattr += 1;
+        }
+        if let Ok(Some(extensions)) = entry.pax_extensions() {
+            for ext in extensions.flatten() {
+                let Some(name) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") else { continue };
+                if xattr::FileExt::set_xattr(file, OsStr::from_bytes(name), ext.value_bytes()).is_err() {
+                    self.report.xattrs_refused += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the parent directories of an entry one by one, refusing to go
+    /// through a symlink or a non-directory; missing ones are created as
+    /// tar does.
+    fn walk(&self, parents: &[OsString], create: bool) -> Result<OwnedFd, String> {
+        let mut dir = tree::open_dir(self.root.as_fd(), OsStr::new(".")).map_err(|e| format!("open layer root: {e}"))?;
+        for part in parents {
+            let next = if create { open_or_create_dir(dir.as_fd(), part) } else { open_dir(dir.as_fd(), part) };
+            dir = next.map_err(|e| match e {
+                Errno::ELOOP | Errno::ENOTDIR => {
+                    format!("goes through {:?}, which is a symlink or not a directory", part.to_string_lossy())
+                }
+                Errno::ENOENT => format!("{:?} does not exist in this layer", part.to_string_lossy()),
+                e => format!("open {:?}: {e}", part.to_string_lossy()),
+            })?;
+        }
+        Ok(dir)
+    }
+
+    /// A hardlink may only point at an entry unpacked earlier in this layer.
+    fn hardlink(&self, target: &[u8], parent: &OwnedFd, name: &OsStr) -> Result<(), String> {
+        let parts = components(target).map_err(|r| format!("hardlink target {}", r.trim_start_matches("has ")))?;
+        let Some((target_name, target_parents)) = parts.split_last() else {
+            return Err("hardlink to the layer's root".into());
+        };
+        let shown = String::from_utf8_lossy(target);
+        let target_dir = self.walk(target_parents, false).map_err(|r| format!("hardlink to {shown}: {r}"))?;
+        nix::unistd::linkat(target_dir.as_fd(), target_name.as_os_str(), parent.as_fd(), name, AtFlags::empty())
+            .map_err(|e| match e {
+                Errno::ENOENT => format!("hardlink to {shown}, which is not in this layer before it"),
+                Errno::EPERM => format!("hardlink to {shown}, which is a directory"),
+                e => format!("hardlink to {shown}: {e}"),
+            })
+    }
+
+    /// Directory mtimes last: creating entries inside changed them.
+    fn set_dir_times(&self) {
+        for (path, time) in &self.dir_times {
+            if let Ok(dir) = self.walk(path, false) {
+                let _ = File::from(dir).set_times(FileTimes::new().set_modified(*time).set_accessed(*time));
+            }
+        }
+    }
+}
+
+/// The path's components, refusing what would leave the layer.
+fn components(path: &[u8]) -> Result<Vec<OsString>, &'static str> {
+    if path.first() == Some(&b'/') {
+        return Err("has an absolute path");
+    }
+    let mut parts = Vec::new();
+    for part in path.split(|b| *b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => return Err("has a '..' component"),
+            name => parts.push(OsStr::from_bytes(name).to_os_string()),
+        }
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::components;
+
+    #[test]
+    fn paths_that_leave_the_layer_are_refused() {
+        assert_eq!(components(b"./usr/bin/").unwrap(), ["usr", "bin"]);
+        assert!(components(b"./").unwrap().is_empty());
+        assert!(components(b"../etc/passwd").is_err());
+        assert!(components(b"usr/../../x").is_err());
+        assert!(components(b"/etc/passwd").is_err());
+    }
+}
