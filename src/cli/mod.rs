@@ -1,5 +1,6 @@
 //! The command line: Docker's verbs and flags. Each verb group has a file.
 
+mod images;
 mod run;
 mod unshare;
 
@@ -8,6 +9,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "hutch", version, about = "Rootless containers and sandboxes, without a daemon")]
 struct Cli {
+    /// The image store (default: $HUTCH_ROOT, else $XDG_DATA_HOME/hutch)
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -16,6 +20,21 @@ struct Cli {
 enum Command {
     /// Run a command in a new container
     Run(Box<run::RunArgs>),
+    /// Pull an image from a registry
+    Pull(images::PullArgs),
+    /// List images
+    Images(images::ImagesArgs),
+    /// Remove images
+    Rmi(images::RmiArgs),
+    /// Show an image's configuration and layers
+    Inspect(images::ImageArg),
+    /// Show how an image was built
+    History(images::ImageArg),
+    /// Give an image another name
+    Tag(images::TagArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(images::ImageCommand),
     /// Run a command in hutch's user namespace, to see files as containers see them
     Unshare(unshare::UnshareArgs),
 }
@@ -36,6 +55,8 @@ pub enum Error {
     Config(#[from] crate::config::Error),
     #[error(transparent)]
     Network(#[from] netstack::Error),
+    #[error(transparent)]
+    Image(#[from] crate::image::Error),
     #[error("{0}")]
     Other(String),
 }
@@ -65,10 +86,17 @@ pub fn main() -> i32 {
             return crate::EXIT_HUTCH_ERROR;
         }
     };
-    let result = match cli.command {
-        Command::Run(args) => run::run(*args),
+    let result = store_root(cli.root).and_then(|root| match cli.command {
+        Command::Run(args) => run::run(*args, &root),
+        Command::Pull(args) => images::pull(args, &root),
+        Command::Images(args) => images::images(args, &root),
+        Command::Rmi(args) => images::rmi(args, &root),
+        Command::Inspect(args) => images::inspect(args, &root),
+        Command::History(args) => images::history(args, &root),
+        Command::Tag(args) => images::tag(args, &root),
+        Command::Image(command) => images::image(command, &root),
         Command::Unshare(args) => unshare::run(args),
-    };
+    });
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -103,4 +131,49 @@ fn runtime_and_userns() -> Result<(crate::state::RuntimeDir, crate::userns::User
         runtime.once("single-id-mapping", || eprintln!("hutch: note: {reason}"));
     }
     Ok((runtime, plan))
+}
+
+fn store_root(flag: Option<std::path::PathBuf>) -> Result<std::path::PathBuf, Error> {
+    match flag {
+        Some(root) => Ok(root),
+        None => Ok(crate::image::Store::default_root()?),
+    }
+}
+
+/// Runs `work` in a child process inside hutch's user namespace, where the
+/// store's unpacked files have their in-image owners, and hands back its
+/// result (as JSON over a pipe). Call it while the process has one thread.
+fn in_userns<T: serde::Serialize + serde::de::DeserializeOwned>(
+    plan: &crate::userns::UsernsPlan,
+    work: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    use crate::userns::{fork_into_userns, Forked};
+    use std::io::{Read, Write};
+    let (mut reader, writer) = std::io::pipe().map_err(|e| Error::Other(format!("pipe: {e}")))?;
+    match fork_into_userns(plan)? {
+        Forked::Child => {
+            drop(reader);
+            let outcome: Result<T, String> = work().map_err(|e| one_line(&e.to_string()));
+            let mut writer = writer;
+            let written = serde_json::to_vec(&outcome).map(|json| writer.write_all(&json));
+            crate::sys::exit_now(if matches!(written, Ok(Ok(()))) { 0 } else { crate::EXIT_HUTCH_ERROR })
+        }
+        Forked::Parent { child } => {
+            drop(writer);
+            let mut json = Vec::new();
+            let read = reader.read_to_end(&mut json);
+            let status = loop {
+                match nix::sys::wait::waitpid(child, None) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    other => break other,
+                }
+            };
+            if read.is_err() || json.is_empty() {
+                return Err(Error::Other(format!("the user-namespace helper ended without an answer ({status:?})")));
+            }
+            let outcome: Result<T, String> = serde_json::from_slice(&json)
+                .map_err(|e| Error::Other(format!("the user-namespace helper's answer: {e}")))?;
+            outcome.map_err(Error::Other)
+        }
+    }
 }

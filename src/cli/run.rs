@@ -1,6 +1,10 @@
 //! `hutch run`.
 
-use super::{runtime_and_userns, Error};
+use super::{images, in_userns, runtime_and_userns, Error};
+use crate::image::config::RunDefaults;
+use crate::image::pull::Platform;
+use crate::image::store::remove_tree;
+use crate::image::{rootfs, Error as ImageError, ImageRecord, Store};
 use crate::config::Config;
 use crate::runtime::{self, StdioMode};
 use crate::spec::device::Device;
@@ -10,14 +14,23 @@ use crate::userns::UsernsPlan;
 use clap::{ArgAction, Args};
 use netstack::{NetworkMode, PortMapping};
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 #[command(disable_help_flag = true)]
 pub struct RunArgs {
-    /// Directory holding the container's root filesystem
+    /// Run a root filesystem directory instead of an image (no IMAGE argument)
     #[arg(long, value_name = "DIR")]
-    rootfs: PathBuf,
+    rootfs: Option<PathBuf>,
+    /// Replace the image's entrypoint ("" clears it)
+    #[arg(long, value_name = "COMMAND")]
+    entrypoint: Option<String>,
+    /// Platform to pull when the image is missing: OS/ARCH[/VARIANT]
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
+    /// When to pull the image: missing, always or never
+    #[arg(long, value_name = "POLICY", default_value = "missing")]
+    pull: String,
     /// Set an environment variable (KEY=VALUE, or KEY to pass yours on)
     #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
     env: Vec<String>,
@@ -78,13 +91,14 @@ pub struct RunArgs {
     /// Print help
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
-    /// The command to run, and its arguments
-    #[arg(value_name = "COMMAND", trailing_var_arg = true, required = true)]
+    /// The image (or, with --rootfs, the command), then the command and its arguments
+    #[arg(value_name = "IMAGE [COMMAND]", trailing_var_arg = true)]
     command: Vec<String>,
 }
 
-pub fn run(args: RunArgs) -> Result<i32, Error> {
+pub fn run(args: RunArgs, root: &Path) -> Result<i32, Error> {
     let (runtime, plan) = runtime_and_userns()?;
+    let launch = resolve_image(&args, root)?;
     let volumes = args.volumes.iter().map(|v| Volume::parse(v)).collect::<Result<Vec<_>, _>>()?;
     let devices =
         args.devices.iter().map(|d| Device::parse(d).map_err(spec::Error::from)).collect::<Result<Vec<_>, _>>()?;
@@ -93,16 +107,121 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     let ports = published_ports(&args.publish, &network)?;
     let id = new_container_id()?;
     let dir = ContainerDir::create(&runtime, &id)?;
-    let result = run_in(&dir, &plan, &id, Resources { volumes, devices, network, ports }, &args);
+    let result = prepare_rootfs(&launch, &plan, root, &id)
+        .and_then(|rootfs| run_in(&dir, &plan, &id, Resources { volumes, devices, network, ports }, &args, &launch, rootfs));
     if args.rm {
         if let Err(e) = dir.remove() {
             eprintln!("hutch: {e}");
+        }
+        if launch.image.is_some() {
+            if let Err(e) = remove_container_files(&plan, root, &id) {
+                eprintln!("hutch: {e}");
+            }
         }
     }
     result
 }
 
-fn run_in(dir: &ContainerDir, plan: &UsernsPlan, id: &str, resources: Resources, args: &RunArgs) -> Result<i32, Error> {
+/// What to start: the image (if any) and the command with the image's
+/// settings applied.
+struct Launch {
+    image: Option<ImageRecord>,
+    command: Vec<String>,
+    env: Vec<String>,
+    workdir: Option<PathBuf>,
+    user: Option<String>,
+}
+
+/// `run --rootfs DIR CMD…`, or `run IMAGE [CMD…]` with the image's config
+/// (pulled first when missing, as Docker does).
+fn resolve_image(args: &RunArgs, root: &Path) -> Result<Launch, Error> {
+    if args.rootfs.is_some() {
+        if args.command.is_empty() {
+            return Err(Error::Other("no command given: hutch run --rootfs DIR COMMAND [ARG...]".into()));
+        }
+        return Ok(Launch {
+            image: None,
+            command: args.command.clone(),
+            env: args.env.clone(),
+            workdir: args.workdir.clone(),
+            user: args.user.clone(),
+        });
+    }
+    let Some((name, rest)) = args.command.split_first() else {
+        return Err(Error::Other("no image given: hutch run [OPTIONS] IMAGE [COMMAND] [ARG...]".into()));
+    };
+    let image = find_or_pull(args, root, name)?;
+    let store = Store::open(root)?;
+    let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&store.read_blob(&image.id)?)
+        .map_err(|e| Error::Other(format!("image {name}: config: {e}")))?;
+    let defaults = RunDefaults::from_config(&config);
+    let command = defaults.command(args.entrypoint.as_deref(), rest).ok_or_else(|| {
+        Error::Other(format!("image {name} has no command (Cmd or Entrypoint): give one after the image name"))
+    })?;
+    Ok(Launch {
+        command,
+        env: defaults.env.iter().chain(&args.env).cloned().collect(),
+        workdir: args.workdir.clone().or(defaults.workdir.map(PathBuf::from)),
+        user: args.user.clone().or(defaults.user),
+        image: Some(image),
+    })
+}
+
+fn find_or_pull(args: &RunArgs, root: &Path, name: &str) -> Result<ImageRecord, Error> {
+    let platform = match &args.platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    let found = Store::open(root)?.find(name);
+    match (args.pull.as_str(), found) {
+        ("always", _) => images::pull_image(root, name, platform, false),
+        ("missing", Err(ImageError::NotFound(_))) => {
+            eprintln!("Unable to find image '{name}' locally");
+            images::pull_image(root, name, platform, false)
+        }
+        ("missing" | "never", found) => Ok(found?),
+        (other, _) => Err(Error::Other(format!("--pull {other:?}: expected missing, always or never"))),
+    }
+}
+
+/// The image's layers copied into the store's `containers/ID/rootfs`.
+fn prepare_rootfs(launch: &Launch, plan: &UsernsPlan, root: &Path, id: &str) -> Result<Option<PathBuf>, Error> {
+    let Some(image) = &launch.image else { return Ok(None) };
+    let store = Store::open(root)?;
+    let dir = store.container_path(id);
+    let rootfs = dir.join("rootfs");
+    let layers: Vec<PathBuf> = image.layers.iter().map(|l| store.layer_path(&l.diff_id)).collect();
+    let (target, image_id) = (rootfs.clone(), image.id.to_string());
+    in_userns(plan, || {
+        let _lock = store.lock_shared()?;
+        std::fs::create_dir(&dir).map_err(|e| Error::Other(format!("create {}: {e}", dir.display())))?;
+        std::fs::write(dir.join("image"), &image_id).map_err(|e| Error::Other(format!("write {}: {e}", dir.display())))?;
+        if let Some(missing) = layers.iter().find(|l| !l.is_dir()) {
+            return Err(Error::Other(format!(
+                "layer {} of the image is missing from the store: pull the image again",
+                missing.display()
+            )));
+        }
+        rootfs::assemble(&layers, &target)?;
+        Ok(())
+    })?;
+    Ok(Some(rootfs))
+}
+
+fn remove_container_files(plan: &UsernsPlan, root: &Path, id: &str) -> Result<(), Error> {
+    let dir = Store::open(root)?.container_path(id);
+    in_userns(plan, || Ok(remove_tree(&dir)?))
+}
+
+fn run_in(
+    dir: &ContainerDir,
+    plan: &UsernsPlan,
+    id: &str,
+    resources: Resources,
+    args: &RunArgs,
+    launch: &Launch,
+    image_rootfs: Option<PathBuf>,
+) -> Result<i32, Error> {
     let Resources { volumes, devices, network, ports } = resources;
     let security = security_options(&args.security_opt)?;
     let hostname = args.hostname.clone().unwrap_or_else(|| id[..12].to_string());
@@ -112,11 +231,11 @@ fn run_in(dir: &ContainerDir, plan: &UsernsPlan, id: &str, resources: Resources,
         resolv_conf: dir.write("resolv.conf", netstack::resolv_conf(&network).as_bytes())?,
     };
     let config = ContainerConfig {
-        rootfs: args.rootfs.clone(),
-        command: args.command.clone(),
-        env: args.env.clone(),
-        workdir: args.workdir.clone(),
-        user: args.user.clone(),
+        rootfs: image_rootfs.or(args.rootfs.clone()).unwrap_or_default(),
+        command: launch.command.clone(),
+        env: launch.env.clone(),
+        workdir: launch.workdir.clone(),
+        user: launch.user.clone(),
         hostname,
         volumes,
         devices,

@@ -4,6 +4,9 @@
 //! with subordinate ids and once without.
 #![allow(dead_code)]
 
+pub mod proxy;
+pub mod registry;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,287 @@
+//! Images from a real registry (Debian's docker-registry on 127.0.0.1):
+//! pull, run with the image's config, whiteouts, platforms, hostile
+//! layers, corrupt and cut-short downloads, concurrent pulls, removal.
+
+mod common;
+
+use common::registry::{busybox_layer, Image, Layer, Registry, TarBuilder, OCI_INDEX};
+use common::*;
+use std::process::Output;
+
+/// hutch with its own store in a scratch dir.
+struct Env {
+    h: Hutch,
+    store: Scratch,
+}
+
+impl Env {
+    fn new(test: &str) -> Env {
+        Env { h: Hutch::new(test), store: Scratch::new(&format!("store-{test}")) }
+    }
+
+    fn hutch(&self, args: &[&str]) -> Output {
+        let mut c = self.h.cmd();
+        c.env("HUTCH_ROOT", self.store.path()).args(args);
+        c.output().expect("spawn hutch")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.hutch(args);
+        assert_success(&out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn entries(&self, dir: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.store.path().join(dir))
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+fn busybox_image(cmd: &[&str]) -> Image {
+    Image::new(vec![Layer::gzip(busybox_layer())], cmd)
+}
+
+#[test]
+fn pulled_images_run_with_their_config_and_flags_override_it() {
+    let reg = Registry::start("config");
+    let mut image = busybox_image(&["sh", "-c", "echo $GREETING from $(pwd) as $(id -u)"]);
+    image.env.push("GREETING=image".into());
+    image.workdir = "/tmp".into();
+    let owned = TarBuilder::new().dir("home/").dir("home/app/").file_mode("home/app/data", b"x", 0o4755, 1000, 1000).finish();
+    image.layers.push(Layer::gzip(owned));
+    reg.push_image("test/busybox", "1", &image);
+    let name = format!("{}/test/busybox:1", reg.addr);
+    let env = Env::new("config");
+
+    let out = env.hutch(&["pull", &name]);
+    assert_success(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim().len(), 71, "prints the image id");
+    let listing = env.ok(&["images"]);
+    assert!(listing.contains(&format!("{}/test/busybox", reg.addr)) && listing.contains(" 1 "), "{listing}");
+
+    assert_eq!(env.ok(&["run", "--rm", &name]), "image from /tmp as 0\n");
+    assert_eq!(env.ok(&["run", "--rm", "-e", "GREETING=flag", "-w", "/", &name]), "flag from / as 0\n");
+    if expect_subids() {
+        assert_eq!(env.ok(&["run", "--rm", "-u", "1000", &name]), "image from /tmp as 1000\n");
+    }
+    assert_eq!(env.ok(&["run", "--rm", &name, "echo", "args", "replace", "Cmd"]), "args replace Cmd\n");
+    assert_eq!(env.ok(&["run", "--rm", "--entrypoint", "/bin/echo", &name, "x"]), "x\n");
+
+    // Owners and setuid bits from the layer.
+    let stat = env.ok(&["run", "--rm", &name, "stat", "-c", "%u:%g %a", "/home/app/data"]);
+    if expect_subids() {
+        assert_eq!(stat, "1000:1000 4755\n");
+    } else {
+        assert_eq!(stat, "0:0 4755\n", "without subordinate ids, owners are kept as metadata only");
+        assert!(stderr(&out).contains("outside your mapping"), "{}", stderr(&out));
+    }
+    assert!(env.entries("containers").is_empty(), "--rm removes the container's files");
+}
+
+#[test]
+fn run_pulls_a_missing_image_and_says_so() {
+    let reg = Registry::start("autopull");
+    reg.push_image("test/auto", "latest", &busybox_image(&["echo", "pulled"]));
+    let env = Env::new("autopull");
+    let out = env.hutch(&["run", "--rm", &format!("{}/test/auto", reg.addr)]);
+    assert_success(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pulled\n");
+    assert!(stderr(&out).contains("Unable to find image"), "{}", stderr(&out));
+    let never = env.hutch(&["run", "--rm", "--pull", "never", &format!("{}/test/other", reg.addr)]);
+    assert_eq!(never.status.code(), Some(125));
+    assert!(error_line(&never).contains("no such image"), "{}", error_line(&never));
+}
+
+#[test]
+fn whiteouts_and_opaque_directories_hide_lower_files() {
+    let reg = Registry::start("whiteouts");
+    let lower = TarBuilder::new()
+        .dir("etc/")
+        .file("etc/gone", b"1")
+        .file("etc/kept", b"2")
+        .dir("data/")
+        .file("data/a", b"a")
+        .dir("data/sub/")
+        .file("data/sub/b", b"b")
+        .finish();
+    let upper = TarBuilder::new()
+        .dir("etc/")
+        .file("etc/.wh.gone", b"")
+        .dir("data/")
+        .file("data/.wh..wh..opq", b"")
+        .file("data/c", b"c")
+        .finish();
+    let image = Image::new(vec![Layer::gzip(busybox_layer()), Layer::gzip(lower), Layer::zstd(upper)], &["sh"]);
+    reg.push_image("test/wh", "1", &image);
+    let env = Env::new("whiteouts");
+    let out = env.ok(&["run", "--rm", &format!("{}/test/wh:1", reg.addr), "sh", "-c", "test -e /etc/gone || echo gone; cat /etc/kept; echo; find /data"]);
+    assert_eq!(out, "gone\n2\n/data\n/data/c\n");
+}
+
+#[test]
+fn the_hosts_platform_is_chosen_from_an_index() {
+    let reg = Registry::start("platforms");
+    let native = busybox_image(&["echo", "native"]);
+    let mut other = Image::new(vec![Layer::gzip(TarBuilder::new().file("marker", b"s390x").finish())], &["x"]);
+    other.arch = "s390x".into();
+    let (m1, _) = reg.push_parts("test/multi", &native);
+    let (m2, _) = reg.push_parts("test/multi", &other);
+    let d1 = reg.push_manifest("test/multi", &common::registry::sha256(&m1), common::registry::OCI_MANIFEST, &m1);
+    let d2 = reg.push_manifest("test/multi", &common::registry::sha256(&m2), common::registry::OCI_MANIFEST, &m2);
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": common::registry::OCI_MANIFEST, "digest": d2, "size": m2.len(), "platform": {"os": "linux", "architecture": "s390x"}},
+            {"mediaType": common::registry::OCI_MANIFEST, "digest": d1, "size": m1.len(), "platform": {"os": "linux", "architecture": common::registry::host_arch()}},
+        ]
+    }))
+    .unwrap();
+    reg.push_manifest("test/multi", "1", OCI_INDEX, &index);
+    let name = format!("{}/test/multi:1", reg.addr);
+    let env = Env::new("platforms");
+    assert_eq!(env.ok(&["run", "--rm", &name]), "native\n");
+
+    env.ok(&["pull", "--platform", "linux/s390x", &name]);
+    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", &name])).unwrap();
+    assert_eq!(inspect[0]["Architecture"], "s390x");
+
+    let out = env.hutch(&["pull", "--platform", "linux/riscv64", &name]);
+    assert_eq!(out.status.code(), Some(125));
+    let line = error_line(&out);
+    assert!(
+        line.contains("no image for platform linux/riscv64")
+            && line.contains("linux/s390x")
+            && line.contains(&format!("linux/{}", common::registry::host_arch())),
+        "{line}"
+    );
+}
+
+#[test]
+fn hostile_layers_are_refused_and_write_nothing_outside() {
+    let reg = Registry::start("hostile");
+    let env = Env::new("hostile");
+    let target = Scratch::new("hostile-target");
+    let outside = target.path().display().to_string();
+    let rel_up = "../../../../../../../../../..";
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("dotdot", TarBuilder::new().file(&format!("{rel_up}{outside}/dotdot"), b"x").finish(), "'..' component"),
+        ("absolute", TarBuilder::new().file(&format!("{outside}/absolute"), b"x").finish(), "absolute path"),
+        (
+            "symlink-parent",
+            TarBuilder::new().symlink("link", &outside).file("link/through-link", b"x").finish(),
+            "symlink or not a directory",
+        ),
+        (
+            "relative-symlink-parent",
+            TarBuilder::new().symlink("up", rel_up).file(&format!("up{outside}/through-up"), b"x").finish(),
+            "symlink or not a directory",
+        ),
+        ("hardlink-absolute", TarBuilder::new().hardlink("passwd", "/etc/passwd").finish(), "absolute path"),
+        ("hardlink-dotdot", TarBuilder::new().hardlink("passwd", "../../../../etc/passwd").finish(), "'..' component"),
+        (
+            "hardlink-through-symlink",
+            TarBuilder::new().symlink("etc", "/etc").hardlink("passwd", "etc/passwd").finish(),
+            "symlink or not a directory",
+        ),
+        (
+            "hardlink-before-target",
+            TarBuilder::new().hardlink("early", "late").file("late", b"x").finish(),
+            "not in this layer before it",
+        ),
+    ];
+    for (name, tar, reason) in cases {
+        let image = Image::new(vec![Layer::gzip(busybox_layer()), Layer::gzip(tar)], &["sh"]);
+        reg.push_image(&format!("hostile/{name}"), "1", &image);
+        let out = env.hutch(&["pull", "-q", &format!("{}/hostile/{name}:1", reg.addr)]);
+        assert_eq!(out.status.code(), Some(125), "{name}: {}", stderr(&out));
+        let line = error_line(&out);
+        assert!(line.contains(reason) && line.contains("nothing was unpacked"), "{name}: {line}");
+        assert_eq!(line.lines().count(), 1, "{name}: one line: {line}");
+    }
+    let leaked: Vec<_> = std::fs::read_dir(target.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(leaked.is_empty(), "files appeared outside the store: {leaked:?}");
+    assert_eq!(env.entries("tmp"), Vec::<String>::new(), "no staging leftovers");
+    assert_eq!(env.ok(&["images", "-q"]), "", "no hostile image is recorded");
+}
+
+#[test]
+fn a_wrong_diff_id_keeps_nothing() {
+    let reg = Registry::start("diffid");
+    let mut image = busybox_image(&["sh"]);
+    image.diff_ids = Some(vec![format!("sha256:{}", "0".repeat(64))]);
+    reg.push_image("test/bad", "1", &image);
+    let env = Env::new("diffid");
+    let out = env.hutch(&["pull", &format!("{}/test/bad:1", reg.addr)]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(error_line(&out).contains("uncompressed layer sha256:0000"), "{}", error_line(&out));
+    assert!(env.entries("layers").is_empty() && env.entries("tmp").is_empty());
+    assert_eq!(env.ok(&["images", "-q"]), "");
+}
+
+#[test]
+fn a_download_cut_short_is_retried_then_reported_and_the_store_stays_clean() {
+    let reg = Registry::start("cut");
+    reg.push_image("test/cut", "1", &busybox_image(&["echo", "whole"]));
+    let proxy = common::proxy::CuttingProxy::start(&reg.addr);
+    let env = Env::new("cut");
+    let out = env.hutch(&["pull", &format!("{}/test/cut:1", proxy.addr)]);
+    assert_eq!(out.status.code(), Some(125));
+    let line = error_line(&out);
+    assert!(line.contains("cut short") || line.contains("expected"), "{line}");
+    assert!(proxy.blob_requests() >= 3, "retried: {} blob requests", proxy.blob_requests());
+    assert!(env.entries("layers").is_empty() && env.entries("tmp").is_empty());
+    // The same store then pulls the image whole from the registry itself.
+    assert_eq!(env.ok(&["run", "--rm", &format!("{}/test/cut:1", reg.addr)]), "whole\n");
+}
+
+#[test]
+fn concurrent_pulls_store_one_copy() {
+    let reg = Registry::start("concurrent");
+    let layers = vec![
+        Layer::gzip(busybox_layer()),
+        Layer::gzip(TarBuilder::new().file("a", &vec![1u8; 3 << 20]).finish()),
+        Layer::zstd(TarBuilder::new().file("b", &vec![2u8; 3 << 20]).finish()),
+    ];
+    reg.push_image("test/both", "1", &Image::new(layers, &["sh"]));
+    let env = Env::new("concurrent");
+    let name = format!("{}/test/both:1", reg.addr);
+    let spawn = || {
+        let mut c = env.h.cmd();
+        c.env("HUTCH_ROOT", env.store.path()).args(["pull", "-q", &name]);
+        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        assert_success(&child.wait_with_output().unwrap());
+    }
+    assert_eq!(env.ok(&["images", "-q"]).lines().count(), 1);
+    assert_eq!(env.entries("layers").len(), 3);
+    assert!(env.entries("tmp").is_empty());
+}
+
+#[test]
+fn rmi_refuses_images_in_use_and_removes_unused_layers() {
+    let reg = Registry::start("rmi");
+    reg.push_image("test/rmi", "1", &busybox_image(&["true"]));
+    let env = Env::new("rmi");
+    let name = format!("{}/test/rmi:1", reg.addr);
+    env.ok(&["pull", "-q", &name]);
+    env.ok(&["tag", &name, "extra:2"]);
+    let listing = env.ok(&["images"]);
+    assert!(listing.contains("docker.io/library/extra") && listing.contains(" 2 "), "{listing}");
+    assert_eq!(env.ok(&["rmi", "extra:2"]), "Untagged: docker.io/library/extra:2\n");
+    assert_eq!(env.entries("layers").len(), 1, "still named: nothing removed");
+
+    env.ok(&["run", &name]); // no --rm: the container keeps the image in use
+    let out = env.hutch(&["rmi", &name]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(error_line(&out).contains("is used by container"), "{}", error_line(&out));
+
+    let removed = env.ok(&["rmi", "-f", &name]);
+    assert!(removed.contains("Untagged") && removed.contains("Deleted: sha256:"), "{removed}");
+    assert_eq!(env.ok(&["images", "-q"]), "");
+    assert!(env.entries("layers").is_empty() && env.entries("blobs/sha256").is_empty());
+}
