@@ -6,9 +6,11 @@ set -euo pipefail
 
 [ "$(id -u)" = 0 ] || { echo "host-setup: run as root (it installs packages and creates users)" >&2; exit 1; }
 
-# hutch's helpers; the peers the tests and benchmarks compare with (bubblewrap,
+# hutch's helpers; the OCI registry the image tests push to; the peers the
+# tests and benchmarks compare with (skopeo, bubblewrap,
 # crun, podman with runc, fuse-overlayfs); build and test tools.
 PACKAGES=(uidmap fuse3 slirp4netns passt busybox-static
+          docker-registry skopeo
           bubblewrap crun podman runc fuse-overlayfs iperf3
           iproute2 procps python3 hyperfine gcc libc6-dev pkg-config libseccomp-dev)
 missing=()
