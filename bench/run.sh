@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks of hutch and its peers on the same work, in one run.
-#   bench/run.sh [start|net|all]   (as root it re-runs itself as the test user hutch-sub)
+#   bench/run.sh [start|net|pull|all]   (as root it re-runs itself as the test user hutch-sub)
 #     start  start latency: hutch vs bwrap, crun, podman
 #     net    iperf3 throughput through slirp4netns and pasta: hutch vs podman vs host loopback
+#     pull   pull + unpack of a 3-layer image (~185 MB, 10k files) from a local docker-registry:
+#            hutch vs podman pull vs skopeo copy to an OCI dir (download only, no unpack)
 # Needs: tests/host-setup.sh done (bubblewrap, crun, hyperfine), hutch built (cargo build --release).
 # Prints each tool's median and its ratio to hutch.
 set -euo pipefail
@@ -19,7 +21,7 @@ if [ "$(id -u)" = 0 ]; then
   exec runuser -u hutch-sub -- env -i HOME=/home/hutch-sub PATH=/usr/bin:/bin:/usr/sbin:/sbin HUTCH_BIN="$stage/hutch" bash "$stage/run.sh" "$@"
 fi
 what=${1:-all}
-for tool in hyperfine bwrap crun python3 iperf3; do
+for tool in hyperfine bwrap crun python3 iperf3 skopeo docker-registry; do
   command -v $tool >/dev/null || { echo "bench: $tool is missing (run tests/host-setup.sh)" >&2; exit 1; }
 done
 
@@ -147,9 +149,65 @@ for driver in ("slirp4netns", "pasta"):
 PY
 }
 
+bench_pull() {
+  local port=15300 reg=127.0.0.1:15300 image=127.0.0.1:15300/bench/layers:1
+  mkdir -p "$work/registry"
+  printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
+    "$work/registry" "$reg" > "$work/registry.yml"
+  docker-registry serve "$work/registry.yml" >/dev/null 2>&1 & local registry_pid=$!
+  # The image: busybox, Python's library, the C headers, as three gzip layers.
+  python3 - "$work/layout" "$rootfs" <<'PY'
+import hashlib, io, json, os, sys, tarfile, gzip
+out, rootfs = sys.argv[1], sys.argv[2]
+os.makedirs(f"{out}/blobs/sha256", exist_ok=True)
+def blob(data):
+    d = hashlib.sha256(data).hexdigest()
+    open(f"{out}/blobs/sha256/{d}", "wb").write(data)
+    return f"sha256:{d}", len(data)
+layers, diff_ids = [], []
+for src, arc in ((f"{rootfs}/bin", "bin"), ("/usr/lib/python3.11", "usr/lib/python3.11"), ("/usr/include", "usr/include")):
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
+        t.add(src, arcname=arc)
+    diff_ids.append("sha256:" + hashlib.sha256(raw.getvalue()).hexdigest())
+    d, n = blob(gzip.compress(raw.getvalue(), 6))
+    layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n})
+arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+config = json.dumps({"architecture": arch, "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+                     "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+cd, cn = blob(config)
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn}, "layers": layers}).encode()
+md, mn = blob(manifest)
+json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md,
+    "size": mn, "annotations": {"org.opencontainers.image.ref.name": "1"}}]}, open(f"{out}/index.json", "w"))
+open(f"{out}/oci-layout", "w").write('{"imageLayoutVersion": "1.0.0"}')
+PY
+  sleep 1
+  skopeo copy -q --dest-tls-verify=false "oci:$work/layout:1" "docker://$image"
+  echo "== pull + unpack of a 3-layer image (~185 MB, 10k files) from a local registry, into an empty store each time"
+  local peers=(-n "skopeo copy (no unpack)" --prepare "rm -rf $work/skopeo-out"
+               "skopeo copy -q --src-tls-verify=false docker://$image oci:$work/skopeo-out:1")
+  local podman_store=(podman --root "$work/podman-root" --runroot "$work/podman-run" --storage-opt ignore_chown_errors=true)
+  if command -v podman >/dev/null && "${podman_store[@]}" pull -q --tls-verify=false "$image" >/dev/null 2>&1; then
+    peers+=(-n "podman pull" --prepare "${podman_store[*]} rmi -a -f"
+            "${podman_store[*]} pull -q --tls-verify=false $image")
+  else
+    echo "(podman skipped: cannot pull here)"
+  fi
+  hyperfine -N --warmup 1 --runs ${RUNS_PULL:-5} --export-json "$work/pull.json" \
+    -n "hutch pull" --prepare "$hutch unshare rm -rf $work/hutch-store" "env HUTCH_ROOT=$work/hutch-store $hutch pull -q $image" \
+    "${peers[@]}" >/dev/null
+  ratios "$work/pull.json" "hutch pull"
+  kill $registry_pid 2>/dev/null || true
+  "${podman_store[@]}" rmi -a -f >/dev/null 2>&1 || true
+  "$hutch" unshare rm -rf "$work/hutch-store" "$work/podman-root" 2>/dev/null || true
+}
+
 case $what in
   start) bench_start ;;
   net) bench_net ;;
-  all) bench_start; bench_net ;;
-  *) echo "bench: unknown benchmark $what (start, net or all)" >&2; exit 1 ;;
+  pull) bench_pull ;;
+  all) bench_start; bench_net; bench_pull ;;
+  *) echo "bench: unknown benchmark $what (start, net, pull or all)" >&2; exit 1 ;;
 esac
