@@ -285,3 +285,58 @@ fn rmi_refuses_images_in_use_and_removes_unused_layers() {
     assert_eq!(env.ok(&["images", "-q"]), "");
     assert!(env.entries("layers").is_empty() && env.entries("blobs/sha256").is_empty());
 }
+
+#[test]
+fn save_and_load_round_trip_and_read_skopeos_archives() {
+    let reg = Registry::start("archives");
+    let name = format!("{}/test/arch:1", reg.addr);
+    reg.push_image("test/arch", "1", &busybox_image(&["echo", "from the archive"]));
+    let env = Env::new("archives");
+    let dir = Scratch::new("archives-files");
+    env.ok(&["pull", "-q", &name]);
+    let saved = dir.path().join("saved.tar");
+    env.ok(&["save", "-o", saved.to_str().unwrap(), &name]);
+    env.ok(&["rmi", &name]);
+    assert!(env.entries("layers").is_empty());
+    assert_eq!(env.ok(&["load", "-i", saved.to_str().unwrap()]), format!("Loaded image: {name}\n"));
+    assert_eq!(env.ok(&["run", "--rm", &name]), "from the archive\n");
+
+    // Archives written by another tool: skopeo's docker-archive and oci-archive.
+    env.ok(&["rmi", &name]);
+    for (transport, file, tagged) in [
+        ("docker-archive", "docker.tar", "skopeo/docker:2"),
+        ("oci-archive", "oci.tar", "docker.io/skopeo/oci:3"),
+    ] {
+        let path = dir.path().join(file);
+        let status = std::process::Command::new("skopeo")
+            .args(["copy", "-q", "--src-tls-verify=false", &format!("docker://{name}")])
+            .arg(format!("{transport}:{}:{tagged}", path.display()))
+            .status()
+            .expect("missing prerequisite: skopeo");
+        assert!(status.success(), "skopeo copy to {transport}");
+        let out = env.ok(&["load", "-i", path.to_str().unwrap()]);
+        let expected = ImageRefName::qualify(tagged);
+        assert_eq!(out, format!("Loaded image: {expected}\n"), "{transport}");
+        assert_eq!(env.ok(&["run", "--rm", tagged]), "from the archive\n", "{transport}");
+        env.ok(&["rmi", tagged]);
+    }
+    let garbage = dir.path().join("garbage.tar");
+    std::fs::write(&garbage, b"not a tar at all").unwrap();
+    let out = env.hutch(&["load", "-i", garbage.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(error_line(&out).contains("not a readable image archive") || error_line(&out).contains("neither index.json"), "{}", error_line(&out));
+    assert!(env.entries("tmp").is_empty());
+}
+
+/// Docker's normalisation of a name, as `hutch images` shows it.
+struct ImageRefName;
+impl ImageRefName {
+    fn qualify(name: &str) -> String {
+        let (first, _) = name.split_once('/').unwrap_or(("", name));
+        if first.contains(['.', ':']) {
+            name.to_string()
+        } else {
+            format!("docker.io/{name}")
+        }
+    }
+}

@@ -11,6 +11,7 @@ use crate::userns::UsernsPlan;
 use clap::{Args, Subcommand};
 use oci_spec::image::ImageConfiguration;
 use std::collections::HashSet;
+use std::path::Path;
 
 #[derive(Args)]
 pub struct PullArgs {
@@ -52,6 +53,24 @@ pub struct TagArgs {
     target: String,
 }
 
+#[derive(Args)]
+pub struct LoadArgs {
+    /// The archive: docker-archive or oci-archive tarball, or an OCI layout directory (default: stdin)
+    #[arg(short, long, value_name = "FILE")]
+    input: Option<std::path::PathBuf>,
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+pub struct SaveArgs {
+    /// Where to write the archive (an OCI layout with Docker's manifest.json)
+    #[arg(short, long, value_name = "FILE", required = true)]
+    output: std::path::PathBuf,
+    #[arg(required = true, value_name = "IMAGE")]
+    images: Vec<String>,
+}
+
 #[derive(Subcommand)]
 pub enum ImageCommand {
     /// List images
@@ -69,6 +88,10 @@ pub enum ImageCommand {
     Tag(TagArgs),
     /// Remove unnamed images, unused layers and leftovers of interrupted pulls
     Prune,
+    /// Load images from an archive
+    Load(LoadArgs),
+    /// Save images to an archive
+    Save(SaveArgs),
 }
 
 pub fn image(command: ImageCommand, root: &std::path::Path) -> Result<i32, Error> {
@@ -80,6 +103,8 @@ pub fn image(command: ImageCommand, root: &std::path::Path) -> Result<i32, Error
         ImageCommand::History(a) => history(a, root),
         ImageCommand::Tag(a) => tag(a, root),
         ImageCommand::Prune => prune(root),
+        ImageCommand::Load(a) => load(a, root),
+        ImageCommand::Save(a) => save(a, root),
     }
 }
 
@@ -105,6 +130,56 @@ pub fn pull_image(root: &std::path::Path, name: &str, platform: Platform, quiet:
         let client = Client::new(config);
         Ok(Puller { store: &store, client: &client, platform, quiet }.pull(&candidates)?)
     })
+}
+
+pub fn load(args: LoadArgs, root: &Path) -> Result<i32, Error> {
+    let store = Store::open(root)?;
+    // From stdin: kept in the store's tmp/ while it loads.
+    let (input, spooled) = match args.input {
+        Some(path) => (path, None),
+        None => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                return Err(Error::Other("hutch load: give -i FILE, or pipe an archive into it".into()));
+            }
+            let path = store.temp_path("stdin.tar");
+            let mut file = std::fs::File::create(&path).map_err(image::io("create", &path))?;
+            std::io::copy(&mut std::io::stdin().lock(), &mut file).map_err(image::io("write", &path))?;
+            (path.clone(), Some(path))
+        }
+    };
+    let plan = UsernsPlan::for_current_user();
+    let result = in_userns(&plan, || {
+        let _lock = store.lock_shared()?;
+        Ok(image::archive::load(&store, &input)?)
+    });
+    if let Some(path) = spooled {
+        let _ = std::fs::remove_file(path);
+    }
+    for record in result? {
+        if args.quiet {
+            println!("{}", record.id);
+        } else if record.names.is_empty() {
+            println!("Loaded image: {}", record.id);
+        } else {
+            for name in &record.names {
+                println!("Loaded image: {name}");
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub fn save(args: SaveArgs, root: &Path) -> Result<i32, Error> {
+    let store = Store::open(root)?;
+    let mut chosen = Vec::new();
+    for name in &args.images {
+        let record = store.find(name)?;
+        let qualified = ImageRef::parse(name).ok().and_then(|r| r.tagged_name()).filter(|n| record.names.contains(n));
+        chosen.push((record, qualified));
+    }
+    let _lock = store.lock_shared()?;
+    image::archive::save(&store, &chosen, &args.output)?;
+    Ok(0)
 }
 
 pub fn images(args: ImagesArgs, root: &std::path::Path) -> Result<i32, Error> {

@@ -32,6 +32,10 @@ enum Command {
     History(images::ImageArg),
     /// Give an image another name
     Tag(images::TagArgs),
+    /// Load images from a docker-archive or oci-archive tarball, or an OCI layout
+    Load(images::LoadArgs),
+    /// Save images to a tarball (OCI layout with Docker's manifest.json)
+    Save(images::SaveArgs),
     /// Manage images
     #[command(subcommand)]
     Image(images::ImageCommand),
@@ -94,6 +98,8 @@ pub fn main() -> i32 {
         Command::Inspect(args) => images::inspect(args, &root),
         Command::History(args) => images::history(args, &root),
         Command::Tag(args) => images::tag(args, &root),
+        Command::Load(args) => images::load(args, &root),
+        Command::Save(args) => images::save(args, &root),
         Command::Image(command) => images::image(command, &root),
         Command::Unshare(args) => unshare::run(args),
     });

@@ -5,6 +5,7 @@
 //! unpacked files get their in-image owners as subordinate ids, and the
 //! store's files can be removed again by the same user.
 
+pub mod archive;
 pub mod config;
 pub mod digest;
 pub mod pull;

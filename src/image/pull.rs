@@ -2,8 +2,8 @@
 //! downloads, unpacking, and the image record. Runs in the user namespace.
 
 use super::registry::{Client, Endpoint, MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST};
-use super::store::{remove_tree, ImageRecord, LayerRecord};
-use super::{unpack, Digest, Error, ImageRef, Store};
+use super::store::{ImageRecord, LayerRecord};
+use super::{Digest, Error, ImageRef, Store};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use std::fs::File;
 use std::io::{Read, Write};
@@ -205,18 +205,7 @@ impl Puller<'_> {
         if !blob.is_file() {
             self.download(ep, layer)?;
         }
-        let staging = self.store.temp_path("layer");
-        let report = match unpack::unpack(&blob, &layer.digest, &layer.diff_id, &staging) {
-            Ok(report) => report,
-            Err(e) => {
-                let _ = remove_tree(&staging);
-                return Err(e);
-            }
-        };
-        self.store.commit_layer(&staging, &layer.diff_id)?;
-        if let Some(note) = report.note() {
-            eprintln!("hutch: note: layer {}: {note}", layer.digest.short());
-        }
+        self.store.install_layer(layer)?;
         self.say(&format!("Layer {} done ({})", layer.digest.short(), human_size(layer.size)));
         Ok(())
     }

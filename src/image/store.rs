@@ -184,6 +184,49 @@ impl Store {
         }
     }
 
+    /// Unpacks a layer whose blob is in the store, unless already there,
+    /// and moves it into place; notes what could not be kept exactly.
+    pub fn install_layer(&self, layer: &LayerRecord) -> Result<(), Error> {
+        if self.layer_path(&layer.diff_id).is_dir() {
+            return Ok(());
+        }
+        let staging = self.temp_path("layer");
+        let report = match super::unpack::unpack(&self.blob_path(&layer.digest), &layer.digest, &layer.diff_id, &staging) {
+            Ok(report) => report,
+            Err(e) => {
+                let _ = remove_tree(&staging);
+                return Err(e);
+            }
+        };
+        self.commit_layer(&staging, &layer.diff_id)?;
+        if let Some(note) = report.note() {
+            eprintln!("hutch: note: layer {}: {note}", layer.digest.short());
+        }
+        Ok(())
+    }
+
+    /// Copies a file into the blobs, checking it against `expected` when
+    /// given; returns its digest and size.
+    pub fn put_blob_from(&self, source: &Path, expected: Option<&Digest>) -> Result<(Digest, u64), Error> {
+        let mut from = File::open(source).map_err(io("open", source))?;
+        let tmp = self.temp_path("blob");
+        let file = File::create(&tmp).map_err(io("create", &tmp))?;
+        let mut out = super::digest::HashingWriter { inner: file, hasher: Default::default() };
+        let copied = std::io::copy(&mut from, &mut out).and_then(|_| out.inner.sync_all());
+        if let Err(e) = copied {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::Io { op: "copy", path: source.to_path_buf(), source: e });
+        }
+        let size = out.hasher.bytes;
+        let digest = out.hasher.finish();
+        if let Some(expected) = expected.filter(|e| **e != digest) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::DigestMismatch { what: "blob", digest: expected.clone(), actual: digest });
+        }
+        self.commit_file(&tmp, &self.blob_path(&digest))?;
+        Ok((digest, size))
+    }
+
     pub fn images(&self) -> Result<Vec<ImageRecord>, Error> {
         let path = self.root.join("images.json");
         match fs::read(&path) {
