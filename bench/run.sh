@@ -188,20 +188,27 @@ PY
   echo "== pull + unpack of a 3-layer image (~185 MB, 10k files) from a local registry, into an empty store each time"
   local peers=(-n "skopeo copy (no unpack)" --prepare "rm -rf $work/skopeo-out"
                "skopeo copy -q --src-tls-verify=false docker://$image oci:$work/skopeo-out:1")
-  local podman_store=(podman --root "$work/podman-root" --runroot "$work/podman-run" --storage-opt ignore_chown_errors=true)
-  if command -v podman >/dev/null && "${podman_store[@]}" pull -q --tls-verify=false "$image" >/dev/null 2>&1; then
-    peers+=(-n "podman pull" --prepare "${podman_store[*]} rmi -a -f"
-            "${podman_store[*]} pull -q --tls-verify=false $image")
-  else
-    echo "(podman skipped: cannot pull here)"
-  fi
+  # podman with its default storage driver here, and with kernel overlay.
+  local podman_vfs=(podman --root "$work/podman-root" --runroot "$work/podman-run")
+  local podman_overlay=(podman --root "$work/podman-ovl" --runroot "$work/podman-ovl-run" --storage-driver overlay)
+  local p
+  for p in vfs overlay; do
+    local -n cmd=podman_$p
+    if command -v podman >/dev/null && "${cmd[@]}" pull -q --tls-verify=false "$image" >/dev/null 2>&1; then
+      peers+=(-n "podman pull ($("${cmd[@]}" info --format '{{.Store.GraphDriverName}}' 2>/dev/null))" --prepare "${cmd[*]} rmi -a -f"
+              "${cmd[*]} pull -q --tls-verify=false $image")
+    else
+      echo "(podman with $p skipped: cannot pull here)"
+    fi
+  done
   hyperfine -N --warmup 1 --runs ${RUNS_PULL:-5} --export-json "$work/pull.json" \
     -n "hutch pull" --prepare "$hutch unshare rm -rf $work/hutch-store" "env HUTCH_ROOT=$work/hutch-store $hutch pull -q $image" \
     "${peers[@]}" >/dev/null
   ratios "$work/pull.json" "hutch pull"
   kill $registry_pid 2>/dev/null || true
-  "${podman_store[@]}" rmi -a -f >/dev/null 2>&1 || true
-  "$hutch" unshare rm -rf "$work/hutch-store" "$work/podman-root" 2>/dev/null || true
+  "${podman_vfs[@]}" rmi -a -f >/dev/null 2>&1 || true
+  "${podman_overlay[@]}" rmi -a -f >/dev/null 2>&1 || true
+  "$hutch" unshare rm -rf "$work/hutch-store" "$work/podman-root" "$work/podman-ovl" 2>/dev/null || true
 }
 
 case $what in

@@ -50,7 +50,8 @@ fn pulled_images_run_with_their_config_and_flags_override_it() {
     let mut image = busybox_image(&["sh", "-c", "echo $GREETING from $(pwd) as $(id -u)"]);
     image.env.push("GREETING=image".into());
     image.workdir = "/tmp".into();
-    let owned = TarBuilder::new().dir("home/").dir("home/app/").file_mode("home/app/data", b"x", 0o4755, 1000, 1000).finish();
+    let owned =
+        TarBuilder::new().dir("home/").dir("home/app/").file_mode("home/app/data", b"x", 0o4755, 1000, 1000).finish();
     image.layers.push(Layer::gzip(owned));
     reg.push_image("test/busybox", "1", &image);
     let name = format!("{}/test/busybox:1", reg.addr);
@@ -117,7 +118,14 @@ fn whiteouts_and_opaque_directories_hide_lower_files() {
     let image = Image::new(vec![Layer::gzip(busybox_layer()), Layer::gzip(lower), Layer::zstd(upper)], &["sh"]);
     reg.push_image("test/wh", "1", &image);
     let env = Env::new("whiteouts");
-    let out = env.ok(&["run", "--rm", &format!("{}/test/wh:1", reg.addr), "sh", "-c", "test -e /etc/gone || echo gone; cat /etc/kept; echo; find /data"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        &format!("{}/test/wh:1", reg.addr),
+        "sh",
+        "-c",
+        "test -e /etc/gone || echo gone; cat /etc/kept; echo; find /data",
+    ]);
     assert_eq!(out, "gone\n2\n/data\n/data/c\n");
 }
 
@@ -303,10 +311,9 @@ fn save_and_load_round_trip_and_read_skopeos_archives() {
 
     // Archives written by another tool: skopeo's docker-archive and oci-archive.
     env.ok(&["rmi", &name]);
-    for (transport, file, tagged) in [
-        ("docker-archive", "docker.tar", "skopeo/docker:2"),
-        ("oci-archive", "oci.tar", "docker.io/skopeo/oci:3"),
-    ] {
+    for (transport, file, tagged) in
+        [("docker-archive", "docker.tar", "skopeo/docker:2"), ("oci-archive", "oci.tar", "docker.io/skopeo/oci:3")]
+    {
         let path = dir.path().join(file);
         let status = std::process::Command::new("skopeo")
             .args(["copy", "-q", "--src-tls-verify=false", &format!("docker://{name}")])
@@ -324,7 +331,11 @@ fn save_and_load_round_trip_and_read_skopeos_archives() {
     std::fs::write(&garbage, b"not a tar at all").unwrap();
     let out = env.hutch(&["load", "-i", garbage.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(error_line(&out).contains("not a readable image archive") || error_line(&out).contains("neither index.json"), "{}", error_line(&out));
+    assert!(
+        error_line(&out).contains("not a readable image archive") || error_line(&out).contains("neither index.json"),
+        "{}",
+        error_line(&out)
+    );
     assert!(env.entries("tmp").is_empty());
 }
 

@@ -114,7 +114,7 @@ pub fn pull(args: PullArgs, root: &std::path::Path) -> Result<i32, Error> {
         None => Platform::host(),
     };
     let record = pull_image(root, &args.image, platform, args.quiet)?;
-    println!("{}", if args.quiet { record.id.to_string() } else { record.id.to_string() });
+    println!("{}", record.id);
     Ok(0)
 }
 
@@ -185,14 +185,14 @@ pub fn save(args: SaveArgs, root: &Path) -> Result<i32, Error> {
 pub fn images(args: ImagesArgs, root: &std::path::Path) -> Result<i32, Error> {
     let store = Store::open(root)?;
     let mut images = store.images()?;
-    images.sort_by(|a, b| b.stored.cmp(&a.stored));
+    images.sort_by_key(|i| std::cmp::Reverse(i.stored));
     if args.quiet {
         for i in &images {
             println!("{}", i.id.short());
         }
         return Ok(0);
     }
-    println!("{:<40} {:<16} {:<12} {:<16} {}", "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE");
+    println!("{:<40} {:<16} {:<12} {:<16} SIZE", "REPOSITORY", "TAG", "IMAGE ID", "CREATED");
     for i in &images {
         let created = i.created.as_deref().map(created_ago).unwrap_or_default();
         let size = human_size(i.size());
@@ -356,7 +356,9 @@ pub fn inspect(args: ImageArg, root: &std::path::Path) -> Result<i32, Error> {
     let layers: Vec<serde_json::Value> = image
         .layers
         .iter()
-        .map(|l| serde_json::json!({"Digest": l.digest, "DiffID": l.diff_id, "Size": l.size, "MediaType": l.media_type}))
+        .map(
+            |l| serde_json::json!({"Digest": l.digest, "DiffID": l.diff_id, "Size": l.size, "MediaType": l.media_type}),
+        )
         .collect();
     let doc = serde_json::json!([{
         "Id": image.id,
@@ -379,7 +381,7 @@ pub fn history(args: ImageArg, root: &std::path::Path) -> Result<i32, Error> {
     let store = Store::open(root)?;
     let image = store.find(&args.image)?;
     let config = load_config(&store, &image)?;
-    println!("{:<24} {:<60} {}", "CREATED", "CREATED BY", "SIZE");
+    println!("{:<24} {:<60} SIZE", "CREATED", "CREATED BY");
     let mut layers = image.layers.iter();
     let mut rows = Vec::new();
     for h in config.history().iter().flatten() {

@@ -1,11 +1,11 @@
 //! `hutch run`.
 
 use super::{images, in_userns, runtime_and_userns, Error};
+use crate::config::Config;
 use crate::image::config::RunDefaults;
 use crate::image::pull::Platform;
 use crate::image::store::remove_tree;
 use crate::image::{rootfs, Error as ImageError, ImageRecord, Store};
-use crate::config::Config;
 use crate::runtime::{self, StdioMode};
 use crate::spec::device::Device;
 use crate::spec::{self, ContainerConfig, EtcFiles, SeccompChoice, Volume};
@@ -107,8 +107,9 @@ pub fn run(args: RunArgs, root: &Path) -> Result<i32, Error> {
     let ports = published_ports(&args.publish, &network)?;
     let id = new_container_id()?;
     let dir = ContainerDir::create(&runtime, &id)?;
-    let result = prepare_rootfs(&launch, &plan, root, &id)
-        .and_then(|rootfs| run_in(&dir, &plan, &id, Resources { volumes, devices, network, ports }, &args, &launch, rootfs));
+    let result = prepare_rootfs(&launch, &plan, root, &id).and_then(|rootfs| {
+        run_in(&dir, &plan, &id, Resources { volumes, devices, network, ports }, &args, &launch, rootfs)
+    });
     if args.rm {
         if let Err(e) = dir.remove() {
             eprintln!("hutch: {e}");
@@ -195,7 +196,8 @@ fn prepare_rootfs(launch: &Launch, plan: &UsernsPlan, root: &Path, id: &str) -> 
     in_userns(plan, || {
         let _lock = store.lock_shared()?;
         std::fs::create_dir(&dir).map_err(|e| Error::Other(format!("create {}: {e}", dir.display())))?;
-        std::fs::write(dir.join("image"), &image_id).map_err(|e| Error::Other(format!("write {}: {e}", dir.display())))?;
+        std::fs::write(dir.join("image"), &image_id)
+            .map_err(|e| Error::Other(format!("write {}: {e}", dir.display())))?;
         if let Some(missing) = layers.iter().find(|l| !l.is_dir()) {
             return Err(Error::Other(format!(
                 "layer {} of the image is missing from the store: pull the image again",

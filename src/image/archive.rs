@@ -80,7 +80,14 @@ fn load_oci(store: &Store, dir: &Path) -> Result<Vec<ImageRecord>, Error> {
             layers.push((p, Some(d), layer.media_type().to_string()));
         }
         let name = desc.annotations().as_ref().and_then(|a| a.get(REF_NAME)).map(|n| full_name(n));
-        loaded.push(store_image(store, &config_path, Some(&config_digest), layers, name.into_iter().flatten().collect(), Some(digest))?);
+        loaded.push(store_image(
+            store,
+            &config_path,
+            Some(&config_digest),
+            layers,
+            name.into_iter().flatten().collect(),
+            Some(digest),
+        )?);
     }
     Ok(loaded)
 }
@@ -189,7 +196,8 @@ pub fn save(store: &Store, images: &[(ImageRecord, Option<String>)], output: &Pa
         output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         std::process::id()
     ));
-    let result = write_archive(store, images, &tmp).and_then(|()| fs::rename(&tmp, output).map_err(io("rename", output)));
+    let result =
+        write_archive(store, images, &tmp).and_then(|()| fs::rename(&tmp, output).map_err(io("rename", output)));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -207,7 +215,8 @@ fn write_archive(store: &Store, images: &[(ImageRecord, Option<String>)], path: 
         blobs.insert(image.id.clone());
         blobs.extend(image.layers.iter().map(|l| l.digest.clone()));
         let manifest_size = fs::metadata(store.blob_path(&image.manifest)).map_or(0, |m| m.len());
-        let mut desc = serde_json::json!({"mediaType": MEDIA_OCI_MANIFEST, "digest": image.manifest, "size": manifest_size});
+        let mut desc =
+            serde_json::json!({"mediaType": MEDIA_OCI_MANIFEST, "digest": image.manifest, "size": manifest_size});
         if let Some(name) = name {
             desc["annotations"] = serde_json::json!({ REF_NAME: name });
         }

@@ -134,9 +134,6 @@ mod tests {
         for bad in ["sha256:../../etc", "sha256:ABCD", "md5:00", &format!("sha256:{}/", "a".repeat(63)), ""] {
             assert!(Digest::parse(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(
-            Digest::of(b"").as_str(),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(Digest::of(b"").as_str(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 }

@@ -1,7 +1,9 @@
 //! `pull`: manifest (and platform) resolution, parallel verified layer
 //! downloads, unpacking, and the image record. Runs in the user namespace.
 
-use super::registry::{Client, Endpoint, MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST};
+use super::registry::{
+    Client, Endpoint, MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
+};
 use super::store::{ImageRecord, LayerRecord};
 use super::{Digest, Error, ImageRef, Store};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
@@ -163,11 +165,18 @@ impl Puller<'_> {
             return Err(Error::Invalid(format!("config {digest}: {size} bytes is too large for an image config")));
         }
         let mut bytes = Vec::new();
-        self.client.blob(ep, digest)?.take(size + 1).read_to_end(&mut bytes).map_err(|e| {
-            Error::Registry(format!("{}: blob {digest}: {e}", ep.host))
-        })?;
+        self.client
+            .blob(ep, digest)?
+            .take(size + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::Registry(format!("{}: blob {digest}: {e}", ep.host)))?;
         if bytes.len() as u64 != size {
-            return Err(Error::SizeMismatch { what: "config", digest: digest.clone(), expected: size, actual: bytes.len() as u64 });
+            return Err(Error::SizeMismatch {
+                what: "config",
+                digest: digest.clone(),
+                expected: size,
+                actual: bytes.len() as u64,
+            });
         }
         self.store.put_blob(digest, &bytes)?;
         Ok(bytes)
@@ -235,7 +244,10 @@ impl Puller<'_> {
     fn download_once(&self, ep: &Endpoint, layer: &LayerRecord, tmp: &std::path::Path) -> Result<(), Error> {
         let body = self.client.blob(ep, &layer.digest)?;
         let file = File::create(tmp).map_err(super::io("create", tmp))?;
-        let mut out = super::digest::HashingWriter { inner: std::io::BufWriter::with_capacity(1 << 20, file), hasher: Default::default() };
+        let mut out = super::digest::HashingWriter {
+            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: Default::default(),
+        };
         // One byte more than expected tells an oversized blob from an exact one.
         let copied = std::io::copy(&mut body.take(layer.size + 1), &mut out);
         if let Err(e) = copied {
@@ -244,9 +256,18 @@ impl Puller<'_> {
             }
             return Err(Error::Registry(format!("{}: blob {}: download cut short: {e}", ep.host, layer.digest)));
         }
-        let file = out.inner.into_inner().map_err(|e| Error::Io { op: "write", path: tmp.to_path_buf(), source: e.into_error() })?;
+        let file = out.inner.into_inner().map_err(|e| Error::Io {
+            op: "write",
+            path: tmp.to_path_buf(),
+            source: e.into_error(),
+        })?;
         if out.hasher.bytes != layer.size {
-            return Err(Error::SizeMismatch { what: "layer", digest: layer.digest.clone(), expected: layer.size, actual: out.hasher.bytes });
+            return Err(Error::SizeMismatch {
+                what: "layer",
+                digest: layer.digest.clone(),
+                expected: layer.size,
+                actual: out.hasher.bytes,
+            });
         }
         let actual = out.hasher.finish();
         if actual != layer.digest {
@@ -265,7 +286,11 @@ impl Puller<'_> {
 }
 
 /// The manifest's layers paired with the config's diff_ids.
-fn layer_records(image: &ImageRef, manifest: &ImageManifest, config: &ImageConfiguration) -> Result<Vec<LayerRecord>, Error> {
+fn layer_records(
+    image: &ImageRef,
+    manifest: &ImageManifest,
+    config: &ImageConfiguration,
+) -> Result<Vec<LayerRecord>, Error> {
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != manifest.layers().len() {
         return Err(Error::Invalid(format!(
@@ -281,7 +306,10 @@ fn layer_records(image: &ImageRef, manifest: &ImageManifest, config: &ImageConfi
         .map(|(layer, diff_id)| {
             let media_type = layer.media_type().to_string();
             if !media_type.contains("tar") {
-                return Err(Error::Invalid(format!("{image}: layer {} has unsupported media type {media_type}", layer.digest())));
+                return Err(Error::Invalid(format!(
+                    "{image}: layer {} has unsupported media type {media_type}",
+                    layer.digest()
+                )));
             }
             Ok(LayerRecord {
                 digest: Digest::parse(layer.digest().as_ref())?,

@@ -16,9 +16,9 @@ impl ImageRef {
     /// Parses a qualified or unqualified name; unqualified names land on
     /// docker.io (use `candidates` to honour the search list).
     pub fn parse(s: &str) -> Result<ImageRef, Error> {
-        let inner: Reference = s.parse().map_err(|e: oci_spec::distribution::ParseError| {
-            Error::Reference(s.to_string(), e.to_string())
-        })?;
+        let inner: Reference = s
+            .parse()
+            .map_err(|e: oci_spec::distribution::ParseError| Error::Reference(s.to_string(), e.to_string()))?;
         Ok(ImageRef { inner })
     }
 
@@ -79,13 +79,17 @@ fn names_registry(s: &str) -> bool {
 /// Whether to speak plain HTTP to `registry`: loopback always may (as in
 /// Docker), others only when the config lists them as insecure.
 pub fn is_insecure(registry: &str, config: &RegistriesConfig) -> bool {
-    let host = registry.rsplit_once(':').map_or(registry, |(h, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) {
-            h
-        } else {
-            registry
-        }
-    });
+    let host =
+        registry.rsplit_once(':').map_or(
+            registry,
+            |(h, port)| {
+                if port.bytes().all(|b| b.is_ascii_digit()) {
+                    h
+                } else {
+                    registry
+                }
+            },
+        );
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
     loopback || config.insecure.iter().any(|r| r == registry)

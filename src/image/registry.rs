@@ -140,7 +140,7 @@ impl Client {
                 backoff(attempt);
                 continue;
             }
-            return Err(status_error(url, status, response, &ep.host));
+            return Err(status_error(url, status, response));
         }
     }
 
@@ -153,9 +153,10 @@ impl Client {
     /// token from the realm (with the credentials, if any, else anonymous).
     fn authenticate(&self, ep: &Endpoint, challenge: &str) -> Result<(), Error> {
         let (scheme, params) = parse_challenge(challenge);
-        let creds = self.credentials.get(&ep.host).or_else(|| {
-            (ep.host == "registry-1.docker.io").then(|| self.credentials.get("docker.io")).flatten()
-        });
+        let creds = self
+            .credentials
+            .get(&ep.host)
+            .or_else(|| (ep.host == "registry-1.docker.io").then(|| self.credentials.get("docker.io")).flatten());
         let value = match scheme.to_ascii_lowercase().as_str() {
             "basic" => {
                 let (user, pass) = creds.ok_or_else(|| {
@@ -202,9 +203,12 @@ impl Client {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let body = response.body_mut().with_config().limit(1 << 20).read_to_vec().map_err(|e| {
-            Error::Registry(format!("token from {realm}: {e}"))
-        })?;
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec()
+            .map_err(|e| Error::Registry(format!("token from {realm}: {e}")))?;
         let token: Token = serde_json::from_slice(&body)
             .map_err(|e| Error::Registry(format!("token from {realm}: not a token response: {e}")))?;
         token.token.or(token.access_token).ok_or_else(|| Error::Registry(format!("token from {realm}: no token")))
@@ -250,7 +254,7 @@ fn describe(e: &ureq::Error, host: &str) -> String {
 }
 
 /// The registry's answer as one line, with the OCI error code when it sent one.
-fn status_error(url: &str, status: StatusCode, mut response: Response<Body>, host: &str) -> Error {
+fn status_error(url: &str, status: StatusCode, mut response: Response<Body>) -> Error {
     let body = response.body_mut().with_config().limit(64 << 10).read_to_string().unwrap_or_default();
     let detail = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
@@ -262,7 +266,6 @@ fn status_error(url: &str, status: StatusCode, mut response: Response<Body>, hos
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => " (not allowed: hutch login to the registry?)",
         _ => "",
     };
-    let _ = host;
     Error::Registry(format!("{url}: {status}{detail}{hint}"))
 }
 
@@ -296,7 +299,9 @@ fn parse_challenge(challenge: &str) -> (String, HashMap<String, String>) {
 fn query_escape(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'/' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'/' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -66,7 +66,13 @@ impl Copier<'_> {
         Ok(())
     }
 
-    fn copy_entry(&mut self, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, name: &OsStr, rel: &mut PathBuf) -> Result<(), Error> {
+    fn copy_entry(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        name: &OsStr,
+        rel: &mut PathBuf,
+    ) -> Result<(), Error> {
         let st = fstatat(src, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| self.error(rel, e))?;
         let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
         let existing = kind_at(dst, name).map_err(|e| self.error(rel, e))?;
@@ -97,7 +103,14 @@ impl Copier<'_> {
         Ok(())
     }
 
-    fn copy_file(&mut self, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, name: &OsStr, st: &FileStat, rel: &Path) -> Result<(), Error> {
+    fn copy_file(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        name: &OsStr,
+        st: &FileStat,
+        rel: &Path,
+    ) -> Result<(), Error> {
         if st.st_nlink > 1 {
             if let Some(first) = self.links.get(&st.st_ino) {
                 return nix::unistd::linkat(self.dst_root.as_fd(), first.as_path(), dst, name, AtFlags::empty())
@@ -128,7 +141,9 @@ fn copy_metadata(from: &File, to: &File, st: &FileStat) -> std::io::Result<()> {
         }
     }
     let time = |s: i64, ns: i64| SystemTime::UNIX_EPOCH + Duration::new(s.max(0) as u64, ns as u32);
-    let times = FileTimes::new().set_modified(time(st.st_mtime, st.st_mtime_nsec)).set_accessed(time(st.st_atime, st.st_atime_nsec));
+    let times = FileTimes::new()
+        .set_modified(time(st.st_mtime, st.st_mtime_nsec))
+        .set_accessed(time(st.st_atime, st.st_atime_nsec));
     let _ = to.set_times(times);
     Ok(())
 }

@@ -191,13 +191,14 @@ impl Store {
             return Ok(());
         }
         let staging = self.temp_path("layer");
-        let report = match super::unpack::unpack(&self.blob_path(&layer.digest), &layer.digest, &layer.diff_id, &staging) {
-            Ok(report) => report,
-            Err(e) => {
-                let _ = remove_tree(&staging);
-                return Err(e);
-            }
-        };
+        let report =
+            match super::unpack::unpack(&self.blob_path(&layer.digest), &layer.digest, &layer.diff_id, &staging) {
+                Ok(report) => report,
+                Err(e) => {
+                    let _ = remove_tree(&staging);
+                    return Err(e);
+                }
+            };
         self.commit_layer(&staging, &layer.diff_id)?;
         if let Some(note) = report.note() {
             eprintln!("hutch: note: layer {}: {note}", layer.digest.short());

@@ -66,7 +66,7 @@ pub fn unpack(blob: &Path, layer: &Digest, diff_id: &Digest, dest: &Path) -> Res
     let mut hashing = HashingReader::new(stream);
     std::fs::create_dir(dest).map_err(super::io("create", dest))?;
     let root = tree::open_root(dest).map_err(|e| layer_error(format!("open {}: {e}", dest.display())))?;
-    let mut unpacker = Unpacker { root, layer, report: Report::default(), dir_times: Vec::new() };
+    let mut unpacker = Unpacker { root, layer, report: Report::default(), dir_times: Vec::new(), last_parent: None };
     {
         let mut archive = tar::Archive::new(&mut hashing);
         let entries = archive.entries().map_err(|e| layer_error(format!("not a tar stream: {e}")))?;
@@ -106,6 +106,9 @@ struct Unpacker<'a> {
     report: Report,
     /// Directory mtimes, set once their contents are complete.
     dir_times: Vec<(Vec<OsString>, SystemTime)>,
+    /// The last entry's parent: tar streams list a directory's entries
+    /// together, so most entries reuse it instead of walking from the root.
+    last_parent: Option<(Vec<OsString>, std::rc::Rc<OwnedFd>)>,
 }
 
 impl Unpacker<'_> {
@@ -117,16 +120,18 @@ impl Unpacker<'_> {
             path: shown.clone(),
             reason: reason.to_string(),
         };
-        let components = components(&raw_path).map_err(|r| hostile(r))?;
+        let components = components(&raw_path).map_err(&hostile)?;
         let Some((name, parents)) = components.split_last() else {
             return Ok(()); // the layer's root itself: its directory exists
         };
-        let parent = self.walk(parents, true).map_err(|r| hostile(&r))?;
+        let parent = self.parent_dir(parents).map_err(|r| hostile(&r))?;
         let kind = entry.header().entry_type();
         self.report.entries += 1;
         let existing = kind_at(parent.as_fd(), name).map_err(|e| hostile(&format!("stat: {e}")))?;
         // A later entry replaces an earlier one, except directory over directory.
         if existing.is_some() && !(existing == Some(SFlag::S_IFDIR) && kind == EntryType::Directory) {
+            // What the cached parent's path resolved through may be going.
+            self.last_parent = None;
             remove_at(parent.as_fd(), name).map_err(|e| hostile(&format!("replacing it: {e}")))?;
         }
         let header = entry.header();
@@ -180,7 +185,14 @@ impl Unpacker<'_> {
     }
 
     /// Owner, mode and extended attributes of a file or directory.
-    fn finish_file<R: Read>(&mut self, file: &File, entry: &mut tar::Entry<'_, R>, uid: u32, gid: u32, mode: u32) -> Result<(), Errno> {
+    fn finish_file<R: Read>(
+        &mut self,
+        file: &File,
+        entry: &mut tar::Entry<'_, R>,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    ) -> Result<(), Errno> {
         if !tree::set_owner_and_mode(file, uid, gid, mode)? {
             self.report.owners_in_xattr += 1;
         }
@@ -195,11 +207,25 @@ impl Unpacker<'_> {
         Ok(())
     }
 
+    /// The parent directory of an entry: the cached one when it is the same
+    /// path (nothing was removed since, so the path still resolves to it).
+    fn parent_dir(&mut self, parents: &[OsString]) -> Result<std::rc::Rc<OwnedFd>, String> {
+        if let Some((path, fd)) = &self.last_parent {
+            if path.as_slice() == parents {
+                return Ok(fd.clone());
+            }
+        }
+        let fd = std::rc::Rc::new(self.walk(parents, true)?);
+        self.last_parent = Some((parents.to_vec(), fd.clone()));
+        Ok(fd)
+    }
+
     /// Opens the parent directories of an entry one by one, refusing to go
     /// through a symlink or a non-directory; missing ones are created as
     /// tar does.
     fn walk(&self, parents: &[OsString], create: bool) -> Result<OwnedFd, String> {
-        let mut dir = tree::open_dir(self.root.as_fd(), OsStr::new(".")).map_err(|e| format!("open layer root: {e}"))?;
+        let mut dir =
+            tree::open_dir(self.root.as_fd(), OsStr::new(".")).map_err(|e| format!("open layer root: {e}"))?;
         for part in parents {
             let next = if create { open_or_create_dir(dir.as_fd(), part) } else { open_dir(dir.as_fd(), part) };
             dir = next.map_err(|e| match e {

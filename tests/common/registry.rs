@@ -97,7 +97,8 @@ impl Registry {
         let mut layer_descs = Vec::new();
         for layer in &image.layers {
             let digest = self.push_blob(repo, &layer.blob);
-            layer_descs.push(serde_json::json!({"mediaType": layer.media_type, "digest": digest, "size": layer.blob.len()}));
+            layer_descs
+                .push(serde_json::json!({"mediaType": layer.media_type, "digest": digest, "size": layer.blob.len()}));
         }
         let config = image.config_json();
         let config_digest = self.push_blob(repo, &config);
@@ -311,7 +312,10 @@ pub fn busybox_layer() -> Vec<u8> {
         .file_mode("bin/busybox", &busybox, 0o755, 0, 0)
         .file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")
         .file("etc/group", b"root:x:0:\napp:x:1000:\n");
-    for applet in ["sh", "cat", "ls", "echo", "id", "stat", "test", "env", "pwd", "find", "sort", "readlink", "touch", "rm", "true"] {
+    for applet in [
+        "sh", "cat", "ls", "echo", "id", "stat", "test", "env", "pwd", "find", "sort", "readlink", "touch", "rm",
+        "true",
+    ] {
         t = t.symlink(&format!("bin/{applet}"), "busybox");
     }
     t.finish()
