@@ -154,14 +154,23 @@ impl Store {
         if &actual != digest {
             return Err(Error::DigestMismatch { what: "blob", digest: digest.clone(), actual });
         }
-        let tmp = self.temp_path("blob");
+        self.write_durably(&self.blob_path(digest), bytes)
+    }
+
+    /// Writes a whole file under a temporary name, syncs it, renames it
+    /// into place.
+    fn write_durably(&self, target: &Path, bytes: &[u8]) -> Result<(), Error> {
+        let tmp = self.temp_path("file");
         let result = (|| {
             let mut f = File::create(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()
         })();
-        result.map_err(io("write", &tmp))?;
-        self.commit_file(&tmp, &self.blob_path(digest))
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::Io { op: "write", path: tmp, source: e });
+        }
+        self.commit_file(&tmp, target)
     }
 
     /// Renames a whole, synced file into place (and syncs the directory, so
@@ -247,14 +256,7 @@ impl Store {
         let result = change(&mut images)?;
         let json = serde_json::to_vec_pretty(&Index { images })
             .map_err(|e| Error::Invalid(format!("serializing the image index: {e}")))?;
-        let tmp = self.temp_path("images.json");
-        let write = (|| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&json)?;
-            f.sync_all()
-        })();
-        write.map_err(io("write", &tmp))?;
-        self.commit_file(&tmp, &self.root.join("images.json"))?;
+        self.write_durably(&self.root.join("images.json"), &json)?;
         Ok(result)
     }
 
