@@ -351,3 +351,45 @@ impl ImageRefName {
         }
     }
 }
+
+/// bcrypt of "hutch-secret" (cost 5), for the registry's htpasswd.
+const SECRET_BCRYPT: &str = "$2a$05$0DGJ9emHi0F.Ol2LY0JWSudUfdZ55C4PpzCmY49tE/TOywL7.M95i";
+
+#[test]
+fn a_registry_that_wants_a_login_gets_one_from_hutch_login() {
+    let reg = Registry::start_with_login("login", "tester", "hutch-secret", SECRET_BCRYPT);
+    reg.push_image("private/app", "1", &busybox_image(&["echo", "private"]));
+    let env = Env::new("login");
+    let auth_file = env.store.path().join("auth.json");
+    let name = format!("{}/private/app:1", reg.addr);
+    let with_auth = |args: &[&str], stdin: &str| {
+        let mut c = env.h.cmd();
+        c.env("HUTCH_ROOT", env.store.path()).env("REGISTRY_AUTH_FILE", &auth_file).args(args);
+        c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+
+    let out = with_auth(&["pull", &name], "");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(error_line(&out).contains("wants a login: hutch login"), "{}", error_line(&out));
+
+    let wrong = with_auth(&["login", "-u", "tester", "--password-stdin", &reg.addr], "wrong\n");
+    assert_eq!(wrong.status.code(), Some(125));
+    assert!(error_line(&wrong).contains("wrong username or password"), "{}", error_line(&wrong));
+    assert!(!auth_file.exists(), "a failed login stores nothing");
+
+    let ok = with_auth(&["login", "-u", "tester", "--password-stdin", &reg.addr], "hutch-secret\n");
+    assert_success(&ok);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&auth_file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_success(&with_auth(&["pull", "-q", &name], ""));
+    assert_eq!(String::from_utf8_lossy(&with_auth(&["run", "--rm", &name], "").stdout), "private\n");
+
+    assert_success(&with_auth(&["logout", &reg.addr], ""));
+    let again = with_auth(&["pull", &name], "");
+    assert!(error_line(&again).contains("wants a login"), "{}", error_line(&again));
+    let twice = with_auth(&["logout", &reg.addr], "");
+    assert!(error_line(&twice).contains("not logged in"), "{}", error_line(&twice));
+}

@@ -4,7 +4,7 @@
 use super::{in_userns, Error};
 use crate::config::Config;
 use crate::image::pull::{human_size, now, Platform, Puller};
-use crate::image::registry::Client;
+use crate::image::registry::{login_file, store_login, Client};
 use crate::image::store::remove_tree;
 use crate::image::{self, Digest, ImageRecord, ImageRef, Store};
 use crate::userns::UsernsPlan;
@@ -69,6 +69,26 @@ pub struct SaveArgs {
     output: std::path::PathBuf,
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct LoginArgs {
+    /// The registry, e.g. registry.example:5000 (default: docker.io)
+    registry: Option<String>,
+    #[arg(short, long)]
+    username: Option<String>,
+    /// The password (visible to other users in the process list: prefer --password-stdin)
+    #[arg(short, long)]
+    password: Option<String>,
+    /// Read the password from stdin
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Args)]
+pub struct LogoutArgs {
+    /// The registry (default: docker.io)
+    registry: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -179,6 +199,37 @@ pub fn save(args: SaveArgs, root: &Path) -> Result<i32, Error> {
     }
     let _lock = store.lock_shared()?;
     image::archive::save(&store, &chosen, &args.output)?;
+    Ok(0)
+}
+
+pub fn login(args: LoginArgs) -> Result<i32, Error> {
+    let registry = args.registry.unwrap_or_else(|| "docker.io".into());
+    let user = args.username.ok_or_else(|| Error::Other("hutch login: give the user name with -u".into()))?;
+    let pass = match (args.password, args.password_stdin) {
+        (Some(p), false) => p,
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map_err(|e| Error::Other(format!("reading the password: {e}")))?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+        _ => return Err(Error::Other("hutch login: give the password with --password-stdin (or -p)".into())),
+    };
+    Client::new(Config::load()?.registries).check_login(&registry, &user, &pass)?;
+    let file =
+        login_file().ok_or_else(|| Error::Other("no place for logins: set REGISTRY_AUTH_FILE or HOME".into()))?;
+    store_login(&file, &registry, Some((&user, &pass)))?;
+    println!("Login Succeeded!");
+    Ok(0)
+}
+
+pub fn logout(args: LogoutArgs) -> Result<i32, Error> {
+    let registry = args.registry.unwrap_or_else(|| "docker.io".into());
+    let file =
+        login_file().ok_or_else(|| Error::Other("no place for logins: set REGISTRY_AUTH_FILE or HOME".into()))?;
+    if !store_login(&file, &registry, None)? {
+        return Err(Error::Other(format!("not logged in to {registry}")));
+    }
+    println!("Removed login credentials for {registry}");
     Ok(0)
 }
 

@@ -36,6 +36,10 @@ enum Command {
     Load(images::LoadArgs),
     /// Save images to a tarball (OCI layout with Docker's manifest.json)
     Save(images::SaveArgs),
+    /// Log in to a registry (checked, then kept in auth.json)
+    Login(images::LoginArgs),
+    /// Forget the login for a registry
+    Logout(images::LogoutArgs),
     /// Manage images
     #[command(subcommand)]
     Image(images::ImageCommand),
@@ -99,6 +103,8 @@ pub fn main() -> i32 {
         Command::History(args) => images::history(args, &root),
         Command::Tag(args) => images::tag(args, &root),
         Command::Load(args) => images::load(args, &root),
+        Command::Login(args) => images::login(args),
+        Command::Logout(args) => images::logout(args),
         Command::Save(args) => images::save(args, &root),
         Command::Image(command) => images::image(command, &root),
         Command::Unshare(args) => unshare::run(args),

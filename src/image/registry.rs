@@ -172,6 +172,36 @@ impl Client {
         Ok(())
     }
 
+    /// Checks a login against `registry` (answering its challenge with
+    /// these credentials only), as `hutch login` does before storing it.
+    pub fn check_login(&self, registry: &str, user: &str, pass: &str) -> Result<(), Error> {
+        let image = ImageRef::parse(&format!("{registry}/hutch-login-check"))?;
+        let ep = self.endpoints(&image).pop().ok_or_else(|| Error::Invalid("no endpoint".into()))?;
+        let url = format!("{}/v2/", ep.base);
+        let creds = (user.to_string(), pass.to_string());
+        let first =
+            self.agent.get(&url).call().map_err(|e| Error::Registry(format!("{url}: {}", describe(&e, &ep.host))))?;
+        if first.status() != StatusCode::UNAUTHORIZED {
+            return Ok(());
+        }
+        let challenge = header(&first, "www-authenticate").unwrap_or_default();
+        let (scheme, params) = parse_challenge(&challenge);
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return self.bearer_token(&ep, &params, Some(&creds)).map(drop);
+        }
+        let answer = self
+            .agent
+            .get(&url)
+            .header("Authorization", format!("Basic {}", basic(user, pass)))
+            .call()
+            .map_err(|e| Error::Registry(format!("{url}: {}", describe(&e, &ep.host))))?;
+        match answer.status() {
+            StatusCode::OK => Ok(()),
+            StatusCode::UNAUTHORIZED => Err(Error::Registry(format!("{registry}: wrong username or password"))),
+            status => Err(Error::Registry(format!("{url}: {status}"))),
+        }
+    }
+
     fn bearer_token(
         &self,
         ep: &Endpoint,
@@ -327,6 +357,55 @@ pub fn auth_files() -> Vec<PathBuf> {
         }
     }
     files
+}
+
+/// The file `hutch login` writes: `$REGISTRY_AUTH_FILE`, else podman's
+/// `$XDG_RUNTIME_DIR/containers/auth.json`, else Docker's config.json.
+pub fn login_file() -> Option<PathBuf> {
+    auth_files().into_iter().next()
+}
+
+/// Adds (`Some`) or removes (`None`) the login for `registry` in `file`,
+/// keeping everything else the file holds; written atomically, mode 0600.
+/// Returns whether an entry was there before.
+pub fn store_login(file: &std::path::Path, registry: &str, creds: Option<(&str, &str)>) -> Result<bool, Error> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut doc: serde_json::Value = match std::fs::read(file) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(format!("{}: not JSON ({e}): fix or remove it", file.display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(e) => return Err(Error::Io { op: "read", path: file.to_path_buf(), source: e }),
+    };
+    let Some(top) = doc.as_object_mut() else {
+        return Err(Error::Invalid(format!("{}: not a JSON object: fix or remove it", file.display())));
+    };
+    let auths = top.entry("auths").or_insert_with(|| serde_json::json!({}));
+    if !auths.is_object() {
+        *auths = serde_json::json!({});
+    }
+    let Some(auths) = auths.as_object_mut() else { return Ok(false) };
+    let key = normalise_auth_key(registry);
+    let existed = auths.remove(&key).is_some();
+    if let Some((user, pass)) = creds {
+        auths.insert(key, serde_json::json!({ "auth": basic(user, pass) }));
+    }
+    let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| Error::Invalid(e.to_string()))?;
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(super::io("create", dir))?;
+    }
+    let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
+    let write = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, file)
+    })();
+    write.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Io { op: "write", path: file.to_path_buf(), source: e }
+    })?;
+    Ok(existed)
 }
 
 /// host → (user, password) from the `auths` of every auth file; the first

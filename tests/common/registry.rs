@@ -12,26 +12,45 @@ use std::time::{Duration, Instant};
 
 pub struct Registry {
     pub addr: String,
+    /// `Basic …` for registries started with a login.
+    auth: Option<String>,
     child: Child,
     _dir: Scratch,
 }
 
 impl Registry {
     pub fn start(test: &str) -> Registry {
+        Registry::start_with(test, None)
+    }
+
+    /// A registry that wants `user`/`password` (htpasswd with this bcrypt hash).
+    pub fn start_with_login(test: &str, user: &str, password: &str, bcrypt: &str) -> Registry {
+        Registry::start_with(test, Some((user, password, bcrypt)))
+    }
+
+    fn start_with(test: &str, login: Option<(&str, &str, &str)>) -> Registry {
         let bin = "/usr/bin/docker-registry";
         assert!(std::path::Path::new(bin).exists(), "missing prerequisite: {bin} (apt-get install docker-registry)");
         let dir = Scratch::new(&format!("registry-{test}"));
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            dir.path().join("data").display()
+        );
+        let mut auth = None;
+        if let Some((user, password, bcrypt)) = login {
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, format!("{user}:{bcrypt}\n")).unwrap();
+            yaml.push_str(&format!("auth:\n  htpasswd:\n    realm: hutch-test\n    path: {}\n", htpasswd.display()));
+            use base64::Engine as _;
+            auth = Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            ));
+        }
+        std::fs::write(&config, yaml).unwrap();
         let child = Command::new(bin)
             .arg("serve")
             .arg(&config)
@@ -39,10 +58,10 @@ impl Registry {
             .stderr(Stdio::null())
             .spawn()
             .expect("start docker-registry");
-        let registry = Registry { addr, child, _dir: dir };
+        let registry = Registry { addr, auth, child, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok(r) = agent().get(&registry.url("/v2/")).call() {
+            if let Ok(r) = registry.authed(agent().get(registry.url("/v2/"))).call() {
                 if r.status() == 200 {
                     return registry;
                 }
@@ -52,19 +71,26 @@ impl Registry {
         panic!("docker-registry did not come up on {}", registry.addr);
     }
 
+    fn authed<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.auth {
+            Some(auth) => request.header("Authorization", auth),
+            None => request,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     pub fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
         let digest = sha256(bytes);
-        let r = agent().post(&self.url(&format!("/v2/{repo}/blobs/uploads/"))).send_empty().unwrap();
+        let r = self.authed(agent().post(self.url(&format!("/v2/{repo}/blobs/uploads/")))).send_empty().unwrap();
         assert_eq!(r.status(), 202, "start upload");
         let location = r.headers().get("location").unwrap().to_str().unwrap().to_string();
         let location = if location.starts_with("http") { location } else { self.url(&location) };
         let sep = if location.contains('?') { '&' } else { '?' };
-        let r = agent()
-            .put(&format!("{location}{sep}digest={digest}"))
+        let r = self
+            .authed(agent().put(&format!("{location}{sep}digest={digest}")))
             .header("Content-Type", "application/octet-stream")
             .send(bytes)
             .unwrap();
@@ -73,8 +99,8 @@ impl Registry {
     }
 
     pub fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> String {
-        let r = agent()
-            .put(&self.url(&format!("/v2/{repo}/manifests/{reference}")))
+        let r = self
+            .authed(agent().put(self.url(&format!("/v2/{repo}/manifests/{reference}"))))
             .header("Content-Type", media_type)
             .send(bytes)
             .unwrap();
