@@ -393,3 +393,20 @@ fn a_registry_that_wants_a_login_gets_one_from_hutch_login() {
     let twice = with_auth(&["logout", &reg.addr], "");
     assert!(error_line(&twice).contains("not logged in"), "{}", error_line(&twice));
 }
+
+#[test]
+fn import_makes_an_image_of_a_rootfs_tarball() {
+    let env = Env::new("import");
+    let dir = Scratch::new("import-files");
+    let tarball = dir.path().join("rootfs.tar.gz");
+    std::fs::write(&tarball, Layer::gzip(busybox_layer()).blob).unwrap();
+    let id = env.ok(&["import", tarball.to_str().unwrap(), "local/box:1"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    let listing = env.ok(&["images"]);
+    assert!(listing.contains("docker.io/local/box") && listing.contains("just now"), "{listing}");
+    assert_eq!(env.ok(&["run", "--rm", "local/box:1", "echo", "imported"]), "imported\n");
+    assert!(env.ok(&["history", "local/box:1"]).contains("hutch import"));
+    let out = env.hutch(&["run", "--rm", "local/box:1"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(error_line(&out).contains("has no command"), "{}", error_line(&out));
+}

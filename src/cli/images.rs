@@ -72,6 +72,14 @@ pub struct SaveArgs {
 }
 
 #[derive(Args)]
+pub struct ImportArgs {
+    /// A root filesystem tarball (plain, gzip or zstd)
+    file: std::path::PathBuf,
+    /// The name to give the image (NAME[:TAG])
+    name: Option<String>,
+}
+
+#[derive(Args)]
 pub struct LoginArgs {
     /// The registry, e.g. registry.example:5000 (default: docker.io)
     registry: Option<String>,
@@ -199,6 +207,23 @@ pub fn save(args: SaveArgs, root: &Path) -> Result<i32, Error> {
     }
     let _lock = store.lock_shared()?;
     image::archive::save(&store, &chosen, &args.output)?;
+    Ok(0)
+}
+
+pub fn import(args: ImportArgs, root: &Path) -> Result<i32, Error> {
+    let name = match &args.name {
+        Some(n) => {
+            Some(ImageRef::parse(n)?.tagged_name().ok_or_else(|| Error::Other(format!("{n}: a tag, not a digest")))?)
+        }
+        None => None,
+    };
+    let store = Store::open(root)?;
+    let plan = UsernsPlan::for_current_user();
+    let record = in_userns(&plan, || {
+        let _lock = store.lock_shared()?;
+        Ok(image::archive::import(&store, &args.file, name)?)
+    })?;
+    println!("{}", record.id);
     Ok(0)
 }
 
@@ -471,5 +496,7 @@ mod tests {
         assert_eq!(super::parse_rfc3339("1970-01-02T00:00:10Z"), Some(86_410));
         assert_eq!(super::parse_rfc3339("2024-03-01T12:00:00.123456789Z"), Some(1_709_294_400));
         assert_eq!(super::parse_rfc3339("yesterday"), None);
+        let now = crate::image::pull::now();
+        assert_eq!(super::parse_rfc3339(&crate::image::pull::rfc3339_now()), Some(now));
     }
 }

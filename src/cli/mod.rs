@@ -36,6 +36,8 @@ enum Command {
     Load(images::LoadArgs),
     /// Save images to a tarball (OCI layout with Docker's manifest.json)
     Save(images::SaveArgs),
+    /// Make an image of a root filesystem tarball
+    Import(images::ImportArgs),
     /// Log in to a registry (checked, then kept in auth.json)
     Login(images::LoginArgs),
     /// Forget the login for a registry
@@ -103,6 +105,7 @@ pub fn main() -> i32 {
         Command::History(args) => images::history(args, &root),
         Command::Tag(args) => images::tag(args, &root),
         Command::Load(args) => images::load(args, &root),
+        Command::Import(args) => images::import(args, &root),
         Command::Login(args) => images::login(args),
         Command::Logout(args) => images::logout(args),
         Command::Save(args) => images::save(args, &root),

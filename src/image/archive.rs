@@ -130,6 +130,27 @@ fn load_docker(store: &Store, dir: &Path) -> Result<Vec<ImageRecord>, Error> {
     Ok(loaded)
 }
 
+/// `hutch import`: a root filesystem tarball (plain, gzip or zstd) as a
+/// one-layer image with an empty config for this machine's platform.
+pub fn import(store: &Store, tarball: &Path, name: Option<String>) -> Result<ImageRecord, Error> {
+    let diff_id = super::unpack::diff_id_of(tarball)?;
+    let platform = super::pull::Platform::host();
+    let config = serde_json::json!({
+        "created": super::pull::rfc3339_now(),
+        "architecture": platform.arch,
+        "os": platform.os,
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created_by": format!("hutch import {}", tarball.display())}],
+    });
+    let bytes = serde_json::to_vec(&config).map_err(|e| Error::Invalid(e.to_string()))?;
+    let config_digest = Digest::of(&bytes);
+    store.put_blob(&config_digest, &bytes)?;
+    let layer = (tarball.to_path_buf(), None, "application/vnd.oci.image.layer.v1.tar".to_string());
+    let config_path = store.blob_path(&config_digest);
+    store_image(store, &config_path, Some(&config_digest), vec![layer], name.into_iter().collect(), None)
+}
+
 /// Copies config and layers into the store (verified), unpacks the layers
 /// and records the image. Without a manifest (Docker archives) an OCI one
 /// is written for it.

@@ -84,6 +84,15 @@ pub fn unpack(blob: &Path, layer: &Digest, diff_id: &Digest, dest: &Path) -> Res
     Ok(unpacker.report)
 }
 
+/// The digest of a layer blob's uncompressed stream (its diff_id), for
+/// tarballs that come without an image config (`hutch import`).
+pub fn diff_id_of(blob: &Path) -> Result<Digest, Error> {
+    let file = File::open(blob).map_err(super::io("open", blob))?;
+    let mut hashing = HashingReader::new(decompressed(file).map_err(super::io("read", blob))?);
+    hashing.drain().map_err(super::io("read", blob))?;
+    Ok(hashing.hasher.finish())
+}
+
 /// The uncompressed tar stream, by the stream's magic bytes rather than the
 /// media type (registries mislabel).
 fn decompressed(file: File) -> io::Result<Box<dyn Read>> {
