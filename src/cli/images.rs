@@ -3,9 +3,10 @@
 
 use super::{in_userns, Error};
 use crate::config::Config;
-use crate::image::pull::{human_size, now, Platform, Puller};
+use crate::image::pull::{human_size, Platform, Puller};
 use crate::image::registry::{login_file, store_login, Client};
 use crate::image::store::remove_tree;
+use crate::image::time::{now, parse_rfc3339};
 use crate::image::{self, Digest, ImageRecord, ImageRef, Store};
 use crate::userns::UsernsPlan;
 use clap::{Args, Subcommand};
@@ -305,22 +306,6 @@ fn created_ago(rfc3339: &str) -> String {
     }
 }
 
-/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS…` (UTC offsets ignored:
-/// the result is only shown in days).
-fn parse_rfc3339(s: &str) -> Option<u64> {
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
-}
-
 pub fn rmi(args: RmiArgs, root: &std::path::Path) -> Result<i32, Error> {
     let store = Store::open(root)?;
     let plan = UsernsPlan::for_current_user();
@@ -487,16 +472,4 @@ pub fn tag(args: TagArgs, root: &std::path::Path) -> Result<i32, Error> {
         Ok(())
     })?;
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_times_parse() {
-        assert_eq!(super::parse_rfc3339("1970-01-02T00:00:10Z"), Some(86_410));
-        assert_eq!(super::parse_rfc3339("2024-03-01T12:00:00.123456789Z"), Some(1_709_294_400));
-        assert_eq!(super::parse_rfc3339("yesterday"), None);
-        let now = crate::image::pull::now();
-        assert_eq!(super::parse_rfc3339(&crate::image::pull::rfc3339_now()), Some(now));
-    }
 }

@@ -3,8 +3,8 @@
 //! one tarball that is both (an OCI layout plus Docker's manifest.json), as
 //! Docker 25 does, so either tool loads it. Runs in the user namespace.
 
-use super::pull::{now, record_image};
-use super::store::{remove_tree, ImageRecord, LayerRecord};
+use super::store::{remove_tree, Expected, ImageRecord, LayerRecord};
+use super::time::now;
 use super::{io, Digest, Error, ImageRef, Store};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use std::fs::{self, File};
@@ -71,7 +71,7 @@ fn load_oci(store: &Store, dir: &Path) -> Result<Vec<ImageRecord>, Error> {
     let mut loaded = Vec::new();
     for desc in index.manifests() {
         let (digest, path) = layout_blob(dir, desc.digest().as_ref())?;
-        store.put_blob_from(&path, Some(&digest))?;
+        store.put_blob_from(&path, Some(Expected { what: "manifest", digest: &digest, size: None }))?;
         let manifest: ImageManifest = read_json(&path)?;
         let (config_digest, config_path) = layout_blob(dir, manifest.config().digest().as_ref())?;
         let mut layers = Vec::new();
@@ -136,7 +136,7 @@ pub fn import(store: &Store, tarball: &Path, name: Option<String>) -> Result<Ima
     let diff_id = super::unpack::diff_id_of(tarball)?;
     let platform = super::pull::Platform::host();
     let config = serde_json::json!({
-        "created": super::pull::rfc3339_now(),
+        "created": super::time::rfc3339_now(),
         "architecture": platform.arch,
         "os": platform.os,
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
@@ -162,7 +162,8 @@ fn store_image(
     names: Vec<String>,
     manifest: Option<Digest>,
 ) -> Result<ImageRecord, Error> {
-    let (id, config_size) = store.put_blob_from(config_path, config_digest)?;
+    let (id, config_size) = store
+        .put_blob_from(config_path, config_digest.map(|digest| Expected { what: "config", digest, size: None }))?;
     let config: ImageConfiguration = serde_json::from_slice(&store.read_blob(&id)?).map_err(|e| bad(config_path, e))?;
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != layer_files.len() {
@@ -170,7 +171,8 @@ fn store_image(
     }
     let mut layers = Vec::new();
     for ((path, digest, media_type), diff_id) in layer_files.into_iter().zip(diff_ids) {
-        let (digest, size) = store.put_blob_from(&path, digest.as_ref())?;
+        let expected = digest.as_ref().map(|digest| Expected { what: "layer", digest, size: None });
+        let (digest, size) = store.put_blob_from(&path, expected)?;
         let layer = LayerRecord { digest, diff_id: Digest::parse(diff_id)?, size, media_type };
         store.install_layer(&layer)?;
         layers.push(layer);
@@ -189,7 +191,7 @@ fn store_image(
         platform: format!("{}/{}", config.os(), config.architecture()),
         stored: now(),
     };
-    record_image(store, record)
+    store.record(record)
 }
 
 fn write_manifest(store: &Store, config: &Digest, config_size: u64, layers: &[LayerRecord]) -> Result<Digest, Error> {

@@ -13,6 +13,7 @@ pub mod reference;
 pub mod registry;
 pub mod rootfs;
 pub mod store;
+pub mod time;
 mod tree;
 pub mod unpack;
 

@@ -4,11 +4,10 @@
 use super::registry::{
     Client, Endpoint, MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
 };
-use super::store::{ImageRecord, LayerRecord};
+use super::store::{Expected, ImageRecord, LayerRecord};
 use super::{Digest, Error, ImageRef, Store};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
-use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::sync::Mutex;
 
 /// Layers downloaded at once.
@@ -125,9 +124,9 @@ impl Puller<'_> {
             layers,
             created: config.created().clone(),
             platform: format!("{}/{}", config.os(), config.architecture()),
-            stored: now(),
+            stored: super::time::now(),
         };
-        let record = record_image(self.store, record)?;
+        let record = self.store.record(record)?;
         self.say(&format!("Stored {image} as {}", record.id.short()));
         Ok(record)
     }
@@ -219,63 +218,27 @@ impl Puller<'_> {
         Ok(())
     }
 
-    /// Streams a blob to `tmp/`, hashing as it goes; renamed into `blobs/`
-    /// only when size and digest match. A cut connection restarts it.
+    /// Streams a layer blob into the store (verified there); a cut
+    /// connection or short body restarts it.
     fn download(&self, ep: &Endpoint, layer: &LayerRecord) -> Result<(), Error> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let tmp = self.store.temp_path("blob");
-            let result = self.download_once(ep, layer, &tmp);
+            let result = self.client.blob(ep, &layer.digest).and_then(|body| {
+                let expected = Expected { what: "layer", digest: &layer.digest, size: Some(layer.size) };
+                // One byte more than expected tells an oversized blob from an exact one.
+                self.store.put_blob_stream(body.take(layer.size + 1), Some(expected), |e| {
+                    Error::Registry(format!("{}: blob {}: download cut short: {e}", ep.host, layer.digest))
+                })
+            });
             match result {
-                Ok(()) => return self.store.commit_file(&tmp, &self.store.blob_path(&layer.digest)),
-                Err(e) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    let retry = matches!(e, Error::Registry(_) | Error::SizeMismatch { .. });
-                    if !retry || attempt >= BLOB_ATTEMPTS {
-                        return Err(e);
-                    }
+                Ok(_) => return Ok(()),
+                Err(Error::Registry(_) | Error::SizeMismatch { .. }) if attempt < BLOB_ATTEMPTS => {
                     std::thread::sleep(std::time::Duration::from_millis(500 << attempt));
                 }
+                Err(e) => return Err(e),
             }
         }
-    }
-
-    fn download_once(&self, ep: &Endpoint, layer: &LayerRecord, tmp: &std::path::Path) -> Result<(), Error> {
-        let body = self.client.blob(ep, &layer.digest)?;
-        let file = File::create(tmp).map_err(super::io("create", tmp))?;
-        let mut out = super::digest::HashingWriter {
-            inner: std::io::BufWriter::with_capacity(1 << 20, file),
-            hasher: Default::default(),
-        };
-        // One byte more than expected tells an oversized blob from an exact one.
-        let copied = std::io::copy(&mut body.take(layer.size + 1), &mut out);
-        if let Err(e) = copied {
-            if e.raw_os_error() == Some(libc::ENOSPC) {
-                return Err(Error::Io { op: "write", path: tmp.to_path_buf(), source: e });
-            }
-            return Err(Error::Registry(format!("{}: blob {}: download cut short: {e}", ep.host, layer.digest)));
-        }
-        let file = out.inner.into_inner().map_err(|e| Error::Io {
-            op: "write",
-            path: tmp.to_path_buf(),
-            source: e.into_error(),
-        })?;
-        if out.hasher.bytes != layer.size {
-            return Err(Error::SizeMismatch {
-                what: "layer",
-                digest: layer.digest.clone(),
-                expected: layer.size,
-                actual: out.hasher.bytes,
-            });
-        }
-        let actual = out.hasher.finish();
-        if actual != layer.digest {
-            return Err(Error::DigestMismatch { what: "layer", digest: layer.digest.clone(), actual });
-        }
-        file.sync_all().map_err(super::io("sync", tmp))?;
-        let _ = (&file).flush();
-        Ok(())
     }
 
     fn say(&self, line: &str) {
@@ -319,52 +282,6 @@ fn layer_records(
             })
         })
         .collect()
-}
-
-/// Adds or updates the record; its names move to it from any other image.
-pub fn record_image(store: &Store, record: ImageRecord) -> Result<ImageRecord, Error> {
-    store.update_images(|images| {
-        for other in images.iter_mut() {
-            other.names.retain(|n| !record.names.contains(n));
-        }
-        let merged = match images.iter_mut().find(|i| i.id == record.id) {
-            Some(existing) => {
-                for n in record.names.iter().chain(&record.digests) {
-                    let list = if record.names.contains(n) { &mut existing.names } else { &mut existing.digests };
-                    if !list.contains(n) {
-                        list.push(n.clone());
-                    }
-                }
-                existing.clone()
-            }
-            None => {
-                images.push(record.clone());
-                record
-            }
-        };
-        Ok(merged)
-    })
-}
-
-pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// Now as RFC 3339 (UTC, seconds), for configs hutch writes.
-pub fn rfc3339_now() -> String {
-    let secs = now();
-    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest / 60 % 60, rest % 60)
 }
 
 pub fn human_size(bytes: u64) -> String {

@@ -2,7 +2,7 @@
 //! first, with OCI whiteouts applied. A stopgap until the FUSE overlay
 //! serves the layers directly; runs in the user namespace so owners copy.
 
-use super::tree::{self, create_file, kind_at, open_dir, open_or_create_dir, remove_at};
+use super::tree::{self, create_file, make_room, open_dir, open_or_create_dir, remove_at};
 use super::Error;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstatat, mknodat, FileStat, Mode, SFlag};
@@ -75,12 +75,9 @@ impl Copier<'_> {
     ) -> Result<(), Error> {
         let st = fstatat(src, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| self.error(rel, e))?;
         let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-        let existing = kind_at(dst, name).map_err(|e| self.error(rel, e))?;
         // A directory merges into a lower directory; anything else replaces
         // what the lower layers had (a lower symlink included).
-        if existing.is_some() && !(existing == Some(SFlag::S_IFDIR) && kind == SFlag::S_IFDIR) {
-            remove_at(dst, name).map_err(|e| self.error(rel, e))?;
-        }
+        make_room(dst, name, kind).map_err(|e| self.error(rel, e))?;
         match kind {
             SFlag::S_IFDIR => {
                 let from = open_dir(src, name).map_err(|e| self.error(rel, e))?;

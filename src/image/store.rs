@@ -14,10 +14,11 @@
 //! so a pull killed at any point leaves at most entries in `tmp/`, which the
 //! next command removes once their process is gone.
 
+use super::digest::Hasher;
 use super::{io, Digest, Error};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -68,6 +69,25 @@ struct Index {
 
 pub struct Store {
     root: PathBuf,
+}
+
+/// What a blob must be, when the caller knows (from a manifest).
+pub struct Expected<'a> {
+    pub what: &'static str,
+    pub digest: &'a Digest,
+    pub size: Option<u64>,
+}
+
+impl Expected<'_> {
+    fn check(&self, digest: &Digest, size: u64) -> Result<(), Error> {
+        if let Some(expected) = self.size.filter(|s| *s != size) {
+            return Err(Error::SizeMismatch { what: self.what, digest: self.digest.clone(), expected, actual: size });
+        }
+        if digest != self.digest {
+            return Err(Error::DigestMismatch { what: self.what, digest: self.digest.clone(), actual: digest.clone() });
+        }
+        Ok(())
+    }
 }
 
 /// A held lock on the store; released when dropped.
@@ -217,24 +237,53 @@ impl Store {
 
     /// Copies a file into the blobs, checking it against `expected` when
     /// given; returns its digest and size.
-    pub fn put_blob_from(&self, source: &Path, expected: Option<&Digest>) -> Result<(Digest, u64), Error> {
-        let mut from = File::open(source).map_err(io("open", source))?;
+    pub fn put_blob_from(&self, source: &Path, expected: Option<Expected>) -> Result<(Digest, u64), Error> {
+        let from = File::open(source).map_err(io("open", source))?;
+        self.put_blob_stream(from, expected, |e| Error::Io { op: "read", path: source.to_path_buf(), source: e })
+    }
+
+    /// Streams a blob into `tmp/`, hashing as it goes, and renames it into
+    /// `blobs/` only when it matches `expected`. A failed read becomes
+    /// `read_error(e)` (the source's fault, which a caller may retry).
+    pub fn put_blob_stream(
+        &self,
+        mut from: impl Read,
+        expected: Option<Expected>,
+        read_error: impl FnOnce(std::io::Error) -> Error,
+    ) -> Result<(Digest, u64), Error> {
         let tmp = self.temp_path("blob");
-        let file = File::create(&tmp).map_err(io("create", &tmp))?;
-        let mut out = super::digest::HashingWriter { inner: file, hasher: Default::default() };
-        let copied = std::io::copy(&mut from, &mut out).and_then(|_| out.inner.sync_all());
-        if let Err(e) = copied {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::Io { op: "copy", path: source.to_path_buf(), source: e });
+        let result = (|| {
+            let mut file = File::create(&tmp).map_err(io("create", &tmp))?;
+            let mut hasher = Hasher::default();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = match from.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(read_error(e)),
+                };
+                file.write_all(&buf[..n]).map_err(io("write", &tmp))?;
+                hasher.update(&buf[..n]);
+            }
+            let size = hasher.bytes;
+            let digest = hasher.finish();
+            if let Some(expected) = &expected {
+                expected.check(&digest, size)?;
+            }
+            file.sync_all().map_err(io("sync", &tmp))?;
+            Ok((digest, size))
+        })();
+        match result {
+            Ok((digest, size)) => {
+                self.commit_file(&tmp, &self.blob_path(&digest))?;
+                Ok((digest, size))
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
         }
-        let size = out.hasher.bytes;
-        let digest = out.hasher.finish();
-        if let Some(expected) = expected.filter(|e| **e != digest) {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::DigestMismatch { what: "blob", digest: expected.clone(), actual: digest });
-        }
-        self.commit_file(&tmp, &self.blob_path(&digest))?;
-        Ok((digest, size))
     }
 
     pub fn images(&self) -> Result<Vec<ImageRecord>, Error> {
@@ -258,6 +307,31 @@ impl Store {
             .map_err(|e| Error::Invalid(format!("serializing the image index: {e}")))?;
         self.write_durably(&self.root.join("images.json"), &json)?;
         Ok(result)
+    }
+
+    /// Adds or updates the record; its names move to it from any other image.
+    pub fn record(&self, record: ImageRecord) -> Result<ImageRecord, Error> {
+        self.update_images(|images| {
+            for other in images.iter_mut() {
+                other.names.retain(|n| !record.names.contains(n));
+            }
+            let merged = match images.iter_mut().find(|i| i.id == record.id) {
+                Some(existing) => {
+                    for n in record.names.iter().chain(&record.digests) {
+                        let list = if record.names.contains(n) { &mut existing.names } else { &mut existing.digests };
+                        if !list.contains(n) {
+                            list.push(n.clone());
+                        }
+                    }
+                    existing.clone()
+                }
+                None => {
+                    images.push(record.clone());
+                    record
+                }
+            };
+            Ok(merged)
+        })
     }
 
     /// Finds an image by name (as typed, normalised), id or id prefix.

@@ -36,11 +36,22 @@ pub fn open_or_create_dir(dir: BorrowedFd<'_>, name: &OsStr) -> Result<OwnedFd, 
 }
 
 /// What `name` in `dir` is, without following a symlink; None if missing.
-pub fn kind_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Option<SFlag>, Errno> {
+fn kind_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Option<SFlag>, Errno> {
     match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) => Ok(Some(SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()))),
         Err(Errno::ENOENT) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// Clears the way for a new entry `name` of kind `new` in `dir`: what is
+/// there goes, unless both are directories (they merge). Returns whether
+/// something was removed.
+pub fn make_room(dir: BorrowedFd<'_>, name: &OsStr, new: SFlag) -> Result<bool, Errno> {
+    match kind_at(dir, name)? {
+        None => Ok(false),
+        Some(SFlag::S_IFDIR) if new == SFlag::S_IFDIR => Ok(false),
+        Some(_) => remove_at(dir, name).map(|()| true),
     }
 }
 

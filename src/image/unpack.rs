@@ -14,7 +14,7 @@
 //! skipped with a note.
 
 use super::digest::HashingReader;
-use super::tree::{self, create_file, kind_at, open_dir, open_or_create_dir, remove_at, set_link_owner};
+use super::tree::{self, create_file, make_room, open_dir, open_or_create_dir, set_link_owner};
 use super::{Digest, Error};
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
@@ -136,12 +136,11 @@ impl Unpacker<'_> {
         let parent = self.parent_dir(parents).map_err(|r| hostile(&r))?;
         let kind = entry.header().entry_type();
         self.report.entries += 1;
-        let existing = kind_at(parent.as_fd(), name).map_err(|e| hostile(&format!("stat: {e}")))?;
         // A later entry replaces an earlier one, except directory over directory.
-        if existing.is_some() && !(existing == Some(SFlag::S_IFDIR) && kind == EntryType::Directory) {
-            // What the cached parent's path resolved through may be going.
+        let new_kind = if kind == EntryType::Directory { SFlag::S_IFDIR } else { SFlag::S_IFREG };
+        if make_room(parent.as_fd(), name, new_kind).map_err(|e| hostile(&format!("replacing it: {e}")))? {
+            // What the cached parent's path resolved through may be gone.
             self.last_parent = None;
-            remove_at(parent.as_fd(), name).map_err(|e| hostile(&format!("replacing it: {e}")))?;
         }
         let header = entry.header();
         let uid = header.uid().unwrap_or(0) as u32;
