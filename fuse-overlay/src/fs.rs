@@ -1,0 +1,502 @@
+//! The FUSE face of the overlay: fuse-backend-rs's `FileSystem` requests
+//! mapped onto `Overlay`, open files and directory listings kept as handles.
+
+use crate::inode::{lock, read, write, Node};
+use crate::layer::{proc_path, OWNER_XATTR};
+use crate::overlay::{errno, Item, Overlay};
+use crate::sys::{stat_fd, statvfs_fd, with_file};
+use fuse_backend_rs::abi::fuse_abi::{stat64, statvfs64, CreateIn};
+use fuse_backend_rs::api::filesystem::{
+    Context, DirEntry, Entry, FileSystem, FsOptions, GetxattrReply, ListxattrReply, OpenOptions, SetattrValid,
+    ZeroCopyReader, ZeroCopyWriter,
+};
+use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// A directory being read: its listing, taken when reading starts at 0, so
+/// offsets stay valid while entries come and go.
+struct DirHandle {
+    ino: u64,
+    items: Mutex<Option<Vec<Item>>>,
+}
+
+pub struct OverlayFs {
+    ov: Overlay,
+    files: RwLock<HashMap<u64, Arc<OwnedFd>>>,
+    dirs: RwLock<HashMap<u64, Arc<DirHandle>>>,
+    next_handle: AtomicU64,
+    /// How long the kernel may trust entries and attributes: every change
+    /// goes through this mount, so this can be long.
+    timeout: Duration,
+}
+
+impl OverlayFs {
+    pub fn new(ov: Overlay, timeout: Duration) -> OverlayFs {
+        OverlayFs {
+            ov,
+            files: RwLock::new(HashMap::new()),
+            dirs: RwLock::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+            timeout,
+        }
+    }
+
+    fn node(&self, ino: u64) -> io::Result<Arc<Node>> {
+        self.ov.inodes.get(ino)
+    }
+
+    fn file(&self, handle: u64) -> io::Result<Arc<OwnedFd>> {
+        read(&self.files).get(&handle).cloned().ok_or_else(|| errno(libc::EBADF))
+    }
+
+    fn add_file(&self, fd: OwnedFd) -> u64 {
+        let h = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        write(&self.files).insert(h, Arc::new(fd));
+        h
+    }
+
+    /// The stat the overlay shows: its own inode number, the kept owner.
+    fn present(&self, node: &Node, mut st: stat64) -> stat64 {
+        st.st_ino = node.ino;
+        if let Some((uid, gid)) = node.state().owner {
+            st.st_uid = uid;
+            st.st_gid = gid;
+        }
+        st
+    }
+
+    fn entry(&self, node: &Node, st: stat64) -> Entry {
+        Entry {
+            inode: node.ino,
+            generation: 0,
+            attr: self.present(node, st),
+            attr_flags: 0,
+            attr_timeout: self.timeout,
+            entry_timeout: self.timeout,
+        }
+    }
+
+    /// The directory holding `node` in its top layer and its name there
+    /// (`.` for the root), for the *at and l*xattr calls.
+    fn parent_and_name(&self, node: &Node) -> io::Result<(OwnedFd, CString)> {
+        let place = self.ov.place(node)?;
+        let layer = &self.ov.layers[place.top()];
+        match place.name {
+            Some(name) => Ok((layer.dir(&place.parent)?, name)),
+            None => Ok((layer.dir(&PathBuf::new())?, c".".to_owned())),
+        }
+    }
+
+    fn create_entry(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        name: &CStr,
+        mode: u32,
+        make: impl FnOnce(std::os::fd::BorrowedFd<'_>, &CStr) -> io::Result<Option<OwnedFd>>,
+    ) -> io::Result<(Entry, Option<OwnedFd>)> {
+        let (node, st, fd) = self.ov.create_entry(parent, name, (ctx.uid, ctx.gid), mode, make)?;
+        Ok((self.entry(&node, st), fd))
+    }
+}
+
+/// Our own xattrs and the kernel overlay's are not the container's business.
+fn is_hidden_xattr(name: &[u8]) -> bool {
+    name == OWNER_XATTR.as_bytes() || name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
+}
+
+fn time_of(sec: i64, nsec: i64, set: bool, now: bool) -> Timespec {
+    match (set, now) {
+        (_, true) => Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW as _ },
+        (true, false) => Timespec { tv_sec: sec, tv_nsec: nsec as _ },
+        (false, false) => Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT as _ },
+    }
+}
+
+impl FileSystem for OverlayFs {
+    type Inode = u64;
+    type Handle = u64;
+
+    fn init(&self, _capable: FsOptions) -> io::Result<FsOptions> {
+        Ok(FsOptions::ASYNC_READ
+            | FsOptions::BIG_WRITES
+            | FsOptions::MAX_PAGES
+            | FsOptions::PARALLEL_DIROPS
+            | FsOptions::DO_READDIRPLUS
+            | FsOptions::READDIRPLUS_AUTO
+            | FsOptions::ATOMIC_O_TRUNC
+            | FsOptions::CACHE_SYMLINKS)
+    }
+
+    fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
+        let (node, st) = self.ov.lookup(parent, name)?;
+        Ok(self.entry(&node, st))
+    }
+
+    fn forget(&self, _ctx: &Context, _inode: u64, _count: u64) {}
+
+    fn getattr(&self, _ctx: &Context, ino: u64, handle: Option<u64>) -> io::Result<(stat64, Duration)> {
+        let node = self.node(ino)?;
+        let st = match handle.and_then(|h| self.file(h).ok()) {
+            Some(fd) => stat_fd(fd.as_fd())?,
+            None => {
+                let _t = read(&self.ov.tree);
+                self.ov.stat(&node)?
+            }
+        };
+        Ok((self.present(&node, st), self.timeout))
+    }
+
+    fn setattr(
+        &self,
+        _ctx: &Context,
+        ino: u64,
+        attr: stat64,
+        handle: Option<u64>,
+        valid: SetattrValid,
+    ) -> io::Result<(stat64, Duration)> {
+        let node = self.node(ino)?;
+        let truncating_to_zero = valid == SetattrValid::SIZE && attr.st_size == 0;
+        self.ov.copy_up(&node, !truncating_to_zero)?;
+        let _t = read(&self.ov.tree);
+        let (dir, name) = self.parent_and_name(&node)?;
+        let link = node.kind == libc::S_IFLNK;
+        if valid.contains(SetattrValid::MODE) && !link {
+            rustix::fs::chmodat(&dir, &name, Mode::from_raw_mode(attr.st_mode & 0o7777), AtFlags::empty())?;
+        }
+        if valid.intersects(SetattrValid::UID | SetattrValid::GID) {
+            let now = self.present(&node, self.ov.stat(&node)?);
+            let uid = if valid.contains(SetattrValid::UID) { attr.st_uid } else { now.st_uid };
+            let gid = if valid.contains(SetattrValid::GID) { attr.st_gid } else { now.st_gid };
+            let kept = self.ov.give_owner(dir.as_fd(), &name, node.kind, (uid, gid), false)?;
+            node.state().owner = kept;
+        }
+        if valid.contains(SetattrValid::SIZE) {
+            let size = attr.st_size as u64;
+            match handle.and_then(|h| self.file(h).ok()) {
+                Some(fd) => rustix::fs::ftruncate(fd.as_fd(), size)?,
+                None => {
+                    let f = rustix::fs::openat(&dir, &name, OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+                    rustix::fs::ftruncate(&f, size)?
+                }
+            }
+        }
+        if valid.intersects(SetattrValid::ATIME | SetattrValid::MTIME) {
+            let times = Timestamps {
+                last_access: time_of(
+                    attr.st_atime,
+                    attr.st_atime_nsec,
+                    valid.contains(SetattrValid::ATIME),
+                    valid.contains(SetattrValid::ATIME_NOW),
+                ),
+                last_modification: time_of(
+                    attr.st_mtime,
+                    attr.st_mtime_nsec,
+                    valid.contains(SetattrValid::MTIME),
+                    valid.contains(SetattrValid::MTIME_NOW),
+                ),
+            };
+            rustix::fs::utimensat(&dir, &name, &times, AtFlags::SYMLINK_NOFOLLOW)?;
+        }
+        let st = self.ov.stat(&node)?;
+        Ok((self.present(&node, st), self.timeout))
+    }
+
+    fn readlink(&self, _ctx: &Context, ino: u64) -> io::Result<Vec<u8>> {
+        let node = self.node(ino)?;
+        let _t = read(&self.ov.tree);
+        let (dir, name) = self.parent_and_name(&node)?;
+        Ok(rustix::fs::readlinkat(&dir, &name, Vec::new())?.into_bytes())
+    }
+
+    fn symlink(&self, ctx: &Context, target: &CStr, parent: u64, name: &CStr) -> io::Result<Entry> {
+        let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr| {
+            rustix::fs::symlinkat(target, work, tmp)?;
+            Ok(None)
+        };
+        Ok(self.create_entry(ctx, parent, name, 0o777, make)?.0)
+    }
+
+    fn mknod(&self, ctx: &Context, parent: u64, name: &CStr, mode: u32, rdev: u32, _umask: u32) -> io::Result<Entry> {
+        let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr| {
+            let kind = rustix::fs::FileType::from_raw_mode(mode & libc::S_IFMT);
+            rustix::fs::mknodat(work, tmp, kind, Mode::from_raw_mode(0o600), rdev as u64)?;
+            Ok(None)
+        };
+        Ok(self.create_entry(ctx, parent, name, mode, make)?.0)
+    }
+
+    fn mkdir(&self, ctx: &Context, parent: u64, name: &CStr, mode: u32, _umask: u32) -> io::Result<Entry> {
+        let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr| {
+            rustix::fs::mkdirat(work, tmp, Mode::from_raw_mode(0o700))?;
+            Ok(None)
+        };
+        Ok(self.create_entry(ctx, parent, name, mode | libc::S_IFDIR, make)?.0)
+    }
+
+    fn unlink(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
+        self.ov.remove(parent, name, false)
+    }
+
+    fn rmdir(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
+        self.ov.remove(parent, name, true)
+    }
+
+    fn rename(&self, _ctx: &Context, olddir: u64, oldname: &CStr, newdir: u64, newname: &CStr, flags: u32) -> io::Result<()> {
+        self.ov.rename(olddir, oldname, newdir, newname, flags)
+    }
+
+    fn link(&self, _ctx: &Context, ino: u64, newparent: u64, newname: &CStr) -> io::Result<Entry> {
+        let node = self.node(ino)?;
+        let st = self.ov.link(&node, newparent, newname)?;
+        Ok(self.entry(&node, st))
+    }
+
+    fn open(&self, _ctx: &Context, ino: u64, flags: u32, _fuse_flags: u32) -> io::Result<(Option<u64>, OpenOptions, Option<u32>)> {
+        let node = self.node(ino)?;
+        let flags = flags as i32;
+        let truncate = flags & libc::O_TRUNC != 0;
+        if flags & libc::O_ACCMODE != libc::O_RDONLY || truncate {
+            self.ov.copy_up(&node, !truncate)?;
+        }
+        let _t = read(&self.ov.tree);
+        let place = self.ov.place(&node)?;
+        let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_TRUNC | libc::O_SYNC | libc::O_DSYNC | libc::O_NOATIME;
+        let oflags = OFlags::from_bits_retain((flags & keep) as u32);
+        let fd = self.ov.layers[place.top()].open_at(&place.path(), oflags, Mode::empty())?;
+        // Layer files change only through this mount: the page cache stays valid.
+        Ok((Some(self.add_file(fd)), OpenOptions::KEEP_CACHE, None))
+    }
+
+    fn create(&self, ctx: &Context, parent: u64, name: &CStr, args: CreateIn) -> io::Result<(Entry, Option<u64>, OpenOptions, Option<u32>)> {
+        let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_SYNC | libc::O_DSYNC;
+        let oflags = OFlags::from_bits_retain((args.flags as i32 & keep) as u32) | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+        let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr| {
+            Ok(Some(rustix::fs::openat(work, tmp, oflags, Mode::from_raw_mode(0o600))?))
+        };
+        let (entry, fd) = self.create_entry(ctx, parent, name, args.mode, make)?;
+        let fd = fd.ok_or_else(|| errno(libc::EIO))?;
+        Ok((entry, Some(self.add_file(fd)), OpenOptions::KEEP_CACHE, None))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read(
+        &self,
+        _ctx: &Context,
+        _ino: u64,
+        handle: u64,
+        w: &mut dyn ZeroCopyWriter,
+        size: u32,
+        offset: u64,
+        _lock_owner: Option<u64>,
+        _flags: u32,
+    ) -> io::Result<usize> {
+        let fd = self.file(handle)?;
+        with_file(fd.as_fd(), |f| w.write_from(f, size as usize, offset))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &self,
+        _ctx: &Context,
+        _ino: u64,
+        handle: u64,
+        r: &mut dyn ZeroCopyReader,
+        size: u32,
+        offset: u64,
+        _lock_owner: Option<u64>,
+        _delayed_write: bool,
+        _flags: u32,
+        _fuse_flags: u32,
+    ) -> io::Result<usize> {
+        let fd = self.file(handle)?;
+        with_file(fd.as_fd(), |f| r.read_to(f, size as usize, offset))
+    }
+
+    fn flush(&self, _ctx: &Context, _ino: u64, _handle: u64, _lock_owner: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn fsync(&self, _ctx: &Context, _ino: u64, datasync: bool, handle: u64) -> io::Result<()> {
+        let fd = self.file(handle)?;
+        if datasync {
+            rustix::fs::fdatasync(fd.as_fd())?;
+        } else {
+            rustix::fs::fsync(fd.as_fd())?;
+        }
+        Ok(())
+    }
+
+    fn fallocate(&self, _ctx: &Context, _ino: u64, handle: u64, mode: u32, offset: u64, length: u64) -> io::Result<()> {
+        let fd = self.file(handle)?;
+        let flags = rustix::fs::FallocateFlags::from_bits_retain(mode);
+        Ok(rustix::fs::fallocate(fd.as_fd(), flags, offset, length)?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn release(
+        &self,
+        _ctx: &Context,
+        _ino: u64,
+        _flags: u32,
+        handle: u64,
+        _flush: bool,
+        _flock_release: bool,
+        _lock_owner: Option<u64>,
+    ) -> io::Result<()> {
+        write(&self.files).remove(&handle);
+        Ok(())
+    }
+
+    fn statfs(&self, _ctx: &Context, _ino: u64) -> io::Result<statvfs64> {
+        statvfs_fd(self.ov.layers[0].root())
+    }
+
+    fn setxattr(&self, _ctx: &Context, ino: u64, name: &CStr, value: &[u8], flags: u32) -> io::Result<()> {
+        if is_hidden_xattr(name.to_bytes()) {
+            return Err(errno(libc::EPERM));
+        }
+        let node = self.node(ino)?;
+        self.ov.copy_up(&node, true)?;
+        let _t = read(&self.ov.tree);
+        let (dir, entry) = self.parent_and_name(&node)?;
+        let flags = rustix::fs::XattrFlags::from_bits_retain(flags);
+        Ok(rustix::fs::lsetxattr(proc_path(dir.as_fd(), Some(&entry)), name, value, flags)?)
+    }
+
+    fn getxattr(&self, _ctx: &Context, ino: u64, name: &CStr, size: u32) -> io::Result<GetxattrReply> {
+        if is_hidden_xattr(name.to_bytes()) {
+            return Err(errno(libc::ENODATA));
+        }
+        let node = self.node(ino)?;
+        let _t = read(&self.ov.tree);
+        let (dir, entry) = self.parent_and_name(&node)?;
+        let name = std::ffi::OsStr::new(std::str::from_utf8(name.to_bytes()).map_err(|_| errno(libc::EINVAL))?);
+        let value = xattr::get(proc_path(dir.as_fd(), Some(&entry)), name)?.ok_or_else(|| errno(libc::ENODATA))?;
+        match size {
+            0 => Ok(GetxattrReply::Count(value.len() as u32)),
+            s if (s as usize) < value.len() => Err(errno(libc::ERANGE)),
+            _ => Ok(GetxattrReply::Value(value)),
+        }
+    }
+
+    fn listxattr(&self, _ctx: &Context, ino: u64, size: u32) -> io::Result<ListxattrReply> {
+        let node = self.node(ino)?;
+        let _t = read(&self.ov.tree);
+        let (dir, entry) = self.parent_and_name(&node)?;
+        let mut names = Vec::new();
+        for name in xattr::list(proc_path(dir.as_fd(), Some(&entry)))? {
+            use std::os::unix::ffi::OsStrExt;
+            if !is_hidden_xattr(name.as_bytes()) {
+                names.extend_from_slice(name.as_bytes());
+                names.push(0);
+            }
+        }
+        match size {
+            0 => Ok(ListxattrReply::Count(names.len() as u32)),
+            s if (s as usize) < names.len() => Err(errno(libc::ERANGE)),
+            _ => Ok(ListxattrReply::Names(names)),
+        }
+    }
+
+    fn removexattr(&self, _ctx: &Context, ino: u64, name: &CStr) -> io::Result<()> {
+        if is_hidden_xattr(name.to_bytes()) {
+            return Err(errno(libc::ENODATA));
+        }
+        let node = self.node(ino)?;
+        self.ov.copy_up(&node, true)?;
+        let _t = read(&self.ov.tree);
+        let (dir, entry) = self.parent_and_name(&node)?;
+        Ok(rustix::fs::lremovexattr(proc_path(dir.as_fd(), Some(&entry)), name)?)
+    }
+
+    fn opendir(&self, _ctx: &Context, ino: u64, _flags: u32) -> io::Result<(Option<u64>, OpenOptions)> {
+        if !self.node(ino)?.is_dir() {
+            return Err(errno(libc::ENOTDIR));
+        }
+        let h = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        write(&self.dirs).insert(h, Arc::new(DirHandle { ino, items: Mutex::new(None) }));
+        Ok((Some(h), OpenOptions::empty()))
+    }
+
+    fn readdir(
+        &self,
+        _ctx: &Context,
+        _ino: u64,
+        handle: u64,
+        _size: u32,
+        offset: u64,
+        add_entry: &mut dyn FnMut(DirEntry) -> io::Result<usize>,
+    ) -> io::Result<()> {
+        self.each_item(handle, offset, |i, item| {
+            add_entry(DirEntry { ino: item.ino, offset: i + 1, type_: item.kind >> 12, name: item.name.to_bytes() })
+        })
+    }
+
+    fn readdirplus(
+        &self,
+        _ctx: &Context,
+        _ino: u64,
+        handle: u64,
+        _size: u32,
+        offset: u64,
+        add_entry: &mut dyn FnMut(DirEntry, Entry) -> io::Result<usize>,
+    ) -> io::Result<()> {
+        let dir_ino = read(&self.dirs).get(&handle).map(|d| d.ino).ok_or_else(|| errno(libc::EBADF))?;
+        self.each_item(handle, offset, |i, item| {
+            // Gone since the listing was taken: leave it out.
+            let Ok((node, st)) = self.ov.lookup(dir_ino, &item.name) else { return Ok(1) };
+            let dirent = DirEntry { ino: node.ino, offset: i + 1, type_: item.kind >> 12, name: item.name.to_bytes() };
+            add_entry(dirent, self.entry(&node, st))
+        })
+    }
+
+    fn fsyncdir(&self, _ctx: &Context, _ino: u64, _datasync: bool, _handle: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn releasedir(&self, _ctx: &Context, _ino: u64, _flags: u32, handle: u64) -> io::Result<()> {
+        write(&self.dirs).remove(&handle);
+        Ok(())
+    }
+
+    fn lseek(&self, _ctx: &Context, _ino: u64, handle: u64, offset: u64, whence: u32) -> io::Result<u64> {
+        let fd = self.file(handle)?;
+        let pos = match whence as i32 {
+            libc::SEEK_DATA => rustix::fs::SeekFrom::Data(offset),
+            libc::SEEK_HOLE => rustix::fs::SeekFrom::Hole(offset),
+            libc::SEEK_SET => rustix::fs::SeekFrom::Start(offset),
+            _ => return Err(errno(libc::EINVAL)),
+        };
+        Ok(rustix::fs::seek(fd.as_fd(), pos)?)
+    }
+}
+
+impl OverlayFs {
+    /// Calls `add` with each listing entry from `offset` until it reports a
+    /// full buffer (0). Reading from offset 0 takes a fresh listing.
+    fn each_item(&self, handle: u64, offset: u64, mut add: impl FnMut(u64, &Item) -> io::Result<usize>) -> io::Result<()> {
+        let dir = read(&self.dirs).get(&handle).cloned().ok_or_else(|| errno(libc::EBADF))?;
+        let mut items = lock(&dir.items);
+        if offset == 0 || items.is_none() {
+            let node = self.node(dir.ino)?;
+            let _t = read(&self.ov.tree);
+            let (path, layers) = self.ov.dir_place(&node)?;
+            *items = Some(self.ov.listing(&path, &layers)?);
+        }
+        let items = items.as_ref().map(|v| v.as_slice()).unwrap_or_default();
+        for (i, item) in items.iter().enumerate().skip(offset as usize) {
+            if add(i as u64, item)? == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

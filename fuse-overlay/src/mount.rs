@@ -1,0 +1,185 @@
+//! Mounting: checking the directories, the FUSE session, the server threads.
+
+use crate::fs::OverlayFs;
+use crate::layer::Layer;
+use crate::options::OverlayOptions;
+use crate::overlay::Overlay;
+use fuse_backend_rs::api::server::Server;
+use fuse_backend_rs::transport::FuseSession;
+use rustix::fs::{Mode, OFlags};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The directory fuse-overlay keeps inside the workdir.
+const WORK_SUBDIR: &str = "fuse-overlay.work";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Options(#[from] crate::options::Error),
+    #[error("{what} {path}: {source}")]
+    Dir { what: &'static str, path: PathBuf, source: io::Error },
+    #[error("workdir {work} is not on the filesystem of upperdir {upper}: copy-up renames need one filesystem")]
+    WorkElsewhere { work: PathBuf, upper: PathBuf },
+    #[error("mount on {path}: {message}")]
+    Mount { path: PathBuf, message: String },
+    #[error("unknown mount option value {0}")]
+    BadValue(String),
+}
+
+/// Everything a mount needs; `from_options` reads fuse-overlayfs' `-o`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub lowerdirs: Vec<PathBuf>,
+    pub upperdir: Option<PathBuf>,
+    pub workdir: Option<PathBuf>,
+    /// Server threads.
+    pub threads: usize,
+    /// How long the kernel caches entries and attributes.
+    pub timeout: Duration,
+    /// Let every user of the mount's namespace in (needed when the container
+    /// runs as ids other than the mounting one).
+    pub allow_other: bool,
+}
+
+impl Config {
+    pub fn new(lowerdirs: Vec<PathBuf>, upperdir: Option<PathBuf>, workdir: Option<PathBuf>) -> Config {
+        Config { lowerdirs, upperdir, workdir, threads: 4, timeout: Duration::from_secs(1000), allow_other: true }
+    }
+
+    /// Reads the options fuse-overlayfs takes; ones that only tune
+    /// fuse-overlayfs itself are accepted and returned as ignored.
+    pub fn from_options(o: &OverlayOptions) -> Result<(Config, Vec<String>), Error> {
+        let mut c = Config::new(o.lowerdirs.clone(), o.upperdir.clone(), o.workdir.clone());
+        // As fuse-overlayfs: root (of a user namespace, under podman) lets
+        // every id in; anyone else only when asked.
+        c.allow_other = rustix::process::geteuid().is_root();
+        let mut ignored = Vec::new();
+        for opt in &o.other {
+            match opt.split_once('=') {
+                None if opt == "allow_other" || opt == "allow_root" => c.allow_other = true,
+                Some(("timeout", v)) => {
+                    let secs: f64 = v.parse().map_err(|_| Error::BadValue(opt.clone()))?;
+                    c.timeout = Duration::from_secs_f64(secs.max(0.0));
+                }
+                Some(("threads", v)) => c.threads = v.parse().map_err(|_| Error::BadValue(opt.clone()))?,
+                _ => ignored.push(opt.clone()),
+            }
+        }
+        Ok((c, ignored))
+    }
+}
+
+/// A mounted overlay, served by its threads until unmounted or dropped.
+pub struct Mount {
+    session: FuseSession,
+    threads: Vec<JoinHandle<()>>,
+    /// Things the user should know (an upper without xattrs, say).
+    pub notes: Vec<String>,
+}
+
+impl Mount {
+    pub fn new(config: &Config, mountpoint: &Path) -> Result<Mount, Error> {
+        let (overlay, notes) = open_overlay(config)?;
+        raise_fd_limit();
+        let mount_err = |message: String| Error::Mount { path: mountpoint.to_path_buf(), message };
+        let mut session =
+            FuseSession::new(mountpoint, "fuse-overlay", "", false).map_err(|e| mount_err(e.to_string()))?;
+        session.set_allow_other(config.allow_other);
+        session.mount().map_err(|e| mount_err(e.to_string()))?;
+        let server = Arc::new(Server::new(OverlayFs::new(overlay, config.timeout)));
+        let mut threads = Vec::new();
+        for _ in 0..config.threads.max(1) {
+            let mut channel = session.new_channel().map_err(|e| mount_err(e.to_string()))?;
+            let server = server.clone();
+            threads.push(std::thread::spawn(move || {
+                while let Ok(Some((reader, writer))) = channel.get_request() {
+                    // A failed reply (the request was interrupted, say) ends
+                    // that request only.
+                    let _ = server.handle_message(reader, writer.into(), None, None);
+                }
+            }));
+        }
+        Ok(Mount { session, threads, notes })
+    }
+
+    /// Serves until the filesystem is unmounted (by `umount` or the
+    /// namespace going away).
+    pub fn wait(mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    pub fn unmount(mut self) -> Result<(), Error> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), Error> {
+        let path = self.session.mountpoint().to_path_buf();
+        let unmounted = self.session.umount();
+        let _ = self.session.wake();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        unmounted.map_err(|e| Error::Mount { path, message: e.to_string() })
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn open_overlay(config: &Config) -> Result<(Overlay, Vec<String>), Error> {
+    fn dir_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
+        move |source| Error::Dir { what, path: path.to_path_buf(), source }
+    }
+    let mut layers = Vec::new();
+    let mut notes = Vec::new();
+    let mut work = None;
+    if let (Some(upper), Some(workdir)) = (&config.upperdir, &config.workdir) {
+        let upper_layer = Layer::open(upper).map_err(dir_err("upperdir", upper))?;
+        let work_layer = Layer::open(workdir).map_err(dir_err("workdir", workdir))?;
+        if work_layer.dev != upper_layer.dev {
+            return Err(Error::WorkElsewhere { work: workdir.clone(), upper: upper.clone() });
+        }
+        let ours = workdir.join(WORK_SUBDIR);
+        // Leftovers of a copy-up cut short by a crash: never visible, now gone.
+        match std::fs::remove_dir_all(&ours) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(dir_err("workdir", &ours)(e)),
+            _ => {}
+        }
+        std::fs::create_dir(&ours).map_err(dir_err("workdir", &ours))?;
+        let fd = rustix::fs::open(&ours, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| dir_err("workdir", &ours)(e.into()))?;
+        if let Err(e) = xattr::set(&ours, "user.fuse-overlay.probe", b"1") {
+            notes.push(format!(
+                "upperdir {}: no user xattrs here ({e}): owners the user namespace cannot map cannot be kept",
+                upper.display()
+            ));
+        }
+        layers.push(upper_layer);
+        work = Some(fd);
+    }
+    let has_upper = work.is_some();
+    for lower in &config.lowerdirs {
+        layers.push(Layer::open(lower).map_err(dir_err("lowerdir", lower))?);
+    }
+    Ok((Overlay::new(layers, has_upper, work), notes))
+}
+
+/// One descriptor per open file: lift the soft limit to the hard one.
+fn raise_fd_limit() {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    if limit.current < limit.maximum {
+        let _ = rustix::process::setrlimit(
+            rustix::process::Resource::Nofile,
+            rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum },
+        );
+    }
+}
