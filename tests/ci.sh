@@ -19,7 +19,7 @@ as_user() { # USER CMD… — a login-like environment without root's variables
   local user=$1; shift
   local home; home=$(getent passwd "$user" | cut -d: -f6)
   runuser -u "$user" -- env -i HOME="$home" USER="$user" LOGNAME="$user" PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
-    HUTCH_BIN="$stage/bin/hutch" "$@"
+    HUTCH_BIN="$stage/bin/hutch" FUSE_OVERLAY_BIN="$stage/fuse-overlay" "$@"
 }
 
 if [ "$mode" = demo ]; then
@@ -46,6 +46,7 @@ for l in sys.stdin:
     if m.get("reason")=="compiler-artifact" and m.get("executable") and m["profile"]["test"]:
         print(m["executable"])' > "$stage/tests.txt"
 install -m 0755 target/debug/hutch "$stage/bin/hutch"
+install -m 0755 target/debug/fuse-overlay "$stage/fuse-overlay"
 while read -r t; do install -m 0755 "$t" "$stage/bin/$(basename "$t")"; done < "$stage/tests.txt"
 
 passed=0; failed=0

@@ -35,11 +35,36 @@ pub struct OverlayFs {
     /// How long the kernel may trust entries and attributes: every change
     /// goes through this mount, so this can be long.
     timeout: Duration,
+    uids: IdMap,
+    gids: IdMap,
+}
+
+/// The ids this user namespace maps (the inside column of its id map).
+struct IdMap(Vec<(u32, u32)>);
+
+impl IdMap {
+    fn read(file: &str) -> IdMap {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        IdMap(
+            text.lines()
+                .filter_map(|l| {
+                    let mut f = l.split_whitespace().map(|n| n.parse::<u32>().ok());
+                    Some((f.next()??, f.nth(1)??))
+                })
+                .collect(),
+        )
+    }
+
+    fn contains(&self, id: u32) -> bool {
+        self.0.iter().any(|&(start, count)| id >= start && id - start < count)
+    }
 }
 
 impl OverlayFs {
     pub fn new(ov: Overlay, timeout: Duration) -> OverlayFs {
         OverlayFs {
+            uids: IdMap::read("/proc/self/uid_map"),
+            gids: IdMap::read("/proc/self/gid_map"),
             ov,
             files: RwLock::new(HashMap::new()),
             dirs: RwLock::new(HashMap::new()),
@@ -63,11 +88,20 @@ impl OverlayFs {
     }
 
     /// The stat the overlay shows: its own inode number, the kept owner.
+    /// An owner this namespace cannot map is shown as its root: the kernel
+    /// would show it as the overflow id and refuse every change to the file
+    /// (EOVERFLOW); the real owner stays in the layer (or its xattr).
     fn present(&self, node: &Node, mut st: stat64) -> stat64 {
         st.st_ino = node.ino;
         if let Some((uid, gid)) = node.state().owner {
             st.st_uid = uid;
             st.st_gid = gid;
+        }
+        if !self.uids.contains(st.st_uid) {
+            st.st_uid = 0;
+        }
+        if !self.gids.contains(st.st_gid) {
+            st.st_gid = 0;
         }
         st
     }
