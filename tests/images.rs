@@ -130,6 +130,31 @@ fn whiteouts_and_opaque_directories_hide_lower_files() {
 }
 
 #[test]
+fn the_root_is_a_fuse_overlay_whose_writable_layer_outlives_the_container() {
+    let reg = Registry::start("fuseroot");
+    let data = TarBuilder::new().dir("data/").file("data/base", b"from the image\n").finish();
+    let image = Image::new(vec![Layer::gzip(busybox_layer()), Layer::gzip(data)], &["sh"]);
+    reg.push_image("test/fuseroot", "1", &image);
+    let env = Env::new("fuseroot");
+    let name = format!("{}/test/fuseroot:1", reg.addr);
+    let script =
+        "grep -c ' / fuse' /proc/mounts; echo changed >> /data/base; rm /bin/ls; mkdir /data/new; echo n > /data/new/f";
+    let out = env.ok(&["run", &name, "sh", "-c", script]);
+    assert_eq!(out, "1\n", "the root is one FUSE mount");
+    // The container's writable layer stays in the store, in the layer format.
+    let ids = env.entries("containers");
+    assert_eq!(ids.len(), 1, "one container kept: {ids:?}");
+    let upper = env.store.path().join("containers").join(&ids[0]).join("upper");
+    assert_eq!(std::fs::read_to_string(upper.join("data/base")).unwrap(), "from the image\nchanged\n");
+    assert!(upper.join("bin/.wh.ls").exists(), "a removal is a whiteout");
+    assert_eq!(std::fs::read_to_string(upper.join("data/new/f")).unwrap(), "n\n");
+    // The image's layers never change.
+    let again = env.ok(&["run", "--rm", &name, "sh", "-c", "cat /data/base; ls /bin/ls"]);
+    assert_eq!(again, "from the image\n/bin/ls\n");
+    assert_eq!(env.entries("containers").len(), 1, "--rm leaves nothing behind");
+}
+
+#[test]
 fn the_hosts_platform_is_chosen_from_an_index() {
     let reg = Registry::start("platforms");
     let native = busybox_image(&["echo", "native"]);

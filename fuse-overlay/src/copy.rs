@@ -20,7 +20,7 @@ pub fn copy_data(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, size: u64) -> io::Res
     while offset < size {
         let data = match seek(src, SeekFrom::Data(offset)) {
             Ok(d) => d,
-            Err(rustix::io::Errno::NXIO) => break, // only a hole is left
+            Err(rustix::io::Errno::NXIO) => break,   // only a hole is left
             Err(rustix::io::Errno::INVAL) => offset, // no SEEK_DATA here: copy everything
             Err(e) => return Err(e.into()),
         };

@@ -217,7 +217,12 @@ impl FileSystem for OverlayFs {
             match handle.and_then(|h| self.file(h).ok()) {
                 Some(fd) => rustix::fs::ftruncate(fd.as_fd(), size)?,
                 None => {
-                    let f = rustix::fs::openat(&dir, &name, OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+                    let f = rustix::fs::openat(
+                        &dir,
+                        &name,
+                        OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )?;
                     rustix::fs::ftruncate(&f, size)?
                 }
             }
@@ -283,7 +288,15 @@ impl FileSystem for OverlayFs {
         self.ov.remove(parent, name, true)
     }
 
-    fn rename(&self, _ctx: &Context, olddir: u64, oldname: &CStr, newdir: u64, newname: &CStr, flags: u32) -> io::Result<()> {
+    fn rename(
+        &self,
+        _ctx: &Context,
+        olddir: u64,
+        oldname: &CStr,
+        newdir: u64,
+        newname: &CStr,
+        flags: u32,
+    ) -> io::Result<()> {
         self.ov.rename(olddir, oldname, newdir, newname, flags)
     }
 
@@ -293,7 +306,13 @@ impl FileSystem for OverlayFs {
         Ok(self.entry(&node, st))
     }
 
-    fn open(&self, _ctx: &Context, ino: u64, flags: u32, _fuse_flags: u32) -> io::Result<(Option<u64>, OpenOptions, Option<u32>)> {
+    fn open(
+        &self,
+        _ctx: &Context,
+        ino: u64,
+        flags: u32,
+        _fuse_flags: u32,
+    ) -> io::Result<(Option<u64>, OpenOptions, Option<u32>)> {
         let node = self.node(ino)?;
         let flags = flags as i32;
         let truncate = flags & libc::O_TRUNC != 0;
@@ -309,9 +328,18 @@ impl FileSystem for OverlayFs {
         Ok((Some(self.add_file(fd)), OpenOptions::KEEP_CACHE, None))
     }
 
-    fn create(&self, ctx: &Context, parent: u64, name: &CStr, args: CreateIn) -> io::Result<(Entry, Option<u64>, OpenOptions, Option<u32>)> {
+    fn create(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        name: &CStr,
+        args: CreateIn,
+    ) -> io::Result<(Entry, Option<u64>, OpenOptions, Option<u32>)> {
         let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_SYNC | libc::O_DSYNC;
-        let oflags = OFlags::from_bits_retain((args.flags as i32 & keep) as u32) | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+        let oflags = OFlags::from_bits_retain((args.flags as i32 & keep) as u32)
+            | OFlags::CREATE
+            | OFlags::EXCL
+            | OFlags::CLOEXEC;
         let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr| {
             Ok(Some(rustix::fs::openat(work, tmp, oflags, Mode::from_raw_mode(0o600))?))
         };
@@ -516,7 +544,12 @@ impl FileSystem for OverlayFs {
 impl OverlayFs {
     /// Calls `add` with each listing entry from `offset` until it reports a
     /// full buffer (0). Reading from offset 0 takes a fresh listing.
-    fn each_item(&self, handle: u64, offset: u64, mut add: impl FnMut(u64, &Item) -> io::Result<usize>) -> io::Result<()> {
+    fn each_item(
+        &self,
+        handle: u64,
+        offset: u64,
+        mut add: impl FnMut(u64, &Item) -> io::Result<usize>,
+    ) -> io::Result<()> {
         let dir = read(&self.dirs).get(&handle).cloned().ok_or_else(|| errno(libc::EBADF))?;
         let mut items = lock(&dir.items);
         if offset == 0 || items.is_none() {

@@ -113,9 +113,7 @@ pub fn is_opaque(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<bool> {
         return Ok(true);
     }
     let path = proc_path(dir.as_fd(), None);
-    Ok(OVERLAY_OPAQUE_XATTRS
-        .iter()
-        .any(|x| matches!(xattr::get_deref(&path, x), Ok(Some(v)) if v == b"y")))
+    Ok(OVERLAY_OPAQUE_XATTRS.iter().any(|x| matches!(xattr::get_deref(&path, x), Ok(Some(v)) if v == b"y")))
 }
 
 /// A path that names `name` in the directory `dir` (or `dir` itself) for

@@ -44,3 +44,27 @@ mod sys;
 
 pub use mount::{Config, Error as MountError, Mount};
 pub use options::{parse_mount_options, Error, OverlayOptions};
+
+/// Reads the file at `path` (relative to the root; `/` is ignored) as a
+/// mount of `lowerdirs` would show it — whiteouts and opaque directories
+/// applied — without mounting anything: for reading an image's
+/// /etc/passwd before its container exists.
+pub fn read_merged(lowerdirs: &[std::path::PathBuf], path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStrExt;
+    let layers = lowerdirs.iter().map(|d| layer::Layer::open(d)).collect::<std::io::Result<Vec<_>>>()?;
+    let ov = overlay::Overlay::new(layers, false, None);
+    let mut ino = inode::ROOT;
+    for part in path.components() {
+        if let std::path::Component::Normal(name) = part {
+            let name = std::ffi::CString::new(name.as_bytes()).map_err(|_| overlay::errno(libc::EINVAL))?;
+            ino = ov.lookup(ino, &name)?.0.ino;
+        }
+    }
+    let node = ov.inodes.get(ino)?;
+    let place = ov.place(&node)?;
+    let fd = ov.layers[place.top()].open_at(&place.path(), rustix::fs::OFlags::RDONLY, rustix::fs::Mode::empty())?;
+    let mut data = Vec::new();
+    std::fs::File::from(fd).read_to_end(&mut data)?;
+    Ok(data)
+}

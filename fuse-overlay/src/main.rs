@@ -7,8 +7,8 @@
 
 use fuse_overlay::{parse_mount_options, Config, Mount};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 
 /// Set in the background child, which mounts and reports "ready".

@@ -539,7 +539,8 @@ impl Overlay {
         let whiteout = whiteout_name(name);
         let replaces_whiteout = stat_at(dst.as_fd(), &whiteout).is_ok();
         if kind == libc::S_IFDIR && replaces_whiteout {
-            let new_dir = rustix::fs::openat(work, tmp, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW, Mode::empty())?;
+            let new_dir =
+                rustix::fs::openat(work, tmp, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW, Mode::empty())?;
             make_marker(new_dir.as_fd(), OPAQUE_MARKER)?;
         }
         rustix::fs::renameat_with(work, tmp, dst, name, RenameFlags::NOREPLACE)?;
@@ -794,9 +795,19 @@ fn prepare_copy(
     let made: io::Result<()> = (|| {
         match st.st_mode & libc::S_IFMT {
             libc::S_IFREG => {
-                let dst = rustix::fs::openat(work, tmp, OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(0o600))?;
+                let dst = rustix::fs::openat(
+                    work,
+                    tmp,
+                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )?;
                 if with_data {
-                    let src = rustix::fs::openat(src_dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+                    let src = rustix::fs::openat(
+                        src_dir,
+                        name,
+                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )?;
                     copy_data(src.as_fd(), dst.as_fd(), st.st_size as u64)?;
                 }
             }
@@ -818,12 +829,22 @@ fn prepare_copy(
 }
 
 fn open_dir(parent: &OwnedFd, name: &CStr) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::openat(parent, name, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?)
+    Ok(rustix::fs::openat(
+        parent,
+        name,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// An empty marker file (a whiteout or the opaque marker) in `dir`.
 fn make_marker(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
-    match rustix::fs::openat(dir, name, OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(0o600)) {
+    match rustix::fs::openat(
+        dir,
+        name,
+        OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    ) {
         Ok(_) => Ok(()),
         Err(e) => Err(e.into()),
     }
@@ -839,7 +860,12 @@ fn remove_whiteout(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
 /// Removes the markers an upper directory that looks empty may still hold,
 /// so it can be removed or replaced.
 fn clear_dir(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
-    let dir = rustix::fs::openat(parent, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    let dir = rustix::fs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let mut markers = Vec::new();
     for entry in rustix::fs::Dir::read_from(&dir)? {
         let entry = entry?;

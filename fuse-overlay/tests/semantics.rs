@@ -49,9 +49,8 @@ fn enter_user_namespace() -> bool {
     let ranges = subordinate(uid, "/etc/subuid").zip(subordinate(uid, "/etc/subgid"));
     let helper = ranges.map(|((us, uc), (gs, gc))| {
         let pid = std::process::id();
-        let script = format!(
-            "read _ && newuidmap {pid} 0 {uid} 1 1 {us} {uc} && newgidmap {pid} 0 {gid} 1 1 {gs} {gc}"
-        );
+        let script =
+            format!("read _ && newuidmap {pid} 0 {uid} 1 1 {us} {uc} && newgidmap {pid} 0 {gid} 1 1 {gs} {gc}");
         Command::new("sh").args(["-c", &script]).stdin(Stdio::piped()).spawn().expect("spawning the id mapper")
     });
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER | nix::sched::CloneFlags::CLONE_NEWNS)
@@ -69,8 +68,14 @@ fn enter_user_namespace() -> bool {
             false
         }
     };
-    nix::mount::mount(None::<&str>, "/", None::<&str>, nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE, None::<&str>)
-        .expect("making mounts private");
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .expect("making mounts private");
     mapped
 }
 
@@ -156,7 +161,8 @@ fn read(path: impl AsRef<Path>) -> String {
 }
 
 fn names(dir: impl AsRef<Path>) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     v.sort();
     v
 }
@@ -381,7 +387,8 @@ fn listing_is_stable_while_entries_change() -> R {
     // SAFETY: as above.
     let e = unsafe { libc::readdir(stream) };
     // SAFETY: a valid entry or null.
-    let again = (!e.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr((*e).d_name.as_ptr()) }.to_string_lossy().into_owned());
+    let again = (!e.is_null())
+        .then(|| unsafe { std::ffi::CStr::from_ptr((*e).d_name.as_ptr()) }.to_string_lossy().into_owned());
     // SAFETY: closing the stream opened above.
     unsafe { libc::closedir(stream) };
     let mut unique = seen.clone();
@@ -449,7 +456,14 @@ fn data_paths_append_truncate_sparse_mmap() -> R {
     let file = fs::OpenOptions::new().read(true).write(true).open(o.m("big"))?;
     // SAFETY: maps 4 KiB of an open file shared; unmapped below, not aliased.
     unsafe {
-        let p = libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, std::os::fd::AsRawFd::as_raw_fd(&file), 0);
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            0,
+        );
         check!(p != libc::MAP_FAILED, "mmap MAP_SHARED: {}", std::io::Error::last_os_error());
         std::ptr::copy_nonoverlapping(b"MMAP".as_ptr(), p as *mut u8, 4);
         libc::msync(p, 4096, libc::MS_SYNC);
@@ -478,7 +492,10 @@ fn owners_persist_across_remounts(subids: bool) -> R {
     let shown = if subids { (5, 6) } else { (0, 0) };
     check!((kept.uid(), kept.gid()) == shown, "the owner xattr is presented: {}:{}", kept.uid(), kept.gid());
     fs::set_permissions(o.m("img/kept"), fs::Permissions::from_mode(0o600))?;
-    check!(xattr::get(o.upper().join("img/kept"), "user.hutch.owner")?.as_deref() == Some(&b"5:6"[..]), "copy-up keeps it");
+    check!(
+        xattr::get(o.upper().join("img/kept"), "user.hutch.owner")?.as_deref() == Some(&b"5:6"[..]),
+        "copy-up keeps it"
+    );
     check!(fs::metadata(o.m("img/kept"))?.uid() == shown.0, "and the overlay still presents it");
     let chown = std::os::unix::fs::chown(o.m("img/file"), Some(1000), Some(1000));
     if subids {
@@ -575,7 +592,10 @@ fn the_binary_mounts_like_fuse_overlayfs() -> R {
     check!(names(o.mnt()).is_empty(), "umount ends it");
     let out = Command::new(&bin).args(["-o", "upperdir=/x"]).arg(o.mnt()).output()?;
     let err = String::from_utf8_lossy(&out.stderr);
-    check!(!out.status.success() && err.lines().count() == 1 && err.contains("lowerdir"), "bad options: one line: {err}");
+    check!(
+        !out.status.success() && err.lines().count() == 1 && err.contains("lowerdir"),
+        "bad options: one line: {err}"
+    );
     // -f serves in the foreground and ends on SIGTERM, unmounting.
     let mut child = Command::new(&bin).args(["-f", "-o", &opts]).arg(o.mnt()).spawn()?;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

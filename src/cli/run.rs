@@ -5,10 +5,10 @@ use crate::config::Config;
 use crate::image::config::RunDefaults;
 use crate::image::pull::Platform;
 use crate::image::store::remove_tree;
-use crate::image::{rootfs, Error as ImageError, ImageRecord, Store};
+use crate::image::{Error as ImageError, ImageRecord, Store};
 use crate::runtime::{self, StdioMode};
 use crate::spec::device::Device;
-use crate::spec::{self, ContainerConfig, EtcFiles, SeccompChoice, Volume};
+use crate::spec::{self, ContainerConfig, EtcFiles, OverlayRoot, SeccompChoice, Volume};
 use crate::state::{new_container_id, ContainerDir};
 use crate::userns::UsernsPlan;
 use clap::{ArgAction, Args};
@@ -107,8 +107,8 @@ pub fn run(args: RunArgs, root: &Path) -> Result<i32, Error> {
     let ports = published_ports(&args.publish, &network)?;
     let id = new_container_id()?;
     let dir = ContainerDir::create(&runtime, &id)?;
-    let result = prepare_rootfs(&launch, &plan, root, &id).and_then(|rootfs| {
-        run_in(&dir, &plan, &id, Resources { volumes, devices, network, ports }, &args, &launch, rootfs)
+    let result = prepare_rootfs(&launch, &plan, root, &id).and_then(|overlay| {
+        run_in(&dir, &plan, &id, Resources { volumes, devices, network, ports }, &args, &launch, overlay)
     });
     if args.rm {
         if let Err(e) = dir.remove() {
@@ -185,29 +185,33 @@ fn find_or_pull(args: &RunArgs, root: &Path, name: &str) -> Result<ImageRecord, 
     }
 }
 
-/// The image's layers copied into the store's `containers/ID/rootfs`.
-fn prepare_rootfs(launch: &Launch, plan: &UsernsPlan, root: &Path, id: &str) -> Result<Option<PathBuf>, Error> {
+/// The store's `containers/ID/`: the mount point of the image's root
+/// (`rootfs/`) and the container's writable layer (`upper/`, `work/`),
+/// which the monitor joins with the image's layers through fuse-overlay.
+fn prepare_rootfs(launch: &Launch, plan: &UsernsPlan, root: &Path, id: &str) -> Result<Option<OverlayRoot>, Error> {
     let Some(image) = &launch.image else { return Ok(None) };
     let store = Store::open(root)?;
     let dir = store.container_path(id);
-    let rootfs = dir.join("rootfs");
-    let layers: Vec<PathBuf> = image.layers.iter().map(|l| store.layer_path(&l.diff_id)).collect();
-    let (target, image_id) = (rootfs.clone(), image.id.to_string());
+    let lowers: Vec<PathBuf> = image.layers.iter().rev().map(|l| store.layer_path(&l.diff_id)).collect();
+    let image_id = image.id.to_string();
+    let (target, layers) = (dir.clone(), lowers.clone());
     in_userns(plan, || {
         let _lock = store.lock_shared()?;
-        std::fs::create_dir(&dir).map_err(|e| Error::Other(format!("create {}: {e}", dir.display())))?;
-        std::fs::write(dir.join("image"), &image_id)
-            .map_err(|e| Error::Other(format!("write {}: {e}", dir.display())))?;
         if let Some(missing) = layers.iter().find(|l| !l.is_dir()) {
             return Err(Error::Other(format!(
                 "layer {} of the image is missing from the store: pull the image again",
                 missing.display()
             )));
         }
-        rootfs::assemble(&layers, &target)?;
+        let made = |e: std::io::Error| Error::Other(format!("create {}: {e}", target.display()));
+        std::fs::create_dir(&target).map_err(made)?;
+        std::fs::write(target.join("image"), &image_id).map_err(made)?;
+        for sub in ["rootfs", "upper", "work"] {
+            std::fs::create_dir(target.join(sub)).map_err(made)?;
+        }
         Ok(())
     })?;
-    Ok(Some(rootfs))
+    Ok(Some(OverlayRoot { lowers, upper: dir }))
 }
 
 fn remove_container_files(plan: &UsernsPlan, root: &Path, id: &str) -> Result<(), Error> {
@@ -222,7 +226,7 @@ fn run_in(
     resources: Resources,
     args: &RunArgs,
     launch: &Launch,
-    image_rootfs: Option<PathBuf>,
+    overlay: Option<OverlayRoot>,
 ) -> Result<i32, Error> {
     let Resources { volumes, devices, network, ports } = resources;
     let security = security_options(&args.security_opt)?;
@@ -233,7 +237,8 @@ fn run_in(
         resolv_conf: dir.write("resolv.conf", netstack::resolv_conf(&network).as_bytes())?,
     };
     let config = ContainerConfig {
-        rootfs: image_rootfs.or(args.rootfs.clone()).unwrap_or_default(),
+        rootfs: overlay.as_ref().map(|o| o.upper.join("rootfs")).or(args.rootfs.clone()).unwrap_or_default(),
+        overlay,
         command: launch.command.clone(),
         env: launch.env.clone(),
         workdir: launch.workdir.clone(),

@@ -1,5 +1,5 @@
-//! Images: references, the registry client, the layer store, safe unpacking
-//! and the rootfs a container starts from.
+//! Images: references, the registry client, the layer store and safe
+//! unpacking (a container's root joins the layers through fuse-overlay).
 //!
 //! A pull runs inside hutch's user namespace (see `cli/images.rs`), so that
 //! unpacked files get their in-image owners as subordinate ids, and the
@@ -11,7 +11,6 @@ pub mod digest;
 pub mod pull;
 pub mod reference;
 pub mod registry;
-pub mod rootfs;
 pub mod store;
 pub mod time;
 mod tree;

@@ -37,6 +37,11 @@ pub const ANNOTATION_NETWORK: &str = "io.hutch.network";
 pub const ANNOTATION_PORTS: &str = "io.hutch.ports";
 /// The container's runtime directory.
 pub const ANNOTATION_STATE_DIR: &str = "io.hutch.state-dir";
+/// The image layers (a JSON list, topmost first) the monitor mounts as the
+/// root filesystem with fuse-overlay.
+pub const ANNOTATION_LOWERS: &str = "io.hutch.rootfs.lowers";
+/// The directory holding the container's writable layer (`upper/`, `work/`).
+pub const ANNOTATION_UPPER: &str = "io.hutch.rootfs.upper";
 
 /// How the container's standard streams are connected.
 #[derive(Clone, Copy, Debug, Default)]

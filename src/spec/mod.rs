@@ -5,7 +5,8 @@ pub mod device;
 pub mod security;
 
 use crate::runtime::{
-    inroot, process::DEFAULT_PATH, ANNOTATION_INIT, ANNOTATION_NETWORK, ANNOTATION_PORTS, ANNOTATION_STATE_DIR,
+    inroot, process::DEFAULT_PATH, ANNOTATION_INIT, ANNOTATION_LOWERS, ANNOTATION_NETWORK, ANNOTATION_PORTS,
+    ANNOTATION_STATE_DIR, ANNOTATION_UPPER,
 };
 use crate::userns::UsernsPlan;
 use netstack::{NetworkMode, PortMapping};
@@ -127,7 +128,10 @@ pub enum SeccompChoice {
 /// Everything `hutch run` decides about a container.
 #[derive(Clone, Debug)]
 pub struct ContainerConfig {
+    /// The root directory (the mount point, for an image).
     pub rootfs: PathBuf,
+    /// An image's root: its layers, mounted with a writable layer on top.
+    pub overlay: Option<OverlayRoot>,
     pub command: Vec<String>,
     /// `-e` values: `KEY=VALUE`, or `KEY` to take the caller's value.
     pub env: Vec<String>,
@@ -164,7 +168,7 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
     }
     let rootfs =
         std::fs::canonicalize(&cfg.rootfs).map_err(|e| Error::Rootfs { path: cfg.rootfs.clone(), source: e })?;
-    let ids = resolve_user(&rootfs, cfg.user.as_deref())?;
+    let ids = resolve_user(&rootfs, cfg.overlay.as_ref(), cfg.user.as_deref())?;
     let caps = security::capabilities(&cfg.cap_add, &cfg.cap_drop, cfg.privileged, ids.uid == 0)?;
     let seccomp = match (&cfg.seccomp, cfg.privileged) {
         (SeccompChoice::Profile(path), _) => Some(security::seccomp_profile_file(path)?),
@@ -199,6 +203,11 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
         annotations.insert(ANNOTATION_PORTS.to_string(), ports.join(","));
     }
     annotations.insert(ANNOTATION_STATE_DIR.to_string(), cfg.state_dir.to_string_lossy().into_owned());
+    if let Some(o) = &cfg.overlay {
+        let lowers: Vec<String> = o.lowers.iter().map(|l| l.to_string_lossy().into_owned()).collect();
+        annotations.insert(ANNOTATION_LOWERS.to_string(), serde_json::to_string(&lowers).unwrap_or_default());
+        annotations.insert(ANNOTATION_UPPER.to_string(), o.upper.to_string_lossy().into_owned());
+    }
     let map = |m: &crate::userns::IdMapping| {
         LinuxIdMappingBuilder::default().container_id(m.container_id).host_id(m.host_id).size(m.size).build()
     };
@@ -348,11 +357,25 @@ struct UserIds {
     home: String,
 }
 
+/// The layers of an image's root filesystem (topmost first) and the
+/// directory that keeps the container's writable layer.
+#[derive(Clone, Debug)]
+pub struct OverlayRoot {
+    pub lowers: Vec<PathBuf>,
+    pub upper: PathBuf,
+}
+
 /// `-u NAME|UID[:GROUP|GID]`, names looked up in the rootfs's own
 /// /etc/passwd and /etc/group (read as the container would, in-root).
-fn resolve_user(rootfs: &Path, spec: Option<&str>) -> Result<UserIds, Error> {
+fn resolve_user(rootfs: &Path, overlay: Option<&OverlayRoot>, spec: Option<&str>) -> Result<UserIds, Error> {
     let root = nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).ok();
-    let read = |path: &str| root.as_ref().map(|r| read_in_root(r.as_fd(), path)).unwrap_or_default();
+    // An image's root is not mounted yet: read its layers as the mount will show them.
+    let read = |path: &str| match overlay {
+        Some(o) => fuse_overlay::read_merged(&o.lowers, Path::new(path))
+            .map(|d| String::from_utf8_lossy(&d).into_owned())
+            .unwrap_or_default(),
+        None => root.as_ref().map(|r| read_in_root(r.as_fd(), path)).unwrap_or_default(),
+    };
     let (passwd, group) = (read("/etc/passwd"), read("/etc/group"));
     let spec = spec.unwrap_or("0");
     let (user, grp) = match spec.split_once(':') {
