@@ -695,8 +695,7 @@ impl Overlay {
             if self.lower_has(&old_path, &old_layers, old)? {
                 make_marker(src_dir.as_fd(), &whiteout_name(old))?;
             }
-            if let Some(d) = d.as_ref().filter(|d| is_dir(&d.st) && d.layers[0] == 0) {
-                let _ = d;
+            if d.as_ref().is_some_and(|d| is_dir(&d.st) && d.layers[0] == 0) {
                 clear_dir(dst_dir.as_fd(), new)?;
             }
         }

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The copy-on-write root filesystems side by side, in one run, rootless:
+# the bare directory, kernel overlayfs (userxattr, in a user namespace),
+# fuse-overlayfs and fuse-overlay, on the same layers.
+#   bench/fs.sh            (as root it re-runs itself as the test user hutch-sub)
+# Workloads: metadata walk (find -printf of size+inode), tar of the tree,
+# sequential read of a 1 GiB lower file, 10,000 new small files, copy-up of
+# a 512 MiB lower file (append one byte), rm -rf of a lower tree.
+# Each is run RUNS times (default 3) on a fresh mount; the median is printed
+# with its ratio to fuse-overlay.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+fo=${FUSE_OVERLAY_BIN:-$here/../target/release/fuse-overlay}
+[ -x "$fo" ] || { echo "bench: build fuse-overlay first: cargo build --release -p fuse-overlay" >&2; exit 1; }
+if [ "$(id -u)" = 0 ]; then
+  stage=/var/tmp/hutch-bench; mkdir -p "$stage"; install -m 0755 "$fo" "$stage/fuse-overlay"; install -m 0755 "$0" "$stage/fs.sh"
+  exec runuser -u hutch-sub -- env -i HOME=/home/hutch-sub PATH=/usr/bin:/bin:/usr/sbin:/sbin FUSE_OVERLAY_BIN="$stage/fuse-overlay" RUNS="${RUNS:-3}" bash "$stage/fs.sh" "$@"
+fi
+command -v fuse-overlayfs >/dev/null || { echo "bench: fuse-overlayfs is missing (apt-get install fuse-overlayfs)" >&2; exit 1; }
+work=$(mktemp -d /var/tmp/hutch-fsbench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+exec unshare --user --map-root-user --mount bash -s "$work" "$fo" "${RUNS:-3}" <<'INNER'
+set -euo pipefail
+work=$1 fo=$2 runs=$3
+lower=$work/lower; mkdir -p "$lower/usr"
+echo "preparing the lower layer (a copy of /usr/lib/python3* and /usr/share/doc, a 1 GiB and a 512 MiB file)…" >&2
+cp -a /usr/lib/python3* "$lower/usr/" 2>/dev/null || true
+cp -a /usr/share/doc "$lower/usr/" 2>/dev/null || true
+mkdir -p "$lower/tree"; cp -a /usr/share/doc/. "$lower/tree/" 2>/dev/null || true
+head -c 1G /dev/zero > "$lower/big"; head -c 512M /dev/zero > "$lower/copy512"
+echo "$(find "$lower" | wc -l) entries, $(du -sh "$lower" | cut -f1)" >&2
+
+mnt=$work/mnt; mkdir -p "$mnt"
+fresh_mount() { # KIND
+  umount "$mnt" 2>/dev/null || true
+  rm -rf "$work/upper" "$work/work" "$work/bare-new"; mkdir -p "$work/upper" "$work/work"
+  case $1 in
+    bare) mount --bind "$lower" "$mnt" ;;
+    kernel) mount -t overlay overlay -o "lowerdir=$lower,upperdir=$work/upper,workdir=$work/work,userxattr" "$mnt" ;;
+    fuse-overlayfs) fuse-overlayfs -o "lowerdir=$lower,upperdir=$work/upper,workdir=$work/work" "$mnt" ;;
+    fuse-overlay) "$fo" -o "lowerdir=$lower,upperdir=$work/upper,workdir=$work/work" "$mnt" ;;
+  esac
+}
+declare -A result
+ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+walk() { find "$mnt" -printf '%s %i\n' >/dev/null; }
+tarall() { tar cf - -C "$mnt" usr | cat >/dev/null; }
+readbig() { dd if="$mnt/big" of=/dev/null bs=1M status=none; }
+create() { python3 -c "
+import os; d='$mnt/new'; os.mkdir(d)
+for i in range(10000):
+    with open(f'{d}/f{i}', 'w') as f: f.write('x')"; }
+copyup() { echo x >> "$mnt/copy512"; }
+rmtree() { rm -rf "$mnt/tree"; }
+kinds=(bare kernel fuse-overlayfs fuse-overlay)
+loads=(walk tarall readbig create copyup rmtree)
+for load in "${loads[@]}"; do
+  for kind in "${kinds[@]}"; do
+    if [ "$kind" = bare ] && { [ "$load" = copyup ] || [ "$load" = rmtree ] || [ "$load" = create ]; }; then continue; fi
+    times=()
+    for _ in $(seq "$runs"); do
+      fresh_mount "$kind" || { times=(); break; }
+      times+=("$(ms "$load")")
+    done
+    umount "$mnt" 2>/dev/null || true
+    [ ${#times[@]} -gt 0 ] && result[$load,$kind]=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (${#times[@]} + 1) / 2 ))p")
+  done
+done
+printf '%-9s' workload; for k in "${kinds[@]}"; do printf ' %16s' "$k"; done; printf '   fuse-overlayfs/fuse-overlay  fuse-overlay/kernel\n'
+for load in "${loads[@]}"; do
+  printf '%-9s' "$load"
+  for k in "${kinds[@]}"; do printf ' %14sms' "${result[$load,$k]:--}"; done
+  f=${result[$load,fuse-overlay]:-0} p=${result[$load,fuse-overlayfs]:-0} k=${result[$load,kernel]:-0}
+  python3 -c "f,p,k=$f,$p,$k; print(f'   {p/f if f else 0:27.2f}x  {f/k if k else 0:18.2f}x')"
+done
+INNER
