@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -128,6 +128,18 @@ impl OverlayFs {
         }
     }
 
+    /// Runs `f` with the path the l*xattr calls take for `ino`, copied up
+    /// first when `f` changes it.
+    fn with_xattr_path<T>(&self, ino: u64, change: bool, f: impl FnOnce(&Path) -> io::Result<T>) -> io::Result<T> {
+        let node = self.node(ino)?;
+        if change {
+            self.ov.copy_up(&node, true)?;
+        }
+        let _t = read(&self.ov.tree);
+        let (dir, entry) = self.parent_and_name(&node)?;
+        f(&proc_path(dir.as_fd(), Some(&entry)))
+    }
+
     fn create_entry(
         &self,
         ctx: &Context,
@@ -138,6 +150,16 @@ impl OverlayFs {
     ) -> io::Result<(Entry, Option<OwnedFd>)> {
         let (node, st, fd) = self.ov.create_entry(parent, name, (ctx.uid, ctx.gid), mode, make)?;
         Ok((self.entry(&node, st), fd))
+    }
+}
+
+/// Whether a value of `len` bytes goes in a reply buffer of `size`: size 0
+/// asks for the length only, a smaller buffer is ERANGE.
+fn fits(len: usize, size: u32) -> io::Result<bool> {
+    match size {
+        0 => Ok(false),
+        s if (s as usize) < len => Err(errno(libc::ERANGE)),
+        _ => Ok(true),
     }
 }
 
@@ -425,58 +447,43 @@ impl FileSystem for OverlayFs {
         if is_hidden_xattr(name.to_bytes()) {
             return Err(errno(libc::EPERM));
         }
-        let node = self.node(ino)?;
-        self.ov.copy_up(&node, true)?;
-        let _t = read(&self.ov.tree);
-        let (dir, entry) = self.parent_and_name(&node)?;
         let flags = rustix::fs::XattrFlags::from_bits_retain(flags);
-        Ok(rustix::fs::lsetxattr(proc_path(dir.as_fd(), Some(&entry)), name, value, flags)?)
+        self.with_xattr_path(ino, true, |path| Ok(rustix::fs::lsetxattr(path, name, value, flags)?))
     }
 
     fn getxattr(&self, _ctx: &Context, ino: u64, name: &CStr, size: u32) -> io::Result<GetxattrReply> {
         if is_hidden_xattr(name.to_bytes()) {
             return Err(errno(libc::ENODATA));
         }
-        let node = self.node(ino)?;
-        let _t = read(&self.ov.tree);
-        let (dir, entry) = self.parent_and_name(&node)?;
         let name = std::ffi::OsStr::new(std::str::from_utf8(name.to_bytes()).map_err(|_| errno(libc::EINVAL))?);
-        let value = xattr::get(proc_path(dir.as_fd(), Some(&entry)), name)?.ok_or_else(|| errno(libc::ENODATA))?;
-        match size {
-            0 => Ok(GetxattrReply::Count(value.len() as u32)),
-            s if (s as usize) < value.len() => Err(errno(libc::ERANGE)),
-            _ => Ok(GetxattrReply::Value(value)),
-        }
+        let value =
+            self.with_xattr_path(ino, false, |path| xattr::get(path, name))?.ok_or_else(|| errno(libc::ENODATA))?;
+        Ok(match fits(value.len(), size)? {
+            true => GetxattrReply::Value(value),
+            false => GetxattrReply::Count(value.len() as u32),
+        })
     }
 
     fn listxattr(&self, _ctx: &Context, ino: u64, size: u32) -> io::Result<ListxattrReply> {
-        let node = self.node(ino)?;
-        let _t = read(&self.ov.tree);
-        let (dir, entry) = self.parent_and_name(&node)?;
         let mut names = Vec::new();
-        for name in xattr::list(proc_path(dir.as_fd(), Some(&entry)))? {
+        for name in self.with_xattr_path(ino, false, |path| xattr::list(path))? {
             use std::os::unix::ffi::OsStrExt;
             if !is_hidden_xattr(name.as_bytes()) {
                 names.extend_from_slice(name.as_bytes());
                 names.push(0);
             }
         }
-        match size {
-            0 => Ok(ListxattrReply::Count(names.len() as u32)),
-            s if (s as usize) < names.len() => Err(errno(libc::ERANGE)),
-            _ => Ok(ListxattrReply::Names(names)),
-        }
+        Ok(match fits(names.len(), size)? {
+            true => ListxattrReply::Names(names),
+            false => ListxattrReply::Count(names.len() as u32),
+        })
     }
 
     fn removexattr(&self, _ctx: &Context, ino: u64, name: &CStr) -> io::Result<()> {
         if is_hidden_xattr(name.to_bytes()) {
             return Err(errno(libc::ENODATA));
         }
-        let node = self.node(ino)?;
-        self.ov.copy_up(&node, true)?;
-        let _t = read(&self.ov.tree);
-        let (dir, entry) = self.parent_and_name(&node)?;
-        Ok(rustix::fs::lremovexattr(proc_path(dir.as_fd(), Some(&entry)), name)?)
+        self.with_xattr_path(ino, true, |path| Ok(rustix::fs::lremovexattr(path, name)?))
     }
 
     fn opendir(&self, _ctx: &Context, ino: u64, _flags: u32) -> io::Result<(Option<u64>, OpenOptions)> {

@@ -71,6 +71,12 @@ impl Inodes {
         *lock(&self.keys).entry(key).or_insert_with(|| self.next.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// The node already known for the layer file `key`, if any.
+    pub fn known(&self, key: (u64, u64)) -> Option<Arc<Node>> {
+        let ino = *lock(&self.keys).get(&key)?;
+        read(&self.nodes).get(&ino).cloned()
+    }
+
     /// Records that the layer file `key` is (a copy of) inode `ino`.
     pub fn bind(&self, key: (u64, u64), ino: u64) {
         lock(&self.keys).insert(key, ino);

@@ -103,17 +103,18 @@ pub fn whiteout_name(name: &CStr) -> CString {
 
 /// Whether the directory `name` in `parent` hides the layers below it.
 pub fn is_opaque(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<bool> {
-    let dir = rustix::fs::openat(
-        parent,
-        name,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
+    let dir = open_child_dir(parent, name)?;
     if sys::stat_at(dir.as_fd(), OPAQUE_MARKER).is_ok() {
         return Ok(true);
     }
     let path = proc_path(dir.as_fd(), None);
     Ok(OVERLAY_OPAQUE_XATTRS.iter().any(|x| matches!(xattr::get_deref(&path, x), Ok(Some(v)) if v == b"y")))
+}
+
+/// An O_PATH descriptor of the directory `name` in `parent` (not through a symlink).
+pub fn open_child_dir(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(rustix::fs::openat(parent, name, flags, Mode::empty())?)
 }
 
 /// A path that names `name` in the directory `dir` (or `dir` itself) for

@@ -78,10 +78,8 @@ pub struct Overlay {
 
 impl Overlay {
     pub fn new(layers: Vec<Layer>, has_upper: bool, work: Option<OwnedFd>) -> Overlay {
-        let root_layers = (0..layers.len()).collect::<Vec<_>>();
-        let root_layers = Self::merge_root(&layers, root_layers);
         Overlay {
-            inodes: Inodes::new(root_layers),
+            inodes: Inodes::new(Self::merge_root(&layers)),
             layers,
             has_upper,
             work,
@@ -92,15 +90,9 @@ impl Overlay {
     }
 
     /// The root merges every layer down to the first opaque root.
-    fn merge_root(layers: &[Layer], all: Vec<usize>) -> Vec<usize> {
-        let mut merged = Vec::new();
-        for l in all {
-            merged.push(l);
-            if stat_at(layers[l].root(), OPAQUE_MARKER).is_ok() {
-                break;
-            }
-        }
-        merged
+    fn merge_root(layers: &[Layer]) -> Vec<usize> {
+        let opaque = layers.iter().position(|l| stat_at(l.root(), OPAQUE_MARKER).is_ok());
+        (0..opaque.map_or(layers.len(), |o| o + 1)).collect()
     }
 
     pub fn upper(&self) -> io::Result<&Layer> {
@@ -480,18 +472,9 @@ impl Overlay {
         mode: u32,
         make: impl FnOnce(BorrowedFd<'_>, &CStr) -> io::Result<Option<OwnedFd>>,
     ) -> io::Result<(Arc<Node>, libc::stat64, Option<OwnedFd>)> {
-        if is_reserved(name.to_bytes()) {
-            return Err(errno(libc::EPERM));
-        }
-        let (upper, work) = (self.upper()?, self.work()?);
+        let work = self.work()?;
         let _t = write(&self.tree);
-        let dir = self.inodes.get(parent)?;
-        let (path, layers) = self.dir_place(&dir)?;
-        if self.find(&path, &layers, name)?.is_some() {
-            return Err(errno(libc::EEXIST));
-        }
-        self.copy_up_dirs(&dir)?;
-        let dst = upper.dir(&path)?;
+        let (dir, dst) = self.claim_name(parent, name)?;
         let parent_st = stat_fd(dst.as_fd())?;
         let parent_owner = dir.state().owner;
         let tmp = self.tmp_name();
@@ -508,6 +491,24 @@ impl Overlay {
         let found = Found { st, layers: vec![0], owner: kept };
         let node = self.node_for(parent, name, &found);
         Ok((node, st, file))
+    }
+
+    /// Checks that `name` is free in directory `parent` and may be made,
+    /// and makes the directory exist in the upper layer: the directory node
+    /// and its upper descriptor. The caller holds `tree` for writing.
+    fn claim_name(&self, parent: u64, name: &CStr) -> io::Result<(Arc<Node>, OwnedFd)> {
+        if is_reserved(name.to_bytes()) {
+            return Err(errno(libc::EPERM));
+        }
+        let upper = self.upper()?;
+        let dir = self.inodes.get(parent)?;
+        let (path, layers) = self.dir_place(&dir)?;
+        if self.find(&path, &layers, name)?.is_some() {
+            return Err(errno(libc::EEXIST));
+        }
+        self.copy_up_dirs(&dir)?;
+        let dst = upper.dir(&path)?;
+        Ok((dir, dst))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -622,12 +623,9 @@ impl Overlay {
     /// Bookkeeping after the name `(parent, name)` of what `f` found is gone.
     fn forget_name(&self, f: &Found, parent: u64, name: &CStr, in_upper: bool) {
         let key = self.key(f);
-        let (node, _) = self.inodes.node(key, f.st.st_mode & libc::S_IFMT, || NodeState {
-            aliases: Vec::new(),
-            layers: f.layers.clone(),
-            owner: f.owner,
-        });
-        node.state().aliases.retain(|(p, n)| !(*p == parent && n.as_c_str() == name));
+        if let Some(node) = self.inodes.known(key) {
+            node.state().aliases.retain(|(p, n)| !(*p == parent && n.as_c_str() == name));
+        }
         if in_upper && (f.st.st_nlink <= 1 || is_dir(&f.st)) {
             self.inodes.unbind(key);
         }
@@ -685,11 +683,11 @@ impl Overlay {
         // directory hides what lower layers hold at its new name, the old
         // name is whited out before the entry leaves it.
         if is_dir(&s.st) {
-            make_marker(open_dir(&src_dir, old)?.as_fd(), OPAQUE_MARKER)?;
+            make_marker(layer::open_child_dir(src_dir.as_fd(), old)?.as_fd(), OPAQUE_MARKER)?;
         }
         if exchange {
             if d.as_ref().is_some_and(|d| is_dir(&d.st)) {
-                make_marker(open_dir(&dst_dir, new)?.as_fd(), OPAQUE_MARKER)?;
+                make_marker(layer::open_child_dir(dst_dir.as_fd(), new)?.as_fd(), OPAQUE_MARKER)?;
             }
         } else {
             if self.lower_has(&old_path, &old_layers, old)? {
@@ -712,12 +710,9 @@ impl Overlay {
     /// moved directory's contents (all upper now, under an opaque top).
     #[allow(clippy::too_many_arguments)]
     fn renamed(&self, s: &Found, op: u64, old: &CStr, np: u64, new: &CStr, d: Option<&Found>, exchange: bool) {
+        // A node never looked up has no names or contents to update.
         let rename_alias = |f: &Found, from: (u64, &CStr), to: (u64, &CStr)| {
-            let (node, _) = self.inodes.node(self.key(f), f.st.st_mode & libc::S_IFMT, || NodeState {
-                aliases: Vec::new(),
-                layers: vec![0],
-                owner: f.owner,
-            });
+            let Some(node) = self.inodes.known(self.key(f)) else { return };
             {
                 let mut st = node.state();
                 st.aliases.retain(|(p, n)| !(*p == from.0 && n.as_c_str() == from.1));
@@ -756,25 +751,15 @@ impl Overlay {
 
     /// A hard link `new` in `new_parent` to `node`.
     pub fn link(&self, node: &Arc<Node>, new_parent: u64, new: &CStr) -> io::Result<libc::stat64> {
-        if is_reserved(new.to_bytes()) {
-            return Err(errno(libc::EPERM));
-        }
         if node.is_dir() {
             return Err(errno(libc::EPERM));
         }
         self.copy_up(node, true)?;
-        let upper = self.upper()?;
         let _t = write(&self.tree);
-        let dir = self.inodes.get(new_parent)?;
-        let (path, layers) = self.dir_place(&dir)?;
-        if self.find(&path, &layers, new)?.is_some() {
-            return Err(errno(libc::EEXIST));
-        }
-        self.copy_up_dirs(&dir)?;
+        let (_, dst) = self.claim_name(new_parent, new)?;
         let src = self.place(node)?;
         let src_name = src.name.as_deref().ok_or_else(|| errno(libc::EINVAL))?;
-        let dst = upper.dir(&path)?;
-        rustix::fs::linkat(upper.dir(&src.parent)?, src_name, &dst, new, AtFlags::empty())?;
+        rustix::fs::linkat(self.upper()?.dir(&src.parent)?, src_name, &dst, new, AtFlags::empty())?;
         remove_whiteout(dst.as_fd(), new)?;
         node.state().aliases.push((new_parent, new.to_owned()));
         stat_at(dst.as_fd(), new)
@@ -825,15 +810,6 @@ fn prepare_copy(
         let _ = rustix::fs::unlinkat(work, tmp, AtFlags::empty());
     }
     made
-}
-
-fn open_dir(parent: &OwnedFd, name: &CStr) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::openat(
-        parent,
-        name,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
 }
 
 /// An empty marker file (a whiteout or the opaque marker) in `dir`.
