@@ -27,9 +27,19 @@ struct DirHandle {
     items: Mutex<Option<Vec<Item>>>,
 }
 
+/// Open files by handle; shared with the threads' splice repliers.
+#[derive(Default)]
+pub struct OpenFiles(RwLock<HashMap<u64, Arc<OwnedFd>>>);
+
+impl OpenFiles {
+    pub fn get(&self, handle: u64) -> Option<Arc<OwnedFd>> {
+        read(&self.0).get(&handle).cloned()
+    }
+}
+
 pub struct OverlayFs {
     ov: Overlay,
-    files: RwLock<HashMap<u64, Arc<OwnedFd>>>,
+    files: Arc<OpenFiles>,
     dirs: RwLock<HashMap<u64, Arc<DirHandle>>>,
     next_handle: AtomicU64,
     /// How long the kernel may trust entries and attributes: every change
@@ -66,7 +76,7 @@ impl OverlayFs {
             uids: IdMap::read("/proc/self/uid_map"),
             gids: IdMap::read("/proc/self/gid_map"),
             ov,
-            files: RwLock::new(HashMap::new()),
+            files: Arc::default(),
             dirs: RwLock::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             timeout,
@@ -77,13 +87,17 @@ impl OverlayFs {
         self.ov.inodes.get(ino)
     }
 
+    pub fn open_files(&self) -> Arc<OpenFiles> {
+        self.files.clone()
+    }
+
     fn file(&self, handle: u64) -> io::Result<Arc<OwnedFd>> {
-        read(&self.files).get(&handle).cloned().ok_or_else(|| errno(libc::EBADF))
+        self.files.get(handle).ok_or_else(|| errno(libc::EBADF))
     }
 
     fn add_file(&self, fd: OwnedFd) -> u64 {
         let h = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        write(&self.files).insert(h, Arc::new(fd));
+        write(&self.files.0).insert(h, Arc::new(fd));
         h
     }
 
@@ -435,7 +449,7 @@ impl FileSystem for OverlayFs {
         _flock_release: bool,
         _lock_owner: Option<u64>,
     ) -> io::Result<()> {
-        write(&self.files).remove(&handle);
+        write(&self.files.0).remove(&handle);
         Ok(())
     }
 

@@ -40,6 +40,7 @@ mod layer;
 mod mount;
 mod options;
 mod overlay;
+mod splice;
 mod sys;
 
 pub use mount::{Config, Error as MountError, Mount};

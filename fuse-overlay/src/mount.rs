@@ -4,10 +4,13 @@ use crate::fs::OverlayFs;
 use crate::layer::Layer;
 use crate::options::OverlayOptions;
 use crate::overlay::Overlay;
+use crate::splice::SpliceReplier;
 use fuse_backend_rs::api::server::Server;
-use fuse_backend_rs::transport::FuseSession;
+use fuse_backend_rs::transport::{FuseBuf, FuseDevWriter, FuseSession, Reader};
 use rustix::fs::{Mode, OFlags};
+use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -90,18 +93,14 @@ impl Mount {
             FuseSession::new(mountpoint, "fuse-overlay", "", false).map_err(|e| mount_err(e.to_string()))?;
         session.set_allow_other(config.allow_other);
         session.mount().map_err(|e| mount_err(e.to_string()))?;
-        let server = Arc::new(Server::new(OverlayFs::new(overlay, config.timeout)));
+        let fs = OverlayFs::new(overlay, config.timeout);
+        let files = fs.open_files();
+        let server = Arc::new(Server::new(fs));
         let mut threads = Vec::new();
         for _ in 0..config.threads.max(1) {
-            let mut channel = session.new_channel().map_err(|e| mount_err(e.to_string()))?;
-            let server = server.clone();
-            threads.push(std::thread::spawn(move || {
-                while let Ok(Some((reader, writer))) = channel.get_request() {
-                    // A failed reply (the request was interrupted, say) ends
-                    // that request only.
-                    let _ = server.handle_message(reader, writer.into(), None, None);
-                }
-            }));
+            let device = session.clone_fuse_file().map_err(|e| mount_err(e.to_string()))?;
+            let (server, files, size) = (server.clone(), files.clone(), session.bufsize());
+            threads.push(std::thread::spawn(move || serve(&device, &server, SpliceReplier::new(files), size)));
         }
         Ok(Mount { session, threads, notes })
     }
@@ -120,12 +119,38 @@ impl Mount {
 
     fn stop(&mut self) -> Result<(), Error> {
         let path = self.session.mountpoint().to_path_buf();
-        let unmounted = self.session.umount();
-        let _ = self.session.wake();
+        // Unmounted, the threads' reads fail with ENODEV; otherwise they
+        // would wait forever, so they are left to end with the process.
+        self.session.umount().map_err(|e| Error::Mount { path, message: e.to_string() })?;
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        unmounted.map_err(|e| Error::Mount { path, message: e.to_string() })
+        Ok(())
+    }
+}
+
+/// One server thread: reads requests from its own clone of the device (a
+/// blocking descriptor: the kernel wakes one reader per request, where the
+/// session's shared non-blocking one woke every thread for each) and
+/// answers them there, reads spliced, the rest through the server. Ends
+/// when the filesystem is unmounted (ENODEV).
+fn serve(device: &File, server: &Server<OverlayFs>, mut splicer: SpliceReplier, size: usize) {
+    let (mut request, mut reply) = (vec![0u8; size], vec![0u8; size]);
+    loop {
+        let len = match rustix::io::read(device, &mut request) {
+            Ok(len) => len,
+            // Interrupted by a signal, or the request was withdrawn.
+            Err(rustix::io::Errno::INTR | rustix::io::Errno::NOENT | rustix::io::Errno::AGAIN) => continue,
+            Err(_) => return,
+        };
+        let Ok(reader) = Reader::from_fuse_buffer(FuseBuf::new(&mut request[..len])) else { continue };
+        if splicer.try_reply(&reader, device) {
+            continue;
+        }
+        let Ok(writer) = FuseDevWriter::new(device.as_raw_fd(), &mut reply) else { continue };
+        // A failed reply (the request was interrupted, say) ends that
+        // request only.
+        let _ = server.handle_message(reader, writer.into(), None, None);
     }
 }
 

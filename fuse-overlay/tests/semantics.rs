@@ -11,7 +11,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use std::ffi::CString;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -31,6 +31,10 @@ fn main() {
         Trial::test("listing_is_stable_while_entries_change", listing_is_stable_while_entries_change),
         Trial::test("special_files_xattrs_and_statfs", special_files_xattrs_and_statfs),
         Trial::test("data_paths_append_truncate_sparse_mmap", data_paths_append_truncate_sparse_mmap),
+        Trial::test(
+            "reads_return_the_layer_bytes_at_any_offset_and_size",
+            reads_return_the_layer_bytes_at_any_offset_and_size,
+        ),
         Trial::test("owners_persist_across_remounts", move || owners_persist_across_remounts(subids)),
         Trial::test("full_disk_during_copy_up_shows_no_half_file", full_disk_during_copy_up_shows_no_half_file),
         Trial::test("bad_directories_are_clear_errors", bad_directories_are_clear_errors),
@@ -475,6 +479,41 @@ fn data_paths_append_truncate_sparse_mmap() -> R {
     let data = rustix::fs::seek(&f, rustix::fs::SeekFrom::Data(1 << 20))?;
     check!(data >= 60 << 20, "SEEK_DATA skips the hole: {data}");
     f.seek(SeekFrom::Start(0))?;
+    Ok(())
+}
+
+/// Reads are spliced from the layer when they fit the splice pipes and go
+/// through the server otherwise (O_DIRECT reads of 1 MiB); both must return
+/// the layer's bytes, short at the end of the file.
+fn reads_return_the_layer_bytes_at_any_offset_and_size() -> R {
+    let o = Overlay::new("reads", 1);
+    let data: Vec<u8> = (0..(3u32 << 20) + 1234).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    fs::write(o.lower(0).join("data"), &data)?;
+    fs::write(o.lower(0).join("tiny"), "ten bytes!")?;
+    fs::write(o.lower(0).join("empty"), "")?;
+    let o = o.mount();
+    check!(fs::read(o.m("tiny"))? == b"ten bytes!", "a file shorter than a page");
+    check!(fs::read(o.m("empty"))?.is_empty(), "an empty file");
+    check!(fs::read(o.m("data"))? == data, "a whole read");
+    let f = fs::File::open(o.m("data"))?;
+    for (offset, len) in [(1, 1000), (4095, 4098), (131_071, 262_145), ((3 << 20) + 1000, 4096), (5 << 20, 10)] {
+        let mut buf = vec![0u8; len];
+        let n = f.read_at(&mut buf, offset as u64)?;
+        let want = &data[data.len().min(offset)..data.len().min(offset + len)];
+        check!(&buf[..n] == want, "{len} bytes at {offset}: {n} read, {} expected", want.len());
+    }
+    // O_DIRECT: the kernel asks for the caller's size (1 MiB), no page cache.
+    let direct = fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(o.m("data"))?;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = direct.read_at(&mut buf, got.len() as u64)?;
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    check!(got == data, "O_DIRECT reads of 1 MiB: {} bytes, {} expected", got.len(), data.len());
     Ok(())
 }
 
