@@ -87,6 +87,13 @@ impl OverlayFs {
         self.ov.inodes.get(ino)
     }
 
+    /// The flags a layer file is opened with for a container's `flags`:
+    /// the access mode, O_APPEND, the sync flags and `more`.
+    fn layer_flags(flags: i32, more: i32) -> OFlags {
+        let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_SYNC | libc::O_DSYNC | more;
+        OFlags::from_bits_retain((flags & keep) as u32)
+    }
+
     pub fn open_files(&self) -> Arc<OpenFiles> {
         self.files.clone()
     }
@@ -206,8 +213,16 @@ impl FileSystem for OverlayFs {
     }
 
     fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
-        let (node, st) = self.ov.lookup(parent, name)?;
-        Ok(self.entry(&node, st))
+        match self.ov.lookup(parent, name) {
+            Ok((node, st)) => Ok(self.entry(&node, st)),
+            // Inode 0: a negative entry the kernel may keep (compilers probe
+            // for many names that are not there); a name appears only
+            // through this mount, which the kernel sees.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                Ok(Entry { entry_timeout: self.timeout, ..Entry::default() })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn forget(&self, _ctx: &Context, _inode: u64, _count: u64) {}
@@ -357,8 +372,7 @@ impl FileSystem for OverlayFs {
         }
         let _t = read(&self.ov.tree);
         let place = self.ov.place(&node)?;
-        let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_TRUNC | libc::O_SYNC | libc::O_DSYNC | libc::O_NOATIME;
-        let oflags = OFlags::from_bits_retain((flags & keep) as u32);
+        let oflags = Self::layer_flags(flags, libc::O_TRUNC | libc::O_NOATIME);
         let fd = self.ov.layers[place.top()].open_at(&place.path(), oflags, Mode::empty())?;
         // Layer files change only through this mount: the page cache stays valid.
         Ok((Some(self.add_file(fd)), OpenOptions::KEEP_CACHE, None))
@@ -371,11 +385,7 @@ impl FileSystem for OverlayFs {
         name: &CStr,
         args: CreateIn,
     ) -> io::Result<(Entry, Option<u64>, OpenOptions, Option<u32>)> {
-        let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_SYNC | libc::O_DSYNC;
-        let oflags = OFlags::from_bits_retain((args.flags as i32 & keep) as u32)
-            | OFlags::CREATE
-            | OFlags::EXCL
-            | OFlags::CLOEXEC;
+        let oflags = Self::layer_flags(args.flags as i32, 0) | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
         let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr| {
             Ok(Some(rustix::fs::openat(work, tmp, oflags, Mode::from_raw_mode(0o600))?))
         };

@@ -207,6 +207,19 @@ fn lookup_goes_top_down_and_listings_merge() -> R {
     let ino_before = fs::metadata(o.m("d/y"))?.ino();
     let listed = fs::read_dir(o.m("d"))?.map(|e| e.unwrap()).find(|e| e.file_name() == "y").unwrap();
     check!(std::os::unix::fs::DirEntryExt::ino(&listed) == ino_before, "readdir's d_ino is stat's st_ino");
+    // Missing names are cached by the kernel as negative entries: each kind
+    // of creation must still make them appear.
+    for name in ["new-file", "new-dir", "new-link", "new-symlink", "renamed"] {
+        check!(!o.m(name).exists(), "{name} is not there yet");
+    }
+    write(o.m("new-file"), "made");
+    fs::create_dir(o.m("new-dir"))?;
+    fs::hard_link(o.m("new-file"), o.m("new-link"))?;
+    std::os::unix::fs::symlink("new-file", o.m("new-symlink"))?;
+    fs::rename(o.m("b"), o.m("renamed"))?;
+    check!(read(o.m("new-link")) == "made" && read(o.m("new-symlink")) == "made", "new names resolve");
+    check!(o.m("new-dir").is_dir() && read(o.m("renamed")) == "only below", "new dir and rename target");
+    check!(!o.m("b").exists(), "the old name is gone");
     Ok(())
 }
 
