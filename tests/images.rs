@@ -130,6 +130,18 @@ fn whiteouts_and_opaque_directories_hide_lower_files() {
 }
 
 #[test]
+fn device_nodes_of_a_layer_show_as_devices_that_cannot_be_opened() {
+    let reg = Registry::start("devices");
+    let devs = TarBuilder::new().dir("devs/").device("devs/null").finish();
+    let image = Image::new(vec![Layer::gzip(busybox_layer()), Layer::gzip(devs)], &["sh"]);
+    reg.push_image("test/devices", "1", &image);
+    let env = Env::new("devices");
+    let script = "stat -c '%F %t:%T %a' /devs/null; cat /devs/null 2>/dev/null || echo refused; ls /devs";
+    let out = env.ok(&["run", "--rm", &format!("{}/test/devices:1", reg.addr), "sh", "-c", script]);
+    assert_eq!(out, "character special file 1:3 666\nrefused\nnull\n");
+}
+
+#[test]
 fn the_root_is_a_fuse_overlay_whose_writable_layer_outlives_the_container() {
     let reg = Registry::start("fuseroot");
     let data = TarBuilder::new().dir("data/").file("data/base", b"from the image\n").finish();

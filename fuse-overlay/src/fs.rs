@@ -2,7 +2,7 @@
 //! mapped onto `Overlay`, open files and directory listings kept as handles.
 
 use crate::inode::{lock, read, write, Node};
-use crate::layer::{proc_path, OWNER_XATTR};
+use crate::layer::{device_value, proc_path, DEVICE_XATTR, OWNER_XATTR};
 use crate::overlay::{errno, Item, Overlay};
 use crate::sys::{stat_fd, statvfs_fd, with_file};
 use fuse_backend_rs::abi::fuse_abi::{stat64, statvfs64, CreateIn};
@@ -112,12 +112,19 @@ impl OverlayFs {
     /// An owner this namespace cannot map is shown as its root: the kernel
     /// would show it as the overflow id and refuse every change to the file
     /// (EOVERFLOW); the real owner stays in the layer (or its xattr).
+    /// A device placeholder shows as the device.
     fn present(&self, node: &Node, mut st: stat64) -> stat64 {
         st.st_ino = node.ino;
-        if let Some((uid, gid)) = node.state().owner {
+        let state = node.state();
+        if let Some((uid, gid)) = state.owner {
             st.st_uid = uid;
             st.st_gid = gid;
         }
+        if let Some((kind, rdev)) = state.device {
+            st.st_mode = kind | (st.st_mode & 0o7777);
+            st.st_rdev = rdev;
+        }
+        drop(state);
         if !self.uids.contains(st.st_uid) {
             st.st_uid = 0;
         }
@@ -186,7 +193,10 @@ fn fits(len: usize, size: u32) -> io::Result<bool> {
 
 /// Our own xattrs and the kernel overlay's are not the container's business.
 fn is_hidden_xattr(name: &[u8]) -> bool {
-    name == OWNER_XATTR.as_bytes() || name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
+    name == OWNER_XATTR.as_bytes()
+        || name == DEVICE_XATTR.as_bytes()
+        || name.starts_with(b"trusted.overlay.")
+        || name.starts_with(b"user.overlay.")
 }
 
 fn time_of(sec: i64, nsec: i64, set: bool, now: bool) -> Timespec {
@@ -314,10 +324,24 @@ impl FileSystem for OverlayFs {
         Ok(self.create_entry(ctx, parent, name, 0o777, make)?.0)
     }
 
+    /// Fifos and sockets are made, and devices when the server may (as
+    /// root of the initial namespace); otherwise a device becomes a
+    /// placeholder, an empty file with the device in an xattr, shown as the
+    /// device. (In a user namespace the kernel refuses a device `mknod`
+    /// before asking the filesystem, so placeholders come from images.)
     fn mknod(&self, ctx: &Context, parent: u64, name: &CStr, mode: u32, rdev: u32, _umask: u32) -> io::Result<Entry> {
+        let kind = mode & libc::S_IFMT;
         let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr| {
-            let kind = rustix::fs::FileType::from_raw_mode(mode & libc::S_IFMT);
-            rustix::fs::mknodat(work, tmp, kind, Mode::from_raw_mode(0o600), rdev as u64)?;
+            let file_type = rustix::fs::FileType::from_raw_mode(kind);
+            match rustix::fs::mknodat(work, tmp, file_type, Mode::from_raw_mode(0o600), rdev as u64) {
+                Err(rustix::io::Errno::PERM) if kind == libc::S_IFCHR || kind == libc::S_IFBLK => {
+                    let flags = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC;
+                    let fd = rustix::fs::openat(work, tmp, flags, Mode::from_raw_mode(0o600))?;
+                    let value = device_value(kind, rdev as u64);
+                    xattr::set(proc_path(fd.as_fd(), None), DEVICE_XATTR, value.as_bytes())?;
+                }
+                made => made?,
+            }
             Ok(None)
         };
         Ok(self.create_entry(ctx, parent, name, mode, make)?.0)
@@ -546,7 +570,7 @@ impl FileSystem for OverlayFs {
         self.each_item(handle, offset, |i, item| {
             // Gone since the listing was taken: leave it out.
             let Ok((node, st)) = self.ov.lookup(dir_ino, &item.name) else { return Ok(1) };
-            let dirent = DirEntry { ino: node.ino, offset: i + 1, type_: item.kind >> 12, name: item.name.to_bytes() };
+            let dirent = DirEntry { ino: node.ino, offset: i + 1, type_: node.kind >> 12, name: item.name.to_bytes() };
             add_entry(dirent, self.entry(&node, st))
         })
     }

@@ -25,6 +25,8 @@ pub struct NodeState {
     pub layers: Vec<usize>,
     /// The owner kept in the owner xattr, presented instead of the real one.
     pub owner: Option<(u32, u32)>,
+    /// The device (type, rdev) a placeholder file stands for.
+    pub device: Option<(u32, u64)>,
 }
 
 pub struct Node {
@@ -54,7 +56,11 @@ pub struct Inodes {
 
 impl Inodes {
     pub fn new(root_layers: Vec<usize>) -> Inodes {
-        let root = Node::new(ROOT, libc::S_IFDIR, NodeState { aliases: Vec::new(), layers: root_layers, owner: None });
+        let root = Node::new(
+            ROOT,
+            libc::S_IFDIR,
+            NodeState { aliases: Vec::new(), layers: root_layers, owner: None, device: None },
+        );
         Inodes {
             nodes: RwLock::new(HashMap::from([(ROOT, Arc::new(root))])),
             keys: Mutex::new(HashMap::new()),

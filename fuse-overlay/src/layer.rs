@@ -1,6 +1,6 @@
 //! One directory of the overlay (a read-only image layer or the writable
-//! upper one) and how its entries read: whiteouts, opaque directories and
-//! the owner kept in an xattr.
+//! upper one) and how its entries read: whiteouts, opaque directories, the
+//! owner kept in an xattr and device nodes kept as placeholders.
 //!
 //! Every path is resolved below the layer's root with openat2
 //! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`: a layer changed under the mount,
@@ -21,6 +21,9 @@ pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
 pub const OPAQUE_MARKER: &CStr = c".wh..wh..opq";
 /// `UID:GID` of an entry whose owner the user namespace cannot map.
 pub const OWNER_XATTR: &str = "user.hutch.owner";
+/// On an empty regular file: the device node it stands for, `c MAJOR:MINOR`
+/// or `b MAJOR:MINOR` (rootless cannot make device nodes).
+pub const DEVICE_XATTR: &str = "user.hutch.device";
 /// The kernel overlay's opaque markers, read for compatibility.
 const OVERLAY_OPAQUE_XATTRS: [&str; 2] = ["user.overlay.opaque", "trusted.overlay.opaque"];
 
@@ -125,6 +128,34 @@ pub fn proc_path(dir: BorrowedFd<'_>, name: Option<&CStr>) -> PathBuf {
         p.push(OsStr::from_bytes(name.to_bytes()));
     }
     p
+}
+
+/// The device (`S_IFCHR` or `S_IFBLK`, rdev) an entry stands for: only
+/// empty regular files can be placeholders, so other entries cost no read.
+pub fn stored_device(dir: BorrowedFd<'_>, name: &CStr, st: &libc::stat64) -> Option<(u32, u64)> {
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_size != 0 {
+        return None;
+    }
+    let v = xattr::get(proc_path(dir, Some(name)), DEVICE_XATTR).ok()??;
+    parse_device(std::str::from_utf8(&v).ok()?)
+}
+
+/// `c 1:3` → (S_IFCHR, makedev(1, 3)).
+pub fn parse_device(v: &str) -> Option<(u32, u64)> {
+    let (kind, numbers) = v.trim().split_once(' ')?;
+    let kind = match kind {
+        "c" => libc::S_IFCHR,
+        "b" => libc::S_IFBLK,
+        _ => return None,
+    };
+    let (major, minor) = numbers.split_once(':')?;
+    Some((kind, libc::makedev(major.parse().ok()?, minor.parse().ok()?)))
+}
+
+/// The placeholder xattr's value for a device of `kind` and `rdev`.
+pub fn device_value(kind: u32, rdev: u64) -> String {
+    let letter = if kind == libc::S_IFBLK { 'b' } else { 'c' };
+    format!("{letter} {}:{}", libc::major(rdev), libc::minor(rdev))
 }
 
 /// The `UID:GID` an entry keeps in its owner xattr, if any.

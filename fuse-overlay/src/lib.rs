@@ -28,7 +28,12 @@
 //!   file is owned by the mapped root and the xattr `user.hutch.owner`
 //!   holds `UID:GID` (the overlay presents it, and `chown` to an unmapped id
 //!   writes it);
-//! - device nodes are absent (unprivileged users cannot make them).
+//! - a device node (which unprivileged users cannot make) is an empty
+//!   regular file whose xattr `user.hutch.device` holds `c MAJOR:MINOR` or
+//!   `b MAJOR:MINOR`; the overlay shows it as that device (stat, `ls -l`,
+//!   readdirplus), and `mknod` of a device through the mount writes one.
+//!   Opening it is refused as on any unprivileged FUSE mount (nodev). A
+//!   plain readdir reports such a file as regular until it is looked up.
 //!
 //! Names starting with `.wh.` are the format's own: they can be neither
 //! seen nor created through the mount.
@@ -43,6 +48,7 @@ mod overlay;
 mod splice;
 mod sys;
 
+pub use layer::{device_value, DEVICE_XATTR, OWNER_XATTR};
 pub use mount::{Config, Error as MountError, Mount};
 pub use options::{parse_mount_options, Error, OverlayOptions};
 

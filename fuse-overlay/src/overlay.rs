@@ -33,6 +33,22 @@ pub struct Found {
     pub st: libc::stat64,
     pub layers: Vec<usize>,
     pub owner: Option<(u32, u32)>,
+    /// The device a placeholder file stands for.
+    pub device: Option<(u32, u64)>,
+}
+
+impl Found {
+    /// `name` in the directory `dir` of layer `layer`, `st` its stat: with
+    /// what its xattrs keep.
+    fn read(dir: BorrowedFd<'_>, name: &CStr, st: libc::stat64, layer: usize, owner: Option<(u32, u32)>) -> Found {
+        let device = layer::stored_device(dir, name, &st);
+        Found { st, layers: vec![layer], owner, device }
+    }
+
+    /// The type the overlay shows: a placeholder's device type.
+    pub fn kind(&self) -> u32 {
+        self.device.map_or(self.st.st_mode & libc::S_IFMT, |(kind, _)| kind)
+    }
 }
 
 /// Where a node is now: its parent directory's path and its name (none for
@@ -172,7 +188,7 @@ impl Overlay {
                             _ => layer::stored_owner(fd.as_fd(), name),
                         };
                         let dir = is_dir(&st);
-                        found = Some(Found { st, layers: vec![l], owner });
+                        found = Some(Found::read(fd.as_fd(), name, st, l, owner));
                         if !dir || last || layer::is_opaque(fd.as_fd(), name)? {
                             break;
                         }
@@ -204,11 +220,11 @@ impl Overlay {
 
     /// The node for what `find` found under `name` in `parent`.
     pub fn node_for(&self, parent: u64, name: &CStr, f: &Found) -> Arc<Node> {
-        let kind = f.st.st_mode & libc::S_IFMT;
-        let (node, fresh) = self.inodes.node(self.key(f), kind, || NodeState {
+        let (node, fresh) = self.inodes.node(self.key(f), f.kind(), || NodeState {
             aliases: vec![(parent, name.to_owned())],
             layers: f.layers.clone(),
             owner: f.owner,
+            device: f.device,
         });
         if !fresh {
             let mut s = node.state();
@@ -221,6 +237,7 @@ impl Overlay {
                 s.layers = f.layers.clone();
             }
             s.owner = f.owner;
+            s.device = f.device;
         }
         node
     }
@@ -302,6 +319,8 @@ impl Overlay {
                 };
                 seen.insert(bytes.to_vec());
                 let ino = self.inodes.number((layer.dev, entry.ino()));
+                // A known node may show another type (a device placeholder).
+                let kind = self.inodes.get(ino).map_or(kind, |node| node.kind);
                 items.push(Item { name: name.to_owned(), ino, kind });
             }
             hidden.extend(whiteouts);
@@ -488,7 +507,7 @@ impl Overlay {
             }
         };
         let st = stat_at(dst.as_fd(), name)?;
-        let found = Found { st, layers: vec![0], owner: kept };
+        let found = Found::read(dst.as_fd(), name, st, 0, kept);
         let node = self.node_for(parent, name, &found);
         Ok((node, st, file))
     }

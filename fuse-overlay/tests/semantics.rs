@@ -11,7 +11,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use std::ffi::CString;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -30,6 +30,7 @@ fn main() {
         Trial::test("hardlinks_stay_one_inode", hardlinks_stay_one_inode),
         Trial::test("listing_is_stable_while_entries_change", listing_is_stable_while_entries_change),
         Trial::test("special_files_xattrs_and_statfs", special_files_xattrs_and_statfs),
+        Trial::test("device_nodes_are_kept_as_placeholders", device_nodes_are_kept_as_placeholders),
         Trial::test("data_paths_append_truncate_sparse_mmap", data_paths_append_truncate_sparse_mmap),
         Trial::test(
             "reads_return_the_layer_bytes_at_any_offset_and_size",
@@ -438,6 +439,39 @@ fn special_files_xattrs_and_statfs() -> R {
     check!(errno_of(xattr::set(o.m("plain"), "user.hutch.owner", b"1:1")) == libc::EPERM, "the owner xattr is ours");
     let st = nix::sys::statvfs::statvfs(&o.mnt())?;
     check!(st.blocks() > 0 && st.name_max() >= 255, "statfs answers");
+    Ok(())
+}
+
+/// The image store keeps device nodes as empty files with the device in
+/// `user.hutch.device`; the overlay shows them as devices.
+fn device_nodes_are_kept_as_placeholders() -> R {
+    let o = Overlay::new("devices", 1);
+    for (name, value, content) in [("null", "c 1:3", ""), ("sda", "b 8:0", ""), ("fake", "c 1:3", "data")] {
+        write(o.lower(0).join(name), content);
+        xattr::set(o.lower(0).join(name), "user.hutch.device", value.as_bytes())?;
+    }
+    let o = o.mount();
+    let null = fs::symlink_metadata(o.m("null"))?;
+    check!(null.file_type().is_char_device() && null.rdev() == libc::makedev(1, 3), "a char device, 1:3");
+    let sda = fs::symlink_metadata(o.m("sda"))?;
+    check!(sda.file_type().is_block_device() && sda.rdev() == libc::makedev(8, 0), "a block device, 8:0");
+    check!(fs::symlink_metadata(o.m("fake"))?.is_file(), "only an empty file is a placeholder");
+    let listed = fs::read_dir(o.mnt())?.map(|e| e.unwrap()).find(|e| e.file_name() == "null").unwrap();
+    check!(listed.file_type()?.is_char_device(), "readdir's type agrees with stat");
+    check!(errno_of(fs::File::open(o.m("null"))) == libc::EACCES, "opening it is refused (nodev)");
+    check!(xattr::list(o.m("null"))?.next().is_none(), "the device xattr is not shown");
+    check!(errno_of(xattr::set(o.m("fake"), "user.hutch.device", b"c 1:5")) == libc::EPERM, "nor set");
+    fs::set_permissions(o.m("null"), fs::Permissions::from_mode(0o600))?;
+    let null = fs::symlink_metadata(o.m("null"))?;
+    check!(null.file_type().is_char_device() && null.mode() & 0o7777 == 0o600, "chmod copies the placeholder up");
+    check!(xattr::get(o.upper().join("null"), "user.hutch.device")?.as_deref() == Some(&b"c 1:3"[..]), "kept above");
+    // Finding: in a user namespace the kernel refuses a device mknod itself.
+    let path = CString::new(o.m("new").as_os_str().as_encoded_bytes())?;
+    // SAFETY: a NUL-terminated path; mknod reads nothing else.
+    let r = unsafe { libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 5)) };
+    check!(r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM), "mknod: EPERM");
+    fs::remove_file(o.m("null"))?;
+    check!(!o.m("null").exists() && o.upper().join(".wh.null").exists(), "removed like any file");
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! parent's descriptor, so no symlink in a tree (planted by an image, or
 //! swapped in meanwhile) can redirect a write outside it.
 
+use fuse_overlay::OWNER_XATTR;
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
@@ -98,9 +99,6 @@ pub fn set_owner_and_mode(file: &File, uid: u32, gid: u32, mode: u32) -> Result<
     nix::sys::stat::fchmod(file.as_fd(), Mode::from_bits_truncate(mode & 0o7777))?;
     Ok(owned)
 }
-
-/// Where the owner of a file lives when the user namespace cannot map it.
-pub const OWNER_XATTR: &str = "user.hutch.owner";
 
 /// Sets a symlink's owner; false when the id is not mapped (symlinks cannot
 /// carry user xattrs, and their owner rarely matters).

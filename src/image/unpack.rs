@@ -10,8 +10,8 @@
 //!
 //! Runs in the user namespace: owners from the tar headers are set as
 //! they are when the namespace maps them; otherwise they go into the
-//! `user.hutch.owner` xattr. Device nodes cannot be made rootless and are
-//! skipped with a note.
+//! `user.hutch.owner` xattr. Device nodes cannot be made rootless: they
+//! become the placeholders fuse-overlay shows as devices.
 
 use super::digest::HashingReader;
 use super::tree::{self, create_file, make_room, open_dir, open_or_create_dir, set_link_owner};
@@ -32,7 +32,6 @@ use tar::EntryType;
 #[derive(Debug, Default)]
 pub struct Report {
     pub entries: u64,
-    pub devices_skipped: u64,
     pub owners_in_xattr: u64,
     pub xattrs_refused: u64,
 }
@@ -41,9 +40,6 @@ impl Report {
     /// One line for the user when something could not be kept exactly.
     pub fn note(&self) -> Option<String> {
         let mut parts = Vec::new();
-        if self.devices_skipped > 0 {
-            parts.push(format!("{} device nodes skipped (rootless cannot create them)", self.devices_skipped));
-        }
         if self.owners_in_xattr > 0 {
             parts.push(format!(
                 "{} files belong to ids outside your mapping (no subordinate ids): kept as metadata, shown as root",
@@ -184,7 +180,16 @@ impl Unpacker<'_> {
                 mknodat(parent.as_fd(), name.as_os_str(), SFlag::S_IFIFO, Mode::from_bits_truncate(mode & 0o777), 0)
                     .map_err(|e| fail("mkfifo", &e))?;
             }
-            EntryType::Char | EntryType::Block => self.report.devices_skipped += 1,
+            EntryType::Char | EntryType::Block => {
+                let kind = if kind == EntryType::Char { libc::S_IFCHR } else { libc::S_IFBLK };
+                let major = header.device_major().ok().flatten().unwrap_or(0);
+                let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                let value = fuse_overlay::device_value(kind, libc::makedev(major, minor));
+                let file = create_file(parent.as_fd(), name).map_err(|e| fail("create", &e))?;
+                xattr::FileExt::set_xattr(&file, fuse_overlay::DEVICE_XATTR, value.as_bytes())
+                    .map_err(|e| fail("keep the device node as a placeholder", &e))?;
+                self.finish_file(&file, entry, uid, gid, mode).map_err(|e| fail("set owner and mode", &e))?;
+            }
             // Metadata entries the tar crate already applied to the next entry.
             EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink => {}
             other => return Err(hostile(&format!("unsupported tar entry type {other:?}"))),
