@@ -336,9 +336,8 @@ impl FileSystem for OverlayFs {
             match rustix::fs::mknodat(work, tmp, file_type, Mode::from_raw_mode(0o600), rdev as u64) {
                 Err(rustix::io::Errno::PERM) if kind == libc::S_IFCHR || kind == libc::S_IFBLK => {
                     let flags = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC;
-                    let fd = rustix::fs::openat(work, tmp, flags, Mode::from_raw_mode(0o600))?;
-                    let value = device_value(kind, rdev as u64);
-                    xattr::set(proc_path(fd.as_fd(), None), DEVICE_XATTR, value.as_bytes())?;
+                    let file = std::fs::File::from(rustix::fs::openat(work, tmp, flags, Mode::from_raw_mode(0o600))?);
+                    xattr::FileExt::set_xattr(&file, DEVICE_XATTR, device_value(kind, rdev as u64).as_bytes())?;
                 }
                 made => made?,
             }

@@ -141,7 +141,7 @@ pub fn stored_device(dir: BorrowedFd<'_>, name: &CStr, st: &libc::stat64) -> Opt
 }
 
 /// `c 1:3` → (S_IFCHR, makedev(1, 3)).
-pub fn parse_device(v: &str) -> Option<(u32, u64)> {
+fn parse_device(v: &str) -> Option<(u32, u64)> {
     let (kind, numbers) = v.trim().split_once(' ')?;
     let kind = match kind {
         "c" => libc::S_IFCHR,

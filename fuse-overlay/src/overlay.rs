@@ -319,8 +319,11 @@ impl Overlay {
                 };
                 seen.insert(bytes.to_vec());
                 let ino = self.inodes.number((layer.dev, entry.ino()));
-                // A known node may show another type (a device placeholder).
-                let kind = self.inodes.get(ino).map_or(kind, |node| node.kind);
+                // A known regular file may be a device placeholder.
+                let kind = match kind {
+                    libc::S_IFREG => self.inodes.get(ino).map_or(kind, |node| node.kind),
+                    _ => kind,
+                };
                 items.push(Item { name: name.to_owned(), ino, kind });
             }
             hidden.extend(whiteouts);
