@@ -3,11 +3,13 @@
 //! A reader's map: `cli/` parses commands; `spec.rs` turns flags into an OCI
 //! runtime Spec; `userns.rs` makes the user namespace; `runtime/` executes a
 //! Spec (namespaces, rootfs, pivot_root, terminal, exec); `monitor.rs` is the
-//! per-container process that supervises it; `state.rs` keeps runtime files;
+//! per-container process that supervises it; `containers/` keeps container
+//! records, states and logs in the store; `state.rs` keeps runtime files;
 //! `sys.rs` holds the raw system calls.
 
 pub mod cli;
 pub mod config;
+pub mod containers;
 pub mod image;
 pub mod monitor;
 pub mod runtime;

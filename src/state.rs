@@ -91,11 +91,10 @@ pub struct ContainerDir {
 }
 
 impl ContainerDir {
+    /// Creates it, or finds it from an earlier start.
     pub fn create(runtime: &RuntimeDir, id: &str) -> Result<ContainerDir, Error> {
-        let parent = runtime.path.join("containers");
-        fs::DirBuilder::new().mode(0o700).recursive(true).create(&parent).map_err(io("create", &parent))?;
-        let path = parent.join(id);
-        fs::DirBuilder::new().mode(0o700).create(&path).map_err(io("create", &path))?;
+        let path = runtime.path.join("containers").join(id);
+        fs::DirBuilder::new().mode(0o700).recursive(true).create(&path).map_err(io("create", &path))?;
         Ok(ContainerDir { path })
     }
 
@@ -110,8 +109,11 @@ impl ContainerDir {
         Ok(path)
     }
 
-    pub fn remove(self) -> Result<(), Error> {
-        fs::remove_dir_all(&self.path).map_err(io("remove", &self.path))
+    pub fn remove(&self) -> Result<(), Error> {
+        match fs::remove_dir_all(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", &self.path)(e)),
+            _ => Ok(()),
+        }
     }
 }
 

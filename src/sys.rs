@@ -118,3 +118,13 @@ pub fn set_mount_attrs(mount: BorrowedFd<'_>, attrs: MountAttrs, recursive: bool
     };
     Errno::result(r).map(drop)
 }
+
+/// A descriptor that turns readable when process `pid` ends (pidfd_open):
+/// waiting for a process that is not a child, without polling /proc.
+pub fn pidfd_open(pid: i32) -> Result<std::os::fd::OwnedFd, Errno> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and touches no memory.
+    let fd = Errno::result(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: on success the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}

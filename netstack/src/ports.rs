@@ -29,6 +29,17 @@ pub struct PortMapping {
     pub protocol: Protocol,
 }
 
+impl PortMapping {
+    /// As `docker ps` and `docker port` show it: `0.0.0.0:8080->80/tcp`.
+    pub fn display(&self) -> String {
+        let ip = match self.host_ip {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
+        format!("{ip}:{}->{}/{}", self.host_port, self.container_port, self.protocol)
+    }
+}
+
 impl fmt::Display for PortMapping {
     /// `IP:HOST-PORT:CONTAINER-PORT/PROTO`, which `parse_publish` reads back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::image::pull::{human_size, Platform, Puller};
 use crate::image::registry::{login_file, store_login, Client};
 use crate::image::store::remove_tree;
-use crate::image::time::{now, parse_rfc3339};
+use crate::image::time::{human_duration, now, parse_rfc3339};
 use crate::image::{self, Digest, ImageRecord, ImageRef, Store};
 use crate::userns::UsernsPlan;
 use clap::{Args, Subcommand};
@@ -45,7 +45,7 @@ pub struct RmiArgs {
 #[derive(Args)]
 pub struct ImageArg {
     #[arg(value_name = "IMAGE")]
-    image: String,
+    pub(super) image: String,
 }
 
 #[derive(Args)]
@@ -295,15 +295,7 @@ fn split_tag(name: &str) -> (String, String) {
 /// "3 days ago" from an RFC 3339 time.
 fn created_ago(rfc3339: &str) -> String {
     let Some(then) = parse_rfc3339(rfc3339) else { return rfc3339.to_string() };
-    let secs = now().saturating_sub(then);
-    match secs {
-        0..120 => "just now".into(),
-        120..7200 => format!("{} minutes ago", secs / 60),
-        7200..172_800 => format!("{} hours ago", secs / 3600),
-        172_800..5_184_000 => format!("{} days ago", secs / 86_400),
-        5_184_000..63_072_000 => format!("{} months ago", secs / 2_592_000),
-        _ => format!("{} years ago", secs / 31_536_000),
-    }
+    format!("{} ago", human_duration(now().saturating_sub(then)))
 }
 
 pub fn rmi(args: RmiArgs, root: &std::path::Path) -> Result<i32, Error> {

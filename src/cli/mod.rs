@@ -1,5 +1,6 @@
 //! The command line: Docker's verbs and flags. Each verb group has a file.
 
+mod containers;
 mod images;
 mod run;
 mod unshare;
@@ -20,13 +21,31 @@ struct Cli {
 enum Command {
     /// Run a command in a new container
     Run(Box<run::RunArgs>),
+    /// Create a container without starting it
+    Create(Box<run::RunArgs>),
+    /// Start stopped containers
+    Start(containers::StartArgs),
+    /// Stop containers: their stop signal, then SIGKILL
+    Stop(containers::StopArgs),
+    /// Stop and start containers again
+    Restart(containers::StopArgs),
+    /// Send a signal to containers
+    Kill(containers::KillArgs),
+    /// Wait for containers to stop and print their exit codes
+    Wait(containers::ContainersArgs),
+    /// Remove containers
+    Rm(containers::RmArgs),
+    /// List containers
+    Ps(containers::PsArgs),
+    /// Show a container's output
+    Logs(containers::LogsArgs),
     /// Pull an image from a registry
     Pull(images::PullArgs),
     /// List images
     Images(images::ImagesArgs),
     /// Remove images
     Rmi(images::RmiArgs),
-    /// Show an image's configuration and layers
+    /// Show a container's or an image's configuration and state (JSON)
     Inspect(images::ImageArg),
     /// Show how an image was built
     History(images::ImageArg),
@@ -59,6 +78,8 @@ pub enum Error {
     Spec(#[from] crate::spec::Error),
     #[error(transparent)]
     State(#[from] crate::state::Error),
+    #[error(transparent)]
+    Containers(#[from] crate::containers::Error),
     #[error(transparent)]
     Userns(#[from] crate::userns::Error),
     #[error(transparent)]
@@ -98,10 +119,25 @@ pub fn main() -> i32 {
     };
     let result = store_root(cli.root).and_then(|root| match cli.command {
         Command::Run(args) => run::run(*args, &root),
+        Command::Create(args) => run::create(*args, &root),
+        Command::Start(args) => containers::start(args, &root),
+        Command::Stop(args) => containers::stop(args, &root),
+        Command::Restart(args) => containers::restart(args, &root),
+        Command::Kill(args) => containers::kill(args, &root),
+        Command::Wait(args) => containers::wait(args, &root),
+        Command::Rm(args) => containers::rm(args, &root),
+        Command::Ps(args) => containers::ps(args, &root),
+        Command::Logs(args) => containers::logs(args, &root),
         Command::Pull(args) => images::pull(args, &root),
         Command::Images(args) => images::images(args, &root),
         Command::Rmi(args) => images::rmi(args, &root),
-        Command::Inspect(args) => images::inspect(args, &root),
+        Command::Inspect(args) => match containers::inspect(&args.image, &root)? {
+            Some(doc) => {
+                println!("{}", serde_json::to_string_pretty(&[doc]).unwrap_or_default());
+                Ok(0)
+            }
+            None => images::inspect(args, &root),
+        },
         Command::History(args) => images::history(args, &root),
         Command::Tag(args) => images::tag(args, &root),
         Command::Load(args) => images::load(args, &root),

@@ -9,7 +9,9 @@ use crate::image::{Error as ImageError, ImageRecord, Store};
 use crate::runtime::{self, StdioMode};
 use crate::spec::device::Device;
 use crate::spec::{self, ContainerConfig, EtcFiles, OverlayRoot, SeccompChoice, Volume};
-use crate::state::{new_container_id, ContainerDir};
+use crate::containers::{Container, ContainerRecord, Containers};
+use crate::image::time::now;
+use crate::state::{new_container_id, write_atomic, ContainerDir, RuntimeDir};
 use crate::userns::UsernsPlan;
 use clap::{ArgAction, Args};
 use netstack::{NetworkMode, PortMapping};
@@ -52,9 +54,18 @@ pub struct RunArgs {
     /// Pass on N descriptors beyond stdin, stdout and stderr (3 to 3+N-1)
     #[arg(long, value_name = "N", default_value_t = 0)]
     preserve_fds: u32,
-    /// Remove the container's runtime files when it exits
+    /// Remove the container when it exits
     #[arg(long)]
     rm: bool,
+    /// Run in the background and print the container's id
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// The container's name (unique; generated when not given)
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Log options: max-size=SIZE (the log rotates at SIZE; default 10m)
+    #[arg(long, value_name = "OPT")]
+    log_opt: Vec<String>,
     /// Keep stdin open
     #[arg(short = 'i', long)]
     interactive: bool,
@@ -98,35 +109,124 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs, root: &Path) -> Result<i32, Error> {
     let (runtime, plan) = runtime_and_userns()?;
-    let launch = resolve_image(&args, root)?;
+    let created = create_container(&args, root, &runtime, &plan)?;
+    let stdio = StdioMode { terminal: args.tty, interactive: args.interactive, preserve_fds: args.preserve_fds };
+    if args.detach {
+        let started = runtime::start_detached(&created.spec, &plan, stdio);
+        if started.is_err() && args.rm {
+            remove_container(&plan, &created.container, &created.runtime_dir);
+        }
+        started?;
+        println!("{}", created.container.record.id);
+        return Ok(0);
+    }
+    let result = runtime::run(&created.spec, &plan, stdio);
+    if args.rm {
+        remove_container(&plan, &created.container, &created.runtime_dir);
+    }
+    Ok(result?)
+}
+
+/// `hutch create`: the container, ready for `hutch start`.
+pub fn create(args: RunArgs, root: &Path) -> Result<i32, Error> {
+    if args.detach {
+        return Err(Error::Other("create takes no -d: hutch start runs the container in the background".into()));
+    }
+    let (runtime, plan) = runtime_and_userns()?;
+    let created = create_container(&args, root, &runtime, &plan)?;
+    println!("{}", created.container.record.id);
+    Ok(0)
+}
+
+/// A container on disk, not started: its record, its root, its Spec.
+struct Created {
+    container: Container,
+    runtime_dir: ContainerDir,
+    spec: oci_spec::runtime::Spec,
+}
+
+fn create_container(args: &RunArgs, root: &Path, runtime: &RuntimeDir, plan: &UsernsPlan) -> Result<Created, Error> {
+    let launch = resolve_image(args, root)?;
     let volumes = args.volumes.iter().map(|v| Volume::parse(v)).collect::<Result<Vec<_>, _>>()?;
     let devices =
         args.devices.iter().map(|d| Device::parse(d).map_err(spec::Error::from)).collect::<Result<Vec<_>, _>>()?;
     check_preserved_fds(args.preserve_fds)?;
     let network = network_mode(args.network.as_deref())?;
     let ports = published_ports(&args.publish, &network)?;
-    let id = new_container_id()?;
-    let dir = ContainerDir::create(&runtime, &id)?;
-    let result = prepare_rootfs(&launch, &plan, root, &id).and_then(|overlay| {
-        run_in(&dir, &plan, &id, Resources { volumes, devices, network, ports }, &args, &launch, overlay)
+    let record = ContainerRecord {
+        id: new_container_id()?,
+        image: launch.image_name.clone(),
+        image_id: launch.image.as_ref().map(|i| i.id.to_string()),
+        command: launch.command.clone(),
+        created: now(),
+        ports: ports.iter().map(PortMapping::display).collect(),
+        stop_signal: launch.stop_signal.clone(),
+        auto_remove: args.rm,
+        tty: args.tty,
+        interactive: args.interactive,
+        log_max_size: log_max_size(&args.log_opt)?,
+        ..Default::default()
+    };
+    let container = Containers::open(root)?.create(record, args.name.as_deref())?;
+    let runtime_dir = ContainerDir::create(runtime, &container.record.id)?;
+    let prepared = prepare_rootfs(&launch, root, &container).and_then(|overlay| {
+        let resources = Resources { volumes, devices, network, ports };
+        build_spec(&container, &runtime_dir, plan, resources, args, &launch, overlay)
     });
-    if args.rm {
-        if let Err(e) = dir.remove() {
-            eprintln!("hutch: {e}");
-        }
-        if launch.image.is_some() {
-            if let Err(e) = remove_container_files(&plan, root, &id) {
-                eprintln!("hutch: {e}");
-            }
+    match prepared {
+        Ok(spec) => Ok(Created { container, runtime_dir, spec }),
+        Err(e) => {
+            remove_container(plan, &container, &runtime_dir);
+            Err(e)
         }
     }
-    result
+}
+
+/// Removes a container's files (its writable layer holds files of
+/// subordinate ids: removed inside the user namespace), reporting failures
+/// as notes: the container's own outcome is what the user asked about.
+pub(super) fn remove_container(plan: &UsernsPlan, container: &Container, runtime_dir: &ContainerDir) {
+    let dir = container.dir.clone();
+    if let Err(e) = in_userns(plan, || Ok(remove_tree(&dir)?)) {
+        eprintln!("hutch: {e}");
+    }
+    if let Err(e) = runtime_dir.remove() {
+        eprintln!("hutch: {e}");
+    }
+}
+
+/// `--log-opt max-size=10m`
+fn log_max_size(options: &[String]) -> Result<Option<u64>, Error> {
+    let mut max = None;
+    for opt in options {
+        let size = opt.strip_prefix("max-size=").and_then(parse_size).ok_or_else(|| {
+            Error::Other(format!("unknown --log-opt {opt:?} (expected max-size=SIZE, e.g. max-size=10m)"))
+        })?;
+        max = Some(size);
+    }
+    Ok(max)
+}
+
+/// `512`, `64k`, `10m`, `1g` (powers of 1024, as Docker reads them).
+fn parse_size(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let trimmed = lower.trim_end_matches('b');
+    let (digits, shift) = match trimmed.chars().last()? {
+        'k' => (&trimmed[..trimmed.len() - 1], 10),
+        'm' => (&trimmed[..trimmed.len() - 1], 20),
+        'g' => (&trimmed[..trimmed.len() - 1], 30),
+        _ => (trimmed, 0),
+    };
+    digits.parse::<u64>().ok().and_then(|n| n.checked_mul(1 << shift)).filter(|n| *n > 0)
 }
 
 /// What to start: the image (if any) and the command with the image's
 /// settings applied.
 struct Launch {
     image: Option<ImageRecord>,
+    /// The image as named, or the root directory.
+    image_name: String,
+    stop_signal: Option<String>,
     command: Vec<String>,
     env: Vec<String>,
     workdir: Option<PathBuf>,
@@ -142,6 +242,8 @@ fn resolve_image(args: &RunArgs, root: &Path) -> Result<Launch, Error> {
         }
         return Ok(Launch {
             image: None,
+            image_name: args.rootfs.as_deref().unwrap_or(Path::new("")).display().to_string(),
+            stop_signal: None,
             command: args.command.clone(),
             env: args.env.clone(),
             workdir: args.workdir.clone(),
@@ -165,6 +267,8 @@ fn resolve_image(args: &RunArgs, root: &Path) -> Result<Launch, Error> {
         workdir: args.workdir.clone().or(defaults.workdir.map(PathBuf::from)),
         user: args.user.clone().or(defaults.user),
         image: Some(image),
+        image_name: name.clone(),
+        stop_signal: defaults.stop_signal.clone(),
     })
 }
 
@@ -188,53 +292,49 @@ fn find_or_pull(args: &RunArgs, root: &Path, name: &str) -> Result<ImageRecord, 
 /// The store's `containers/ID/`: the mount point of the image's root
 /// (`rootfs/`) and the container's writable layer (`upper/`, `work/`),
 /// which the monitor joins with the image's layers through fuse-overlay.
-fn prepare_rootfs(launch: &Launch, plan: &UsernsPlan, root: &Path, id: &str) -> Result<Option<OverlayRoot>, Error> {
+fn prepare_rootfs(launch: &Launch, root: &Path, container: &Container) -> Result<Option<OverlayRoot>, Error> {
     let Some(image) = &launch.image else { return Ok(None) };
     let store = Store::open(root)?;
-    let dir = store.container_path(id);
     let lowers: Vec<PathBuf> = image.layers.iter().rev().map(|l| store.layer_path(&l.diff_id)).collect();
-    let image_id = image.id.to_string();
-    let (target, layers) = (dir.clone(), lowers.clone());
-    in_userns(plan, || {
-        let _lock = store.lock_shared()?;
-        if let Some(missing) = layers.iter().find(|l| !l.is_dir()) {
-            return Err(Error::Other(format!(
-                "layer {} of the image is missing from the store: pull the image again",
-                missing.display()
-            )));
-        }
-        let made = |e: std::io::Error| Error::Other(format!("create {}: {e}", target.display()));
-        std::fs::create_dir(&target).map_err(made)?;
-        std::fs::write(target.join("image"), &image_id).map_err(made)?;
-        for sub in ["rootfs", "upper", "work"] {
-            std::fs::create_dir(target.join(sub)).map_err(made)?;
-        }
-        Ok(())
-    })?;
-    Ok(Some(OverlayRoot { lowers, upper: dir }))
+    // Held while checking, so an rmi cannot take the layers away meanwhile;
+    // from then on `rmi` sees the container's `image` file.
+    let _lock = store.lock_shared()?;
+    if let Some(missing) = lowers.iter().find(|l| !l.is_dir()) {
+        return Err(Error::Other(format!(
+            "layer {} of the image is missing from the store: pull the image again",
+            missing.display()
+        )));
+    }
+    let made = |e: std::io::Error| Error::Other(format!("create {}: {e}", container.dir.display()));
+    std::fs::write(container.path("image"), image.id.to_string()).map_err(made)?;
+    for sub in ["rootfs", "upper", "work"] {
+        std::fs::create_dir(container.path(sub)).map_err(made)?;
+    }
+    Ok(Some(OverlayRoot { lowers, upper: container.dir.clone() }))
 }
 
-fn remove_container_files(plan: &UsernsPlan, root: &Path, id: &str) -> Result<(), Error> {
-    let dir = Store::open(root)?.container_path(id);
-    in_userns(plan, || Ok(remove_tree(&dir)?))
-}
-
-fn run_in(
-    dir: &ContainerDir,
+/// The container's runtime Spec, saved in its directory.
+fn build_spec(
+    container: &Container,
+    runtime_dir: &ContainerDir,
     plan: &UsernsPlan,
-    id: &str,
     resources: Resources,
     args: &RunArgs,
     launch: &Launch,
     overlay: Option<OverlayRoot>,
-) -> Result<i32, Error> {
+) -> Result<oci_spec::runtime::Spec, Error> {
     let Resources { volumes, devices, network, ports } = resources;
     let security = security_options(&args.security_opt)?;
-    let hostname = args.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    let hostname = args.hostname.clone().unwrap_or_else(|| container.short_id().to_string());
+    let write = |name: &str, text: String| -> Result<PathBuf, Error> {
+        let path = container.path(name);
+        write_atomic(&path, text.as_bytes())?;
+        Ok(path)
+    };
     let etc_files = EtcFiles {
-        hosts: dir.write("hosts", netstack::hosts_file(&hostname, &network).as_bytes())?,
-        hostname: dir.write("hostname", format!("{hostname}\n").as_bytes())?,
-        resolv_conf: dir.write("resolv.conf", netstack::resolv_conf(&network).as_bytes())?,
+        hosts: write("hosts", netstack::hosts_file(&hostname, &network))?,
+        hostname: write("hostname", format!("{hostname}\n"))?,
+        resolv_conf: write("resolv.conf", netstack::resolv_conf(&network))?,
     };
     let config = ContainerConfig {
         rootfs: overlay.as_ref().map(|o| o.upper.join("rootfs")).or(args.rootfs.clone()).unwrap_or_default(),
@@ -250,7 +350,8 @@ fn run_in(
         terminal_size: runtime::terminal_size(std::io::stdin().as_fd()),
         network,
         ports,
-        state_dir: dir.path().to_path_buf(),
+        state_dir: runtime_dir.path().to_path_buf(),
+        container_dir: container.dir.clone(),
         init: args.init,
         read_only: args.read_only,
         tmpfs: args.tmpfs.clone(),
@@ -267,13 +368,8 @@ fn run_in(
         );
     }
     let spec = spec::build(&config, plan)?;
-    let json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Other(format!("serializing the spec: {e}")))?;
-    dir.write("config.json", &json)?;
-    Ok(runtime::run(
-        &spec,
-        plan,
-        StdioMode { terminal: args.tty, interactive: args.interactive, preserve_fds: args.preserve_fds },
-    )?)
+    container.write(crate::containers::SPEC, &spec)?;
+    Ok(spec)
 }
 
 /// What the container is given from the host, checked before it starts.

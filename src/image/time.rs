@@ -8,7 +8,11 @@ pub fn now() -> u64 {
 
 /// Now as RFC 3339 (UTC, seconds), for configs hutch writes.
 pub fn rfc3339_now() -> String {
-    let secs = now();
+    rfc3339(now())
+}
+
+/// `secs` since the epoch as RFC 3339 (UTC, seconds).
+pub fn rfc3339(secs: u64) -> String {
     let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
     // Civil from days (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -21,6 +25,29 @@ pub fn rfc3339_now() -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest / 60 % 60, rest % 60)
+}
+
+/// Now as RFC 3339 with nanoseconds, as container logs stamp their lines.
+pub fn rfc3339_nanos_now() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = rfc3339(now.as_secs());
+    format!("{}.{:09}Z", secs.trim_end_matches('Z'), now.subsec_nanos())
+}
+
+/// A span of `secs` seconds as `ps` and `images` say it: "3 seconds", "About a minute", "2 hours".
+pub fn human_duration(secs: u64) -> String {
+    match secs {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{secs} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", secs / 60),
+        3600..=7199 => "About an hour".into(),
+        7200..=172_799 => format!("{} hours", secs / 3600),
+        172_800..=5_183_999 => format!("{} days", secs / 86_400),
+        5_184_000..=63_071_999 => format!("{} months", secs / 2_592_000),
+        _ => format!("{} years", secs / 31_536_000),
+    }
 }
 
 /// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS…` (UTC offsets ignored:
@@ -50,5 +77,9 @@ mod tests {
         assert_eq!(parse_rfc3339("yesterday"), None);
         let t = now();
         assert_eq!(parse_rfc3339(&rfc3339_now()), Some(t));
+        let nanos = rfc3339_nanos_now();
+        assert_eq!(nanos.len(), "2024-03-01T12:00:00.123456789Z".len(), "{nanos}");
+        assert_eq!(human_duration(5), "5 seconds");
+        assert_eq!(human_duration(7300), "2 hours");
     }
 }

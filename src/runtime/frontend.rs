@@ -35,11 +35,47 @@ pub fn run(spec: &Spec, plan: &UsernsPlan, stdio: StdioMode) -> Result<i32, RunE
             if let Err(e) = pipes.install() {
                 fail(&theirs, SetupError::sys("dup2", "", e));
             }
-            crate::monitor::run(spec, stdio, theirs, plan.uses_helpers)
+            crate::monitor::run(spec, stdio, theirs, plan.uses_helpers, false)
         }
         Forked::Parent { child } => {
             drop(theirs);
             Frontend::new(child, ours, signal_fd, stdio, pipes.streams()).wait()
+        }
+    }
+}
+
+/// Starts the container described by `spec` with a detached monitor;
+/// returns once it runs (its pid), or with why it could not start.
+pub fn start_detached(spec: &Spec, plan: &UsernsPlan, stdio: StdioMode) -> Result<i32, RunError> {
+    let (ours, theirs) = Channel::pair().map_err(|errno| RunError::Sys { op: "socketpair", errno })?;
+    match userns::fork_into_userns(plan)? {
+        Forked::Child => {
+            drop(ours);
+            crate::monitor::run(spec, stdio, theirs, plan.uses_helpers, true)
+        }
+        Forked::Parent { child } => {
+            drop(theirs);
+            // The monitor's first half exits as soon as its second half
+            // (which the channel now connects to) is on its own.
+            loop {
+                match waitpid(child, None) {
+                    Err(Errno::EINTR) => continue,
+                    _ => break,
+                }
+            }
+            loop {
+                match ours.recv() {
+                    Ok(Some((Message::ContainerPid(pid), _))) => return Ok(pid),
+                    Ok(Some((Message::Failed { code, message }, _))) => return Err(RunError::Container { code, message }),
+                    Ok(Some(_)) => continue,
+                    Ok(None) | Err(_) => {
+                        return Err(RunError::Container {
+                            code: crate::EXIT_HUTCH_ERROR,
+                            message: "the container's monitor ended before the container started".into(),
+                        })
+                    }
+                }
+            }
         }
     }
 }

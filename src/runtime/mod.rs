@@ -18,10 +18,10 @@ pub mod process;
 mod relay;
 mod rootfs;
 mod seccomp;
-mod signals;
+pub(crate) mod signals;
 mod terminal;
 
-pub use frontend::run;
+pub use frontend::{run, start_detached};
 pub use terminal::size_of as terminal_size;
 
 use crate::EXIT_HUTCH_ERROR;
@@ -37,6 +37,9 @@ pub const ANNOTATION_NETWORK: &str = "io.hutch.network";
 pub const ANNOTATION_PORTS: &str = "io.hutch.ports";
 /// The container's runtime directory.
 pub const ANNOTATION_STATE_DIR: &str = "io.hutch.state-dir";
+/// The container's directory in the store, where the monitor records its
+/// state and log.
+pub const ANNOTATION_CONTAINER_DIR: &str = "io.hutch.container-dir";
 /// The image layers (a JSON list, topmost first) the monitor mounts as the
 /// root filesystem with fuse-overlay.
 pub const ANNOTATION_LOWERS: &str = "io.hutch.rootfs.lowers";

@@ -6,7 +6,7 @@ pub mod security;
 
 use crate::runtime::{
     inroot, process::DEFAULT_PATH, ANNOTATION_INIT, ANNOTATION_LOWERS, ANNOTATION_NETWORK, ANNOTATION_PORTS,
-    ANNOTATION_STATE_DIR, ANNOTATION_UPPER,
+    ANNOTATION_STATE_DIR, ANNOTATION_UPPER, ANNOTATION_CONTAINER_DIR,
 };
 use crate::userns::UsernsPlan;
 use netstack::{NetworkMode, PortMapping};
@@ -148,6 +148,8 @@ pub struct ContainerConfig {
     pub ports: Vec<PortMapping>,
     /// The container's runtime directory (the network helper's files).
     pub state_dir: PathBuf,
+    /// The container's directory in the store (its record, state and log).
+    pub container_dir: PathBuf,
     pub init: bool,
     pub read_only: bool,
     /// `--tmpfs PATH[:OPTIONS]`
@@ -203,6 +205,7 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
         annotations.insert(ANNOTATION_PORTS.to_string(), ports.join(","));
     }
     annotations.insert(ANNOTATION_STATE_DIR.to_string(), cfg.state_dir.to_string_lossy().into_owned());
+    annotations.insert(ANNOTATION_CONTAINER_DIR.to_string(), cfg.container_dir.to_string_lossy().into_owned());
     if let Some(o) = &cfg.overlay {
         let lowers: Vec<String> = o.lowers.iter().map(|l| l.to_string_lossy().into_owned()).collect();
         annotations.insert(ANNOTATION_LOWERS.to_string(), serde_json::to_string(&lowers).unwrap_or_default());

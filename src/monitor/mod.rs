@@ -7,9 +7,13 @@
 //! in, starts the container's first process, waits for it, stops the
 //! helper and exits with the container's status.
 
+mod detached;
+
+use crate::containers::{Container, ContainerState, ProcessId, Status};
+use crate::image::time::now;
 use crate::runtime::channel::{Channel, Message};
 use crate::runtime::{container, exit_code, fail, SetupError, StdioMode, ANNOTATION_NETWORK, ANNOTATION_PORTS};
-use crate::runtime::{ANNOTATION_LOWERS, ANNOTATION_STATE_DIR, ANNOTATION_UPPER};
+use crate::runtime::{ANNOTATION_CONTAINER_DIR, ANNOTATION_LOWERS, ANNOTATION_STATE_DIR, ANNOTATION_UPPER};
 use crate::sys::{die_with_parent, exit_now};
 use netstack::{Connected, NetworkMode, PortMapping};
 use nix::errno::Errno;
@@ -20,25 +24,20 @@ use oci_spec::runtime::Spec;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-/// Never returns: exits with the container's status.
-pub fn run(spec: &Spec, stdio: StdioMode, channel: Channel, setgroups_allowed: bool) -> ! {
-    // The monitor's own mount namespace holds the container's root mounts
-    // (the FUSE overlay) out of the host's sight; the container gets a
-    // child of it.
-    if let Err(e) = unshare(CloneFlags::CLONE_NEWNS) {
-        fail(&channel, SetupError::sys("unshare", "", e));
+/// Never returns: exits with the container's status. In the foreground
+/// hutch relays the container's streams and signals; `detached`, the
+/// monitor leaves hutch and keeps the container's output in its log.
+pub fn run(spec: &Spec, stdio: StdioMode, channel: Channel, setgroups_allowed: bool, detached: bool) -> ! {
+    if detached {
+        detached::leave_caller(&channel);
     }
-    if let Err(e) = serve_rootfs(spec) {
-        fail(&channel, e);
-    }
-    let network = match connect_network(spec) {
+    let record = ContainerRecordDir::from_spec(spec);
+    let network = match prepare(spec) {
         Ok(network) => network,
         Err(e) => fail(&channel, e),
     };
-    // Children from here on are in the container's PID namespace; the
-    // first is its PID 1.
-    if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
-        fail(&channel, SetupError::sys("unshare", "", e));
+    if detached {
+        detached::run(spec, stdio, channel, setgroups_allowed, network, record)
     }
     // SAFETY: the monitor is single-threaded (forked from single-threaded hutch).
     match unsafe { fork() } {
@@ -49,11 +48,76 @@ pub fn run(spec: &Spec, stdio: StdioMode, channel: Channel, setgroups_allowed: b
             container::start(spec, stdio, channel, setgroups_allowed, netns)
         }
         Ok(ForkResult::Parent { child }) => {
+            record.started(child);
             let _ = channel.send(&Message::ContainerPid(child.as_raw()), None);
             drop(channel);
             let status = wait_for(child);
             drop(network); // stops the helper: its ports are free again
+            record.exited(status);
             exit_now(status)
+        }
+    }
+}
+
+/// Everything the container's first process needs from the monitor: a
+/// mount namespace of the monitor's own that holds the root filesystem
+/// mount out of the host's sight (the container gets a child of it), the
+/// network, and a new PID namespace for the children from here on (the
+/// first is the container's PID 1).
+fn prepare(spec: &Spec) -> Result<Option<Connected>, SetupError> {
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| SetupError::sys("unshare", "", e))?;
+    serve_rootfs(spec)?;
+    let network = connect_network(spec)?;
+    unshare(CloneFlags::CLONE_NEWPID).map_err(|e| SetupError::sys("unshare", "", e))?;
+    Ok(network)
+}
+
+/// Where the monitor records the container's state (its directory in the
+/// store), when the spec names one.
+struct ContainerRecordDir(Option<Container>);
+
+impl ContainerRecordDir {
+    fn from_spec(spec: &Spec) -> ContainerRecordDir {
+        let dir = spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION_CONTAINER_DIR)).map(PathBuf::from);
+        ContainerRecordDir(dir.and_then(|d| Container::at(&d).ok()))
+    }
+
+    fn started(&self, pid: Pid) {
+        if let Some(c) = &self.0 {
+            let _ = c.write_state(&ContainerState::running(ProcessId::current(), pid.as_raw(), now()));
+        }
+    }
+
+    /// Records the end; a container run with `--rm -d` is removed here, as
+    /// no one else is there to do it.
+    fn exited(&self, code: i32) {
+        let Some(c) = &self.0 else { return };
+        let mut state = c.state();
+        state.status = Status::Exited;
+        state.exit_code = Some(code);
+        state.finished_at = Some(now());
+        let _ = c.write_state(&state);
+    }
+
+    fn auto_remove(&self) -> bool {
+        self.0.as_ref().is_some_and(|c| c.record.auto_remove)
+    }
+
+    /// Removes the container's files: its root filesystem is unmounted
+    /// first (its server then ends), so removing its directory cannot reach
+    /// into the image's layers through the mount.
+    fn remove(&self, spec: &Spec) {
+        let annotations = spec.annotations().clone().unwrap_or_default();
+        if annotations.contains_key(ANNOTATION_LOWERS) {
+            if let Some(root) = spec.root().as_ref() {
+                let _ = nix::mount::umount2(root.path(), nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        if let Some(c) = &self.0 {
+            let _ = crate::image::store::remove_tree(&c.dir);
+        }
+        if let Some(dir) = annotations.get(ANNOTATION_STATE_DIR) {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

@@ -1,0 +1,335 @@
+//! The container verbs: ps, logs, stop, kill, start, restart, wait, rm,
+//! inspect. Containers are named by full id, name or unique id prefix.
+
+use super::{runtime_and_userns, Error};
+use crate::containers::log::{self, LogReader, Record, Stream};
+use crate::containers::{parse_signal, Container, ContainerState, Containers, Status};
+use crate::image::time::{human_duration, now, rfc3339};
+use crate::runtime::{self, StdioMode};
+use crate::state::ContainerDir;
+use clap::Args;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct PsArgs {
+    /// Show all containers (default: running ones)
+    #[arg(short, long)]
+    all: bool,
+    /// Only container ids
+    #[arg(short, long)]
+    quiet: bool,
+    /// Full ids and commands
+    #[arg(long)]
+    no_trunc: bool,
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    container: String,
+    /// Keep printing new output until the container stops
+    #[arg(short, long)]
+    follow: bool,
+    /// Only the last N lines ("all" for every line)
+    #[arg(short = 'n', long, value_name = "N")]
+    tail: Option<String>,
+    /// Show each line's time
+    #[arg(short, long)]
+    timestamps: bool,
+}
+
+#[derive(Args)]
+pub struct StopArgs {
+    /// Seconds to wait for the stop signal to work before SIGKILL
+    #[arg(short = 't', long = "time", value_name = "SECONDS", default_value_t = 10)]
+    time: u64,
+    #[arg(required = true, value_name = "CONTAINER")]
+    containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct KillArgs {
+    /// The signal to send
+    #[arg(short, long, value_name = "SIGNAL", default_value = "KILL")]
+    signal: String,
+    #[arg(required = true, value_name = "CONTAINER")]
+    containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct StartArgs {
+    /// Stay attached: relay the container's output (and input with -i), exit with its status
+    #[arg(short, long)]
+    attach: bool,
+    /// Relay stdin too (with -a)
+    #[arg(short, long)]
+    interactive: bool,
+    #[arg(required = true, value_name = "CONTAINER")]
+    containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct ContainersArgs {
+    #[arg(required = true, value_name = "CONTAINER")]
+    containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RmArgs {
+    /// Stop running containers first (SIGKILL)
+    #[arg(short, long)]
+    force: bool,
+    /// Also remove anonymous volumes (hutch has none: accepted for Docker's sake)
+    #[arg(short, long)]
+    volumes: bool,
+    #[arg(required = true, value_name = "CONTAINER")]
+    containers: Vec<String>,
+}
+
+pub fn ps(args: PsArgs, root: &Path) -> Result<i32, Error> {
+    let containers = Containers::open(root)?.list()?;
+    let rows: Vec<(Container, ContainerState)> = containers
+        .into_iter()
+        .map(|c| {
+            let state = c.state();
+            (c, state)
+        })
+        .filter(|(_, s)| args.all || s.is_running())
+        .collect();
+    if args.quiet {
+        for (c, _) in rows {
+            println!("{}", if args.no_trunc { c.record.id.as_str() } else { c.short_id() });
+        }
+        return Ok(0);
+    }
+    let mut table = vec![["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"].map(String::from)];
+    for (c, state) in rows {
+        let command = c.record.command.join(" ");
+        let command = if args.no_trunc || command.chars().count() <= 20 {
+            command
+        } else {
+            format!("{}…", command.chars().take(19).collect::<String>())
+        };
+        table.push([
+            if args.no_trunc { c.record.id.clone() } else { c.short_id().to_string() },
+            c.record.image.clone(),
+            format!("\"{command}\""),
+            format!("{} ago", human_duration(now().saturating_sub(c.record.created))),
+            status_line(&state),
+            c.record.ports.join(", "),
+            c.record.name.clone(),
+        ]);
+    }
+    print!("{}", columns(&table));
+    Ok(0)
+}
+
+/// "Up 5 seconds", "Exited (0) 2 minutes ago", "Created".
+fn status_line(state: &ContainerState) -> String {
+    let since = |t: Option<u64>| human_duration(now().saturating_sub(t.unwrap_or_else(now)));
+    match state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", since(state.started_at)),
+        Status::Exited => format!("Exited ({}) {} ago", state.exit_code.unwrap_or(0), since(state.finished_at)),
+    }
+}
+
+/// Rows as aligned columns, three spaces apart.
+fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < N {
+                line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub fn logs(args: LogsArgs, root: &Path) -> Result<i32, Error> {
+    let container = Containers::open(root)?.find(&args.container)?;
+    let tail = match args.tail.as_deref() {
+        None | Some("all") => None,
+        Some(n) => Some(n.parse::<usize>().map_err(|_| Error::Other(format!("--tail {n:?}: expected a number or all")))?),
+    };
+    let mut reader = LogReader::new(&container.path(log::FILE));
+    let read_error = |e: std::io::Error| Error::Other(format!("reading the log of {}: {e}", args.container));
+    let mut records = reader.existing().map_err(read_error)?;
+    if let Some(n) = tail {
+        records = log::tail(records, n);
+    }
+    print_records(&records, args.timestamps);
+    if !args.follow {
+        return Ok(0);
+    }
+    loop {
+        // Asked before reading, so the last output is read after the end.
+        let running = container.state().is_running();
+        print_records(&reader.next_records().map_err(read_error)?, args.timestamps);
+        if !running {
+            return Ok(0);
+        }
+        let _ = container.wait_stopped(Some(Duration::from_millis(100)));
+    }
+}
+
+fn print_records(records: &[Record], timestamps: bool) {
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    let mut line_start = true;
+    for r in records {
+        let sink: &mut dyn Write = match r.stream {
+            Stream::Stdout => &mut out,
+            Stream::Stderr => &mut err,
+        };
+        if timestamps && line_start {
+            let _ = write!(sink, "{} ", r.time);
+        }
+        let _ = sink.write_all(&r.text);
+        line_start = r.text.ends_with(b"\n");
+    }
+    let _ = (out.flush(), err.flush());
+}
+
+/// Runs `act` on each named container, printing the name as given on
+/// success and a line per failure; exit status 1 when any failed, as Docker.
+fn each(names: &[String], root: &Path, mut act: impl FnMut(&Container) -> Result<(), Error>) -> Result<i32, Error> {
+    let containers = Containers::open(root)?;
+    let mut failed = false;
+    for name in names {
+        match containers.find(name).map_err(Error::from).and_then(|c| act(&c)) {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                eprintln!("hutch: {}", super::one_line(&e.to_string()));
+                failed = true;
+            }
+        }
+    }
+    Ok(i32::from(failed))
+}
+
+pub fn stop(args: StopArgs, root: &Path) -> Result<i32, Error> {
+    each(&args.containers, root, |c| c.stop(Duration::from_secs(args.time)).map(drop).map_err(Error::from))
+}
+
+pub fn kill(args: KillArgs, root: &Path) -> Result<i32, Error> {
+    let sig = parse_signal(&args.signal).map_err(Error::Other)?;
+    each(&args.containers, root, |c| match c.signal(sig)? {
+        true => Ok(()),
+        false => Err(Error::Other(format!("container {} is not running", c.record.name))),
+    })
+}
+
+pub fn wait(args: ContainersArgs, root: &Path) -> Result<i32, Error> {
+    let containers = Containers::open(root)?;
+    for name in &args.containers {
+        let container = containers.find(name)?;
+        let state = container.wait_stopped(None).unwrap_or_else(|| container.state());
+        println!("{}", state.exit_code.unwrap_or(0));
+    }
+    Ok(0)
+}
+
+pub fn rm(args: RmArgs, root: &Path) -> Result<i32, Error> {
+    let (runtime, plan) = runtime_and_userns()?;
+    let _ = args.volumes;
+    each(&args.containers, root, |c| {
+        if c.state().is_running() {
+            if !args.force {
+                return Err(Error::Other(format!(
+                    "container {} is running: stop it first (hutch stop {0}), or remove it with rm -f",
+                    c.record.name
+                )));
+            }
+            c.signal(nix::sys::signal::Signal::SIGKILL)?;
+            c.wait_stopped(None);
+        }
+        super::run::remove_container(&plan, c, &ContainerDir::create(&runtime, &c.record.id)?);
+        Ok(())
+    })
+}
+
+pub fn start(args: StartArgs, root: &Path) -> Result<i32, Error> {
+    if args.attach && args.containers.len() > 1 {
+        return Err(Error::Other("start -a attaches to one container: name just one".into()));
+    }
+    if args.attach {
+        let container = Containers::open(root)?.find(&args.containers[0])?;
+        if container.state().is_running() {
+            return Err(Error::Other(format!("container {} is running already", container.record.name)));
+        }
+        let (runtime, plan) = runtime_and_userns()?;
+        ContainerDir::create(&runtime, &container.record.id)?;
+        let stdio = StdioMode { terminal: container.record.tty, interactive: args.interactive, preserve_fds: 0 };
+        return Ok(runtime::run(&container.spec()?, &plan, stdio)?);
+    }
+    each(&args.containers, root, start_detached)
+}
+
+/// Starts a stopped container in the background (a running one is left be).
+fn start_detached(container: &Container) -> Result<(), Error> {
+    if container.state().is_running() {
+        return Ok(());
+    }
+    let (runtime, plan) = runtime_and_userns()?;
+    ContainerDir::create(&runtime, &container.record.id)?;
+    let stdio =
+        StdioMode { terminal: container.record.tty, interactive: container.record.interactive, preserve_fds: 0 };
+    runtime::start_detached(&container.spec()?, &plan, stdio)?;
+    Ok(())
+}
+
+pub fn restart(args: StopArgs, root: &Path) -> Result<i32, Error> {
+    each(&args.containers, root, |c| {
+        c.stop(Duration::from_secs(args.time))?;
+        start_detached(c)
+    })
+}
+
+/// `inspect NAME`: a container when one has that name or id, else an image.
+pub fn inspect(name: &str, root: &Path) -> Result<Option<serde_json::Value>, Error> {
+    let container = match Containers::open(root)?.find(name) {
+        Ok(c) => c,
+        Err(crate::containers::Error::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let state = container.state();
+    let r = &container.record;
+    let time = |t: Option<u64>| t.map(rfc3339).unwrap_or_else(|| "0001-01-01T00:00:00Z".into());
+    Ok(Some(serde_json::json!({
+        "Id": r.id,
+        "Name": r.name,
+        "Created": rfc3339(r.created),
+        "Path": r.command.first(),
+        "Args": r.command.get(1..).unwrap_or_default(),
+        "Image": r.image_id.clone().unwrap_or_default(),
+        "ImageName": r.image,
+        "State": {
+            "Status": state.status.as_str(),
+            "Running": state.is_running(),
+            "Pid": state.pid.filter(|_| state.is_running()).unwrap_or(0),
+            "ExitCode": state.exit_code.unwrap_or(0),
+            "StartedAt": time(state.started_at),
+            "FinishedAt": time(state.finished_at),
+        },
+        "Config": {
+            "Tty": r.tty,
+            "OpenStdin": r.interactive,
+            "Cmd": r.command,
+            "StopSignal": container.stop_signal().as_str(),
+        },
+        "HostConfig": {
+            "AutoRemove": r.auto_remove,
+            "LogConfig": { "Type": "k8s-file", "MaxSize": r.log_max_size.unwrap_or(log::DEFAULT_MAX_SIZE) },
+        },
+        "NetworkSettings": { "Ports": r.ports },
+        "LogPath": container.path(log::FILE),
+        "Spec": container.spec().ok(),
+    })))
+}

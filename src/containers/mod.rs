@@ -1,0 +1,225 @@
+//! Containers as the store keeps them: one directory per container under
+//! `containers/ID/` holding its record (`container.json`: name, image,
+//! command, settings), its runtime Spec (`config.json`), its state
+//! (`state.json`, written by its monitor), its log, its /etc files and, for
+//! an image, its writable layer. Records outlive reboots; runtime files
+//! (`state.rs`) do not need to.
+
+mod control;
+pub mod log;
+mod names;
+mod status;
+
+pub use control::parse_signal;
+pub use status::{ContainerState, ProcessId, Status};
+
+use crate::state::write_atomic;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no such container: {0} (see hutch ps -a)")]
+    NotFound(String),
+    #[error("{prefix:?} names {count} containers: give more of the id, or the name")]
+    Ambiguous { prefix: String, count: usize },
+    #[error("the name {name:?} is in use by container {id}: remove it (hutch rm {name}) or choose another name")]
+    NameInUse { name: String, id: String },
+    #[error("invalid container name {0:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit")]
+    InvalidName(String),
+    #[error("container {id}: {path}: {why} (remove it with hutch rm -f {id})")]
+    Corrupt { id: String, path: PathBuf, why: String },
+    #[error(transparent)]
+    State(#[from] crate::state::Error),
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io { op, path: path.to_path_buf(), source }
+}
+
+/// What a container is, fixed when it is created.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    /// The image as the user named it, or the root directory of a `--rootfs` run.
+    pub image: String,
+    /// The image's config digest, when the root comes from an image.
+    #[serde(default)]
+    pub image_id: Option<String>,
+    pub command: Vec<String>,
+    /// Seconds since the epoch.
+    pub created: u64,
+    /// Published ports as `-p` shows them (`127.0.0.1:8080->80/tcp`).
+    #[serde(default)]
+    pub ports: Vec<String>,
+    /// The signal `stop` sends first (the image's StopSignal), SIGTERM if none.
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    /// Removed as soon as it exits (`--rm`).
+    #[serde(default)]
+    pub auto_remove: bool,
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default)]
+    pub interactive: bool,
+    /// Log size at which the log rotates (`--log-opt max-size`).
+    #[serde(default)]
+    pub log_max_size: Option<u64>,
+}
+
+/// The store's containers.
+pub struct Containers {
+    dir: PathBuf,
+}
+
+/// One container: its record and where it lives.
+#[derive(Clone, Debug)]
+pub struct Container {
+    pub record: ContainerRecord,
+    pub dir: PathBuf,
+}
+
+const RECORD: &str = "container.json";
+const STATE: &str = "state.json";
+/// The runtime Spec the monitor runs.
+pub const SPEC: &str = "config.json";
+
+impl Containers {
+    pub fn open(store_root: &Path) -> Result<Containers, Error> {
+        let dir = store_root.join("containers");
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(io("create", &dir))?;
+        Ok(Containers { dir })
+    }
+
+    /// Creates the container's directory and record. The name (generated
+    /// when `None`) is checked and taken under a lock, so two containers
+    /// started at once never get the same one.
+    pub fn create(&self, mut record: ContainerRecord, name: Option<&str>) -> Result<Container, Error> {
+        let _lock = self.lock()?;
+        let taken: Vec<Container> = self.list()?;
+        record.name = match name {
+            Some(name) => {
+                names::check(name)?;
+                if let Some(other) = taken.iter().find(|c| c.record.name == name) {
+                    return Err(Error::NameInUse { name: name.into(), id: other.record.id[..12].into() });
+                }
+                name.to_string()
+            }
+            None => names::generate(&record.id, |n| taken.iter().any(|c| c.record.name == n)),
+        };
+        let dir = self.dir.join(&record.id);
+        fs::DirBuilder::new().mode(0o700).create(&dir).map_err(io("create", &dir))?;
+        let container = Container { record, dir };
+        container.write(RECORD, &container.record)?;
+        Ok(container)
+    }
+
+    /// Every container with a readable record, newest first.
+    pub fn list(&self) -> Result<Vec<Container>, Error> {
+        let entries = fs::read_dir(&self.dir).map_err(io("read", &self.dir))?;
+        let mut found: Vec<Container> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| Container::load(e.path()).ok())
+            .collect();
+        found.sort_by(|a, b| b.record.created.cmp(&a.record.created).then(a.record.id.cmp(&b.record.id)));
+        Ok(found)
+    }
+
+    /// The container named `key`: its full id, its name, or a unique prefix of its id.
+    pub fn find(&self, key: &str) -> Result<Container, Error> {
+        let all = self.list()?;
+        if let Some(c) = all.iter().find(|c| c.record.id == key || c.record.name == key) {
+            return Ok(c.clone());
+        }
+        let matching: Vec<&Container> = all.iter().filter(|c| !key.is_empty() && c.record.id.starts_with(key)).collect();
+        match matching.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Error::NotFound(key.to_string())),
+            many => Err(Error::Ambiguous { prefix: key.to_string(), count: many.len() }),
+        }
+    }
+
+    fn lock(&self) -> Result<File, Error> {
+        let path = self.dir.join(".names.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io("open", &path))?;
+        file.lock().map_err(io("lock", &path))?;
+        Ok(file)
+    }
+}
+
+impl Container {
+    fn load(dir: PathBuf) -> Result<Container, Error> {
+        let path = dir.join(RECORD);
+        let bytes = fs::read(&path).map_err(io("read", &path))?;
+        let record: ContainerRecord = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+            id: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            path: path.clone(),
+            why: e.to_string(),
+        })?;
+        Ok(Container { record, dir })
+    }
+
+    /// Opens the container whose directory is `dir` (the monitor's view).
+    pub fn at(dir: &Path) -> Result<Container, Error> {
+        Container::load(dir.to_path_buf())
+    }
+
+    pub fn short_id(&self) -> &str {
+        &self.record.id[..12.min(self.record.id.len())]
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The state as last recorded, corrected for a monitor that is gone
+    /// without recording the end (killed: its container died with it).
+    pub fn state(&self) -> ContainerState {
+        let path = self.path(STATE);
+        let recorded: ContainerState =
+            fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        recorded.checked()
+    }
+
+    pub fn write_state(&self, state: &ContainerState) -> Result<(), Error> {
+        self.write(STATE, state)
+    }
+
+    /// The runtime Spec saved at creation.
+    pub fn spec(&self) -> Result<oci_spec::runtime::Spec, Error> {
+        let path = self.path(SPEC);
+        let bytes = fs::read(&path).map_err(io("read", &path))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+            id: self.record.id.clone(),
+            path,
+            why: e.to_string(),
+        })
+    }
+
+    pub fn write<T: Serialize>(&self, name: &str, value: &T) -> Result<(), Error> {
+        let path = self.path(name);
+        let json = serde_json::to_vec_pretty(value).map_err(|e| Error::Corrupt {
+            id: self.record.id.clone(),
+            path: path.clone(),
+            why: e.to_string(),
+        })?;
+        Ok(write_atomic(&path, &json)?)
+    }
+}

@@ -1,0 +1,243 @@
+//! The monitor of a detached container (`run -d`, `start`): it leaves
+//! hutch (which returns as soon as the container runs), keeps no terminal
+//! of the caller's, writes the container's output to its log, forwards
+//! signals sent to it, and records the end.
+
+use super::{wait_for, ContainerRecordDir};
+use crate::containers::log::{self, LogWriter, Stream};
+use crate::runtime::channel::{Channel, Message};
+use crate::runtime::{container, exit_code, fail, signals, SetupError, StdioMode};
+use crate::sys::{die_with_parent, exit_now};
+use netstack::Connected;
+use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe2, read, setsid, ForkResult, Pid};
+use oci_spec::runtime::Spec;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// Forks; the parent exits at once (hutch reaps it) and the child, adopted
+/// by init, goes on in a session of its own with /dev/null for streams, so
+/// closing the caller's terminal cannot reach it.
+pub(super) fn leave_caller(channel: &Channel) {
+    // SAFETY: the monitor is single-threaded.
+    match unsafe { fork() } {
+        Err(e) => fail(channel, SetupError::sys("fork", "", e)),
+        Ok(ForkResult::Parent { .. }) => exit_now(0),
+        Ok(ForkResult::Child) => {}
+    }
+    let _ = setsid();
+    if let Ok(null) = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()) {
+        let _ = (dup2_stdin(&null), dup2_stdout(&null), dup2_stderr(&null));
+    }
+}
+
+pub(super) fn run(
+    spec: &Spec,
+    stdio: StdioMode,
+    channel: Channel,
+    setgroups_allowed: bool,
+    network: Option<Connected>,
+    record: ContainerRecordDir,
+) -> ! {
+    let forwarded = signals::forwarded();
+    let setup = forwarded
+        .thread_block()
+        .and_then(|()| SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK))
+        .and_then(|signals| Ok((signals, OutputPipes::new(stdio)?, Channel::pair()?)));
+    let (signals, pipes, (ours, theirs)) = match setup {
+        Ok(setup) => setup,
+        Err(e) => fail(&channel, SetupError::sys("monitor setup", "", e)),
+    };
+    // SAFETY: the monitor is single-threaded.
+    let child = match unsafe { fork() } {
+        Err(e) => fail(&channel, SetupError::sys("fork", "", e)),
+        Ok(ForkResult::Child) => {
+            die_with_parent();
+            drop((ours, channel, signals));
+            if let Err(e) = pipes.install() {
+                fail(&theirs, SetupError::sys("dup2", "", e));
+            }
+            let netns = network.as_ref().map(|n| n.netns());
+            container::start(spec, stdio, theirs, setgroups_allowed, netns)
+        }
+        Ok(ForkResult::Parent { child }) => child,
+    };
+    drop(theirs);
+    let mut sources = pipes.monitor_ends();
+    // The container's end of the channel closes when its command starts
+    // (close-on-exec) or after it reported why it could not.
+    while let Ok(Some((message, fd))) = ours.recv() {
+        match (message, fd) {
+            (Message::TerminalMaster, Some(master)) => sources.push((master, Stream::Stdout)),
+            (Message::Failed { code, message }, _) => {
+                let _ = channel.send(&Message::Failed { code, message }, None);
+                let status = wait_for(child);
+                record.exited(status);
+                exit_now(status)
+            }
+            _ => {}
+        }
+    }
+    record.started(child);
+    let _ = channel.send(&Message::ContainerPid(child.as_raw()), None);
+    drop(channel);
+    let log = record.0.as_ref().and_then(|c| {
+        LogWriter::open(&c.path(log::FILE), c.record.log_max_size.unwrap_or(log::DEFAULT_MAX_SIZE)).ok()
+    });
+    let status = Capture { child, signals, sources, log }.until_exit();
+    drop(network);
+    record.exited(status);
+    if record.auto_remove() {
+        record.remove(spec);
+    }
+    exit_now(status)
+}
+
+/// Pipes for the container's stdout and stderr, and for its stdin with
+/// `-i` (the monitor keeps the writing end, so the container's reads wait
+/// instead of ending). None with `-t`: the terminal carries everything.
+struct OutputPipes {
+    stdout: Option<(OwnedFd, OwnedFd)>,
+    stderr: Option<(OwnedFd, OwnedFd)>,
+    stdin: Option<(OwnedFd, OwnedFd)>,
+}
+
+impl OutputPipes {
+    fn new(stdio: StdioMode) -> Result<OutputPipes, Errno> {
+        let pipe = || pipe2(OFlag::O_CLOEXEC);
+        if stdio.terminal {
+            return Ok(OutputPipes { stdout: None, stderr: None, stdin: None });
+        }
+        Ok(OutputPipes { stdout: Some(pipe()?), stderr: Some(pipe()?), stdin: stdio.interactive.then(pipe).transpose()? })
+    }
+
+    /// In the container process.
+    fn install(&self) -> Result<(), Errno> {
+        if let Some((_, w)) = &self.stdout {
+            dup2_stdout(w)?;
+        }
+        if let Some((_, w)) = &self.stderr {
+            dup2_stderr(w)?;
+        }
+        if let Some((r, _)) = &self.stdin {
+            dup2_stdin(r)?;
+        }
+        Ok(())
+    }
+
+    /// In the monitor: the reading ends, tagged with their stream. The
+    /// stdin pipe's writing end is leaked on purpose: it stays open for the
+    /// monitor's life.
+    fn monitor_ends(self) -> Vec<(OwnedFd, Stream)> {
+        if let Some((_, w)) = self.stdin {
+            std::mem::forget(w);
+        }
+        let mut ends = Vec::new();
+        ends.extend(self.stdout.map(|(r, _)| (r, Stream::Stdout)));
+        ends.extend(self.stderr.map(|(r, _)| (r, Stream::Stderr)));
+        ends
+    }
+}
+
+/// The monitor's loop while its container runs.
+struct Capture {
+    child: Pid,
+    signals: SignalFd,
+    sources: Vec<(OwnedFd, Stream)>,
+    log: Option<LogWriter>,
+}
+
+/// How long the output of a finished container is still read: processes
+/// left in its PID namespace may hold the pipes for a moment while the
+/// kernel kills them.
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+impl Capture {
+    fn until_exit(mut self) -> i32 {
+        let mut status = None;
+        let mut deadline = None;
+        loop {
+            let timeout = match deadline {
+                Some(d) => {
+                    let left = d - Instant::now().min(d);
+                    if left.is_zero() || self.sources.is_empty() {
+                        break;
+                    }
+                    PollTimeout::try_from(left.as_millis() as i32).unwrap_or(PollTimeout::ZERO)
+                }
+                None => PollTimeout::NONE,
+            };
+            let ready = self.poll(timeout);
+            self.copy_ready(&ready[1..]);
+            if ready[0] && status.is_none() {
+                status = self.handle_signals();
+                if status.is_some() {
+                    deadline = Some(Instant::now() + DRAIN_TIME);
+                }
+            }
+        }
+        status.unwrap_or(crate::EXIT_HUTCH_ERROR)
+    }
+
+    /// Readiness of the signal descriptor, then of each source.
+    fn poll(&self, timeout: PollTimeout) -> Vec<bool> {
+        let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        fds.extend(self.sources.iter().map(|(fd, _)| PollFd::new(fd.as_fd(), PollFlags::POLLIN)));
+        match poll(&mut fds, timeout) {
+            Ok(_) => fds.iter().map(|f| f.any().unwrap_or(false)).collect(),
+            Err(_) => vec![false; fds.len()],
+        }
+    }
+
+    fn copy_ready(&mut self, ready: &[bool]) {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut i = 0;
+        let log = &mut self.log;
+        self.sources.retain(|(fd, stream)| {
+            let was_ready = ready.get(i).copied().unwrap_or(false);
+            i += 1;
+            if !was_ready {
+                return true;
+            }
+            match read(fd, &mut buf) {
+                Ok(0) => false,
+                Ok(n) => {
+                    if let Some(log) = log.as_mut() {
+                        let _ = log.write(*stream, &buf[..n]);
+                    }
+                    true
+                }
+                Err(Errno::EINTR | Errno::EAGAIN) => true,
+                // EIO: the terminal's last slave closed.
+                Err(_) => false,
+            }
+        });
+    }
+
+    /// Forwards signals to the container; its status once it ended.
+    fn handle_signals(&mut self) -> Option<i32> {
+        let mut status = None;
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) => {
+                    if let Ok(s) = waitpid(self.child, Some(WaitPidFlag::WNOHANG)) {
+                        if !matches!(s, WaitStatus::StillAlive) {
+                            status = exit_code(s).or(status);
+                        }
+                    }
+                }
+                Ok(sig) => {
+                    let _ = kill(self.child, sig);
+                }
+                Err(_) => {}
+            }
+        }
+        status
+    }
+}
