@@ -157,7 +157,9 @@ pub fn logs(args: LogsArgs, root: &Path) -> Result<i32, Error> {
     let container = Containers::open(root)?.find(&args.container)?;
     let tail = match args.tail.as_deref() {
         None | Some("all") => None,
-        Some(n) => Some(n.parse::<usize>().map_err(|_| Error::Other(format!("--tail {n:?}: expected a number or all")))?),
+        Some(n) => {
+            Some(n.parse::<usize>().map_err(|_| Error::Other(format!("--tail {n:?}: expected a number or all")))?)
+        }
     };
     let mut reader = LogReader::new(&container.path(log::FILE));
     let read_error = |e: std::io::Error| Error::Other(format!("reading the log of {}: {e}", args.container));
@@ -332,4 +334,56 @@ pub fn inspect(name: &str, root: &Path) -> Result<Option<serde_json::Value>, Err
         "LogPath": container.path(log::FILE),
         "Spec": container.spec().ok(),
     })))
+}
+
+#[derive(Args)]
+#[command(disable_help_flag = true)]
+pub struct ExecArgs {
+    /// Keep stdin open
+    #[arg(short, long)]
+    interactive: bool,
+    /// Give the process a terminal
+    #[arg(short, long)]
+    tty: bool,
+    /// Set an environment variable (KEY=VALUE, or KEY to pass yours on)
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long, value_name = "DIR")]
+    workdir: Option<std::path::PathBuf>,
+    /// User inside the container: NAME|UID[:GROUP|GID]
+    #[arg(short = 'u', long, value_name = "USER")]
+    user: Option<String>,
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// The container, then the command and its arguments
+    #[arg(value_name = "CONTAINER COMMAND", required = true, num_args = 2.., trailing_var_arg = true)]
+    command: Vec<String>,
+}
+
+pub fn exec(args: ExecArgs, root: &Path) -> Result<i32, Error> {
+    let (name, command) = args.command.split_first().ok_or_else(|| Error::Other("no container given".into()))?;
+    let container = Containers::open(root)?.find(name)?;
+    let state = container.state();
+    let (Some(_), Some(pid)) = (state.live_monitor(), state.pid) else {
+        return Err(Error::Other(format!(
+            "container {} is not running: start it first (hutch start {0})",
+            container.record.name
+        )));
+    };
+    let (_runtime, plan) = runtime_and_userns()?;
+    let spec = container.spec()?;
+    let base = spec.process().as_ref().ok_or_else(|| Error::Other("the container's spec has no process".into()))?;
+    let exec = crate::spec::ExecConfig {
+        command: command.to_vec(),
+        env: args.env,
+        workdir: args.workdir,
+        user: args.user,
+        terminal: args.tty,
+        terminal_size: runtime::terminal_size(std::os::fd::AsFd::as_fd(&std::io::stdin())),
+    };
+    let process = crate::spec::exec_process(base, &exec, Path::new(&format!("/proc/{pid}/root")), &plan)?;
+    let stdio = StdioMode { terminal: args.tty, interactive: args.interactive, preserve_fds: 0 };
+    Ok(runtime::exec(&spec, &process, pid, &plan, stdio)?)
 }

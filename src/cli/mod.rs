@@ -39,6 +39,8 @@ enum Command {
     Ps(containers::PsArgs),
     /// Show a container's output
     Logs(containers::LogsArgs),
+    /// Run a command in a running container
+    Exec(containers::ExecArgs),
     /// Pull an image from a registry
     Pull(images::PullArgs),
     /// List images
@@ -128,6 +130,7 @@ pub fn main() -> i32 {
         Command::Rm(args) => containers::rm(args, &root),
         Command::Ps(args) => containers::ps(args, &root),
         Command::Logs(args) => containers::logs(args, &root),
+        Command::Exec(args) => containers::exec(args, &root),
         Command::Pull(args) => images::pull(args, &root),
         Command::Images(args) => images::images(args, &root),
         Command::Rmi(args) => images::rmi(args, &root),

@@ -2,15 +2,15 @@
 
 use super::{images, in_userns, runtime_and_userns, Error};
 use crate::config::Config;
+use crate::containers::{Container, ContainerRecord, Containers};
 use crate::image::config::RunDefaults;
 use crate::image::pull::Platform;
 use crate::image::store::remove_tree;
+use crate::image::time::now;
 use crate::image::{Error as ImageError, ImageRecord, Store};
 use crate::runtime::{self, StdioMode};
 use crate::spec::device::Device;
 use crate::spec::{self, ContainerConfig, EtcFiles, OverlayRoot, SeccompChoice, Volume};
-use crate::containers::{Container, ContainerRecord, Containers};
-use crate::image::time::now;
 use crate::state::{new_container_id, write_atomic, ContainerDir, RuntimeDir};
 use crate::userns::UsernsPlan;
 use clap::{ArgAction, Args};

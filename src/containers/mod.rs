@@ -142,7 +142,8 @@ impl Containers {
         if let Some(c) = all.iter().find(|c| c.record.id == key || c.record.name == key) {
             return Ok(c.clone());
         }
-        let matching: Vec<&Container> = all.iter().filter(|c| !key.is_empty() && c.record.id.starts_with(key)).collect();
+        let matching: Vec<&Container> =
+            all.iter().filter(|c| !key.is_empty() && c.record.id.starts_with(key)).collect();
         match matching.as_slice() {
             [one] => Ok((*one).clone()),
             [] => Err(Error::NotFound(key.to_string())),

@@ -83,7 +83,13 @@ const KILLED_WITH_MONITOR: i32 = 128 + 9;
 
 impl ContainerState {
     pub fn running(monitor: Option<ProcessId>, pid: i32, started_at: u64) -> ContainerState {
-        ContainerState { status: Status::Running, monitor, pid: Some(pid), started_at: Some(started_at), ..Default::default() }
+        ContainerState {
+            status: Status::Running,
+            monitor,
+            pid: Some(pid),
+            started_at: Some(started_at),
+            ..Default::default()
+        }
     }
 
     /// A "running" record whose monitor is gone is an exited container.

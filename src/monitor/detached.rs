@@ -3,10 +3,10 @@
 //! of the caller's, writes the container's output to its log, forwards
 //! signals sent to it, and records the end.
 
-use super::{wait_for, ContainerRecordDir};
+use super::ContainerRecordDir;
 use crate::containers::log::{self, LogWriter, Stream};
 use crate::runtime::channel::{Channel, Message};
-use crate::runtime::{container, exit_code, fail, signals, SetupError, StdioMode};
+use crate::runtime::{container, exit_code, fail, signals, wait_for, SetupError, StdioMode};
 use crate::sys::{die_with_parent, exit_now};
 use netstack::Connected;
 use nix::errno::Errno;
@@ -87,9 +87,10 @@ pub(super) fn run(
     record.started(child);
     let _ = channel.send(&Message::ContainerPid(child.as_raw()), None);
     drop(channel);
-    let log = record.0.as_ref().and_then(|c| {
-        LogWriter::open(&c.path(log::FILE), c.record.log_max_size.unwrap_or(log::DEFAULT_MAX_SIZE)).ok()
-    });
+    let log = record
+        .0
+        .as_ref()
+        .and_then(|c| LogWriter::open(&c.path(log::FILE), c.record.log_max_size.unwrap_or(log::DEFAULT_MAX_SIZE)).ok());
     let status = Capture { child, signals, sources, log }.until_exit();
     drop(network);
     record.exited(status);
@@ -114,7 +115,11 @@ impl OutputPipes {
         if stdio.terminal {
             return Ok(OutputPipes { stdout: None, stderr: None, stdin: None });
         }
-        Ok(OutputPipes { stdout: Some(pipe()?), stderr: Some(pipe()?), stdin: stdio.interactive.then(pipe).transpose()? })
+        Ok(OutputPipes {
+            stdout: Some(pipe()?),
+            stderr: Some(pipe()?),
+            stdin: stdio.interactive.then(pipe).transpose()?,
+        })
     }
 
     /// In the container process.

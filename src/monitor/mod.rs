@@ -12,13 +12,11 @@ mod detached;
 use crate::containers::{Container, ContainerState, ProcessId, Status};
 use crate::image::time::now;
 use crate::runtime::channel::{Channel, Message};
-use crate::runtime::{container, exit_code, fail, SetupError, StdioMode, ANNOTATION_NETWORK, ANNOTATION_PORTS};
+use crate::runtime::{container, fail, wait_for, SetupError, StdioMode, ANNOTATION_NETWORK, ANNOTATION_PORTS};
 use crate::runtime::{ANNOTATION_CONTAINER_DIR, ANNOTATION_LOWERS, ANNOTATION_STATE_DIR, ANNOTATION_UPPER};
 use crate::sys::{die_with_parent, exit_now};
 use netstack::{Connected, NetworkMode, PortMapping};
-use nix::errno::Errno;
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult, Pid};
 use oci_spec::runtime::Spec;
 use std::io::{Read, Write};
@@ -189,19 +187,4 @@ fn connect_network(spec: &Spec) -> Result<Option<Connected>, SetupError> {
 fn max_container_gid(spec: &Spec) -> u32 {
     let maps = spec.linux().as_ref().and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
     maps.iter().map(|m| m.container_id() + m.size().saturating_sub(1)).max().unwrap_or(0)
-}
-
-/// The container's exit status, the shell's way.
-fn wait_for(container: Pid) -> i32 {
-    loop {
-        match waitpid(container, None) {
-            Ok(status) => {
-                if let Some(code) = exit_code(status) {
-                    return code;
-                }
-            }
-            Err(Errno::EINTR) => {}
-            Err(_) => return crate::EXIT_HUTCH_ERROR,
-        }
-    }
 }

@@ -97,6 +97,19 @@ fn prepare<'a>(
     rootfs::enter(spec)?;
 
     let process = spec.process().as_ref().ok_or_else(|| SetupError::config("the spec has no process"))?;
+    let with_init = spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION_INIT)).is_some_and(|v| v == "true");
+    launch(spec, process, stdio, channel, with_init)
+}
+
+/// The process, its streams connected: a new terminal with `-t`,
+/// /dev/null for stdin unless `-i`.
+fn launch<'a>(
+    spec: &'a Spec,
+    process: &'a Process,
+    stdio: StdioMode,
+    channel: &Channel,
+    with_init: bool,
+) -> Result<Launch<'a>, SetupError> {
     let command = Command::from_process(process)?;
     if stdio.terminal {
         let size = process.console_size().map(|b| (b.height() as u16, b.width() as u16));
@@ -106,9 +119,22 @@ fn prepare<'a>(
             .map_err(|e| SetupError::sys("open", "/dev/null", e))?;
         dup2_stdin(&null).map_err(|e| SetupError::sys("dup2", "/dev/null", e))?;
     }
-    let with_init = spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION_INIT)).is_some_and(|v| v == "true");
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     Ok(Launch { process, seccomp, command, with_init })
+}
+
+/// `hutch exec`'s process, already in every namespace of the container
+/// (and a child in its PID namespace): a session of its own, its streams,
+/// then the container's user, capabilities and seccomp filter, and execve.
+pub fn exec_in(spec: &Spec, process: &Process, stdio: StdioMode, channel: Channel, setgroups_allowed: bool) -> ! {
+    let launched = setsid()
+        .map_err(|e| SetupError::sys("setsid", "", e))
+        .and_then(|_| launch(spec, process, stdio, &channel, false));
+    let err = match launched {
+        Ok(launch) => launch.exec(setgroups_allowed, stdio.preserve_fds),
+        Err(e) => e,
+    };
+    fail(&channel, err)
 }
 
 /// The namespaces this process creates; the user namespace exists already

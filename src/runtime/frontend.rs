@@ -13,13 +13,45 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Process, Spec};
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
 /// Runs the container described by `spec` in the foreground; returns its
 /// exit status.
 pub fn run(spec: &Spec, plan: &UsernsPlan, stdio: StdioMode) -> Result<i32, RunError> {
+    foreground(
+        stdio,
+        || Ok(userns::fork_into_userns(plan)?),
+        |channel| crate::monitor::run(spec, stdio, channel, plan.uses_helpers, false),
+    )
+}
+
+/// Runs `process` in the running container whose first process is
+/// `target` (host pid), in the foreground; returns its exit status.
+pub fn exec(spec: &Spec, process: &Process, target: i32, plan: &UsernsPlan, stdio: StdioMode) -> Result<i32, RunError> {
+    let plain_fork = || {
+        // SAFETY: hutch is single-threaded; the child only joins
+        // namespaces, forks and execs.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => Ok(Forked::Child),
+            Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Forked::Parent { child }),
+            Err(errno) => Err(RunError::Sys { op: "fork", errno }),
+        }
+    };
+    foreground(stdio, plain_fork, |channel| {
+        super::exec::join_and_run(spec, process, target, stdio, channel, plan.uses_helpers)
+    })
+}
+
+/// hutch's side of a foreground process: `fork` makes the child that
+/// `child` then runs (given its end of the channel); hutch relays streams
+/// and signals until the child exits, and returns its status.
+fn foreground(
+    stdio: StdioMode,
+    fork: impl FnOnce() -> Result<Forked, RunError>,
+    child: impl FnOnce(Channel),
+) -> Result<i32, RunError> {
     let sys = |op| move |errno| RunError::Sys { op, errno };
     // Blocked before the fork: the monitor keeps them blocked (a Ctrl-C
     // must not kill it), the container unblocks them before execve.
@@ -29,13 +61,14 @@ pub fn run(spec: &Spec, plan: &UsernsPlan, stdio: StdioMode) -> Result<i32, RunE
         SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(sys("signalfd"))?;
     let (ours, theirs) = Channel::pair().map_err(sys("socketpair"))?;
     let pipes = TerminalPipes::new(stdio).map_err(sys("pipe"))?;
-    match userns::fork_into_userns(plan)? {
+    match fork()? {
         Forked::Child => {
             drop((ours, signal_fd));
             if let Err(e) = pipes.install() {
                 fail(&theirs, SetupError::sys("dup2", "", e));
             }
-            crate::monitor::run(spec, stdio, theirs, plan.uses_helpers, false)
+            child(theirs);
+            crate::sys::exit_now(crate::EXIT_HUTCH_ERROR) // `child` does not return
         }
         Forked::Parent { child } => {
             drop(theirs);
@@ -57,16 +90,13 @@ pub fn start_detached(spec: &Spec, plan: &UsernsPlan, stdio: StdioMode) -> Resul
             drop(theirs);
             // The monitor's first half exits as soon as its second half
             // (which the channel now connects to) is on its own.
-            loop {
-                match waitpid(child, None) {
-                    Err(Errno::EINTR) => continue,
-                    _ => break,
-                }
-            }
+            while let Err(Errno::EINTR) = waitpid(child, None) {}
             loop {
                 match ours.recv() {
                     Ok(Some((Message::ContainerPid(pid), _))) => return Ok(pid),
-                    Ok(Some((Message::Failed { code, message }, _))) => return Err(RunError::Container { code, message }),
+                    Ok(Some((Message::Failed { code, message }, _))) => {
+                        return Err(RunError::Container { code, message })
+                    }
                     Ok(Some(_)) => continue,
                     Ok(None) | Err(_) => {
                         return Err(RunError::Container {

@@ -11,6 +11,7 @@
 mod capabilities;
 pub(crate) mod channel;
 pub(crate) mod container;
+mod exec;
 mod frontend;
 mod init;
 pub mod inroot;
@@ -21,7 +22,7 @@ mod seccomp;
 pub(crate) mod signals;
 mod terminal;
 
-pub use frontend::{run, start_detached};
+pub use frontend::{exec, run, start_detached};
 pub use terminal::size_of as terminal_size;
 
 use crate::EXIT_HUTCH_ERROR;
@@ -163,5 +164,20 @@ pub fn exit_code(status: nix::sys::wait::WaitStatus) -> Option<i32> {
         WaitStatus::Exited(_, code) => Some(code),
         WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
         _ => None,
+    }
+}
+
+/// Waits for `child` (retrying on EINTR); its exit status the shell's way.
+pub(crate) fn wait_for(child: nix::unistd::Pid) -> i32 {
+    loop {
+        match nix::sys::wait::waitpid(child, None) {
+            Ok(status) => {
+                if let Some(code) = exit_code(status) {
+                    return code;
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(_) => return EXIT_HUTCH_ERROR,
+        }
     }
 }

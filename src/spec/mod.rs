@@ -5,8 +5,8 @@ pub mod device;
 pub mod security;
 
 use crate::runtime::{
-    inroot, process::DEFAULT_PATH, ANNOTATION_INIT, ANNOTATION_LOWERS, ANNOTATION_NETWORK, ANNOTATION_PORTS,
-    ANNOTATION_STATE_DIR, ANNOTATION_UPPER, ANNOTATION_CONTAINER_DIR,
+    inroot, process::DEFAULT_PATH, ANNOTATION_CONTAINER_DIR, ANNOTATION_INIT, ANNOTATION_LOWERS, ANNOTATION_NETWORK,
+    ANNOTATION_PORTS, ANNOTATION_STATE_DIR, ANNOTATION_UPPER,
 };
 use crate::userns::UsernsPlan;
 use netstack::{NetworkMode, PortMapping};
@@ -334,7 +334,13 @@ fn environment(cfg: &ContainerConfig, home: &str) -> Result<Vec<String>, Error> 
     if cfg.terminal {
         env.push(("TERM".into(), "xterm".into()));
     }
-    for e in &cfg.env {
+    apply_env(&mut env, &cfg.env)?;
+    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+}
+
+/// `-e KEY=VALUE` sets, `-e KEY` passes the caller's value on; later wins.
+fn apply_env(env: &mut Vec<(String, String)>, flags: &[String]) -> Result<(), Error> {
+    for e in flags {
         let (key, value) = match e.split_once('=') {
             Some((k, v)) => (k.to_string(), v.to_string()),
             None => match std::env::var(e) {
@@ -348,7 +354,67 @@ fn environment(cfg: &ContainerConfig, home: &str) -> Result<Vec<String>, Error> 
         env.retain(|(k, _)| *k != key);
         env.push((key, value));
     }
-    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+    Ok(())
+}
+
+/// What `hutch exec` sets for its process; the rest is the container's.
+#[derive(Clone, Debug, Default)]
+pub struct ExecConfig {
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<PathBuf>,
+    pub user: Option<String>,
+    pub terminal: bool,
+    pub terminal_size: Option<(u16, u16)>,
+}
+
+/// The process `hutch exec` starts: the container's own (environment,
+/// capabilities, no_new_privs, user) with the exec's changes. `root` shows
+/// the running container's root filesystem (its /proc/PID/root), where
+/// `-u` names are looked up.
+pub fn exec_process(
+    base: &oci_spec::runtime::Process,
+    cfg: &ExecConfig,
+    root: &Path,
+    plan: &UsernsPlan,
+) -> Result<oci_spec::runtime::Process, Error> {
+    if cfg.command.is_empty() {
+        return Err(Error::NoCommand);
+    }
+    let mut process = base.clone();
+    process.set_args(Some(cfg.command.clone()));
+    process.set_terminal(Some(cfg.terminal));
+    process.set_console_size(match cfg.terminal_size.filter(|_| cfg.terminal) {
+        Some((rows, cols)) => Some(BoxBuilder::default().height(rows as u64).width(cols as u64).build()?),
+        None => None,
+    });
+    let mut env: Vec<(String, String)> = base
+        .env()
+        .iter()
+        .flatten()
+        .map(|e| e.split_once('=').map_or((e.clone(), String::new()), |(k, v)| (k.into(), v.into())))
+        .collect();
+    if let Some(user) = &cfg.user {
+        let ids = resolve_user(root, None, Some(user))?;
+        check_mapped(plan, &ids)?;
+        process.set_user(
+            UserBuilder::default().uid(ids.uid).gid(ids.gid).additional_gids(ids.additional_gids.clone()).build()?,
+        );
+        process.set_capabilities(base.capabilities().clone().map(|caps| security::for_user(caps, ids.uid == 0)));
+        apply_env(&mut env, &[format!("HOME={}", ids.home)])?;
+    }
+    if cfg.terminal && !env.iter().any(|(k, _)| k == "TERM") {
+        env.push(("TERM".into(), "xterm".into()));
+    }
+    apply_env(&mut env, &cfg.env)?;
+    process.set_env(Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()));
+    if let Some(dir) = &cfg.workdir {
+        if !dir.is_absolute() {
+            return Err(Error::Workdir(dir.clone()));
+        }
+        process.set_cwd(dir.clone());
+    }
+    Ok(process)
 }
 
 /// The container user's ids.

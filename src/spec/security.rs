@@ -81,6 +81,18 @@ pub fn capabilities(add: &[String], drop: &[String], privileged: bool, root: boo
         .unwrap_or_default())
 }
 
+/// The container's capabilities for another user (`exec -u`): root holds
+/// the whole bounding set, anyone else none (as after execve of a non-root
+/// program).
+pub fn for_user(mut caps: LinuxCapabilities, root: bool) -> LinuxCapabilities {
+    let held = if root { caps.bounding().clone().unwrap_or_default() } else { Capabilities::new() };
+    caps.set_effective(Some(held.clone()));
+    caps.set_permitted(Some(held));
+    caps.set_inheritable(Some(Capabilities::new()));
+    caps.set_ambient(Some(Capabilities::new()));
+    caps
+}
+
 struct Names {
     all: bool,
     names: Vec<Capability>,

@@ -1,0 +1,297 @@
+//! Containers managed without a daemon, driven as a user would from a
+//! shell: run -d, ps, logs, exec, stop, kill, start, restart, wait, rm,
+//! create, the monitor killed, and many starts at once.
+
+mod common;
+
+use common::registry::{busybox_layer, Layer};
+use common::*;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+/// hutch with its own store and runtime dir.
+struct Env {
+    h: Hutch,
+    store: Scratch,
+}
+
+impl Env {
+    fn new(test: &str) -> Env {
+        Env { h: Hutch::new(test), store: Scratch::new(&format!("store-{test}")) }
+    }
+
+    fn hutch(&self, args: &[&str]) -> Output {
+        let mut c = self.h.cmd();
+        c.env("HUTCH_ROOT", self.store.path()).args(args);
+        c.output().expect("spawn hutch")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.hutch(args);
+        assert_success(&out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `run -d --rootfs <busybox> <extra…> -- <command…>`; the id.
+    fn detach(&self, extra: &[&str], command: &[&str]) -> String {
+        let rootfs = busybox_rootfs().to_str().unwrap();
+        let args: Vec<&str> =
+            ["run", "-d", "--rootfs", rootfs].iter().chain(extra).chain(&["--"]).chain(command).copied().collect();
+        let id = self.ok(&args).trim().to_string();
+        assert_eq!(id.len(), 64, "run -d prints the full id: {id:?}");
+        id
+    }
+
+    /// The `ps -a` line of `name`.
+    fn ps_line(&self, name: &str) -> Option<String> {
+        self.ok(&["ps", "-a"]).lines().find(|l| l.split_whitespace().last() == Some(name)).map(String::from)
+    }
+
+    fn state(&self, id: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.store.path().join("containers").join(id).join("state.json"))
+            .expect("state.json");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// An image of busybox made with `hutch import`.
+    fn busybox_image(&self, name: &str) {
+        let tarball = self.store.path().join("busybox.tar.gz");
+        std::fs::write(&tarball, Layer::gzip(busybox_layer()).blob).unwrap();
+        self.ok(&["import", tarball.to_str().unwrap(), name]);
+    }
+}
+
+fn process_exists(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_detached_container_is_listed_logged_stopped_and_removed() {
+    let env = Env::new("detach");
+    let id = env.detach(
+        &["--name", "web", "--init"],
+        &["sh", "-c", "echo hello; echo oops >&2; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done"],
+    );
+    let line = env.ps_line("web").expect("ps lists the container by name");
+    assert!(line.starts_with(&id[..12]) && line.contains("Up "), "{line}");
+    assert!(env.ok(&["ps"]).contains("web"), "running containers show without -a");
+
+    eventually("three ticks in the log", || env.ok(&["logs", "web"]).contains("tick 3"));
+    let out = env.hutch(&["logs", "web"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("hello\ntick 1\n") && !stdout.contains("oops"), "{stdout}");
+    assert_eq!(stderr, "oops\n", "stderr stays stderr");
+    assert_eq!(env.ok(&["logs", "--tail", "1", &id[..5]]).lines().count(), 1, "--tail 1 by id prefix");
+    let stamped = env.ok(&["logs", "-t", "web"]);
+    let first = stamped.lines().next().unwrap();
+    assert!(first.len() > 31 && first.as_bytes()[4] == b'-' && first.contains("Z hello"), "{first}");
+
+    let started = Instant::now();
+    assert_eq!(env.ok(&["stop", "web"]), "web\n");
+    assert!(started.elapsed() < Duration::from_secs(5), "SIGTERM through --init stops it at once");
+    let line = env.ps_line("web").unwrap();
+    assert!(line.contains("Exited (143)"), "{line}");
+    assert!(!env.ok(&["ps"]).contains("web"), "stopped containers show only with -a");
+    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "web"])).unwrap();
+    assert_eq!(inspect[0]["State"]["Status"], "exited");
+    assert_eq!(inspect[0]["State"]["ExitCode"], 143);
+
+    assert_eq!(env.ok(&["rm", "web"]), "web\n");
+    assert!(env.ps_line("web").is_none());
+    assert!(!env.store.path().join("containers").join(&id).exists(), "rm removes the container's files");
+}
+
+#[test]
+fn exec_joins_every_namespace_of_the_running_container() {
+    let env = Env::new("exec");
+    env.detach(&["--name", "box", "--hostname", "boxy", "-e", "FOO=bar"], &["sleep", "1000"]);
+    let out = env.ok(&["exec", "box", "sh", "-c", "echo $$ $(hostname) $FOO $(id -u) $(pwd); cat /proc/1/cmdline"]);
+    assert_eq!(out, "2 boxy bar 0 /\nsleep\u{0}1000\u{0}", "PID namespace, UTS, env and root of the container");
+    let out = env.ok(&["exec", "-w", "/etc", "-e", "A=1", "box", "sh", "-c", "pwd; echo $A $HOME"]);
+    assert_eq!(out, "/etc\n1 /root\n");
+    if expect_subids() {
+        let out = env.ok(&["exec", "-u", "app", "box", "sh", "-c", "id -u; echo $HOME; grep CapEff /proc/self/status"]);
+        assert_eq!(out, "1000\n/home/app\nCapEff:\t0000000000000000\n", "a non-root exec holds no capabilities");
+    } else {
+        let out = env.hutch(&["exec", "-u", "app", "box", "true"]);
+        assert!(error_line(&out).contains("uid 1000 has no host id"), "{}", error_line(&out));
+    }
+
+    assert_eq!(env.hutch(&["exec", "box", "sh", "-c", "exit 7"]).status.code(), Some(7));
+    let missing = env.hutch(&["exec", "box", "nosuch"]);
+    assert_eq!(missing.status.code(), Some(127));
+    assert!(error_line(&missing).contains("nosuch"), "{}", error_line(&missing));
+
+    env.ok(&["rm", "-f", "box"]);
+    let gone = env.hutch(&["exec", "box", "true"]);
+    assert_eq!(gone.status.code(), Some(125));
+    assert!(error_line(&gone).contains("no such container: box"), "{}", error_line(&gone));
+}
+
+#[test]
+fn exec_into_a_stopped_container_says_to_start_it() {
+    let env = Env::new("exec-stopped");
+    env.detach(&["--name", "done"], &["true"]);
+    eventually("the container ends", || env.ps_line("done").is_some_and(|l| l.contains("Exited (0)")));
+    let out = env.hutch(&["exec", "done", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(error_line(&out).contains("is not running: start it first"), "{}", error_line(&out));
+}
+
+#[test]
+fn names_are_unique_and_id_prefixes_must_be_unambiguous() {
+    let env = Env::new("names");
+    let id = env.detach(&["--name", "one"], &["sleep", "100"]);
+    let rootfs = busybox_rootfs().to_str().unwrap();
+    let taken = env.hutch(&["run", "-d", "--name", "one", "--rootfs", rootfs, "--", "true"]);
+    assert_eq!(taken.status.code(), Some(125));
+    assert!(error_line(&taken).contains("the name \"one\" is in use"), "{}", error_line(&taken));
+    let bad = env.hutch(&["run", "--name", "a/b", "--rootfs", rootfs, "--", "true"]);
+    assert!(error_line(&bad).contains("invalid container name"), "{}", error_line(&bad));
+
+    env.detach(&[], &["sleep", "100"]);
+    let listing = env.ok(&["ps", "--no-trunc"]);
+    assert_eq!(listing.lines().count(), 3, "{listing}");
+    let generated = listing.lines().find(|l| !l.ends_with(" one") && !l.starts_with("CONTAINER")).unwrap();
+    assert!(generated.split_whitespace().last().unwrap().contains('_'), "a generated name: {generated}");
+
+    let unknown = env.hutch(&["kill", "nosuch"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(error_line(&unknown).contains("no such container: nosuch"), "{}", error_line(&unknown));
+    assert_eq!(env.ok(&["kill", &id[..6]]), format!("{}\n", &id[..6]), "a unique prefix names it");
+    let ids = env.ok(&["ps", "-a", "-q"]);
+    assert_eq!(ids.lines().count(), 2);
+    let ids: Vec<&str> = ids.lines().collect();
+    env.ok(&[&["rm", "-f"], ids.as_slice()].concat());
+    assert_eq!(env.ok(&["ps", "-a", "-q"]), "");
+}
+
+#[test]
+fn stop_sends_sigkill_when_the_stop_signal_is_ignored() {
+    let env = Env::new("stop-kill");
+    env.detach(&["--name", "stubborn", "--init"], &["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]);
+    let started = Instant::now();
+    env.ok(&["stop", "-t", "1", "stubborn"]);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(6), "{took:?}");
+    let line = env.ps_line("stubborn").unwrap();
+    assert!(line.contains("Exited (137)"), "{line}");
+    assert_eq!(env.ok(&["wait", "stubborn"]), "137\n");
+}
+
+#[test]
+fn a_killed_monitor_takes_its_container_along_and_the_container_shows_as_exited() {
+    let env = Env::new("monitor-killed");
+    let id = env.detach(&["--name", "victim"], &["sleep", "1000"]);
+    let state = env.state(&id);
+    let (monitor, pid) = (state["monitor"]["pid"].as_i64().unwrap(), state["pid"].as_i64().unwrap());
+    assert!(process_exists(monitor) && process_exists(pid));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    eventually("the container dies with its monitor", || !process_exists(pid));
+    let line = env.ps_line("victim").unwrap();
+    assert!(line.contains("Exited (137)"), "{line}");
+    eventually("no FUSE or helper process of the container is left", || {
+        let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+        !String::from_utf8_lossy(&ps.stdout).contains(&id[..12])
+    });
+    env.ok(&["rm", "victim"]);
+}
+
+#[test]
+fn a_killed_foreground_hutch_leaves_an_exited_container() {
+    let env = Env::new("fg-killed");
+    let rootfs = busybox_rootfs().to_str().unwrap();
+    let mut c = env.h.cmd();
+    c.env("HUTCH_ROOT", env.store.path()).args(["run", "--name", "fg", "--rootfs", rootfs, "--", "sleep", "1000"]);
+    let mut child = c.spawn().unwrap();
+    eventually("the container runs", || env.ps_line("fg").is_some_and(|l| l.contains("Up ")));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eventually("it shows as exited", || env.ps_line("fg").is_some_and(|l| l.contains("Exited (137)")));
+    env.ok(&["rm", "fg"]);
+}
+
+#[test]
+fn twenty_containers_started_at_once_all_run_with_distinct_names() {
+    let env = Env::new("parallel");
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20).map(|_| s.spawn(|| env.detach(&[], &["sleep", "1000"]))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let listing = env.ok(&["ps"]);
+    let names: std::collections::HashSet<&str> =
+        listing.lines().skip(1).filter_map(|l| l.split_whitespace().last()).collect();
+    assert_eq!(names.len(), 20, "{listing}");
+    for id in &ids {
+        assert!(listing.contains(&id[..12]), "{id} missing from\n{listing}");
+    }
+    let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+    env.ok(&[&["rm", "-f"], all.as_slice()].concat());
+    assert_eq!(env.ok(&["ps", "-a", "-q"]), "");
+}
+
+#[test]
+fn a_restarted_container_keeps_the_files_it_wrote() {
+    let env = Env::new("restart");
+    env.busybox_image("local/box:1");
+    let id =
+        env.ok(&["run", "-d", "--name", "keep", "--init", "local/box:1", "sh", "-c", "echo $$ >> /runs; sleep 1000"]);
+    let id = id.trim();
+    eventually("the first run wrote", || env.ok(&["exec", "keep", "cat", "/runs"]).lines().count() == 1);
+    env.ok(&["restart", "-t", "1", "keep"]);
+    eventually("the second run wrote", || env.ok(&["exec", "keep", "cat", "/runs"]).lines().count() == 2);
+    env.ok(&["stop", "keep"]);
+    env.ok(&["start", "keep"]);
+    eventually("the third run wrote", || env.ok(&["exec", "keep", "cat", "/runs"]).lines().count() == 3);
+    env.ok(&["rm", "-f", "keep"]);
+    assert!(!env.store.path().join("containers").join(id).exists());
+    assert!(env.ok(&["rmi", "local/box:1"]).contains("Untagged") || env.ok(&["images", "-q"]).is_empty());
+}
+
+#[test]
+fn run_rm_detached_removes_the_container_when_it_exits() {
+    let env = Env::new("rm-detached");
+    env.busybox_image("local/box:1");
+    let id = env.ok(&["run", "-d", "--rm", "local/box:1", "sh", "-c", "echo x > /file; sleep 0.2"]);
+    let dir = env.store.path().join("containers").join(id.trim());
+    eventually("the container is removed", || !dir.exists());
+    assert_eq!(env.ok(&["ps", "-a", "-q"]), "");
+}
+
+#[test]
+fn create_then_start_attached_returns_the_status_and_logs_follow_to_the_end() {
+    let env = Env::new("create");
+    let rootfs = busybox_rootfs().to_str().unwrap();
+    env.ok(&["create", "--name", "later", "--rootfs", rootfs, "--", "sh", "-c", "echo ran; exit 3"]);
+    assert!(env.ps_line("later").unwrap().contains("Created"));
+    let out = env.hutch(&["start", "-a", "later"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+    assert!(env.ps_line("later").unwrap().contains("Exited (3)"));
+
+    env.detach(&["--name", "counter"], &["sh", "-c", "for i in 1 2 3 4 5; do echo $i; sleep 0.1; done"]);
+    let started = Instant::now();
+    assert_eq!(env.ok(&["logs", "-f", "counter"]), "1\n2\n3\n4\n5\n", "-f follows until the container ends");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    env.ok(&["rm", "later", "counter"]);
+}
+
+#[test]
+fn removing_a_running_container_needs_force() {
+    let env = Env::new("rm-running");
+    env.detach(&["--name", "busy"], &["sleep", "1000"]);
+    let out = env.hutch(&["rm", "busy"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(error_line(&out).contains("is running: stop it first"), "{}", error_line(&out));
+    assert!(env.ps_line("busy").unwrap().contains("Up "));
+    env.ok(&["rm", "-f", "busy"]);
+    assert!(env.ps_line("busy").is_none());
+}
