@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks of hutch and its peers on the same work, in one run.
-#   bench/run.sh [start|net|pull|all]   (as root it re-runs itself as the test user hutch-sub)
+#   bench/run.sh [start|net|life|pull|all]   (as root it re-runs itself as the test user hutch-sub)
 #     start  start latency: hutch vs bwrap, crun, podman
 #     net    iperf3 throughput through slirp4netns and pasta: hutch vs podman vs host loopback
+#     life   a container's round trip: run -d, exec true, rm -f: hutch vs podman
 #     pull   pull + unpack of a 3-layer image (~185 MB, 10k files) from a local docker-registry:
 #            hutch vs podman pull vs skopeo copy to an OCI dir (download only, no unpack)
 # Needs: tests/host-setup.sh done (bubblewrap, crun, hyperfine), hutch built (cargo build --release).
@@ -211,10 +212,28 @@ PY
   "$hutch" unshare rm -rf "$work/hutch-store" "$work/podman-root" "$work/podman-ovl" 2>/dev/null || true
 }
 
+bench_life() {
+  local store=$work/life-store
+  local hutch_life="set -e; id=\$($hutch --root $store run -d --network host --rootfs $rootfs -- sleep 1000); $hutch --root $store exec \$id true; $hutch --root $store rm -f \$id >/dev/null"
+  local peers=()
+  local podman=(podman "${podman_runtime[@]}")
+  if command -v podman >/dev/null && "${podman[@]}" run --rm --network host --rootfs "$rootfs" true >/dev/null 2>&1; then
+    peers+=(-n podman "sh -c 'set -e; id=\$(${podman[*]} run -d --network host --rootfs $rootfs sleep 1000); ${podman[*]} exec \$id true; ${podman[*]} rm -f -t 0 \$id >/dev/null'")
+  else
+    echo "(podman skipped: not installed or cannot run here)"
+  fi
+  echo "== a container's round trip: run -d sleep, exec true, rm -f (busybox rootfs, host network)"
+  hyperfine -N --warmup 2 --runs ${RUNS_LIFE:-15} --export-json "$work/life.json" \
+    -n hutch "sh -c '$hutch_life'" "${peers[@]}" >/dev/null
+  ratios "$work/life.json" hutch
+  "$hutch" unshare rm -rf "$store" 2>/dev/null || true
+}
+
 case $what in
   start) bench_start ;;
   net) bench_net ;;
+  life) bench_life ;;
   pull) bench_pull ;;
-  all) bench_start; bench_net; bench_pull ;;
-  *) echo "bench: unknown benchmark $what (start, net, pull or all)" >&2; exit 1 ;;
+  all) bench_start; bench_net; bench_life; bench_pull ;;
+  *) echo "bench: unknown benchmark $what (start, net, life, pull or all)" >&2; exit 1 ;;
 esac

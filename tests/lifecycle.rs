@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::registry::{busybox_layer, Layer};
+use common::registry::{busybox_layer, Image, Layer, Registry};
 use common::*;
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -124,6 +124,9 @@ fn exec_joins_every_namespace_of_the_running_container() {
         let out = env.hutch(&["exec", "-u", "app", "box", "true"]);
         assert!(error_line(&out).contains("uid 1000 has no host id"), "{}", error_line(&out));
     }
+
+    let top = env.ok(&["top", "box"]);
+    assert!(top.starts_with("UID") && top.lines().count() == 2 && top.contains("sleep 1000"), "{top}");
 
     assert_eq!(env.hutch(&["exec", "box", "sh", "-c", "exit 7"]).status.code(), Some(7));
     let missing = env.hutch(&["exec", "box", "nosuch"]);
@@ -294,4 +297,40 @@ fn removing_a_running_container_needs_force() {
     assert!(env.ps_line("busy").unwrap().contains("Up "));
     env.ok(&["rm", "-f", "busy"]);
     assert!(env.ps_line("busy").is_none());
+}
+
+#[test]
+fn publish_all_maps_the_exposed_ports_and_stop_uses_the_images_stop_signal() {
+    let reg = Registry::start("life-ports");
+    let mut image = Image::new(
+        vec![Layer::gzip(busybox_layer())],
+        &["sh", "-c", "trap 'echo got usr1; exit 0' USR1; echo ready; while true; do sleep 0.1; done"],
+    );
+    image.exposed_ports = vec!["8080/tcp".into()];
+    image.stop_signal = "SIGUSR1".into();
+    reg.push_image("test/ports", "1", &image);
+    let name = format!("{}/test/ports:1", reg.addr);
+    let env = Env::new("ports");
+    env.ok(&["run", "-d", "-P", "--name", "srv", "-p", "127.0.0.1::9090/udp", &name]);
+
+    let ports = env.ok(&["port", "srv"]);
+    let lines: Vec<&str> = ports.lines().collect();
+    assert_eq!(lines.len(), 2, "{ports}");
+    assert!(lines[0].starts_with("9090/udp -> 127.0.0.1:"), "{ports}");
+    assert!(lines[1].starts_with("8080/tcp -> 0.0.0.0:"), "{ports}");
+    let host_port: u16 = lines[1].rsplit(':').next().unwrap().parse().unwrap();
+    assert!(host_port > 0);
+    assert_eq!(env.ok(&["port", "srv", "8080"]), format!("{}\n", lines[1]));
+    assert!(env.ps_line("srv").unwrap().contains(&format!("0.0.0.0:{host_port}->8080/tcp")));
+    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "srv"])).unwrap();
+    assert_eq!(inspect[0]["Config"]["StopSignal"], "SIGUSR1");
+
+    eventually("the container is ready", || env.ok(&["logs", "srv"]).contains("ready"));
+    let started = Instant::now();
+    env.ok(&["stop", "srv"]);
+    assert!(started.elapsed() < Duration::from_secs(5), "the stop signal was handled: no 10 s wait for SIGKILL");
+    assert!(env.ok(&["logs", "srv"]).contains("got usr1"));
+    assert!(env.ps_line("srv").unwrap().contains("Exited (0)"));
+    assert_eq!(env.ok(&["container", "prune"]).lines().count(), 1);
+    assert_eq!(env.ok(&["ps", "-a", "-q"]), "");
 }

@@ -387,3 +387,97 @@ pub fn exec(args: ExecArgs, root: &Path) -> Result<i32, Error> {
     let stdio = StdioMode { terminal: args.tty, interactive: args.interactive, preserve_fds: 0 };
     Ok(runtime::exec(&spec, &process, pid, &plan, stdio)?)
 }
+
+#[derive(Args)]
+pub struct PortArgs {
+    container: String,
+    /// Only this container port: PORT[/PROTO]
+    #[arg(value_name = "PORT[/PROTO]")]
+    port: Option<String>,
+}
+
+/// `port`: the published ports, `80/tcp -> 0.0.0.0:8080` per line.
+pub fn port(args: PortArgs, root: &Path) -> Result<i32, Error> {
+    let container = Containers::open(root)?.find(&args.container)?;
+    let wanted = args.port.map(|p| if p.contains('/') { p } else { format!("{p}/tcp") });
+    let mut found = false;
+    for mapping in &container.record.ports {
+        let Some((host, inside)) = mapping.split_once("->") else { continue };
+        if wanted.as_deref().is_none_or(|w| w == inside) {
+            println!("{inside} -> {host}");
+            found = true;
+        }
+    }
+    match (found, wanted) {
+        (false, Some(w)) => Err(Error::Other(format!("container {} does not publish {w}", container.record.name))),
+        _ => Ok(0),
+    }
+}
+
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Do not ask (hutch never asks: accepted for Docker's sake)
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// `container prune`: removes every container that is not running.
+pub fn prune(args: PruneArgs, root: &Path) -> Result<i32, Error> {
+    let _ = args.force;
+    let (runtime, plan) = runtime_and_userns()?;
+    for container in Containers::open(root)?.list()? {
+        if !container.state().is_running() {
+            super::run::remove_container(&plan, &container, &ContainerDir::create(&runtime, &container.record.id)?);
+            println!("{}", container.record.id);
+        }
+    }
+    Ok(0)
+}
+
+/// `top`: the container's processes (every process in its PID namespace),
+/// with host pids as Docker shows them.
+pub fn top(args: ContainerArg, root: &Path) -> Result<i32, Error> {
+    let container = Containers::open(root)?.find(&args.container)?;
+    let state = container.state();
+    let (Some(_), Some(pid)) = (state.live_monitor(), state.pid) else {
+        return Err(Error::Other(format!("container {} is not running", container.record.name)));
+    };
+    let namespace = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let theirs = namespace(&pid.to_string())
+        .ok_or_else(|| Error::Other(format!("container {} ended", container.record.name)))?;
+    let mut table = vec![["UID", "PID", "PPID", "TIME", "CMD"].map(String::from)];
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100).max(1) as u64;
+    let entries = std::fs::read_dir("/proc").map_err(|e| Error::Other(format!("read /proc: {e}")))?;
+    let mut pids: Vec<u32> = entries.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+    pids.sort_unstable();
+    for p in pids.iter().map(u32::to_string) {
+        if namespace(&p).as_ref() != Some(&theirs) {
+            continue;
+        }
+        let (Ok(stat), Ok(status), Ok(cmdline)) = (
+            std::fs::read_to_string(format!("/proc/{p}/stat")),
+            std::fs::read_to_string(format!("/proc/{p}/status")),
+            std::fs::read(format!("/proc/{p}/cmdline")),
+        ) else {
+            continue; // ended meanwhile
+        };
+        let fields: Vec<&str> = stat[stat.rfind(')').map_or(0, |i| i + 1)..].split_whitespace().collect();
+        let cpu: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum()) / ticks;
+        let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().next());
+        let command = String::from_utf8_lossy(&cmdline).replace('\0', " ").trim_end().to_string();
+        table.push([
+            uid.unwrap_or("?").to_string(),
+            p.clone(),
+            fields.get(1).unwrap_or(&"?").to_string(),
+            format!("{:02}:{:02}:{:02}", cpu / 3600, cpu / 60 % 60, cpu % 60),
+            command,
+        ]);
+    }
+    print!("{}", columns(&table));
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct ContainerArg {
+    container: String,
+}

@@ -41,6 +41,13 @@ enum Command {
     Logs(containers::LogsArgs),
     /// Run a command in a running container
     Exec(containers::ExecArgs),
+    /// List a container's published ports
+    Port(containers::PortArgs),
+    /// List a container's processes
+    Top(containers::ContainerArg),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Pull an image from a registry
     Pull(images::PullArgs),
     /// List images
@@ -68,6 +75,17 @@ enum Command {
     Image(images::ImageCommand),
     /// Run a command in hutch's user namespace, to see files as containers see them
     Unshare(unshare::UnshareArgs),
+}
+
+#[derive(Subcommand)]
+enum ContainerCommand {
+    /// Remove every container that is not running
+    Prune(containers::PruneArgs),
+    /// List containers
+    #[command(alias = "list")]
+    Ls(containers::PsArgs),
+    /// Remove containers
+    Rm(containers::RmArgs),
 }
 
 /// Everything a command can fail with. Each message already carries its
@@ -131,6 +149,11 @@ pub fn main() -> i32 {
         Command::Ps(args) => containers::ps(args, &root),
         Command::Logs(args) => containers::logs(args, &root),
         Command::Exec(args) => containers::exec(args, &root),
+        Command::Port(args) => containers::port(args, &root),
+        Command::Top(args) => containers::top(args, &root),
+        Command::Container(ContainerCommand::Prune(args)) => containers::prune(args, &root),
+        Command::Container(ContainerCommand::Ls(args)) => containers::ps(args, &root),
+        Command::Container(ContainerCommand::Rm(args)) => containers::rm(args, &root),
         Command::Pull(args) => images::pull(args, &root),
         Command::Images(args) => images::images(args, &root),
         Command::Rmi(args) => images::rmi(args, &root),

@@ -81,6 +81,9 @@ pub struct RunArgs {
     /// Publish a container port: [HOST-IP:][HOST-PORT:]CONTAINER-PORT[/tcp|/udp]
     #[arg(short = 'p', long = "publish", value_name = "PORTS")]
     publish: Vec<String>,
+    /// Publish every port the image exposes, each on a free host port
+    #[arg(short = 'P', long)]
+    publish_all: bool,
     /// Mount the root filesystem read-only
     #[arg(long)]
     read_only: bool,
@@ -152,7 +155,11 @@ fn create_container(args: &RunArgs, root: &Path, runtime: &RuntimeDir, plan: &Us
         args.devices.iter().map(|d| Device::parse(d).map_err(spec::Error::from)).collect::<Result<Vec<_>, _>>()?;
     check_preserved_fds(args.preserve_fds)?;
     let network = network_mode(args.network.as_deref())?;
-    let ports = published_ports(&args.publish, &network)?;
+    let mut publish = args.publish.clone();
+    if args.publish_all {
+        publish.extend(launch.exposed_ports.iter().cloned());
+    }
+    let ports = published_ports(&publish, &network)?;
     let record = ContainerRecord {
         id: new_container_id()?,
         image: launch.image_name.clone(),
@@ -227,6 +234,8 @@ struct Launch {
     /// The image as named, or the root directory.
     image_name: String,
     stop_signal: Option<String>,
+    /// The image's ExposedPorts (`80/tcp`), published by `-P`.
+    exposed_ports: Vec<String>,
     command: Vec<String>,
     env: Vec<String>,
     workdir: Option<PathBuf>,
@@ -244,6 +253,7 @@ fn resolve_image(args: &RunArgs, root: &Path) -> Result<Launch, Error> {
             image: None,
             image_name: args.rootfs.as_deref().unwrap_or(Path::new("")).display().to_string(),
             stop_signal: None,
+            exposed_ports: Vec::new(),
             command: args.command.clone(),
             env: args.env.clone(),
             workdir: args.workdir.clone(),
@@ -269,6 +279,7 @@ fn resolve_image(args: &RunArgs, root: &Path) -> Result<Launch, Error> {
         image: Some(image),
         image_name: name.clone(),
         stop_signal: defaults.stop_signal.clone(),
+        exposed_ports: defaults.exposed_ports.clone(),
     })
 }
 

@@ -194,6 +194,9 @@ pub struct Image {
     pub arch: String,
     /// Overrides the diff_ids computed from the layers.
     pub diff_ids: Option<Vec<String>>,
+    /// `ExposedPorts` (`8080/tcp`).
+    pub exposed_ports: Vec<String>,
+    pub stop_signal: String,
 }
 
 impl Image {
@@ -207,6 +210,8 @@ impl Image {
             user: String::new(),
             arch: host_arch().into(),
             diff_ids: None,
+            exposed_ports: Vec::new(),
+            stop_signal: String::new(),
         }
     }
 
@@ -225,6 +230,8 @@ impl Image {
             "config": {
                 "Cmd": self.cmd, "Entrypoint": if self.entrypoint.is_empty() { serde_json::Value::Null } else { serde_json::json!(self.entrypoint) },
                 "Env": self.env, "WorkingDir": self.workdir, "User": self.user,
+                "ExposedPorts": self.exposed_ports.iter().map(|p| (p.clone(), serde_json::json!({}))).collect::<serde_json::Map<_, _>>(),
+                "StopSignal": self.stop_signal,
             },
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
             "history": history,
