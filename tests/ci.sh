@@ -57,7 +57,9 @@ run_suite() { # USER SUBIDS
   for t in "$stage"/bin/*; do
     [ "$(basename "$t")" = hutch ] && continue
     echo "-- $(basename "$t")"
-    as_user "$user" env HUTCH_TEST_SUBIDS="$subids" HUTCH_TEST_TMP="/tmp/hutch-test-$user" "$t" --test-threads=2 2>&1 | tee -a "$log" || true
+    # Bounded: a hang fails its binary (no result line) instead of the whole run.
+    as_user "$user" env HUTCH_TEST_SUBIDS="$subids" HUTCH_TEST_TMP="/tmp/hutch-test-$user" \
+      timeout -k 10 900 "$t" --test-threads=2 2>&1 | tee -a "$log" || true
   done
 }
 run_suite hutch-sub yes

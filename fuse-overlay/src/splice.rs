@@ -80,7 +80,7 @@ impl SpliceReplier {
             return false;
         }
         match reply(pipes, file.as_fd(), device, header.unique, read.offset, read.size as usize) {
-            Ok(sent) => sent,
+            Ok(()) => true,
             // The pipes may hold part of a reply: start the next with new
             // ones, and let the server answer this request its own way.
             Err(_) => {
@@ -91,8 +91,8 @@ impl SpliceReplier {
     }
 }
 
-/// Sends the reply; false when nothing could be read (the server then
-/// reports the error).
+/// Sends the reply. An error means nothing was sent and the pipes may hold
+/// data: the caller replaces them and leaves the request to the server.
 fn reply(
     pipes: &Pipes,
     file: std::os::fd::BorrowedFd<'_>,
@@ -100,16 +100,20 @@ fn reply(
     unique: u64,
     offset: u64,
     size: usize,
-) -> io::Result<bool> {
+) -> io::Result<()> {
     let mut at = offset;
     let mut got = 0;
+    // Splices into the pipes never wait (NONBLOCK): data that starts
+    // mid-page takes more pipe slots than its pages, so a pipe can fill
+    // before `size`, and a blocked server thread would hang the reader.
     while got < size {
-        match splice(file, Some(&mut at), &pipes.data.1, None, size - got, SpliceFlags::empty()) {
+        match splice(file, Some(&mut at), &pipes.data.1, None, size - got, SpliceFlags::NONBLOCK) {
+            // End of file: a short read, as pread gives.
             Ok(0) => break,
             Ok(n) => got += n,
-            Err(_) if got == 0 => return Ok(false),
-            // A short read, as pread would give.
-            Err(_) => break,
+            // Not a short reply either: the kernel would take it for the
+            // end of the file. The server reads it again its own way.
+            Err(e) => return Err(e.into()),
         }
     }
     let len = (OUT_HEADER + got) as u32;
@@ -121,11 +125,11 @@ fn reply(
     }
     let mut moved = 0;
     while moved < got {
-        moved += splice(&pipes.data.0, None, &pipes.reply.1, None, got - moved, SpliceFlags::empty())?;
+        moved += splice(&pipes.data.0, None, &pipes.reply.1, None, got - moved, SpliceFlags::NONBLOCK)?;
     }
     let sent = splice(&pipes.reply.0, None, device, None, OUT_HEADER + got, SpliceFlags::empty())?;
     if sent != OUT_HEADER + got {
         return Err(io::Error::from_raw_os_error(libc::EIO));
     }
-    Ok(true)
+    Ok(())
 }
