@@ -135,6 +135,14 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
     })
 }
 
+/// Opens (creating it 0600) and locks `path`: shared or exclusive, held
+/// until the file is dropped.
+pub fn lock_file(path: &Path, exclusive: bool) -> std::io::Result<fs::File> {
+    let file = fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(path)?;
+    if exclusive { file.lock() } else { file.lock_shared() }?;
+    Ok(file)
+}
+
 /// A new container id: 64 hex digits, as Docker's.
 pub fn new_container_id() -> Result<String, Error> {
     let mut bytes = [0u8; 32];

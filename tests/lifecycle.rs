@@ -6,32 +6,17 @@ mod common;
 
 use common::registry::{busybox_layer, Image, Layer, Registry};
 use common::*;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
-/// hutch with its own store and runtime dir.
-struct Env {
-    h: Hutch,
-    store: Scratch,
+/// What these tests do often, on top of `Env`.
+trait Lifecycle {
+    fn detach(&self, extra: &[&str], command: &[&str]) -> String;
+    fn ps_line(&self, name: &str) -> Option<String>;
+    fn state(&self, id: &str) -> serde_json::Value;
+    fn busybox_image(&self, name: &str);
 }
 
-impl Env {
-    fn new(test: &str) -> Env {
-        Env { h: Hutch::new(test), store: Scratch::new(&format!("store-{test}")) }
-    }
-
-    fn hutch(&self, args: &[&str]) -> Output {
-        let mut c = self.h.cmd();
-        c.env("HUTCH_ROOT", self.store.path()).args(args);
-        c.output().expect("spawn hutch")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.hutch(args);
-        assert_success(&out);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
+impl Lifecycle for Env {
     /// `run -d --rootfs <busybox> <extra…> -- <command…>`; the id.
     fn detach(&self, extra: &[&str], command: &[&str]) -> String {
         let rootfs = busybox_rootfs().to_str().unwrap();

@@ -16,7 +16,7 @@ pub use status::{ContainerState, ProcessId, Status};
 use crate::state::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -153,15 +153,7 @@ impl Containers {
 
     fn lock(&self) -> Result<File, Error> {
         let path = self.dir.join(".names.lock");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io("open", &path))?;
-        file.lock().map_err(io("lock", &path))?;
-        Ok(file)
+        crate::state::lock_file(&path, true).map_err(io("lock", &path))
     }
 }
 

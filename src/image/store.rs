@@ -19,7 +19,7 @@ use super::{io, Digest, Error};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -132,15 +132,7 @@ impl Store {
 
     fn lock(&self, name: &str, exclusive: bool) -> Result<StoreLock, Error> {
         let path = self.root.join(name);
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io("open", &path))?;
-        if exclusive { file.lock() } else { file.lock_shared() }.map_err(io("lock", &path))?;
-        Ok(StoreLock(file))
+        Ok(StoreLock(crate::state::lock_file(&path, exclusive).map_err(io("lock", &path))?))
     }
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {

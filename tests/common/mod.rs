@@ -183,3 +183,28 @@ pub fn rootfs_with_probe(dir: &Scratch, name: &str, source: &str) -> PathBuf {
     );
     rootfs
 }
+
+/// hutch with its own store (`HUTCH_ROOT`) and runtime dir, in scratch dirs.
+pub struct Env {
+    pub h: Hutch,
+    pub store: Scratch,
+}
+
+impl Env {
+    pub fn new(test: &str) -> Env {
+        Env { h: Hutch::new(test), store: Scratch::new(&format!("store-{test}")) }
+    }
+
+    pub fn hutch(&self, args: &[&str]) -> Output {
+        let mut c = self.h.cmd();
+        c.env("HUTCH_ROOT", self.store.path()).args(args);
+        c.output().expect("spawn hutch")
+    }
+
+    /// Runs hutch, asserting success; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.hutch(args);
+        assert_success(&out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
