@@ -280,16 +280,25 @@ fn network_none_has_only_loopback_up() {
 }
 
 #[test]
-fn rm_removes_runtime_files_and_without_it_they_stay() {
-    let h = Hutch::new("rm");
-    let containers = h.runtime_dir.path().join("hutch/containers");
-    h.sh(&[], "true");
-    assert_eq!(std::fs::read_dir(&containers).unwrap().count(), 0);
-    let out = h.cmd().args(["run", "--rootfs"]).arg(busybox_rootfs()).args(["true"]).output().unwrap();
-    assert_success(&out);
-    let kept: Vec<_> = std::fs::read_dir(&containers).unwrap().map(|e| e.unwrap().path()).collect();
+fn rm_removes_the_container_and_without_it_the_container_stays() {
+    let env = Env::new("rm");
+    let rootfs = busybox_rootfs().to_str().unwrap();
+    let runtime = env.h.runtime_dir.path().join("hutch/containers");
+    let stored = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(env.store.path().join("containers"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect()
+    };
+    env.ok(&["run", "--rm", "--rootfs", rootfs, "--", "true"]);
+    assert_eq!(std::fs::read_dir(&runtime).unwrap().count(), 0, "--rm leaves no runtime files");
+    assert!(stored().is_empty(), "--rm leaves no container in the store");
+    env.ok(&["run", "--name", "kept", "--rootfs", rootfs, "--", "true"]);
+    let kept = stored();
     assert_eq!(kept.len(), 1);
     assert!(kept[0].join("config.json").is_file(), "the OCI spec is kept with the container");
+    assert!(env.ok(&["ps", "-a"]).contains("Exited (0)"));
 }
 
 #[test]
