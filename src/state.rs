@@ -93,20 +93,18 @@ pub struct ContainerDir {
 impl ContainerDir {
     /// Creates it, or finds it from an earlier start.
     pub fn create(runtime: &RuntimeDir, id: &str) -> Result<ContainerDir, Error> {
-        let path = runtime.path.join("containers").join(id);
-        fs::DirBuilder::new().mode(0o700).recursive(true).create(&path).map_err(io("create", &path))?;
-        Ok(ContainerDir { path })
+        let dir = ContainerDir::of(runtime, id);
+        fs::DirBuilder::new().mode(0o700).recursive(true).create(&dir.path).map_err(io("create", &dir.path))?;
+        Ok(dir)
+    }
+
+    /// Where it is, whether or not it exists (to remove it).
+    pub fn of(runtime: &RuntimeDir, id: &str) -> ContainerDir {
+        ContainerDir { path: runtime.path.join("containers").join(id) }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Writes `name` atomically and returns its path.
-    pub fn write(&self, name: &str, contents: &[u8]) -> Result<PathBuf, Error> {
-        let path = self.path.join(name);
-        write_atomic(&path, contents)?;
-        Ok(path)
     }
 
     pub fn remove(&self) -> Result<(), Error> {

@@ -3,7 +3,7 @@
 
 use super::{runtime_and_userns, Error};
 use crate::containers::log::{self, LogReader, Record, Stream};
-use crate::containers::{parse_signal, Container, ContainerState, Containers, Status};
+use crate::containers::{parse_signal, stat_fields, Container, ContainerState, Containers, Status};
 use crate::image::time::{human_duration, now, rfc3339};
 use crate::runtime::{self, StdioMode};
 use crate::state::ContainerDir;
@@ -252,7 +252,7 @@ pub fn rm(args: RmArgs, root: &Path) -> Result<i32, Error> {
             c.signal(nix::sys::signal::Signal::SIGKILL)?;
             c.wait_stopped(None);
         }
-        super::run::remove_container(&plan, c, &ContainerDir::create(&runtime, &c.record.id)?);
+        super::run::remove_container(&plan, c, &ContainerDir::of(&runtime, &c.record.id));
         Ok(())
     })
 }
@@ -266,10 +266,9 @@ pub fn start(args: StartArgs, root: &Path) -> Result<i32, Error> {
         if container.state().is_running() {
             return Err(Error::Other(format!("container {} is running already", container.record.name)));
         }
-        let (runtime, plan) = runtime_and_userns()?;
-        ContainerDir::create(&runtime, &container.record.id)?;
+        let (spec, plan) = prepare_start(&container)?;
         let stdio = StdioMode { terminal: container.record.tty, interactive: args.interactive, preserve_fds: 0 };
-        return Ok(runtime::run(&container.spec()?, &plan, stdio)?);
+        return Ok(runtime::run(&spec, &plan, stdio)?);
     }
     each(&args.containers, root, start_detached)
 }
@@ -279,12 +278,19 @@ fn start_detached(container: &Container) -> Result<(), Error> {
     if container.state().is_running() {
         return Ok(());
     }
-    let (runtime, plan) = runtime_and_userns()?;
-    ContainerDir::create(&runtime, &container.record.id)?;
+    let (spec, plan) = prepare_start(container)?;
     let stdio =
         StdioMode { terminal: container.record.tty, interactive: container.record.interactive, preserve_fds: 0 };
-    runtime::start_detached(&container.spec()?, &plan, stdio)?;
+    runtime::start_detached(&spec, &plan, stdio)?;
     Ok(())
+}
+
+/// A stopped container's Spec, its runtime dir made again (it does not
+/// outlive a reboot), and the id mapping to run it with.
+fn prepare_start(container: &Container) -> Result<(oci_spec::runtime::Spec, crate::userns::UsernsPlan), Error> {
+    let (runtime, plan) = runtime_and_userns()?;
+    ContainerDir::create(&runtime, &container.record.id)?;
+    Ok((container.spec()?, plan))
 }
 
 pub fn restart(args: StopArgs, root: &Path) -> Result<i32, Error> {
@@ -427,7 +433,7 @@ pub fn prune(args: PruneArgs, root: &Path) -> Result<i32, Error> {
     let (runtime, plan) = runtime_and_userns()?;
     for container in Containers::open(root)?.list()? {
         if !container.state().is_running() {
-            super::run::remove_container(&plan, &container, &ContainerDir::create(&runtime, &container.record.id)?);
+            super::run::remove_container(&plan, &container, &ContainerDir::of(&runtime, &container.record.id));
             println!("{}", container.record.id);
         }
     }
@@ -461,7 +467,7 @@ pub fn top(args: ContainerArg, root: &Path) -> Result<i32, Error> {
         ) else {
             continue; // ended meanwhile
         };
-        let fields: Vec<&str> = stat[stat.rfind(')').map_or(0, |i| i + 1)..].split_whitespace().collect();
+        let Some(fields) = stat_fields(&stat) else { continue };
         let cpu: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum()) / ticks;
         let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().next());
         let command = String::from_utf8_lossy(&cmdline).replace('\0', " ").trim_end().to_string();

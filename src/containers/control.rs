@@ -91,7 +91,7 @@ pub fn parse_signal(text: &str) -> Result<Signal, String> {
 /// The parent pid of `pid`, from /proc.
 fn parent_of(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
+    super::stat_fields(&stat)?.get(1)?.parse().ok()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ mod names;
 mod status;
 
 pub use control::parse_signal;
-pub use status::{ContainerState, ProcessId, Status};
+pub use status::{stat_fields, ContainerState, ProcessId, Status};
 
 use crate::state::write_atomic;
 use serde::{Deserialize, Serialize};
@@ -130,7 +130,7 @@ impl Containers {
         let mut found: Vec<Container> = entries
             .flatten()
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| Container::load(e.path()).ok())
+            .filter_map(|e| Container::at(&e.path()).ok())
             .collect();
         found.sort_by(|a, b| b.record.created.cmp(&a.record.created).then(a.record.id.cmp(&b.record.id)));
         Ok(found)
@@ -158,7 +158,8 @@ impl Containers {
 }
 
 impl Container {
-    fn load(dir: PathBuf) -> Result<Container, Error> {
+    /// Opens the container whose directory is `dir`.
+    pub fn at(dir: &Path) -> Result<Container, Error> {
         let path = dir.join(RECORD);
         let bytes = fs::read(&path).map_err(io("read", &path))?;
         let record: ContainerRecord = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
@@ -166,12 +167,7 @@ impl Container {
             path: path.clone(),
             why: e.to_string(),
         })?;
-        Ok(Container { record, dir })
-    }
-
-    /// Opens the container whose directory is `dir` (the monitor's view).
-    pub fn at(dir: &Path) -> Result<Container, Error> {
-        Container::load(dir.to_path_buf())
+        Ok(Container { record, dir: dir.to_path_buf() })
     }
 
     pub fn short_id(&self) -> &str {

@@ -49,14 +49,18 @@ impl ProcessId {
 /// Field 22 of /proc/PID/stat; None for a missing process or a zombie.
 fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: fields
-    // are counted from the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let fields = stat_fields(&stat)?;
     if fields.first() == Some(&"Z") {
         return None;
     }
     fields.get(19)?.parse().ok()
+}
+
+/// The fields of a /proc/PID/stat text after the command name, from the
+/// state (field 3) on. The name (field 2) may hold spaces and
+/// parentheses: the fields start after the last ')'.
+pub fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    Some(stat[stat.rfind(')')? + 1..].split_whitespace().collect())
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
