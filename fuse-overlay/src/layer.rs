@@ -141,7 +141,7 @@ pub fn stored_device(dir: BorrowedFd<'_>, name: &CStr, st: &libc::stat64) -> Opt
 }
 
 /// `c 1:3` → (S_IFCHR, makedev(1, 3)).
-fn parse_device(v: &str) -> Option<(u32, u64)> {
+pub fn parse_device(v: &str) -> Option<(u32, u64)> {
     let (kind, numbers) = v.trim().split_once(' ')?;
     let kind = match kind {
         "c" => libc::S_IFCHR,
@@ -161,6 +161,11 @@ pub fn device_value(kind: u32, rdev: u64) -> String {
 /// The `UID:GID` an entry keeps in its owner xattr, if any.
 pub fn stored_owner(dir: BorrowedFd<'_>, name: &CStr) -> Option<(u32, u32)> {
     let v = xattr::get(proc_path(dir, Some(name)), OWNER_XATTR).ok()??;
-    let (u, g) = std::str::from_utf8(&v).ok()?.split_once(':')?;
+    parse_owner(std::str::from_utf8(&v).ok()?)
+}
+
+/// `1000:100` → (1000, 100).
+pub fn parse_owner(v: &str) -> Option<(u32, u32)> {
+    let (u, g) = v.split_once(':')?;
     Some((u.trim().parse().ok()?, g.trim().parse().ok()?))
 }

@@ -1,5 +1,6 @@
 //! The command line: Docker's verbs and flags. Each verb group has a file.
 
+mod commit;
 mod containers;
 mod images;
 mod run;
@@ -45,6 +46,8 @@ enum Command {
     Port(containers::PortArgs),
     /// List a container's processes
     Top(containers::ContainerArg),
+    /// Make a new image of a container's changes
+    Commit(commit::CommitArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -149,6 +152,7 @@ pub fn main() -> i32 {
         Command::Ps(args) => containers::ps(args, &root),
         Command::Logs(args) => containers::logs(args, &root),
         Command::Exec(args) => containers::exec(args, &root),
+        Command::Commit(args) => commit::commit(args, &root),
         Command::Port(args) => containers::port(args, &root),
         Command::Top(args) => containers::top(args, &root),
         Command::Container(ContainerCommand::Prune(args)) => containers::prune(args, &root),

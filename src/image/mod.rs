@@ -6,6 +6,7 @@
 //! store's files can be removed again by the same user.
 
 pub mod archive;
+pub mod commit;
 pub mod config;
 pub mod digest;
 pub mod pull;
@@ -14,6 +15,7 @@ pub mod registry;
 pub mod store;
 pub mod time;
 mod tree;
+pub mod tree_tar;
 pub mod unpack;
 
 pub use digest::Digest;

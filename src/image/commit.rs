@@ -1,0 +1,85 @@
+//! `hutch commit`: a new image made of a base image and one more layer (a
+//! container's writable layer), its config the base's with the container's
+//! settings and `--change`s applied.
+
+use super::archive::write_manifest;
+use super::store::{LayerRecord, Store};
+use super::time::{now, rfc3339_now};
+use super::{Digest, Error, ImageRecord};
+use serde_json::{json, Map, Value};
+use std::path::Path;
+
+const MEDIA_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// What the new image says about itself beyond its layers.
+#[derive(Debug, Default)]
+pub struct CommitInfo {
+    pub name: Option<String>,
+    pub author: Option<String>,
+    pub message: Option<String>,
+    /// The history line (`hutch commit CONTAINER`).
+    pub created_by: String,
+    /// Keys of the config's `config` object to replace (`Cmd`, `Env`, …).
+    pub config: Map<String, Value>,
+}
+
+/// Records an image of `base`'s layers plus the uncompressed layer tarball
+/// `layer_tar` (a file in the store's `tmp/`, moved into the blobs).
+pub fn commit(store: &Store, base: &ImageRecord, layer_tar: &Path, info: CommitInfo) -> Result<ImageRecord, Error> {
+    let layer = store_layer(store, layer_tar)?;
+    let mut config: Value = serde_json::from_slice(&store.read_blob(&base.id)?)
+        .map_err(|e| Error::Invalid(format!("the config of image {}: {e}", base.id.short())))?;
+    let created = rfc3339_now();
+    update_config(&mut config, &layer.diff_id, &created, &info);
+    let bytes = serde_json::to_vec(&config).map_err(|e| Error::Invalid(e.to_string()))?;
+    let id = Digest::of(&bytes);
+    store.put_blob(&id, &bytes)?;
+    let layers: Vec<LayerRecord> = base.layers.iter().cloned().chain([layer]).collect();
+    let manifest = write_manifest(store, &id, bytes.len() as u64, &layers)?;
+    let platform = base.platform.clone();
+    let names = info.name.into_iter().collect();
+    let record =
+        ImageRecord { id, names, digests: Vec::new(), manifest, layers, created: Some(created), platform, stored: now() };
+    store.record(record)
+}
+
+/// Moves the tarball into the blobs (its digest is also its diff_id, being
+/// uncompressed) and unpacks it as a layer.
+fn store_layer(store: &Store, layer_tar: &Path) -> Result<LayerRecord, Error> {
+    let digest = super::unpack::diff_id_of(layer_tar)?;
+    let size = std::fs::metadata(layer_tar).map_err(super::io("stat", layer_tar))?.len();
+    store.commit_file(layer_tar, &store.blob_path(&digest))?;
+    let layer = LayerRecord { digest: digest.clone(), diff_id: digest, size, media_type: MEDIA_LAYER_TAR.into() };
+    store.install_layer(&layer)?;
+    Ok(layer)
+}
+
+fn update_config(config: &mut Value, diff_id: &Digest, created: &str, info: &CommitInfo) {
+    let (author, message) = (info.author.as_deref(), info.message.as_deref());
+    let Some(top) = config.as_object_mut() else { return };
+    top.insert("created".into(), json!(created));
+    if let Some(author) = author {
+        top.insert("author".into(), json!(author));
+    }
+    let run_config = top.entry("config").or_insert_with(|| json!({}));
+    if let Some(run_config) = run_config.as_object_mut() {
+        run_config.extend(info.config.clone());
+    }
+    let rootfs = top.entry("rootfs").or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
+    if let Some(ids) = rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
+        ids.push(json!(diff_id));
+    }
+    let mut step = json!({"created": created, "created_by": info.created_by});
+    if let Some(author) = author {
+        step["author"] = json!(author);
+    }
+    if let Some(message) = message {
+        step["comment"] = json!(message);
+    }
+    match top.get_mut("history").and_then(Value::as_array_mut) {
+        Some(history) => history.push(step),
+        None => {
+            top.insert("history".into(), json!([step]));
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! A directory tree as a tar stream: a container's writable layer for
+//! `hutch commit`, a container's or the host's files for `hutch cp`.
+//!
+//! A layer directory is in the OCI layer format already (whiteouts are
+//! `.wh.NAME` files, opaque directories hold `.wh..wh..opq`; see
+//! fuse-overlay's crate docs), so the tar holds it as it is, except what
+//! the format keeps in xattrs: an owner the user namespace cannot map
+//! becomes the header's uid/gid again, and a device placeholder a device
+//! entry. Layers are read in hutch's user namespace, where their files
+//! have their in-container owners. Entries go in name order, so the same
+//! tree gives the same bytes; multiply-linked files become hardlinks.
+
+use fuse_overlay::{DEVICE_XATTR, OWNER_XATTR};
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::{self, File, Metadata};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use tar::{EntryType, Header};
+
+/// Xattrs that describe the layer format rather than the file: never copied.
+const FORMAT_XATTR_PREFIXES: [&[u8]; 3] = [b"user.hutch.", b"user.overlay.", b"trusted.overlay."];
+
+/// Builds one tar stream of trees and files.
+pub struct TreeWriter<W: Write> {
+    tar: tar::Builder<W>,
+    /// Where each multiply-linked inode was written first: later names of
+    /// it become hardlinks to that path.
+    first_paths: HashMap<(u64, u64), PathBuf>,
+    entries: u64,
+}
+
+impl<W: Write> TreeWriter<W> {
+    pub fn new(out: W) -> TreeWriter<W> {
+        TreeWriter { tar: tar::Builder::new(out), first_paths: HashMap::new(), entries: 0 }
+    }
+
+    /// What is under the directory `dir`, entries named from the root of
+    /// the stream (a layer's contents).
+    pub fn append_contents(&mut self, dir: &Path) -> io::Result<()> {
+        self.directory(dir, Path::new(""))
+    }
+
+    /// `path` (and, for a directory, all below it) as `name`; a symlink
+    /// stays one unless `follow`.
+    pub fn append(&mut self, path: &Path, name: &Path, follow: bool) -> io::Result<()> {
+        let meta = if follow { fs::metadata(path) } else { fs::symlink_metadata(path) }.map_err(at(path))?;
+        self.entry(path, name, &meta)?;
+        if meta.is_dir() {
+            self.directory(path, name)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the stream; the number of entries written.
+    pub fn finish(self) -> io::Result<u64> {
+        self.tar.into_inner()?.flush()?;
+        Ok(self.entries)
+    }
+
+    fn directory(&mut self, dir: &Path, name: &Path) -> io::Result<()> {
+        let mut children: Vec<OsString> =
+            fs::read_dir(dir).and_then(|list| list.map(|e| e.map(|e| e.file_name())).collect()).map_err(at(dir))?;
+        children.sort();
+        for child in children {
+            self.append(&dir.join(&child), &name.join(&child), false)?;
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, path: &Path, name: &Path, meta: &Metadata) -> io::Result<()> {
+        let kind = meta.file_type();
+        if kind.is_socket() {
+            return Ok(()); // sockets belong to running processes, not images
+        }
+        let mut header = Header::new_gnu();
+        header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+        if let Some((uid, gid)) = stored_owner(path) {
+            header.set_uid(uid.into());
+            header.set_gid(gid.into());
+        }
+        self.entries += 1;
+        if !kind.is_dir() && meta.nlink() > 1 {
+            let inode = (meta.dev(), meta.ino());
+            if let Some(first) = self.first_paths.get(&inode) {
+                header.set_entry_type(EntryType::Link);
+                header.set_size(0);
+                return self.tar.append_link(&mut header, name, first);
+            }
+            self.first_paths.insert(inode, name.to_path_buf());
+        }
+        if !kind.is_symlink() {
+            self.append_xattrs(path)?;
+        }
+        if kind.is_symlink() {
+            let target = fs::read_link(path).map_err(at(path))?;
+            header.set_size(0);
+            self.tar.append_link(&mut header, name, target)
+        } else if kind.is_file() {
+            if let Some((device, rdev)) = stored_device(path) {
+                header.set_entry_type(device);
+                header.set_size(0);
+                header.set_device_major(libc::major(rdev))?;
+                header.set_device_minor(libc::minor(rdev))?;
+                return self.tar.append_data(&mut header, name, io::empty());
+            }
+            self.tar.append_data(&mut header, name, File::open(path).map_err(at(path))?)
+        } else {
+            header.set_size(0);
+            self.tar.append_data(&mut header, name, io::empty())
+        }
+    }
+
+    /// The file's own xattrs (file capabilities among them) as PAX records.
+    fn append_xattrs(&mut self, path: &Path) -> io::Result<()> {
+        let mut records = Vec::new();
+        for key in xattr::list(path).map_err(at(path))? {
+            let bytes = key.as_bytes();
+            if FORMAT_XATTR_PREFIXES.iter().any(|p| bytes.starts_with(p)) {
+                continue;
+            }
+            if let Some(value) = xattr::get(path, &key)? {
+                records.push((format!("SCHILY.xattr.{}", key.to_string_lossy()), value));
+            }
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.tar.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+    }
+}
+
+/// An error that names the file it is about.
+fn at(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// The `UID:GID` an entry keeps in the owner xattr, if any.
+fn stored_owner(path: &Path) -> Option<(u32, u32)> {
+    fuse_overlay::parse_owner(std::str::from_utf8(&xattr::get(path, OWNER_XATTR).ok()??).ok()?)
+}
+
+/// The device a placeholder file stands for: its tar entry type and number.
+fn stored_device(path: &Path) -> Option<(EntryType, u64)> {
+    let value = xattr::get(path, DEVICE_XATTR).ok()??;
+    let (kind, rdev) = fuse_overlay::parse_device(std::str::from_utf8(&value).ok()?)?;
+    Some((if kind == libc::S_IFBLK { EntryType::Block } else { EntryType::Char }, rdev))
+}
