@@ -319,3 +319,90 @@ fn publish_all_maps_the_exposed_ports_and_stop_uses_the_images_stop_signal() {
     assert_eq!(env.ok(&["container", "prune"]).lines().count(), 1);
     assert_eq!(env.ok(&["ps", "-a", "-q"]), "");
 }
+
+/// A failed command: its exit status and its one line on stderr.
+fn fails(env: &Env, args: &[&str]) -> String {
+    let out = env.hutch(args);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    stderr
+}
+
+#[test]
+fn commit_makes_an_image_of_the_containers_changes_deletions_included() {
+    let env = Env::new("commit");
+    env.busybox_image("local/box:1");
+    // Without subordinate ids the container has one user: no chown to another.
+    let owner = if expect_subids() { "1000" } else { "0" };
+    let script = format!("echo hi > /new; rm /etc/group; mkdir /d; echo x > /d/f; ln /d/f /d/hl; chown {owner} /d/f");
+    env.ok(&["run", "--name", "changed", "-e", "MODE=test", "local/box:1", "sh", "-c", &script]);
+
+    let id = env.ok(&["commit", "-m", "my change", "changed", "local/box:2"]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    let check = "cat /new; test -e /etc/group || echo group gone; stat -c '%u %h' /d/f; echo $MODE";
+    let out = env.ok(&["run", "--rm", "local/box:2", "sh", "-c", check]);
+    assert_eq!(
+        out,
+        format!("hi\ngroup gone\n{owner} 2\ntest\n"),
+        "files, whiteout, owner, hardlink and env carried over"
+    );
+    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "local/box:2"])).unwrap();
+    let text = inspect.to_string();
+    assert!(text.contains(&script), "the container's command is the new image's: {text}");
+    assert!(env.ok(&["history", "local/box:2"]).contains("hutch commit changed"));
+
+    env.ok(&["commit", "-c", r#"CMD ["cat", "/new"]"#, "-c", "WORKDIR /d", "changed", "local/box:3"]);
+    assert_eq!(env.ok(&["run", "--rm", "local/box:3"]), "hi\n");
+    assert_eq!(env.ok(&["run", "--rm", "local/box:3", "pwd"]), "/d\n");
+    // The base image is untouched.
+    assert_eq!(env.ok(&["run", "--rm", "local/box:1", "cat", "/etc/group"]), "root:x:0:\napp:x:1000:\n");
+
+    let rootfs = busybox_rootfs().to_str().unwrap();
+    env.ok(&["run", "--name", "plain", "--rootfs", rootfs, "true"]);
+    assert!(fails(&env, &["commit", "plain", "local/x"]).contains("not an image"));
+    assert!(fails(&env, &["commit", "-c", "RUN true", "changed", "local/x"]).contains("--change"));
+}
+
+#[test]
+fn cp_copies_in_and_out_of_running_and_stopped_containers() {
+    let env = Env::new("cp");
+    env.busybox_image("local/box:1");
+    let host = env.store.path().join("host");
+    std::fs::create_dir_all(host.join("src/sub")).unwrap();
+    std::fs::write(host.join("src/a"), "a\n").unwrap();
+    std::fs::write(host.join("src/sub/b"), "b\n").unwrap();
+    std::os::unix::fs::symlink("a", host.join("src/link")).unwrap();
+    let at = |p: &str| host.join(p).to_str().unwrap().to_string();
+    env.ok(&["run", "-d", "--name", "box", "local/box:1", "sleep", "1000"]);
+
+    // Into a running container: a directory, a directory's contents, a file over a file.
+    env.ok(&["cp", &at("src"), "box:/tmp"]);
+    env.ok(&["cp", &at("src/."), "box:/fresh"]);
+    env.ok(&["cp", &at("src/a"), "box:/etc/passwd"]);
+    let listing = "cat /tmp/src/sub/b /fresh/a /etc/passwd; readlink /fresh/link; stat -c %u /tmp/src/a";
+    assert_eq!(env.ok(&["exec", "box", "sh", "-c", listing]), "b\na\na\na\n0\n", "copied files belong to root");
+
+    // Out of it: a directory under a new name, a file into a directory.
+    env.ok(&["exec", "box", "sh", "-c", "mkdir -p /out/deep; echo made > /out/deep/f"]);
+    env.ok(&["cp", "box:/out", &at("got")]);
+    assert_eq!(std::fs::read_to_string(host.join("got/deep/f")).unwrap(), "made\n");
+    env.ok(&["cp", "box:/out/deep/f", &at("src/sub")]);
+    assert_eq!(std::fs::read_to_string(host.join("src/sub/f")).unwrap(), "made\n");
+
+    // Mistakes: one line each, nothing written.
+    assert!(fails(&env, &["cp", "box:/missing", &at("x")]).contains("/missing"));
+    assert!(fails(&env, &["cp", &at("src"), "box:/etc/passwd"]).contains("directory onto a file"));
+    assert!(fails(&env, &["cp", &at("src/a"), "box:/no/such/dir"]).contains("must exist"));
+    assert!(fails(&env, &["cp", &at("src"), &at("got")]).contains("CONTAINER:PATH"));
+    assert!(!host.join("x").exists());
+
+    // A stopped container: its root is mounted for the copy alone.
+    env.ok(&["stop", "-t", "0", "box"]);
+    env.ok(&["cp", &at("src/a"), "box:/while-stopped"]);
+    env.ok(&["cp", "box:/tmp/src/link", &at("link-out")]);
+    assert_eq!(std::fs::read_link(host.join("link-out")).unwrap(), std::path::Path::new("a"));
+    env.ok(&["start", "box"]);
+    assert_eq!(env.ok(&["exec", "box", "cat", "/while-stopped"]), "a\n");
+    env.ok(&["rm", "-f", "box"]);
+}

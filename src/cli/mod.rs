@@ -2,6 +2,7 @@
 
 mod commit;
 mod containers;
+mod cp;
 mod images;
 mod run;
 mod unshare;
@@ -48,6 +49,8 @@ enum Command {
     Top(containers::ContainerArg),
     /// Make a new image of a container's changes
     Commit(commit::CommitArgs),
+    /// Copy files between a container and the host
+    Cp(cp::CpArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -153,6 +156,7 @@ pub fn main() -> i32 {
         Command::Logs(args) => containers::logs(args, &root),
         Command::Exec(args) => containers::exec(args, &root),
         Command::Commit(args) => commit::commit(args, &root),
+        Command::Cp(args) => cp::cp(args, &root),
         Command::Port(args) => containers::port(args, &root),
         Command::Top(args) => containers::top(args, &root),
         Command::Container(ContainerCommand::Prune(args)) => containers::prune(args, &root),

@@ -194,7 +194,12 @@ fn store_image(
     store.record(record)
 }
 
-pub(super) fn write_manifest(store: &Store, config: &Digest, config_size: u64, layers: &[LayerRecord]) -> Result<Digest, Error> {
+pub(super) fn write_manifest(
+    store: &Store,
+    config: &Digest,
+    config_size: u64,
+    layers: &[LayerRecord],
+) -> Result<Digest, Error> {
     let layers: Vec<serde_json::Value> = layers
         .iter()
         .map(|l| serde_json::json!({"mediaType": l.media_type, "digest": l.digest, "size": l.size}))

@@ -38,8 +38,16 @@ pub fn commit(store: &Store, base: &ImageRecord, layer_tar: &Path, info: CommitI
     let manifest = write_manifest(store, &id, bytes.len() as u64, &layers)?;
     let platform = base.platform.clone();
     let names = info.name.into_iter().collect();
-    let record =
-        ImageRecord { id, names, digests: Vec::new(), manifest, layers, created: Some(created), platform, stored: now() };
+    let record = ImageRecord {
+        id,
+        names,
+        digests: Vec::new(),
+        manifest,
+        layers,
+        created: Some(created),
+        platform,
+        stored: now(),
+    };
     store.record(record)
 }
 

@@ -34,6 +34,7 @@ pub struct Report {
     pub entries: u64,
     pub owners_in_xattr: u64,
     pub xattrs_refused: u64,
+    pub devices_skipped: u64,
 }
 
 impl Report {
@@ -44,6 +45,12 @@ impl Report {
             parts.push(format!(
                 "{} files belong to ids outside your mapping (no subordinate ids): kept as metadata, shown as root",
                 self.owners_in_xattr
+            ));
+        }
+        if self.devices_skipped > 0 {
+            parts.push(format!(
+                "{} device nodes skipped (they cannot be made without privileges)",
+                self.devices_skipped
             ));
         }
         if self.xattrs_refused > 0 {
@@ -62,19 +69,90 @@ pub fn unpack(blob: &Path, layer: &Digest, diff_id: &Digest, dest: &Path) -> Res
     let mut hashing = HashingReader::new(stream);
     std::fs::create_dir(dest).map_err(super::io("create", dest))?;
     let root = tree::open_root(dest).map_err(|e| layer_error(format!("open {}: {e}", dest.display())))?;
-    let mut unpacker = Unpacker { root, layer, report: Report::default(), dir_times: Vec::new(), last_parent: None };
-    {
-        let mut archive = tar::Archive::new(&mut hashing);
-        let entries = archive.entries().map_err(|e| layer_error(format!("not a tar stream: {e}")))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| layer_error(format!("reading the tar stream: {e}")))?;
-            unpacker.entry(&mut entry)?;
-        }
-    }
+    let report = unpack_stream(&mut hashing, root, Placement::LAYER).map_err(|e| match e {
+        EntryError::Hostile { path, reason } => Error::HostileEntry { layer: layer.clone(), path, reason },
+        EntryError::Failed(message) => layer_error(message),
+    })?;
     hashing.drain().map_err(|e| layer_error(format!("reading the tar stream: {e}")))?;
     let actual = hashing.hasher.finish();
     if &actual != diff_id {
         return Err(Error::DigestMismatch { what: "uncompressed layer", digest: diff_id.clone(), actual });
+    }
+    Ok(report)
+}
+
+/// Why an entry could not be unpacked.
+#[derive(Debug)]
+pub enum EntryError {
+    /// It would land outside the tree, or is not what a tar entry may be.
+    Hostile {
+        path: String,
+        reason: String,
+    },
+    Failed(String),
+}
+
+impl std::fmt::Display for EntryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EntryError::Hostile { path, reason } => write!(f, "{path:?}: {reason}"),
+            EntryError::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+/// Who owns what is unpacked.
+#[derive(Clone, Copy, Debug)]
+pub enum Owners {
+    /// The ids in the tar headers (kept in an xattr when unmapped).
+    FromArchive,
+    /// These ids, whatever the headers say (`cp` into a container: root).
+    Fixed(u32, u32),
+    /// The unpacking process (`cp` out to the host).
+    Caller,
+}
+
+/// Where a tar stream's entries land and how.
+#[derive(Clone, Debug)]
+pub struct Placement {
+    pub owners: Owners,
+    /// Device entries become fuse-overlay placeholders (a layer), or are
+    /// made with mknod where allowed and otherwise skipped.
+    pub device_placeholders: bool,
+    /// Whether an entry may replace a directory of another kind (a layer
+    /// may; `cp` refuses, as Docker does).
+    pub replace_directories: bool,
+    /// What the first component of every entry's path becomes.
+    pub top: Top,
+}
+
+#[derive(Clone, Debug)]
+pub enum Top {
+    Keep,
+    /// Dropped: its contents land in the tree's root.
+    Strip,
+    Rename(OsString),
+}
+
+impl Placement {
+    pub const LAYER: Placement =
+        Placement { owners: Owners::FromArchive, device_placeholders: true, replace_directories: true, top: Top::Keep };
+}
+
+/// Opens a directory to unpack into.
+pub fn open_tree(path: &Path) -> Result<OwnedFd, Errno> {
+    tree::open_root(path)
+}
+
+/// Unpacks a tar stream into the directory `root`.
+pub fn unpack_stream(input: impl Read, root: OwnedFd, placement: Placement) -> Result<Report, EntryError> {
+    let mut unpacker =
+        Unpacker { root, placement, report: Report::default(), dir_times: Vec::new(), last_parent: None };
+    let mut archive = tar::Archive::new(input);
+    let entries = archive.entries().map_err(|e| EntryError::Failed(format!("not a tar stream: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| EntryError::Failed(format!("reading the tar stream: {e}")))?;
+        unpacker.entry(&mut entry)?;
     }
     unpacker.set_dir_times();
     Ok(unpacker.report)
@@ -105,9 +183,9 @@ fn decompressed(file: File) -> io::Result<Box<dyn Read>> {
     }
 }
 
-struct Unpacker<'a> {
+struct Unpacker {
     root: OwnedFd,
-    layer: &'a Digest,
+    placement: Placement,
     report: Report,
     /// Directory mtimes, set once their contents are complete.
     dir_times: Vec<(Vec<OsString>, SystemTime)>,
@@ -116,42 +194,41 @@ struct Unpacker<'a> {
     last_parent: Option<(Vec<OsString>, std::rc::Rc<OwnedFd>)>,
 }
 
-impl Unpacker<'_> {
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), Error> {
+impl Unpacker {
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), EntryError> {
         let raw_path = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw_path).into_owned();
-        let hostile = |reason: &str| Error::HostileEntry {
-            layer: self.layer.clone(),
-            path: shown.clone(),
-            reason: reason.to_string(),
-        };
-        let components = components(&raw_path).map_err(&hostile)?;
+        let hostile = |reason: &str| EntryError::Hostile { path: shown.clone(), reason: reason.to_string() };
+        let components = self.placed(&raw_path).map_err(&hostile)?;
         let Some((name, parents)) = components.split_last() else {
-            return Ok(()); // the layer's root itself: its directory exists
+            return Ok(()); // the tree's root itself: its directory exists
         };
         let parent = self.parent_dir(parents).map_err(|r| hostile(&r))?;
         let kind = entry.header().entry_type();
+        let fail = |what: &str, e: &dyn std::fmt::Display| EntryError::Failed(format!("{shown}: {what}: {e}"));
         self.report.entries += 1;
         // A later entry replaces an earlier one, except directory over directory.
         let new_kind = if kind == EntryType::Directory { SFlag::S_IFDIR } else { SFlag::S_IFREG };
+        if !self.placement.replace_directories && new_kind != SFlag::S_IFDIR && open_dir(parent.as_fd(), name).is_ok() {
+            return Err(fail("cannot replace a directory with a non-directory", &"remove it first"));
+        }
         if make_room(parent.as_fd(), name, new_kind).map_err(|e| hostile(&format!("replacing it: {e}")))? {
             // What the cached parent's path resolved through may be gone.
             self.last_parent = None;
         }
         let header = entry.header();
-        let uid = header.uid().unwrap_or(0) as u32;
-        let gid = header.gid().unwrap_or(0) as u32;
+        let owner = match self.placement.owners {
+            Owners::FromArchive => Some((header.uid().unwrap_or(0) as u32, header.gid().unwrap_or(0) as u32)),
+            Owners::Fixed(uid, gid) => Some((uid, gid)),
+            Owners::Caller => None,
+        };
         let mode = header.mode().unwrap_or(0o644);
         let mtime = header.mtime().ok().map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s));
-        let fail = |what: &str, e: &dyn std::fmt::Display| Error::Layer {
-            layer: self.layer.clone(),
-            message: format!("{shown}: {what}: {e}"),
-        };
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let mut file = create_file(parent.as_fd(), name).map_err(|e| fail("create", &e))?;
                 io::copy(entry, &mut file).map_err(|e| fail("write", &e))?;
-                self.finish_file(&file, entry, uid, gid, mode).map_err(|e| fail("set owner and mode", &e))?;
+                self.finish_file(&file, entry, owner, mode).map_err(|e| fail("set owner and mode", &e))?;
                 if let Some(t) = mtime {
                     let _ = file.set_times(FileTimes::new().set_modified(t).set_accessed(t));
                 }
@@ -159,7 +236,7 @@ impl Unpacker<'_> {
             EntryType::Directory => {
                 let dir = open_or_create_dir(parent.as_fd(), name).map_err(|e| fail("mkdir", &e))?;
                 let dir = File::from(dir);
-                self.finish_file(&dir, entry, uid, gid, mode).map_err(|e| fail("set owner and mode", &e))?;
+                self.finish_file(&dir, entry, owner, mode).map_err(|e| fail("set owner and mode", &e))?;
                 if let Some(t) = mtime {
                     self.dir_times.push((components.clone(), t));
                 }
@@ -168,8 +245,10 @@ impl Unpacker<'_> {
                 let target = entry.link_name_bytes().ok_or_else(|| hostile("symlink without a target"))?;
                 nix::unistd::symlinkat(OsStr::from_bytes(&target), parent.as_fd(), name.as_os_str())
                     .map_err(|e| fail("symlink", &e))?;
-                if !set_link_owner(parent.as_fd(), name, uid, gid).map_err(|e| fail("chown", &e))? {
-                    self.report.owners_in_xattr += 1;
+                if let Some((uid, gid)) = owner {
+                    if !set_link_owner(parent.as_fd(), name, uid, gid).map_err(|e| fail("chown", &e))? {
+                        self.report.owners_in_xattr += 1;
+                    }
                 }
             }
             EntryType::Link => {
@@ -181,14 +260,21 @@ impl Unpacker<'_> {
                     .map_err(|e| fail("mkfifo", &e))?;
             }
             EntryType::Char | EntryType::Block => {
-                let kind = if kind == EntryType::Char { libc::S_IFCHR } else { libc::S_IFBLK };
+                let kind = if kind == EntryType::Char { SFlag::S_IFCHR } else { SFlag::S_IFBLK };
                 let major = header.device_major().ok().flatten().unwrap_or(0);
                 let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                let value = fuse_overlay::device_value(kind, libc::makedev(major, minor));
-                let file = create_file(parent.as_fd(), name).map_err(|e| fail("create", &e))?;
-                xattr::FileExt::set_xattr(&file, fuse_overlay::DEVICE_XATTR, value.as_bytes())
-                    .map_err(|e| fail("keep the device node as a placeholder", &e))?;
-                self.finish_file(&file, entry, uid, gid, mode).map_err(|e| fail("set owner and mode", &e))?;
+                let rdev = libc::makedev(major, minor);
+                if self.placement.device_placeholders {
+                    let value = fuse_overlay::device_value(kind.bits(), rdev);
+                    let file = create_file(parent.as_fd(), name).map_err(|e| fail("create", &e))?;
+                    xattr::FileExt::set_xattr(&file, fuse_overlay::DEVICE_XATTR, value.as_bytes())
+                        .map_err(|e| fail("keep the device node as a placeholder", &e))?;
+                    self.finish_file(&file, entry, owner, mode).map_err(|e| fail("set owner and mode", &e))?;
+                } else if mknodat(parent.as_fd(), name.as_os_str(), kind, Mode::from_bits_truncate(mode & 0o777), rdev)
+                    .is_err()
+                {
+                    self.report.devices_skipped += 1;
+                }
             }
             // Metadata entries the tar crate already applied to the next entry.
             EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink => {}
@@ -197,17 +283,36 @@ impl Unpacker<'_> {
         Ok(())
     }
 
+    /// An entry's path as components in the tree, its first one placed as
+    /// asked; refuses what would leave the tree.
+    fn placed(&self, path: &[u8]) -> Result<Vec<OsString>, &'static str> {
+        let mut parts = components(path)?;
+        match &self.placement.top {
+            Top::Keep => {}
+            _ if parts.is_empty() => {}
+            Top::Strip => {
+                parts.remove(0);
+            }
+            Top::Rename(name) => parts[0] = name.clone(),
+        }
+        Ok(parts)
+    }
+
     /// Owner, mode and extended attributes of a file or directory.
     fn finish_file<R: Read>(
         &mut self,
         file: &File,
         entry: &mut tar::Entry<'_, R>,
-        uid: u32,
-        gid: u32,
+        owner: Option<(u32, u32)>,
         mode: u32,
     ) -> Result<(), Errno> {
-        if !tree::set_owner_and_mode(file, uid, gid, mode)? {
-            self.report.owners_in_xattr += 1;
+        match owner {
+            Some((uid, gid)) => {
+                if !tree::set_owner_and_mode(file, uid, gid, mode)? {
+                    self.report.owners_in_xattr += 1;
+                }
+            }
+            None => nix::sys::stat::fchmod(file.as_fd(), Mode::from_bits_truncate(mode & 0o7777))?,
         }
         if let Ok(Some(extensions)) = entry.pax_extensions() {
             for ext in extensions.flatten() {
@@ -254,7 +359,7 @@ impl Unpacker<'_> {
 
     /// A hardlink may only point at an entry unpacked earlier in this layer.
     fn hardlink(&self, target: &[u8], parent: &OwnedFd, name: &OsStr) -> Result<(), String> {
-        let parts = components(target).map_err(|r| format!("hardlink target {}", r.trim_start_matches("has ")))?;
+        let parts = self.placed(target).map_err(|r| format!("hardlink target {}", r.trim_start_matches("has ")))?;
         let Some((target_name, target_parents)) = parts.split_last() else {
             return Err("hardlink to the layer's root".into());
         };

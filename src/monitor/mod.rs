@@ -124,7 +124,7 @@ impl ContainerRecordDir {
 /// writable layer) on the spec's root path, served by a child process
 /// that lives until the monitor does: the monitor itself stays
 /// single-threaded, and the mount ends with the monitor's mount namespace.
-fn serve_rootfs(spec: &Spec) -> Result<(), SetupError> {
+pub(crate) fn serve_rootfs(spec: &Spec) -> Result<(), SetupError> {
     let annotations = spec.annotations().clone().unwrap_or_default();
     let Some(lowers) = annotations.get(ANNOTATION_LOWERS) else { return Ok(()) };
     let lowers: Vec<PathBuf> =

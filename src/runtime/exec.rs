@@ -54,7 +54,7 @@ pub(super) fn join_and_run(
     }
 }
 
-fn join_namespaces(target: i32) -> Result<(), SetupError> {
+pub(super) fn join_namespaces(target: i32) -> Result<(), SetupError> {
     // All opened first: /proc is the host's only until the mount namespace changes.
     let mut joins: Vec<(OwnedFd, CloneFlags, String)> = Vec::new();
     for (name, flag) in NAMESPACES {

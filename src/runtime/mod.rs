@@ -15,6 +15,7 @@ mod exec;
 mod frontend;
 mod init;
 pub mod inroot;
+pub mod inside;
 pub mod process;
 mod relay;
 mod rootfs;

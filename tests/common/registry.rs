@@ -347,7 +347,7 @@ pub fn busybox_layer() -> Vec<u8> {
         .file("etc/group", b"root:x:0:\napp:x:1000:\n");
     for applet in [
         "sh", "cat", "ls", "echo", "id", "stat", "test", "env", "pwd", "find", "sort", "readlink", "touch", "rm",
-        "true", "sleep",
+        "true", "sleep", "mkdir", "ln", "chown",
     ] {
         t = t.symlink(&format!("bin/{applet}"), "busybox");
     }
