@@ -406,3 +406,23 @@ fn cp_copies_in_and_out_of_running_and_stopped_containers() {
     assert_eq!(env.ok(&["exec", "box", "cat", "/while-stopped"]), "a\n");
     env.ok(&["rm", "-f", "box"]);
 }
+
+#[test]
+fn attach_without_a_terminal_sends_input_and_returns_the_status() {
+    let env = Env::new("attach-pipes");
+    let script = "while read l; do echo got-$l; echo err-$l >&2; [ $l = quit ] && exit 3; done";
+    env.detach(&["-i", "--name", "reader"], &["sh", "-c", script]);
+    let mut attach = env.h.cmd();
+    attach.env("HUTCH_ROOT", env.store.path()).args(["attach", "reader"]);
+    attach
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = attach.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"hello\nquit\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-hello\ngot-quit\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err-hello\nerr-quit\n", "stderr stays stderr");
+    assert!(fails(&env, &["attach", "reader"]).contains("not running"));
+}

@@ -1,5 +1,5 @@
-//! `hutch run -it`, driven through a real pseudo-terminal as a person at a
-//! terminal would drive it.
+//! `hutch run -it`, `exec -it` and `attach`, driven through a real
+//! pseudo-terminal as a person at a terminal would drive them.
 
 mod common;
 
@@ -25,11 +25,16 @@ struct Session {
 impl Session {
     /// `hutch run --rm FLAGS --rootfs BUSYBOX -- COMMAND` on a new terminal.
     fn start(h: &Hutch, rows: u16, cols: u16, flags: &[&str], command: &[&str]) -> Session {
+        let mut cmd = h.cmd();
+        cmd.args(["run", "--rm"]).args(flags).arg("--rootfs").arg(busybox_rootfs()).arg("--").args(command);
+        Session::spawn(cmd, rows, cols)
+    }
+
+    /// `cmd` on a new terminal of `rows` × `cols`, as its controlling terminal.
+    fn spawn(mut cmd: std::process::Command, rows: u16, cols: u16) -> Session {
         let size = Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
         let pty = openpty(Some(&size), None).expect("openpty");
         let slave: OwnedFd = pty.slave;
-        let mut cmd = h.cmd();
-        cmd.args(["run", "--rm"]).args(flags).arg("--rootfs").arg(busybox_rootfs()).arg("--").args(command);
         cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
             .stdout(Stdio::from(slave.try_clone().unwrap()))
             .stderr(Stdio::from(slave));
@@ -140,4 +145,53 @@ fn without_t_the_container_never_holds_the_callers_terminal() {
     assert!(!s.seen.contains("stty-changed-it"), "the container changed the caller's terminal:\n{}", s.seen);
     assert!(!s.seen.contains("is-a-terminal"), "the container got the caller's terminal:\n{}", s.seen);
     assert_eq!(s.exit_code(), Some(0));
+}
+
+/// hutch with its own store, on a terminal: `hutch ARGS`.
+fn session(env: &Env, rows: u16, cols: u16, args: &[&str]) -> Session {
+    let mut cmd = env.h.cmd();
+    cmd.env("HUTCH_ROOT", env.store.path()).args(args);
+    Session::spawn(cmd, rows, cols)
+}
+
+#[test]
+fn exec_it_gives_a_shell_on_a_new_terminal_inside_the_running_container() {
+    let env = Env::new("exec-it");
+    let rootfs = busybox_rootfs().to_str().unwrap();
+    env.ok(&["run", "-d", "--name", "box", "--rootfs", rootfs, "--", "sleep", "1000"]);
+    let mut s = session(&env, 30, 90, &["exec", "-it", "box", "/bin/sh"]);
+    s.send("tty; stty size; echo \"pid-$$\"\n");
+    s.expect("/dev/pts/");
+    s.expect("30 90");
+    s.expect("pid-2"); // the container's PID namespace: its first process is 1
+    s.send("exit 7\n");
+    assert_eq!(s.exit_code(), Some(7));
+    env.ok(&["rm", "-f", "box"]);
+}
+
+#[test]
+fn attach_joins_a_detached_terminal_and_ctrl_p_ctrl_q_leaves_it_running() {
+    let env = Env::new("attach");
+    let rootfs = busybox_rootfs().to_str().unwrap();
+    env.ok(&["run", "-dit", "--name", "shell", "--rootfs", rootfs, "--", "/bin/sh"]);
+    let mut s = session(&env, 40, 100, &["attach", "shell"]);
+    s.send("stty size; echo \"answer-$((6*7))\"\n");
+    s.expect("40 100");
+    s.expect("answer-42");
+    s.resize(45, 120);
+    std::thread::sleep(Duration::from_millis(300));
+    s.send("stty size\n");
+    s.expect("45 120");
+    s.send("\x10\x11");
+    assert_eq!(s.exit_code(), Some(0), "detaching is not an error");
+    assert!(env.ok(&["ps"]).contains("shell"), "the container runs on after a detach");
+
+    let mut s = session(&env, 24, 80, &["attach", "shell"]);
+    s.send("echo back-again\n");
+    s.expect("back-again");
+    s.send("exit 4\n");
+    assert_eq!(s.exit_code(), Some(4), "attach returns the container's status");
+    assert!(env.ok(&["ps", "-a"]).contains("Exited (4)"));
+    assert!(env.ok(&["logs", "shell"]).contains("answer-42"), "the log has what was shown");
+    env.ok(&["rm", "shell"]);
 }

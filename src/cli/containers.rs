@@ -395,6 +395,39 @@ pub fn exec(args: ExecArgs, root: &Path) -> Result<i32, Error> {
 }
 
 #[derive(Args)]
+pub struct AttachArgs {
+    container: String,
+    /// Do not send your input to the container
+    #[arg(long)]
+    no_stdin: bool,
+}
+
+/// `attach`: the caller's terminal or streams joined to a detached
+/// container; its exit status once it ends, 0 on detaching (Ctrl-P Ctrl-Q).
+pub fn attach(args: AttachArgs, root: &Path) -> Result<i32, Error> {
+    let container = Containers::open(root)?.find(&args.container)?;
+    let name = &container.record.name;
+    if container.state().live_monitor().is_none() {
+        return Err(Error::Other(format!("container {name} is not running: start it with hutch start -a {name}")));
+    }
+    let stdin = container.record.interactive && !args.no_stdin;
+    match runtime::attach::attach(&container.dir, container.record.tty, stdin) {
+        Ok(runtime::attach::Ended::Detached) => {
+            eprintln!("\r\nhutch: detached from {name}, which keeps running (hutch attach {name} to return)");
+            Ok(0)
+        }
+        Ok(runtime::attach::Ended::Container) => {
+            let state = container.wait_stopped(Some(Duration::from_secs(10))).unwrap_or_else(|| container.state());
+            Ok(state.exit_code.unwrap_or(0))
+        }
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ECONNREFUSED)) => Err(Error::Other(format!(
+            "container {name} runs in the foreground of another hutch: attach works with containers started with -d"
+        ))),
+        Err(e) => Err(Error::Other(format!("attaching to {name}: {e}"))),
+    }
+}
+
+#[derive(Args)]
 pub struct PortArgs {
     container: String,
     /// Only this container port: PORT[/PROTO]

@@ -43,6 +43,8 @@ enum Command {
     Logs(containers::LogsArgs),
     /// Run a command in a running container
     Exec(containers::ExecArgs),
+    /// Connect your terminal to a detached container (Ctrl-P Ctrl-Q detaches)
+    Attach(containers::AttachArgs),
     /// List a container's published ports
     Port(containers::PortArgs),
     /// List a container's processes
@@ -155,6 +157,7 @@ pub fn main() -> i32 {
         Command::Ps(args) => containers::ps(args, &root),
         Command::Logs(args) => containers::logs(args, &root),
         Command::Exec(args) => containers::exec(args, &root),
+        Command::Attach(args) => containers::attach(args, &root),
         Command::Commit(args) => commit::commit(args, &root),
         Command::Cp(args) => cp::cp(args, &root),
         Command::Port(args) => containers::port(args, &root),

@@ -3,6 +3,7 @@
 //! of the caller's, writes the container's output to its log, forwards
 //! signals sent to it, and records the end.
 
+use super::attach::AttachServer;
 use super::ContainerRecordDir;
 use crate::containers::log::{self, LogWriter, Stream};
 use crate::runtime::channel::{Channel, Message};
@@ -69,12 +70,19 @@ pub(super) fn run(
         Ok(ForkResult::Parent { child }) => child,
     };
     drop(theirs);
-    let mut sources = pipes.monitor_ends();
+    let (mut sources, mut input) = pipes.monitor_ends();
+    let mut terminal = None;
     // The container's end of the channel closes when its command starts
     // (close-on-exec) or after it reported why it could not.
     while let Ok(Some((message, fd))) = ours.recv() {
         match (message, fd) {
-            (Message::TerminalMaster, Some(master)) => sources.push((master, Stream::Stdout)),
+            (Message::TerminalMaster, Some(master)) => {
+                terminal = master.try_clone().ok();
+                if stdio.interactive {
+                    input = master.try_clone().ok();
+                }
+                sources.push((master, Stream::Stdout));
+            }
             (Message::Failed { code, message }, _) => {
                 let _ = channel.send(&Message::Failed { code, message }, None);
                 let status = wait_for(child);
@@ -91,7 +99,8 @@ pub(super) fn run(
         .0
         .as_ref()
         .and_then(|c| LogWriter::open(&c.path(log::FILE), c.record.log_max_size.unwrap_or(log::DEFAULT_MAX_SIZE)).ok());
-    let status = Capture { child, signals, sources, log }.until_exit();
+    let attach = AttachServer::new(record.0.as_ref().map(|c| c.dir.as_path()), input, terminal);
+    let status = Capture { child, signals, sources, log, attach }.until_exit();
     drop(network);
     record.exited(status);
     if record.auto_remove() {
@@ -136,17 +145,14 @@ impl OutputPipes {
         Ok(())
     }
 
-    /// In the monitor: the reading ends, tagged with their stream. The
-    /// stdin pipe's writing end is leaked on purpose: it stays open for the
-    /// monitor's life.
-    fn monitor_ends(self) -> Vec<(OwnedFd, Stream)> {
-        if let Some((_, w)) = self.stdin {
-            std::mem::forget(w);
-        }
+    /// In the monitor: the reading ends, tagged with their stream, and the
+    /// stdin pipe's writing end (kept for the monitor's life, so the
+    /// container's reads wait for `attach` instead of ending).
+    fn monitor_ends(self) -> (Vec<(OwnedFd, Stream)>, Option<OwnedFd>) {
         let mut ends = Vec::new();
         ends.extend(self.stdout.map(|(r, _)| (r, Stream::Stdout)));
         ends.extend(self.stderr.map(|(r, _)| (r, Stream::Stderr)));
-        ends
+        (ends, self.stdin.map(|(_, w)| w))
     }
 }
 
@@ -156,6 +162,7 @@ struct Capture {
     signals: SignalFd,
     sources: Vec<(OwnedFd, Stream)>,
     log: Option<LogWriter>,
+    attach: AttachServer,
 }
 
 /// How long the output of a finished container is still read: processes
@@ -179,7 +186,9 @@ impl Capture {
                 None => PollTimeout::NONE,
             };
             let ready = self.poll(timeout);
-            self.copy_ready(&ready[1..]);
+            let sources = 1 + self.sources.len();
+            self.copy_ready(&ready[1..sources]);
+            self.attach.serve(&ready[sources..]);
             if ready[0] && status.is_none() {
                 status = self.handle_signals();
                 if status.is_some() {
@@ -190,10 +199,12 @@ impl Capture {
         status.unwrap_or(crate::EXIT_HUTCH_ERROR)
     }
 
-    /// Readiness of the signal descriptor, then of each source.
+    /// Readiness of the signal descriptor, of each source, then of the
+    /// attach socket and its clients.
     fn poll(&self, timeout: PollTimeout) -> Vec<bool> {
         let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
         fds.extend(self.sources.iter().map(|(fd, _)| PollFd::new(fd.as_fd(), PollFlags::POLLIN)));
+        fds.extend(self.attach.fds().into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
         match poll(&mut fds, timeout) {
             Ok(_) => fds.iter().map(|f| f.any().unwrap_or(false)).collect(),
             Err(_) => vec![false; fds.len()],
@@ -203,7 +214,7 @@ impl Capture {
     fn copy_ready(&mut self, ready: &[bool]) {
         let mut buf = vec![0u8; 64 * 1024];
         let mut i = 0;
-        let log = &mut self.log;
+        let (log, attach) = (&mut self.log, &mut self.attach);
         self.sources.retain(|(fd, stream)| {
             let was_ready = ready.get(i).copied().unwrap_or(false);
             i += 1;
@@ -216,6 +227,7 @@ impl Capture {
                     if let Some(log) = log.as_mut() {
                         let _ = log.write(*stream, &buf[..n]);
                     }
+                    attach.broadcast(*stream, &buf[..n]);
                     true
                 }
                 Err(Errno::EINTR | Errno::EAGAIN) => true,

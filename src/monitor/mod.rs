@@ -7,6 +7,7 @@
 //! in, starts the container's first process, waits for it, stops the
 //! helper and exits with the container's status.
 
+mod attach;
 mod detached;
 
 use crate::containers::{Container, ContainerState, ProcessId, Status};

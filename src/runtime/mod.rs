@@ -8,6 +8,7 @@
 //!         optionally a reaping init in front of it (init.rs)
 //! ```
 
+pub mod attach;
 mod capabilities;
 pub(crate) mod channel;
 pub(crate) mod container;
@@ -24,7 +25,7 @@ pub(crate) mod signals;
 mod terminal;
 
 pub use frontend::{exec, run, start_detached};
-pub use terminal::size_of as terminal_size;
+pub use terminal::{set_size as terminal_resize, size_of as terminal_size};
 
 use crate::EXIT_HUTCH_ERROR;
 use nix::errno::Errno;
