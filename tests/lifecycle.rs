@@ -426,3 +426,17 @@ fn attach_without_a_terminal_sends_input_and_returns_the_status() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err-hello\nerr-quit\n", "stderr stays stderr");
     assert!(fails(&env, &["attach", "reader"]).contains("not running"));
 }
+
+#[test]
+fn logs_show_foreground_runs_too() {
+    let env = Env::new("fg-logs");
+    let rootfs = busybox_rootfs().to_str().unwrap();
+    let out =
+        env.hutch(&["run", "--name", "fg", "--rootfs", rootfs, "--", "sh", "-c", "echo out; echo err >&2; exit 2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n", "the caller still gets stdout");
+    assert_eq!(stderr(&out), "err\n", "and stderr, apart");
+    let logs = env.hutch(&["logs", "fg"]);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "out\n");
+    assert_eq!(stderr(&logs), "err\n");
+}

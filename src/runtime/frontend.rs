@@ -3,9 +3,10 @@
 //! container's exit status. One poll loop, no threads.
 
 use super::channel::{Channel, Message};
-use super::relay::{self, Copied, Stream, TerminalPipes};
+use super::relay::{self, Copied, Log, Stream, TerminalPipes};
 use super::terminal::{self, RawMode};
 use super::{exit_code, fail, signals, RunError, SetupError, StdioMode};
+use crate::containers::log::{self, LogWriter};
 use crate::userns::{self, Forked, UsernsPlan};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -14,6 +15,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{Process, Spec};
+use std::cell::RefCell;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
@@ -22,6 +24,7 @@ use std::rc::Rc;
 pub fn run(spec: &Spec, plan: &UsernsPlan, stdio: StdioMode) -> Result<i32, RunError> {
     foreground(
         stdio,
+        container_log(spec),
         || Ok(userns::fork_into_userns(plan)?),
         |channel| crate::monitor::run(spec, stdio, channel, plan.uses_helpers, false),
     )
@@ -39,7 +42,7 @@ pub fn exec(spec: &Spec, process: &Process, target: i32, plan: &UsernsPlan, stdi
             Err(errno) => Err(RunError::Sys { op: "fork", errno }),
         }
     };
-    foreground(stdio, plain_fork, |channel| {
+    foreground(stdio, None, plain_fork, |channel| {
         super::exec::join_and_run(spec, process, target, stdio, channel, plan.uses_helpers)
     })
 }
@@ -49,6 +52,7 @@ pub fn exec(spec: &Spec, process: &Process, target: i32, plan: &UsernsPlan, stdi
 /// and signals until the child exits, and returns its status.
 fn foreground(
     stdio: StdioMode,
+    log: Option<Log>,
     fork: impl FnOnce() -> Result<Forked, RunError>,
     child: impl FnOnce(Channel),
 ) -> Result<i32, RunError> {
@@ -60,7 +64,7 @@ fn foreground(
     let signal_fd =
         SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(sys("signalfd"))?;
     let (ours, theirs) = Channel::pair().map_err(sys("socketpair"))?;
-    let pipes = TerminalPipes::new(stdio).map_err(sys("pipe"))?;
+    let pipes = TerminalPipes::new(stdio, log.is_some()).map_err(sys("pipe"))?;
     match fork()? {
         Forked::Child => {
             drop((ours, signal_fd));
@@ -72,9 +76,23 @@ fn foreground(
         }
         Forked::Parent { child } => {
             drop(theirs);
-            Frontend::new(child, ours, signal_fd, stdio, pipes.streams()).wait()
+            let streams = pipes.streams(log.as_ref());
+            Frontend::new(child, ours, signal_fd, stdio, streams, log).wait()
         }
     }
+}
+
+/// The log of a container that is kept after it ends (not `--rm`): a
+/// foreground run writes it as a detached one does.
+fn container_log(spec: &Spec) -> Option<Log> {
+    let dir = spec.annotations().as_ref()?.get(super::ANNOTATION_CONTAINER_DIR)?;
+    let container = crate::containers::Container::at(std::path::Path::new(dir)).ok()?;
+    if container.record.auto_remove {
+        return None;
+    }
+    let max_size = container.record.log_max_size.unwrap_or(log::DEFAULT_MAX_SIZE);
+    let writer = LogWriter::open(&container.path(log::FILE), max_size).ok()?;
+    Some(Rc::new(RefCell::new(writer)))
 }
 
 /// Starts the container described by `spec` with a detached monitor;
@@ -121,12 +139,20 @@ struct Frontend {
     master: Option<Rc<OwnedFd>>,
     streams: Vec<Stream>,
     raw_mode: Option<RawMode>,
+    log: Option<Log>,
     failure: Option<(i32, String)>,
     status: Option<i32>,
 }
 
 impl Frontend {
-    fn new(monitor: Pid, channel: Channel, signals: SignalFd, stdio: StdioMode, streams: Vec<Stream>) -> Frontend {
+    fn new(
+        monitor: Pid,
+        channel: Channel,
+        signals: SignalFd,
+        stdio: StdioMode,
+        streams: Vec<Stream>,
+        log: Option<Log>,
+    ) -> Frontend {
         Frontend {
             monitor,
             channel: Some(channel),
@@ -137,6 +163,7 @@ impl Frontend {
             master: None,
             streams,
             raw_mode: None,
+            log,
             failure: None,
             status: None,
         }
@@ -214,7 +241,7 @@ impl Frontend {
                     terminal::set_size(master.as_fd(), rows, cols);
                 }
                 self.raw_mode = RawMode::enable();
-                let (master, streams) = relay::terminal_streams(master, self.interactive);
+                let (master, streams) = relay::terminal_streams(master, self.interactive, self.log.clone());
                 self.master = Some(master);
                 self.streams.extend(streams);
             }

@@ -5,12 +5,17 @@
 //! terminal: an open descriptor of it would let the container change its
 //! settings, resize it, or read what is typed to other programs. Each of
 //! the caller's streams that is a terminal is replaced by a pipe that hutch
-//! copies; files and pipes are passed on as they are, at no cost.
+//! copies; files and pipes are passed on as they are, at no cost, unless
+//! the container's output is also logged (a kept container: `hutch logs`
+//! shows foreground runs too), when stdout and stderr always go through
+//! pipes that hutch copies to the caller and to the log.
 
 use super::StdioMode;
+use crate::containers::log::{self, LogWriter};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, isatty, pipe2, read};
+use std::cell::RefCell;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 
@@ -37,10 +42,15 @@ impl End {
     }
 }
 
-/// Copies what `from` yields to `to`, until `from` ends.
+/// The container's log, shared by the streams that feed it.
+pub(super) type Log = Rc<RefCell<LogWriter>>;
+
+/// Copies what `from` yields to `to` (and to the log as `log`'s stream),
+/// until `from` ends.
 pub(super) struct Stream {
     from: End,
     to: End,
+    log: Option<(Log, log::Stream)>,
 }
 
 /// What became of a copy step.
@@ -67,7 +77,12 @@ impl Stream {
         let mut buf = [0u8; 16 * 1024];
         match read(self.from.fd(), &mut buf) {
             Ok(0) => Copied::Done,
-            Ok(n) => write_all(self.to.fd(), &buf[..n]),
+            Ok(n) => {
+                if let Some((log, stream)) = &self.log {
+                    let _ = log.borrow_mut().write(*stream, &buf[..n]);
+                }
+                write_all(self.to.fd(), &buf[..n])
+            }
             Err(Errno::EINTR | Errno::EAGAIN) => Copied::More,
             // EIO: every slave of the terminal is closed.
             Err(_) => Copied::Done,
@@ -87,11 +102,12 @@ fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Copied {
 }
 
 /// The copies between the container's terminal master and the caller.
-pub(super) fn terminal_streams(master: OwnedFd, interactive: bool) -> (Rc<OwnedFd>, Vec<Stream>) {
+pub(super) fn terminal_streams(master: OwnedFd, interactive: bool, log: Option<Log>) -> (Rc<OwnedFd>, Vec<Stream>) {
     let master = Rc::new(master);
-    let mut streams = vec![Stream { from: End::Ours(master.clone()), to: End::Caller(1) }];
+    let log = log.map(|l| (l, log::Stream::Stdout));
+    let mut streams = vec![Stream { from: End::Ours(master.clone()), to: End::Caller(1), log }];
     if interactive {
-        streams.push(Stream { from: End::Caller(0), to: End::Ours(master.clone()) });
+        streams.push(Stream { from: End::Caller(0), to: End::Ours(master.clone()), log: None });
     }
     (master, streams)
 }
@@ -104,14 +120,17 @@ pub(super) struct TerminalPipes {
 
 impl TerminalPipes {
     /// A pipe for each of the caller's streams that is a terminal and that
-    /// the container gets (stdin only with `-i`); none with `-t`.
-    pub(super) fn new(stdio: StdioMode) -> Result<TerminalPipes, Errno> {
+    /// the container gets (stdin only with `-i`), and for stdout and stderr
+    /// when they are `logged`; none with `-t`.
+    pub(super) fn new(stdio: StdioMode, logged: bool) -> Result<TerminalPipes, Errno> {
         let mut pipes = Vec::new();
         if stdio.terminal {
             return Ok(TerminalPipes { pipes });
         }
         for n in 0..3 {
-            if (n == 0 && !stdio.interactive) || !isatty(caller_stream(n)).unwrap_or(false) {
+            let is_terminal = isatty(caller_stream(n)).unwrap_or(false);
+            let piped = if n == 0 { stdio.interactive && is_terminal } else { logged || is_terminal };
+            if !piped {
                 continue;
             }
             let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC)?;
@@ -132,16 +151,17 @@ impl TerminalPipes {
         Ok(())
     }
 
-    /// In hutch: the copies between the pipes and the caller's streams.
-    pub(super) fn streams(self) -> Vec<Stream> {
+    /// In hutch: the copies between the pipes and the caller's streams
+    /// (and the log).
+    pub(super) fn streams(self, log: Option<&Log>) -> Vec<Stream> {
         self.pipes
             .into_iter()
             .map(|(n, _theirs, ours)| {
                 let ours = End::Ours(Rc::new(ours));
-                if n == 0 {
-                    Stream { from: End::Caller(0), to: ours }
-                } else {
-                    Stream { from: ours, to: End::Caller(n) }
+                match n {
+                    0 => Stream { from: End::Caller(0), to: ours, log: None },
+                    1 => Stream { from: ours, to: End::Caller(1), log: log.map(|l| (l.clone(), log::Stream::Stdout)) },
+                    _ => Stream { from: ours, to: End::Caller(2), log: log.map(|l| (l.clone(), log::Stream::Stderr)) },
                 }
             })
             .collect()
