@@ -8,9 +8,10 @@
 //! destination), so a hostile container can neither make hutch write
 //! outside the destination nor reach the host's files.
 //!
-//! The stream starts with one byte, `d` or `f`: whether the source is a
-//! directory, which decides where it lands. Its first path component is the
-//! source's name, which the receiving side keeps, renames or strips.
+//! The stream starts with one byte: `d` or `f`, whether the source is a
+//! directory, which decides where it lands (its first path component is
+//! the source's name, which the receiving side keeps, renames or strips),
+//! or `t` for a tar stream the user gave (`cp -`), unpacked as it is.
 
 use super::{runtime_and_userns, Error};
 use crate::containers::Containers;

@@ -1,5 +1,6 @@
 //! Unpacking one layer (a tar stream: plain, gzip or zstd) into its own
-//! directory, safely and rootless.
+//! directory, safely and rootless; `cp` unpacks its streams with the same
+//! code, placed as `Placement` says.
 //!
 //! The layer keeps the OCI format: whiteouts stay `.wh.NAME` files and
 //! opaque directories a `.wh..wh..opq` file (the format fuse-overlay reads;
@@ -119,7 +120,7 @@ pub struct Placement {
     /// Device entries become fuse-overlay placeholders (a layer), or are
     /// made with mknod where allowed and otherwise skipped.
     pub device_placeholders: bool,
-    /// Whether an entry may replace a directory of another kind (a layer
+    /// Whether a non-directory entry may replace a directory (a layer's
     /// may; `cp` refuses, as Docker does).
     pub replace_directories: bool,
     /// What the first component of every entry's path becomes.

@@ -33,16 +33,7 @@ pub fn run(spec: &Spec, plan: &UsernsPlan, stdio: StdioMode) -> Result<i32, RunE
 /// Runs `process` in the running container whose first process is
 /// `target` (host pid), in the foreground; returns its exit status.
 pub fn exec(spec: &Spec, process: &Process, target: i32, plan: &UsernsPlan, stdio: StdioMode) -> Result<i32, RunError> {
-    let plain_fork = || {
-        // SAFETY: hutch is single-threaded; the child only joins
-        // namespaces, forks and execs.
-        match unsafe { nix::unistd::fork() } {
-            Ok(nix::unistd::ForkResult::Child) => Ok(Forked::Child),
-            Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Forked::Parent { child }),
-            Err(errno) => Err(RunError::Sys { op: "fork", errno }),
-        }
-    };
-    foreground(stdio, None, plain_fork, |channel| {
+    foreground(stdio, None, super::fork_here, |channel| {
         super::exec::join_and_run(spec, process, target, stdio, channel, plan.uses_helpers)
     })
 }

@@ -11,7 +11,7 @@ use crate::sys::{die_with_parent, exit_now};
 use crate::userns::{self, Forked, UsernsPlan};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::wait::waitpid;
-use nix::unistd::{chdir, chroot, fork, ForkResult, Pid};
+use nix::unistd::{chdir, chroot, Pid};
 use oci_spec::runtime::Spec;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -35,7 +35,7 @@ pub struct Helper {
 pub fn spawn(root: Root<'_>, plan: &UsernsPlan, work: impl FnOnce() -> Result<(), String>) -> Result<Helper, RunError> {
     let (verdict, mut verdict_w) = std::io::pipe().map_err(|e| sys("pipe", e))?;
     let forked = match root {
-        Root::Running(_) => plain_fork()?,
+        Root::Running(_) => super::fork_here()?,
         Root::Stopped(_) => userns::fork_into_userns(plan)?,
     };
     match forked {
@@ -86,16 +86,6 @@ fn enter(root: &Root<'_>) -> Result<(), String> {
         }
     }
     chdir(Path::new("/")).map_err(|e| format!("chdir /: {e}"))
-}
-
-fn plain_fork() -> Result<Forked, RunError> {
-    // SAFETY: the caller guarantees a single thread; the child only joins
-    // namespaces and works with its own descriptors.
-    match unsafe { fork() } {
-        Ok(ForkResult::Child) => Ok(Forked::Child),
-        Ok(ForkResult::Parent { child }) => Ok(Forked::Parent { child }),
-        Err(errno) => Err(RunError::Sys { op: "fork", errno }),
-    }
 }
 
 fn sys(op: &'static str, e: std::io::Error) -> RunError {

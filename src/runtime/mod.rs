@@ -151,6 +151,19 @@ impl RunError {
     }
 }
 
+/// A plain fork (no new namespace), as `userns::fork_into_userns` reports
+/// one. Call it while the process has one thread.
+pub(crate) fn fork_here() -> Result<crate::userns::Forked, RunError> {
+    use crate::userns::Forked;
+    // SAFETY: the caller guarantees a single thread, so the child cannot
+    // inherit a lock held by another thread.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => Ok(Forked::Child),
+        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Forked::Parent { child }),
+        Err(errno) => Err(RunError::Sys { op: "fork", errno }),
+    }
+}
+
 /// Tells hutch why setup failed (one line, over the channel) and exits with
 /// the status that failure maps to.
 pub(crate) fn fail(channel: &channel::Channel, err: SetupError) -> ! {
