@@ -10,7 +10,7 @@ set -euo pipefail
 # tests and benchmarks compare with (skopeo, bubblewrap,
 # crun, podman with runc, fuse-overlayfs); build and test tools.
 PACKAGES=(uidmap fuse3 slirp4netns passt busybox-static
-          docker-registry skopeo
+          docker-registry skopeo openssl
           bubblewrap crun podman runc fuse-overlayfs iperf3
           iproute2 procps python3 hyperfine gcc libc6-dev pkg-config libseccomp-dev)
 missing=()

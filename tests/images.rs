@@ -1,6 +1,7 @@
 //! Images from a real registry (Debian's docker-registry on 127.0.0.1):
 //! pull, run with the image's config, whiteouts, platforms, hostile
-//! layers, corrupt and cut-short downloads, concurrent pulls, removal.
+//! layers, corrupt and cut-short downloads, concurrent pulls, removal,
+//! logins (htpasswd, and Bearer tokens from a token server).
 
 mod common;
 
@@ -366,6 +367,16 @@ impl ImageRefName {
     }
 }
 
+/// hutch with its logins in `auth_file`, `stdin` as its input.
+fn with_auth_file(env: &Env, auth_file: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut c = env.h.cmd();
+    c.env("HUTCH_ROOT", env.store.path()).env("REGISTRY_AUTH_FILE", auth_file).args(args);
+    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// bcrypt of "hutch-secret" (cost 5), for the registry's htpasswd.
 const SECRET_BCRYPT: &str = "$2a$05$0DGJ9emHi0F.Ol2LY0JWSudUfdZ55C4PpzCmY49tE/TOywL7.M95i";
 
@@ -376,14 +387,7 @@ fn a_registry_that_wants_a_login_gets_one_from_hutch_login() {
     let env = Env::new("login");
     let auth_file = env.store.path().join("auth.json");
     let name = format!("{}/private/app:1", reg.addr);
-    let with_auth = |args: &[&str], stdin: &str| {
-        let mut c = env.h.cmd();
-        c.env("HUTCH_ROOT", env.store.path()).env("REGISTRY_AUTH_FILE", &auth_file).args(args);
-        c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let with_auth = |args: &[&str], stdin: &str| with_auth_file(&env, &auth_file, args, stdin);
 
     let out = with_auth(&["pull", &name], "");
     assert_eq!(out.status.code(), Some(125));
@@ -406,6 +410,33 @@ fn a_registry_that_wants_a_login_gets_one_from_hutch_login() {
     assert!(error_line(&again).contains("wants a login"), "{}", error_line(&again));
     let twice = with_auth(&["logout", &reg.addr], "");
     assert!(error_line(&twice).contains("not logged in"), "{}", error_line(&twice));
+}
+
+#[test]
+fn a_registry_with_token_auth_gets_bearer_tokens_for_the_login_and_the_scope() {
+    let tokens = common::token::TokenServer::start("bearer", "tester", "hutch-secret");
+    let reg = Registry::start_with_tokens("bearer", &tokens, &["private/app"]);
+    reg.push_image("private/app", "1", &busybox_image(&["echo", "from-token-registry"]));
+    let env = Env::new("bearer");
+    let auth_file = env.store.path().join("auth.json");
+    let name = format!("{}/private/app:1", reg.addr);
+    let with_auth = |args: &[&str], stdin: &str| with_auth_file(&env, &auth_file, args, stdin);
+
+    // Anonymous: the token server hands out a token that grants nothing.
+    let anonymous = with_auth(&["pull", &name], "");
+    assert_eq!(anonymous.status.code(), Some(125));
+    assert!(error_line(&anonymous).contains("wants a login"), "{}", error_line(&anonymous));
+    let wrong = with_auth(&["login", "-u", "tester", "--password-stdin", &reg.addr], "wrong\n");
+    assert_eq!(wrong.status.code(), Some(125));
+    assert!(error_line(&wrong).contains("wrong credentials"), "{}", error_line(&wrong));
+    assert!(!auth_file.exists(), "a failed login stores nothing");
+
+    assert_success(&with_auth(&["login", "-u", "tester", "--password-stdin", &reg.addr], "hutch-secret\n"));
+    assert_success(&with_auth(&["pull", "-q", &name], ""));
+    assert_eq!(String::from_utf8_lossy(&with_auth(&["run", "--rm", &name], "").stdout), "from-token-registry\n");
+    let asked = tokens.scopes_asked.lock().unwrap().clone();
+    assert!(asked.iter().any(|s| s == "repository:private/app:pull"), "hutch asks for pull access only: {asked:?}");
+    assert!(!asked.iter().any(|s| s.contains("push")), "{asked:?}");
 }
 
 #[test]

@@ -291,10 +291,12 @@ fn status_error(url: &str, status: StatusCode, mut response: Response<Body>) -> 
         .and_then(|v| v["errors"][0]["message"].as_str().map(|s| s.to_string()))
         .map(|m| format!(": {m}"))
         .unwrap_or_default();
+    let host = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or(url);
     let hint = match status {
-        StatusCode::NOT_FOUND => " (no such image or tag)",
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => " (not allowed: hutch login to the registry?)",
-        _ => "",
+        StatusCode::NOT_FOUND => " (no such image or tag)".to_string(),
+        StatusCode::UNAUTHORIZED => format!(" (the registry wants a login: hutch login {host})"),
+        StatusCode::FORBIDDEN => " (this login may not do that)".to_string(),
+        _ => String::new(),
     };
     Error::Registry(format!("{url}: {status}{detail}{hint}"))
 }

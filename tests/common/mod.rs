@@ -6,6 +6,7 @@
 
 pub mod proxy;
 pub mod registry;
+pub mod token;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

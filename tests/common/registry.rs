@@ -16,6 +16,7 @@ pub struct Registry {
     auth: Option<String>,
     child: Child,
     _dir: Scratch,
+    _auth_dir: Option<Scratch>,
 }
 
 impl Registry {
@@ -28,28 +29,38 @@ impl Registry {
         Registry::start_with(test, Some((user, password, bcrypt)))
     }
 
+    /// A registry that wants tokens from `tokens`; the tests may push to `repos`.
+    pub fn start_with_tokens(test: &str, tokens: &super::token::TokenServer, repos: &[&str]) -> Registry {
+        let auth = format!("Bearer {}", tokens.push_token(repos));
+        Registry::launch(test, tokens.registry_config(), Some(auth))
+    }
+
     fn start_with(test: &str, login: Option<(&str, &str, &str)>) -> Registry {
+        let Some((user, password, bcrypt)) = login else { return Registry::launch(test, String::new(), None) };
+        let dir = Scratch::new(&format!("registry-{test}-htpasswd"));
+        let htpasswd = dir.path().join("htpasswd");
+        std::fs::write(&htpasswd, format!("{user}:{bcrypt}\n")).unwrap();
+        let yaml = format!("auth:\n  htpasswd:\n    realm: hutch-test\n    path: {}\n", htpasswd.display());
+        use base64::Engine as _;
+        let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
+        let mut registry = Registry::launch(test, yaml, Some(auth));
+        registry._auth_dir = Some(dir);
+        registry
+    }
+
+    /// Starts the registry with `auth_yaml` as its auth section; `auth` is
+    /// the Authorization header the tests' own requests carry.
+    fn launch(test: &str, auth_yaml: String, auth: Option<String>) -> Registry {
         let bin = "/usr/bin/docker-registry";
         assert!(std::path::Path::new(bin).exists(), "missing prerequisite: {bin} (apt-get install docker-registry)");
         let dir = Scratch::new(&format!("registry-{test}"));
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
-        let mut yaml = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+        let yaml = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth_yaml}",
             dir.path().join("data").display()
         );
-        let mut auth = None;
-        if let Some((user, password, bcrypt)) = login {
-            let htpasswd = dir.path().join("htpasswd");
-            std::fs::write(&htpasswd, format!("{user}:{bcrypt}\n")).unwrap();
-            yaml.push_str(&format!("auth:\n  htpasswd:\n    realm: hutch-test\n    path: {}\n", htpasswd.display()));
-            use base64::Engine as _;
-            auth = Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-            ));
-        }
         std::fs::write(&config, yaml).unwrap();
         let child = Command::new(bin)
             .arg("serve")
@@ -58,7 +69,7 @@ impl Registry {
             .stderr(Stdio::null())
             .spawn()
             .expect("start docker-registry");
-        let registry = Registry { addr, auth, child, _dir: dir };
+        let registry = Registry { addr, auth, child, _dir: dir, _auth_dir: None };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(r) = registry.authed(agent().get(registry.url("/v2/"))).call() {
