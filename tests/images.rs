@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::registry::{busybox_layer, Image, Layer, Registry, TarBuilder, OCI_INDEX};
+use common::registry::{busybox_layer, Image, Layer, Registry, TarBuilder, OCI_INDEX, SECRET_BCRYPT};
 use common::*;
 
 /// The entries of a directory of the store, sorted; lock files left out.
@@ -376,9 +376,6 @@ fn with_auth_file(env: &Env, auth_file: &std::path::Path, args: &[&str], stdin: 
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
-
-/// bcrypt of "hutch-secret" (cost 5), for the registry's htpasswd.
-const SECRET_BCRYPT: &str = "$2a$05$0DGJ9emHi0F.Ol2LY0JWSudUfdZ55C4PpzCmY49tE/TOywL7.M95i";
 
 #[test]
 fn a_registry_that_wants_a_login_gets_one_from_hutch_login() {

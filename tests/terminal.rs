@@ -1,5 +1,5 @@
-//! `hutch run -it`, `exec -it` and `attach`, driven through a real
-//! pseudo-terminal as a person at a terminal would drive them.
+//! `hutch run -it`, `exec -it`, `attach` and `login`'s prompts, driven
+//! through a real pseudo-terminal as a person at a terminal would drive them.
 
 mod common;
 
@@ -194,4 +194,23 @@ fn attach_joins_a_detached_terminal_and_ctrl_p_ctrl_q_leaves_it_running() {
     assert!(env.ok(&["ps", "-a"]).contains("Exited (4)"));
     assert!(env.ok(&["logs", "shell"]).contains("answer-42"), "the log has what was shown");
     env.ok(&["rm", "shell"]);
+}
+
+#[test]
+fn login_asks_for_the_user_and_the_password_without_echoing_it() {
+    use common::registry::{Registry, SECRET_BCRYPT};
+    let reg = Registry::start_with_login("tty-login", "tester", "hutch-secret", SECRET_BCRYPT);
+    let env = Env::new("tty-login");
+    let auth_file = env.store.path().join("auth.json");
+    let mut cmd = env.h.cmd();
+    cmd.env("HUTCH_ROOT", env.store.path()).env("REGISTRY_AUTH_FILE", &auth_file).args(["login", &reg.addr]);
+    let mut s = Session::spawn(cmd, 24, 80);
+    s.expect("Username: ");
+    s.send("tester\n");
+    s.expect("Password: ");
+    s.send("hutch-secret\n");
+    s.expect("Login Succeeded");
+    assert!(!s.seen.contains("hutch-secret"), "the password was echoed:\n{}", s.seen);
+    assert_eq!(s.exit_code(), Some(0));
+    assert!(std::fs::read_to_string(&auth_file).unwrap().contains(&reg.addr));
 }

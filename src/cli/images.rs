@@ -230,7 +230,16 @@ pub fn import(args: ImportArgs, root: &Path) -> Result<i32, Error> {
 
 pub fn login(args: LoginArgs) -> Result<i32, Error> {
     let registry = args.registry.unwrap_or_else(|| "docker.io".into());
-    let user = args.username.ok_or_else(|| Error::Other("hutch login: give the user name with -u".into()))?;
+    fn no_terminal(what: &'static str, flag: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+        move |e| Error::Other(format!("hutch login: no terminal to ask for the {what} ({e}): give {flag}"))
+    }
+    let user = match args.username {
+        Some(user) => user,
+        None if args.password_stdin => {
+            return Err(Error::Other("hutch login: give the user name with -u (stdin holds the password)".into()))
+        }
+        None => super::prompt::ask("Username: ", false).map_err(no_terminal("user name", "-u"))?,
+    };
     let pass = match (args.password, args.password_stdin) {
         (Some(p), false) => p,
         (None, true) => {
@@ -238,7 +247,8 @@ pub fn login(args: LoginArgs) -> Result<i32, Error> {
             std::io::stdin().read_line(&mut line).map_err(|e| Error::Other(format!("reading the password: {e}")))?;
             line.trim_end_matches(['\r', '\n']).to_string()
         }
-        _ => return Err(Error::Other("hutch login: give the password with --password-stdin (or -p)".into())),
+        (None, false) => super::prompt::ask("Password: ", true).map_err(no_terminal("password", "--password-stdin"))?,
+        (Some(_), true) => return Err(Error::Other("hutch login: -p and --password-stdin exclude each other".into())),
     };
     Client::new(Config::load()?.registries).check_login(&registry, &user, &pass)?;
     let file =

@@ -4,6 +4,7 @@ mod commit;
 mod containers;
 mod cp;
 mod images;
+mod prompt;
 mod run;
 mod unshare;
 

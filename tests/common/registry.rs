@@ -157,6 +157,9 @@ impl Drop for Registry {
     }
 }
 
+/// bcrypt of "hutch-secret" (cost 5), for a registry's htpasswd.
+pub const SECRET_BCRYPT: &str = "$2a$05$0DGJ9emHi0F.Ol2LY0JWSudUfdZ55C4PpzCmY49tE/TOywL7.M95i";
+
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const GZIP_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
