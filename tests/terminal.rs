@@ -214,3 +214,21 @@ fn login_asks_for_the_user_and_the_password_without_echoing_it() {
     assert_eq!(s.exit_code(), Some(0));
     assert!(std::fs::read_to_string(&auth_file).unwrap().contains(&reg.addr));
 }
+
+#[test]
+fn pull_on_a_terminal_shows_a_progress_bar_per_layer() {
+    use common::registry::{busybox_layer, sha256, Image, Layer, Registry};
+    let reg = Registry::start("tty-pull");
+    let layer = Layer::gzip(busybox_layer());
+    let digest = sha256(&layer.blob);
+    reg.push_image("test/box", "1", &Image::new(vec![layer], &["true"]));
+    let env = Env::new("tty-pull");
+    let mut cmd = env.h.cmd();
+    let name = format!("{}/test/box:1", reg.addr);
+    cmd.env("HUTCH_ROOT", env.store.path()).env("TERM", "xterm").args(["pull", &name]);
+    let mut s = Session::spawn(cmd, 24, 120);
+    s.expect(&digest["sha256:".len().."sha256:".len() + 12]); // the layer's short digest
+    s.expect("[==============================]");
+    s.expect("done");
+    assert_eq!(s.exit_code(), Some(0));
+}

@@ -3,7 +3,7 @@
 
 use super::{in_userns, Error};
 use crate::config::Config;
-use crate::image::pull::{human_size, Platform, Puller};
+use crate::image::pull::{human_size, Platform, Progress, Puller};
 use crate::image::registry::{login_file, store_login, Client};
 use crate::image::store::remove_tree;
 use crate::image::time::{human_duration, now, parse_rfc3339};
@@ -157,7 +157,8 @@ pub fn pull_image(root: &std::path::Path, name: &str, platform: Platform, quiet:
         let _lock = store.lock_shared()?;
         store.clean_abandoned()?;
         let client = Client::new(config);
-        Ok(Puller { store: &store, client: &client, platform, quiet }.pull(&candidates)?)
+        let progress = Progress::on_stderr(quiet);
+        Ok(Puller { store: &store, client: &client, platform, progress }.pull(&candidates)?)
     })
 }
 

@@ -1,13 +1,16 @@
 //! `pull`: manifest (and platform) resolution, parallel verified layer
 //! downloads, unpacking, and the image record. Runs in the user namespace.
+//! Progress shows as one bar per layer on a terminal, as plain lines
+//! otherwise, not at all with `-q`.
 
 use super::registry::{
     Client, Endpoint, MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
 };
 use super::store::{Expected, ImageRecord, LayerRecord};
 use super::{Digest, Error, ImageRef, Store};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::sync::Mutex;
 
 /// Layers downloaded at once.
@@ -69,7 +72,39 @@ pub struct Puller<'a> {
     pub store: &'a Store,
     pub client: &'a Client,
     pub platform: Platform,
-    pub quiet: bool,
+    pub progress: Progress,
+}
+
+/// How a pull reports what it does.
+pub enum Progress {
+    Quiet,
+    Lines,
+    Bars(MultiProgress),
+}
+
+impl Progress {
+    /// Bars when stderr is a terminal that can draw them (TERM set and not
+    /// `dumb`, as indicatif wants), lines otherwise; nothing if `quiet`.
+    pub fn on_stderr(quiet: bool) -> Progress {
+        let term = std::env::var("TERM").unwrap_or_default();
+        let drawable = std::io::stderr().is_terminal() && !term.is_empty() && term != "dumb";
+        match (quiet, drawable) {
+            (true, _) => Progress::Quiet,
+            (false, true) => Progress::Bars(MultiProgress::new()),
+            (false, false) => Progress::Lines,
+        }
+    }
+
+    /// A bar for a layer download, when bars are shown.
+    fn layer_bar(&self, layer: &LayerRecord) -> Option<ProgressBar> {
+        let Progress::Bars(bars) = self else { return None };
+        let style = ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        let bar = bars.add(ProgressBar::new(layer.size).with_style(style));
+        bar.set_prefix(layer.digest.short().to_string());
+        Some(bar)
+    }
 }
 
 impl Puller<'_> {
@@ -209,25 +244,41 @@ impl Puller<'_> {
     }
 
     fn fetch_layer(&self, ep: &Endpoint, layer: &LayerRecord) -> Result<(), Error> {
+        let bar = self.progress.layer_bar(layer);
         let blob = self.store.blob_path(&layer.digest);
         if !blob.is_file() {
-            self.download(ep, layer)?;
+            self.download(ep, layer, bar.as_ref())?;
+        }
+        if let Some(bar) = &bar {
+            bar.set_position(layer.size);
+            bar.set_message("unpacking");
         }
         self.store.install_layer(layer)?;
-        self.say(&format!("Layer {} done ({})", layer.digest.short(), human_size(layer.size)));
+        match bar {
+            Some(bar) => bar.finish_with_message("done"),
+            None => self.say(&format!("Layer {} done ({})", layer.digest.short(), human_size(layer.size))),
+        }
         Ok(())
     }
 
     /// Streams a layer blob into the store (verified there); a cut
     /// connection or short body restarts it.
-    fn download(&self, ep: &Endpoint, layer: &LayerRecord) -> Result<(), Error> {
+    fn download(&self, ep: &Endpoint, layer: &LayerRecord, bar: Option<&ProgressBar>) -> Result<(), Error> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let result = self.client.blob(ep, &layer.digest).and_then(|body| {
                 let expected = Expected { what: "layer", digest: &layer.digest, size: Some(layer.size) };
                 // One byte more than expected tells an oversized blob from an exact one.
-                self.store.put_blob_stream(body.take(layer.size + 1), Some(expected), |e| {
+                let body = body.take(layer.size + 1);
+                let body: Box<dyn Read> = match bar {
+                    Some(bar) => {
+                        bar.set_position(0);
+                        Box::new(bar.wrap_read(body))
+                    }
+                    None => Box::new(body),
+                };
+                self.store.put_blob_stream(body, Some(expected), |e| {
                     Error::Registry(format!("{}: blob {}: download cut short: {e}", ep.host, layer.digest))
                 })
             });
@@ -242,8 +293,12 @@ impl Puller<'_> {
     }
 
     fn say(&self, line: &str) {
-        if !self.quiet {
-            eprintln!("{line}");
+        match &self.progress {
+            Progress::Quiet => {}
+            Progress::Lines => eprintln!("{line}"),
+            Progress::Bars(bars) => {
+                let _ = bars.println(line);
+            }
         }
     }
 }
