@@ -261,6 +261,24 @@ fn a_download_cut_short_is_retried_then_reported_and_the_store_stays_clean() {
 }
 
 #[test]
+fn a_download_cut_once_resumes_where_it_stopped() {
+    let reg = Registry::start("resume");
+    reg.push_image("test/resume", "1", &busybox_image(&["echo", "whole"]));
+    let proxy = common::proxy::CuttingProxy::start_cutting_once(&reg.addr);
+    let env = Env::new("resume");
+    let name = format!("{}/test/resume:1", proxy.addr);
+    env.ok(&["pull", "-q", &name]);
+    let ranges = proxy.blob_ranges();
+    assert_eq!(ranges.len(), 2, "one cut download, one resumed: {ranges:?}");
+    assert_eq!(ranges[0], None);
+    let from: u64 =
+        ranges[1].as_deref().and_then(|r| r.strip_prefix("bytes=")?.strip_suffix('-')?.parse().ok()).unwrap();
+    assert!(from > 64 * 1024, "the second request asks only for what is missing: {ranges:?}");
+    assert_eq!(env.ok(&["run", "--rm", &name]), "whole\n");
+    assert!(entries(&env, "tmp").is_empty());
+}
+
+#[test]
 fn concurrent_pulls_store_one_copy() {
     let reg = Registry::start("concurrent");
     let layers = vec![

@@ -200,7 +200,8 @@ impl Puller<'_> {
         }
         let mut bytes = Vec::new();
         self.client
-            .blob(ep, digest)?
+            .blob_from(ep, digest, 0)?
+            .0
             .take(size + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| Error::Registry(format!("{}: blob {digest}: {e}", ep.host)))?;
@@ -261,33 +262,39 @@ impl Puller<'_> {
         Ok(())
     }
 
-    /// Streams a layer blob into the store (verified there); a cut
-    /// connection or short body restarts it.
+    /// Streams a layer blob into the store (verified there). A cut
+    /// connection or short body resumes where it stopped (a Range request;
+    /// from the start if the registry ignores it), a few times.
     fn download(&self, ep: &Endpoint, layer: &LayerRecord, bar: Option<&ProgressBar>) -> Result<(), Error> {
+        let mut blob = self.store.blob_writer()?;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self.client.blob(ep, &layer.digest).and_then(|body| {
-                let expected = Expected { what: "layer", digest: &layer.digest, size: Some(layer.size) };
+            let result = self.client.blob_from(ep, &layer.digest, blob.written()).and_then(|(body, resumed)| {
+                if !resumed {
+                    blob.restart()?;
+                }
                 // One byte more than expected tells an oversized blob from an exact one.
-                let body = body.take(layer.size + 1);
+                let body = body.take(layer.size + 1 - blob.written().min(layer.size));
                 let body: Box<dyn Read> = match bar {
                     Some(bar) => {
-                        bar.set_position(0);
+                        bar.set_position(blob.written());
                         Box::new(bar.wrap_read(body))
                     }
                     None => Box::new(body),
                 };
-                self.store.put_blob_stream(body, Some(expected), |e| {
+                blob.append(body, |e| {
                     Error::Registry(format!("{}: blob {}: download cut short: {e}", ep.host, layer.digest))
                 })
             });
             match result {
-                Ok(_) => return Ok(()),
-                Err(Error::Registry(_) | Error::SizeMismatch { .. }) if attempt < BLOB_ATTEMPTS => {
-                    std::thread::sleep(std::time::Duration::from_millis(500 << attempt));
+                Err(e) if !matches!(e, Error::Registry(_)) || attempt >= BLOB_ATTEMPTS => return Err(e),
+                // Whole (or oversized), or out of attempts: the check says which.
+                Ok(()) if blob.written() >= layer.size || attempt >= BLOB_ATTEMPTS => {
+                    let expected = Expected { what: "layer", digest: &layer.digest, size: Some(layer.size) };
+                    return blob.finish(Some(expected)).map(drop);
                 }
-                Err(e) => return Err(e),
+                _ => std::thread::sleep(std::time::Duration::from_millis(500 << attempt)),
             }
         }
     }

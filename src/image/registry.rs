@@ -81,7 +81,7 @@ impl Client {
     /// checked against the content.
     pub fn manifest(&self, ep: &Endpoint, reference: &str) -> Result<Fetched, Error> {
         let url = format!("{}/v2/{}/manifests/{reference}", ep.base, ep.repository);
-        let mut response = self.get(ep, &url, Some(ACCEPT_MANIFESTS))?;
+        let mut response = self.get(ep, &url, &[("Accept", ACCEPT_MANIFESTS.to_string())])?;
         let media_type = header(&response, "content-type").unwrap_or_default();
         let bytes = response
             .body_mut()
@@ -98,22 +98,27 @@ impl Client {
         Ok(Fetched { bytes, media_type, digest })
     }
 
-    /// Starts a blob download; the caller verifies what it reads.
-    pub fn blob(&self, ep: &Endpoint, digest: &Digest) -> Result<impl Read + use<>, Error> {
+    /// Starts a blob download from byte `offset` on; the caller verifies
+    /// what it reads. The flag says whether the body starts at `offset`
+    /// (206) rather than at 0 (a registry may ignore the Range).
+    pub fn blob_from(&self, ep: &Endpoint, digest: &Digest, offset: u64) -> Result<(impl Read + use<>, bool), Error> {
         let url = format!("{}/v2/{}/blobs/{digest}", ep.base, ep.repository);
-        Ok(self.get(ep, &url, None)?.into_body().into_reader())
+        let range = [("Range", format!("bytes={offset}-"))];
+        let response = self.get(ep, &url, if offset > 0 { &range } else { &[] })?;
+        let resumed = response.status() == StatusCode::PARTIAL_CONTENT;
+        Ok((response.into_body().into_reader(), resumed))
     }
 
-    /// A GET with auth and retries; any answer but 200 becomes an error that
-    /// says what the registry meant.
-    fn get(&self, ep: &Endpoint, url: &str, accept: Option<&str>) -> Result<Response<Body>, Error> {
+    /// A GET with auth and retries; any answer but 200 (or 206 to a Range)
+    /// becomes an error that says what the registry meant.
+    fn get(&self, ep: &Endpoint, url: &str, headers: &[(&str, String)]) -> Result<Response<Body>, Error> {
         let mut authenticated = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut request = self.agent.get(url);
-            if let Some(accept) = accept {
-                request = request.header("Accept", accept);
+            for (name, value) in headers {
+                request = request.header(*name, value);
             }
             if let Some(auth) = self.authorization(ep) {
                 request = request.header("Authorization", auth);
@@ -127,7 +132,7 @@ impl Client {
                 Err(e) => return Err(Error::Registry(format!("{url}: {}", describe(&e, &ep.host)))),
             };
             let status = response.status();
-            if status == StatusCode::OK {
+            if status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT {
                 return Ok(response);
             }
             if status == StatusCode::UNAUTHORIZED && !authenticated {

@@ -90,6 +90,74 @@ impl Expected<'_> {
     }
 }
 
+/// A blob being written into `tmp/`, hashed as it goes (so a download can
+/// go on where it was cut); renamed into `blobs/` when whole and verified,
+/// removed if dropped before.
+pub struct BlobWriter<'a> {
+    store: &'a Store,
+    tmp: PathBuf,
+    file: File,
+    hasher: Hasher,
+    committed: bool,
+}
+
+impl BlobWriter<'_> {
+    pub fn written(&self) -> u64 {
+        self.hasher.bytes
+    }
+
+    /// Back to empty (a source that cannot continue sends it all again).
+    pub fn restart(&mut self) -> Result<(), Error> {
+        if self.written() > 0 {
+            self.file.set_len(0).map_err(io("truncate", &self.tmp))?;
+            std::io::Seek::rewind(&mut self.file).map_err(io("seek", &self.tmp))?;
+            self.hasher = Hasher::default();
+        }
+        Ok(())
+    }
+
+    /// Appends what `from` yields until it ends; what was read before a
+    /// failed read stays.
+    pub fn append(
+        &mut self,
+        mut from: impl Read,
+        read_error: impl FnOnce(std::io::Error) -> Error,
+    ) -> Result<(), Error> {
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_error(e)),
+            };
+            self.file.write_all(&buf[..n]).map_err(io("write", &self.tmp))?;
+            self.hasher.update(&buf[..n]);
+        }
+    }
+
+    /// Checks the blob against `expected`, syncs it and renames it into place.
+    pub fn finish(mut self, expected: Option<Expected>) -> Result<(Digest, u64), Error> {
+        let size = self.hasher.bytes;
+        let digest = std::mem::take(&mut self.hasher).finish();
+        if let Some(expected) = &expected {
+            expected.check(&digest, size)?;
+        }
+        self.file.sync_all().map_err(io("sync", &self.tmp))?;
+        self.store.commit_file(&self.tmp, &self.store.blob_path(&digest))?;
+        self.committed = true;
+        Ok((digest, size))
+    }
+}
+
+impl Drop for BlobWriter<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 /// A held lock on the store; released when dropped.
 pub struct StoreLock(#[allow(dead_code)] File);
 
@@ -239,43 +307,20 @@ impl Store {
     /// `read_error(e)` (the source's fault, which a caller may retry).
     pub fn put_blob_stream(
         &self,
-        mut from: impl Read,
+        from: impl Read,
         expected: Option<Expected>,
         read_error: impl FnOnce(std::io::Error) -> Error,
     ) -> Result<(Digest, u64), Error> {
+        let mut blob = self.blob_writer()?;
+        blob.append(from, read_error)?;
+        blob.finish(expected)
+    }
+
+    /// A new blob, written into `tmp/` until it is finished.
+    pub fn blob_writer(&self) -> Result<BlobWriter<'_>, Error> {
         let tmp = self.temp_path("blob");
-        let result = (|| {
-            let mut file = File::create(&tmp).map_err(io("create", &tmp))?;
-            let mut hasher = Hasher::default();
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = match from.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(read_error(e)),
-                };
-                file.write_all(&buf[..n]).map_err(io("write", &tmp))?;
-                hasher.update(&buf[..n]);
-            }
-            let size = hasher.bytes;
-            let digest = hasher.finish();
-            if let Some(expected) = &expected {
-                expected.check(&digest, size)?;
-            }
-            file.sync_all().map_err(io("sync", &tmp))?;
-            Ok((digest, size))
-        })();
-        match result {
-            Ok((digest, size)) => {
-                self.commit_file(&tmp, &self.blob_path(&digest))?;
-                Ok((digest, size))
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
+        let file = File::create(&tmp).map_err(io("create", &tmp))?;
+        Ok(BlobWriter { store: self, tmp, file, hasher: Hasher::default(), committed: false })
     }
 
     pub fn images(&self) -> Result<Vec<ImageRecord>, Error> {

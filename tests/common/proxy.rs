@@ -1,42 +1,66 @@
-//! A proxy in front of the test registry that cuts every blob download in
-//! half and closes the connection: a registry dying mid-download.
+//! A proxy in front of the test registry that cuts blob downloads in half
+//! and closes the connection: a registry dying mid-download, every time or
+//! only on the first request for each blob.
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub struct CuttingProxy {
     pub addr: String,
-    blob_requests: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Blob downloads (layers, not the small config), with their Range
+    /// header if any.
+    blob_requests: Vec<(String, Option<String>)>,
+    cut: HashSet<String>,
+    cut_first_only: bool,
 }
 
 impl CuttingProxy {
+    /// Cuts every large blob download.
     pub fn start(upstream: &str) -> CuttingProxy {
+        CuttingProxy::with(upstream, false)
+    }
+
+    /// Cuts only the first download of each large blob.
+    pub fn start_cutting_once(upstream: &str) -> CuttingProxy {
+        CuttingProxy::with(upstream, true)
+    }
+
+    fn with(upstream: &str, cut_first_only: bool) -> CuttingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let blob_requests = Arc::new(AtomicUsize::new(0));
-        let (upstream, counter) = (upstream.to_string(), blob_requests.clone());
+        let seen = Arc::new(Mutex::new(Seen { cut_first_only, ..Seen::default() }));
+        let (upstream, shared) = (upstream.to_string(), seen.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (upstream, counter) = (upstream.clone(), counter.clone());
+                let (upstream, seen) = (upstream.clone(), shared.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(client, &upstream, &counter);
+                    let _ = serve(client, &upstream, &seen);
                 });
             }
         });
-        CuttingProxy { addr, blob_requests }
+        CuttingProxy { addr, seen }
     }
 
-    /// Blob downloads seen (layers, not the small config).
     pub fn blob_requests(&self) -> usize {
-        self.blob_requests.load(Ordering::SeqCst)
+        self.seen.lock().unwrap().blob_requests.len()
+    }
+
+    /// The Range headers of the large blob downloads, in order.
+    pub fn blob_ranges(&self) -> Vec<Option<String>> {
+        self.seen.lock().unwrap().blob_requests.iter().map(|(_, range)| range.clone()).collect()
     }
 }
 
 /// One request per connection: forwarded with `Connection: close`, the
 /// answer read whole, then passed on (halved for large blobs).
-fn serve(client: TcpStream, upstream: &str, counter: &AtomicUsize) -> std::io::Result<()> {
+fn serve(client: TcpStream, upstream: &str, seen: &Mutex<Seen>) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut head = Vec::new();
     loop {
@@ -51,7 +75,8 @@ fn serve(client: TcpStream, upstream: &str, counter: &AtomicUsize) -> std::io::R
             head.push(line);
         }
     }
-    let is_blob = head.first().is_some_and(|l| l.contains("/blobs/sha256:"));
+    let blob = head.first().filter(|l| l.contains("/blobs/sha256:")).cloned();
+    let range = head.iter().find(|l| l.to_ascii_lowercase().starts_with("range:")).map(|l| l[6..].trim().to_string());
     let mut up = TcpStream::connect(upstream)?;
     let mut request = head.concat();
     request.push_str("Connection: close\r\n\r\n");
@@ -61,8 +86,16 @@ fn serve(client: TcpStream, upstream: &str, counter: &AtomicUsize) -> std::io::R
     let body_start = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |p| p + 4);
     let body_len = response.len() - body_start;
     let mut client = client;
-    if is_blob && body_len > 64 * 1024 {
-        counter.fetch_add(1, Ordering::SeqCst);
+    let cut = match &blob {
+        Some(request) if body_len > 64 * 1024 => {
+            let mut seen = seen.lock().unwrap();
+            seen.blob_requests.push((request.clone(), range));
+            let first = seen.cut.insert(request.clone());
+            first || !seen.cut_first_only
+        }
+        _ => false,
+    };
+    if cut {
         client.write_all(&response[..body_start + body_len / 2])?;
     } else {
         client.write_all(&response)?;
