@@ -43,7 +43,8 @@ pub fn commit(args: CommitArgs, root: &Path) -> Result<i32, Error> {
         Error::Other(format!("container {}: its image {image_id} is no longer stored", container.record.name))
     })?;
     let name = args.image.as_deref().map(tagged_name).transpose()?;
-    let mut config = container_config(&store, &base, &container)?;
+    let base_config = store.read_blob(&base.id)?;
+    let mut config = container_config(&base, &base_config, &container)?;
     for change in &args.change {
         apply_change(&mut config, change)?;
     }
@@ -61,7 +62,7 @@ pub fn commit(args: CommitArgs, root: &Path) -> Result<i32, Error> {
         let _lock = store.lock_shared()?;
         let tmp = store.temp_path("commit");
         let written = write_tar_file(&upper, &tmp);
-        let image = written.and_then(|()| Ok(commit_image(&store, &base, &tmp, info)?));
+        let image = written.and_then(|()| Ok(commit_image(&store, &base, &base_config, &tmp, info)?));
         if image.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
@@ -88,8 +89,12 @@ fn write_tar_file(upper: &Path, tmp: &Path) -> Result<(), Error> {
 /// The settings a container ran with, as image config keys: its command
 /// (split into the image's Entrypoint and a new Cmd where it starts with
 /// that entrypoint) and its environment (less what hutch adds per run).
-fn container_config(store: &Store, base: &ImageRecord, container: &Container) -> Result<Map<String, Value>, Error> {
-    let image_config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&store.read_blob(&base.id)?)
+fn container_config(
+    base: &ImageRecord,
+    base_config: &[u8],
+    container: &Container,
+) -> Result<Map<String, Value>, Error> {
+    let image_config: oci_spec::image::ImageConfiguration = serde_json::from_slice(base_config)
         .map_err(|e| Error::Other(format!("the config of image {}: {e}", base.id.short())))?;
     let defaults = RunDefaults::from_config(&image_config);
     let mut config = Map::new();

@@ -49,13 +49,17 @@ enum Side {
 
 /// Docker's rule: `NAME:PATH` names a container, unless the text before the
 /// colon holds a `/` (then it is a host path such as `./a:b`).
+fn container_part(arg: &str) -> Option<(&str, &str)> {
+    arg.split_once(':').filter(|(name, _)| !name.is_empty() && !name.contains('/'))
+}
+
 fn side(arg: &str) -> Side {
-    match arg.split_once(':') {
-        Some((name, path)) if !name.is_empty() && !name.contains('/') => {
+    match container_part(arg) {
+        Some((name, path)) => {
             let path = if path.is_empty() { "/" } else { path };
             Side::Container { name: name.to_string(), path: PathBuf::from("/").join(path) }
         }
-        _ => Side::Host(PathBuf::from(arg)),
+        None => Side::Host(PathBuf::from(arg)),
     }
 }
 
@@ -91,7 +95,7 @@ struct Options {
 
 /// `dir/.` and `/` mean a directory's contents.
 fn names_contents(source: &str) -> bool {
-    let path = source.split_once(':').map_or(source, |(_, p)| p);
+    let path = container_part(source).map_or(source, |(_, p)| p);
     path.ends_with("/.") || path == "." || path.is_empty() || path.trim_end_matches('/').is_empty()
 }
 
@@ -120,10 +124,13 @@ fn spawn(root: &Path, container: &str, work: impl FnOnce() -> Result<(), String>
     let container = Containers::open(root)?.find(container)?;
     let (_runtime, plan) = runtime_and_userns()?;
     let state = container.state();
-    let spec = container.spec()?;
+    let spec; // a stopped container's root is mounted from its spec
     let target = match (state.live_monitor(), state.pid) {
         (Some(_), Some(pid)) => Root::Running(pid),
-        _ => Root::Stopped(&spec),
+        _ => {
+            spec = container.spec()?;
+            Root::Stopped(&spec)
+        }
     };
     let name = container.record.name.clone();
     Ok(inside::spawn(target, &plan, move || work().map_err(|e| format!("container {name}: {e}")))?)

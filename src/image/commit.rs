@@ -23,11 +23,18 @@ pub struct CommitInfo {
     pub config: Map<String, Value>,
 }
 
-/// Records an image of `base`'s layers plus the uncompressed layer tarball
-/// `layer_tar` (a file in the store's `tmp/`, moved into the blobs).
-pub fn commit(store: &Store, base: &ImageRecord, layer_tar: &Path, info: CommitInfo) -> Result<ImageRecord, Error> {
+/// Records an image of `base`'s layers (its config `base_config`, as
+/// stored) plus the uncompressed layer tarball `layer_tar` (a file in the
+/// store's `tmp/`, moved into the blobs).
+pub fn commit(
+    store: &Store,
+    base: &ImageRecord,
+    base_config: &[u8],
+    layer_tar: &Path,
+    info: CommitInfo,
+) -> Result<ImageRecord, Error> {
     let layer = store_layer(store, layer_tar)?;
-    let mut config: Value = serde_json::from_slice(&store.read_blob(&base.id)?)
+    let mut config: Value = serde_json::from_slice(base_config)
         .map_err(|e| Error::Invalid(format!("the config of image {}: {e}", base.id.short())))?;
     let created = rfc3339_now();
     update_config(&mut config, &layer.diff_id, &created, &info);
