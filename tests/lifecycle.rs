@@ -165,7 +165,10 @@ fn names_are_unique_and_id_prefixes_must_be_unambiguous() {
 #[test]
 fn stop_sends_sigkill_when_the_stop_signal_is_ignored() {
     let env = Env::new("stop-kill");
-    env.detach(&["--name", "stubborn", "--init"], &["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]);
+    let script = "trap '' TERM; echo ready; while true; do sleep 0.1; done";
+    env.detach(&["--name", "stubborn", "--init"], &["sh", "-c", script]);
+    // Stopping before the shell has set its trap would end it by SIGTERM.
+    eventually("the trap is set", || env.ok(&["logs", "stubborn"]) == "ready\n");
     let started = Instant::now();
     env.ok(&["stop", "-t", "1", "stubborn"]);
     let took = started.elapsed();
