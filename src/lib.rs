@@ -7,6 +7,7 @@
 //! records, states and logs in the store; `state.rs` keeps runtime files;
 //! `sys.rs` holds the raw system calls.
 
+pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod containers;

@@ -9,7 +9,7 @@ use crate::runtime::{self, StdioMode};
 use crate::state::ContainerDir;
 use clap::Args;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Args)]
@@ -131,12 +131,15 @@ fn status_line(state: &ContainerState) -> String {
     match state.status {
         Status::Created => "Created".into(),
         Status::Running => format!("Up {}", since(state.started_at)),
-        Status::Exited => format!("Exited ({}) {} ago", state.exit_code.unwrap_or(0), since(state.finished_at)),
+        Status::Exited => {
+            let oom = if state.oom_killed { ", OOMKilled" } else { "" };
+            format!("Exited ({}{oom}) {} ago", state.exit_code.unwrap_or(0), since(state.finished_at))
+        }
     }
 }
 
 /// Rows as aligned columns, three spaces apart.
-fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+pub(super) fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     let widths: Vec<usize> = (0..N).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in rows {
@@ -252,6 +255,9 @@ pub fn rm(args: RmArgs, root: &Path) -> Result<i32, Error> {
             c.signal(nix::sys::signal::Signal::SIGKILL)?;
             c.wait_stopped(None);
         }
+        if let Some(cgroup) = c.state().cgroup {
+            crate::cgroup::ContainerCgroup { dir: cgroup }.remove();
+        }
         super::run::remove_container(&plan, c, &ContainerDir::of(&runtime, &c.record.id));
         Ok(())
     })
@@ -268,7 +274,9 @@ pub fn start(args: StartArgs, root: &Path) -> Result<i32, Error> {
         }
         let (spec, plan) = prepare_start(&container)?;
         let stdio = StdioMode { terminal: container.record.tty, interactive: args.interactive, preserve_fds: 0 };
-        return Ok(runtime::run(&spec, &plan, stdio)?);
+        let status = runtime::run(&spec, &plan, stdio);
+        super::run::report_oom(&container);
+        return Ok(status?);
     }
     each(&args.containers, root, start_detached)
 }
@@ -286,11 +294,13 @@ fn start_detached(container: &Container) -> Result<(), Error> {
 }
 
 /// A stopped container's Spec, its runtime dir made again (it does not
-/// outlive a reboot), and the id mapping to run it with.
+/// outlive a reboot), its cgroup, and the id mapping to run it with.
 fn prepare_start(container: &Container) -> Result<(oci_spec::runtime::Spec, crate::userns::UsernsPlan), Error> {
     let (runtime, plan) = runtime_and_userns()?;
     ContainerDir::create(&runtime, &container.record.id)?;
-    Ok((container.spec()?, plan))
+    let mut spec = container.spec()?;
+    super::run::place_in_cgroup(container, &mut spec)?;
+    Ok((spec, plan))
 }
 
 pub fn restart(args: StopArgs, root: &Path) -> Result<i32, Error> {
@@ -308,6 +318,7 @@ pub fn inspect(name: &str, root: &Path) -> Result<Option<serde_json::Value>, Err
         Err(e) => return Err(e.into()),
     };
     let state = container.state();
+    let spec = container.spec().ok();
     let r = &container.record;
     let time = |t: Option<u64>| t.map(rfc3339).unwrap_or_else(|| "0001-01-01T00:00:00Z".into());
     Ok(Some(serde_json::json!({
@@ -323,6 +334,7 @@ pub fn inspect(name: &str, root: &Path) -> Result<Option<serde_json::Value>, Err
             "Running": state.is_running(),
             "Pid": state.pid.filter(|_| state.is_running()).unwrap_or(0),
             "ExitCode": state.exit_code.unwrap_or(0),
+            "OOMKilled": state.oom_killed,
             "StartedAt": time(state.started_at),
             "FinishedAt": time(state.finished_at),
         },
@@ -334,12 +346,36 @@ pub fn inspect(name: &str, root: &Path) -> Result<Option<serde_json::Value>, Err
         },
         "HostConfig": {
             "AutoRemove": r.auto_remove,
+            "Cgroups": r.cgroups,
+            "Resources": limits_json(&spec, &state),
             "LogConfig": { "Type": "k8s-file", "MaxSize": r.log_max_size.unwrap_or(log::DEFAULT_MAX_SIZE) },
         },
         "NetworkSettings": { "Ports": r.ports },
         "LogPath": container.path(log::FILE),
-        "Spec": container.spec().ok(),
+        "Spec": spec,
     })))
+}
+
+/// The limits in Docker's HostConfig names (0: none), and where and
+/// whether they are enforced.
+fn limits_json(spec: &Option<oci_spec::runtime::Spec>, state: &ContainerState) -> serde_json::Value {
+    let resources = spec.as_ref().and_then(|s| s.linux().as_ref()).and_then(|l| l.resources().clone()).unwrap_or_default();
+    let memory = resources.memory().unwrap_or_default();
+    let cpu = resources.cpu().clone().unwrap_or_default();
+    let unified = resources.unified().clone().unwrap_or_default();
+    serde_json::json!({
+        "Memory": memory.limit().unwrap_or(0),
+        "MemorySwap": memory.swap().unwrap_or(0),
+        "MemoryReservation": memory.reservation().unwrap_or(0),
+        "NanoCpus": cpu.quota().map_or(0, |q| q * 1_000_000_000 / cpu.period().unwrap_or(100_000) as i64),
+        "CpuShares": cpu.shares().unwrap_or(0),
+        "CpuWeight": unified.get("cpu.weight").and_then(|w| w.parse::<u64>().ok()).unwrap_or(0),
+        "CpusetCpus": cpu.cpus().clone().unwrap_or_default(),
+        "PidsLimit": resources.pids().map_or(0, |p| p.limit()),
+        "BlkioWeight": resources.block_io().as_ref().and_then(|b| b.weight()).unwrap_or(0),
+        "Cgroup": state.cgroup,
+        "Enforced": state.cgroup.is_some() && crate::cgroup::controllers_for(&resources).len() > 0,
+    })
 }
 
 #[derive(Args)]
@@ -379,7 +415,16 @@ pub fn exec(args: ExecArgs, root: &Path) -> Result<i32, Error> {
         )));
     };
     let (_runtime, plan) = runtime_and_userns()?;
-    let spec = container.spec()?;
+    let mut spec = container.spec()?;
+    if let Some(cgroup) = &state.cgroup {
+        // The new process joins the container's cgroup, and so its limits.
+        let leaf = crate::cgroup::ContainerCgroup { dir: cgroup.clone() }.container_leaf();
+        crate::cgroup::prepare_to_join(&leaf, &format!("hutch-exec-{}", container.short_id()))?;
+        let relative = crate::cgroup::Hierarchy::find().map(|h| PathBuf::from(h.relative(&leaf)));
+        if let Some(linux) = spec.linux_mut() {
+            linux.set_cgroups_path(relative);
+        }
+    }
     let base = spec.process().as_ref().ok_or_else(|| Error::Other("the container's spec has no process".into()))?;
     let exec = crate::spec::ExecConfig {
         command: command.to_vec(),

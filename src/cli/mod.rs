@@ -4,8 +4,10 @@ mod commit;
 mod containers;
 mod cp;
 mod images;
+mod limits;
 mod prompt;
 mod run;
+mod stats;
 mod unshare;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +52,8 @@ enum Command {
     Port(containers::PortArgs),
     /// List a container's processes
     Top(containers::ContainerArg),
+    /// Show containers' use of CPU, memory, network, block I/O and processes
+    Stats(stats::StatsArgs),
     /// Make a new image of a container's changes
     Commit(commit::CommitArgs),
     /// Copy files between a container and the host
@@ -117,6 +121,8 @@ pub enum Error {
     Network(#[from] netstack::Error),
     #[error(transparent)]
     Image(#[from] crate::image::Error),
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::Error),
     #[error("{0}")]
     Other(String),
 }
@@ -163,6 +169,7 @@ pub fn main() -> i32 {
         Command::Cp(args) => cp::cp(args, &root),
         Command::Port(args) => containers::port(args, &root),
         Command::Top(args) => containers::top(args, &root),
+        Command::Stats(args) => stats::stats(args, &root),
         Command::Container(ContainerCommand::Prune(args)) => containers::prune(args, &root),
         Command::Container(ContainerCommand::Ls(args)) => containers::ps(args, &root),
         Command::Container(ContainerCommand::Rm(args)) => containers::rm(args, &root),

@@ -1,6 +1,8 @@
 //! `hutch run`.
 
+use super::limits::{parse_size, LimitArgs};
 use super::{images, in_userns, runtime_and_userns, Error};
+use crate::cgroup;
 use crate::config::Config;
 use crate::containers::{Container, ContainerRecord, Containers};
 use crate::image::config::RunDefaults;
@@ -102,6 +104,8 @@ pub struct RunArgs {
     /// Security options: no-new-privileges[=true|false], seccomp=unconfined
     #[arg(long, value_name = "OPT")]
     security_opt: Vec<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Print help
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
@@ -112,8 +116,12 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs, root: &Path) -> Result<i32, Error> {
     let (runtime, plan) = runtime_and_userns()?;
-    let created = create_container(&args, root, &runtime, &plan)?;
+    let mut created = create_container(&args, root, &runtime, &plan)?;
     let stdio = StdioMode { terminal: args.tty, interactive: args.interactive, preserve_fds: args.preserve_fds };
+    if let Err(e) = place_in_cgroup(&created.container, &mut created.spec) {
+        remove_container(&plan, &created.container, &created.runtime_dir);
+        return Err(e);
+    }
     if args.detach {
         let started = runtime::start_detached(&created.spec, &plan, stdio);
         if started.is_err() && args.rm {
@@ -124,10 +132,35 @@ pub fn run(args: RunArgs, root: &Path) -> Result<i32, Error> {
         return Ok(0);
     }
     let result = runtime::run(&created.spec, &plan, stdio);
+    report_oom(&created.container);
     if args.rm {
         remove_container(&plan, &created.container, &created.runtime_dir);
     }
     Ok(result?)
+}
+
+/// Gives the container its cgroup, when there is one to give (see
+/// `cgroup::setup`), and names it in the Spec the monitor runs.
+pub(super) fn place_in_cgroup(container: &Container, spec: &mut oci_spec::runtime::Spec) -> Result<(), Error> {
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().clone());
+    if container.record.cgroups == cgroup::Mode::Disabled && resources.is_some() {
+        eprintln!("hutch: note: --cgroups=disabled: the container runs without its limits");
+    }
+    let Some(placed) = cgroup::setup(&container.record.id, resources.as_ref(), container.record.cgroups)? else {
+        return Ok(());
+    };
+    let leaf = cgroup::Hierarchy::find().map(|h| h.relative(&placed.container_leaf()));
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_cgroups_path(leaf.map(PathBuf::from));
+    }
+    Ok(())
+}
+
+/// Says so when the container's end came from the OOM killer.
+pub(super) fn report_oom(container: &Container) {
+    if container.state().oom_killed {
+        eprintln!("hutch: container {} was killed for lack of memory (OOMKilled): its --memory limit was reached", container.record.name);
+    }
 }
 
 /// `hutch create`: the container, ready for `hutch start`.
@@ -172,6 +205,7 @@ fn create_container(args: &RunArgs, root: &Path, runtime: &RuntimeDir, plan: &Us
         tty: args.tty,
         interactive: args.interactive,
         log_max_size: log_max_size(&args.log_opt)?,
+        cgroups: args.limits.cgroups.parse()?,
         ..Default::default()
     };
     let container = Containers::open(root)?.create(record, args.name.as_deref())?;
@@ -212,19 +246,6 @@ fn log_max_size(options: &[String]) -> Result<Option<u64>, Error> {
         max = Some(size);
     }
     Ok(max)
-}
-
-/// `512`, `64k`, `10m`, `1g` (powers of 1024, as Docker reads them).
-fn parse_size(text: &str) -> Option<u64> {
-    let lower = text.to_ascii_lowercase();
-    let trimmed = lower.trim_end_matches('b');
-    let (digits, shift) = match trimmed.chars().last()? {
-        'k' => (&trimmed[..trimmed.len() - 1], 10),
-        'm' => (&trimmed[..trimmed.len() - 1], 20),
-        'g' => (&trimmed[..trimmed.len() - 1], 30),
-        _ => (trimmed, 0),
-    };
-    digits.parse::<u64>().ok().and_then(|n| n.checked_mul(1 << shift)).filter(|n| *n > 0)
 }
 
 /// What to start: the image (if any) and the command with the image's
@@ -378,7 +399,10 @@ fn build_spec(
             "hutch: note: --privileged gives every capability inside the user namespace only: no host devices, kernel modules or host-wide settings"
         );
     }
-    let spec = spec::build(&config, plan)?;
+    let mut spec = spec::build(&config, plan)?;
+    if let (Some(linux), Some(resources)) = (spec.linux_mut(), args.limits.resources()?) {
+        linux.set_resources(Some(resources));
+    }
     container.write(crate::containers::SPEC, &spec)?;
     Ok(spec)
 }

@@ -75,6 +75,9 @@ pub struct ContainerRecord {
     /// Log size at which the log rotates (`--log-opt max-size`).
     #[serde(default)]
     pub log_max_size: Option<u64>,
+    /// `--cgroups`: whether limits go through a delegated cgroup.
+    #[serde(default)]
+    pub cgroups: crate::cgroup::Mode,
 }
 
 /// The store's containers.

@@ -79,6 +79,12 @@ pub struct ContainerState {
     pub finished_at: Option<u64>,
     #[serde(default)]
     pub exit_code: Option<i32>,
+    /// The container's cgroup (`hutch-ID/`), when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<std::path::PathBuf>,
+    /// The kernel's OOM killer ended a process of the container.
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 /// The status of a container whose monitor was killed: its container got

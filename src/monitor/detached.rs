@@ -92,6 +92,8 @@ pub(super) fn run(
             _ => {}
         }
     }
+    // Bound before `run -d` returns, so an `attach` right after finds it.
+    let attach = AttachServer::new(record.0.as_ref().map(|c| c.dir.as_path()), input, terminal);
     record.started(child);
     let _ = channel.send(&Message::ContainerPid(child.as_raw()), None);
     drop(channel);
@@ -99,7 +101,6 @@ pub(super) fn run(
         .0
         .as_ref()
         .and_then(|c| LogWriter::open(&c.path(log::FILE), c.record.log_max_size.unwrap_or(log::DEFAULT_MAX_SIZE)).ok());
-    let attach = AttachServer::new(record.0.as_ref().map(|c| c.dir.as_path()), input, terminal);
     let status = Capture { child, signals, sources, log, attach }.until_exit();
     drop(network);
     record.exited(status);

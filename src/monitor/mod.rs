@@ -10,6 +10,7 @@
 mod attach;
 mod detached;
 
+use crate::cgroup::{ContainerCgroup, Hierarchy};
 use crate::containers::{Container, ContainerState, ProcessId, Status};
 use crate::image::time::now;
 use crate::runtime::channel::{Channel, Message};
@@ -72,29 +73,38 @@ fn prepare(spec: &Spec) -> Result<Option<Connected>, SetupError> {
 }
 
 /// Where the monitor records the container's state (its directory in the
-/// store), when the spec names one.
-struct ContainerRecordDir(Option<Container>);
+/// store), when the spec names one, and the container's cgroup, if any.
+struct ContainerRecordDir(Option<Container>, Option<ContainerCgroup>);
 
 impl ContainerRecordDir {
     fn from_spec(spec: &Spec) -> ContainerRecordDir {
         let dir = spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION_CONTAINER_DIR)).map(PathBuf::from);
-        ContainerRecordDir(dir.and_then(|d| Container::at(&d).ok()))
+        let leaf = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+        let cgroup = leaf.zip(Hierarchy::find()).map(|(leaf, h)| ContainerCgroup::of_leaf(&h, &leaf.to_string_lossy()));
+        ContainerRecordDir(dir.and_then(|d| Container::at(&d).ok()), cgroup)
     }
 
     fn started(&self, pid: Pid) {
         if let Some(c) = &self.0 {
-            let _ = c.write_state(&ContainerState::running(ProcessId::current(), pid.as_raw(), now()));
+            let mut state = ContainerState::running(ProcessId::current(), pid.as_raw(), now());
+            state.cgroup = self.1.as_ref().map(|cg| cg.dir.clone());
+            let _ = c.write_state(&state);
         }
     }
 
-    /// Records the end; a container run with `--rm -d` is removed here, as
-    /// no one else is there to do it.
+    /// Records the end (and whether the OOM killer caused it), and removes
+    /// the container's leaf cgroup, empty now.
     fn exited(&self, code: i32) {
+        let oom_killed = self.1.as_ref().is_some_and(|cg| cg.oom_killed());
+        if let Some(cgroup) = &self.1 {
+            cgroup.remove_container_leaf();
+        }
         let Some(c) = &self.0 else { return };
         let mut state = c.state();
         state.status = Status::Exited;
         state.exit_code = Some(code);
         state.finished_at = Some(now());
+        state.oom_killed = oom_killed;
         let _ = c.write_state(&state);
     }
 

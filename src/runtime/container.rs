@@ -82,6 +82,7 @@ fn prepare<'a>(
     // A session of its own: no terminal of the caller's, no signals from
     // the caller's terminal except those hutch forwards.
     setsid().map_err(|e| SetupError::sys("setsid", "", e))?;
+    join_cgroup(spec)?;
     let mut namespaces = namespaces_to_create(spec);
     if let Some(netns) = netns {
         setns(netns, CloneFlags::CLONE_NEWNET).map_err(|e| SetupError::sys("setns", "network namespace", e))?;
@@ -99,6 +100,14 @@ fn prepare<'a>(
     let process = spec.process().as_ref().ok_or_else(|| SetupError::config("the spec has no process"))?;
     let with_init = spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION_INIT)).is_some_and(|v| v == "true");
     launch(spec, process, stdio, channel, with_init)
+}
+
+/// Moves this process into the spec's cgroup (its limits apply from here
+/// on), before the cgroup namespace is made, so it is rooted there.
+pub(super) fn join_cgroup(spec: &Spec) -> Result<(), SetupError> {
+    let Some(leaf) = spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()) else { return Ok(()) };
+    let hierarchy = crate::cgroup::Hierarchy::find().ok_or_else(|| SetupError::config("no cgroup v2 hierarchy"))?;
+    crate::cgroup::join(&hierarchy.dir(&leaf.to_string_lossy()), "0").map_err(|e| SetupError::config(e.to_string()))
 }
 
 /// The process, its streams connected: a new terminal with `-t`,

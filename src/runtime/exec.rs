@@ -36,7 +36,7 @@ pub(super) fn join_and_run(
     setgroups_allowed: bool,
 ) -> ! {
     die_with_parent();
-    if let Err(e) = join_namespaces(target) {
+    if let Err(e) = container::join_cgroup(spec).and_then(|()| join_namespaces(target)) {
         fail(&channel, e)
     }
     // SAFETY: this process is single-threaded (forked from single-threaded hutch).
