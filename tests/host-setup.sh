@@ -8,11 +8,13 @@ set -euo pipefail
 
 # hutch's helpers; the OCI registry the image tests push to; the peers the
 # tests and benchmarks compare with (skopeo, bubblewrap,
-# crun, podman with runc, fuse-overlayfs); build and test tools.
+# crun, podman with runc, fuse-overlayfs); build and test tools; qemu and
+# debootstrap for the systemd guest of the cgroup tests (tests/vm.rs).
 PACKAGES=(uidmap fuse3 slirp4netns passt busybox-static
           docker-registry skopeo openssl
           bubblewrap crun podman runc fuse-overlayfs iperf3
-          iproute2 procps python3 hyperfine gcc libc6-dev pkg-config libseccomp-dev)
+          iproute2 procps python3 hyperfine gcc libc6-dev pkg-config libseccomp-dev
+          qemu-system-x86 debootstrap e2fsprogs binutils)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -39,4 +41,6 @@ chmod 0666 /dev/fuse
 # Unprivileged user namespaces must be allowed (Debian 12 allows them by default).
 if [ -e /proc/sys/kernel/unprivileged_userns_clone ]; then sysctl -qw kernel.unprivileged_userns_clone=1; fi
 if [ "$(cat /proc/sys/user/max_user_namespaces)" = 0 ]; then sysctl -qw user.max_user_namespaces=15000; fi
+# The systemd guest tests/vm.rs boots (built once, then cached).
+bash "$(dirname "$0")/vm/build-guest.sh"
 echo "host-setup: ready (users hutch-sub with subordinate ids, hutch-nosub without)"

@@ -443,3 +443,54 @@ fn logs_show_foreground_runs_too() {
     assert_eq!(String::from_utf8_lossy(&logs.stdout), "out\n");
     assert_eq!(stderr(&logs), "err\n");
 }
+
+/// The limits themselves are enforced on a systemd host (tests/vm.rs);
+/// here, without delegation, is what a user of a plain machine sees.
+#[test]
+fn limit_flags_without_delegation_fail_in_one_line_and_cgroups_disabled_runs_without_them() {
+    let env = Env::new("limits");
+    let rootfs = busybox_rootfs().to_str().unwrap();
+    let run =
+        |extra: &[&str], command: &[&str]| env.hutch(&[&["run"], extra, &["--rootfs", rootfs, "--"], command].concat());
+    let refused = run(&["--name", "limited", "--memory", "64m", "--pids-limit", "20"], &["true"]);
+    assert_eq!(refused.status.code(), Some(125));
+    let line = error_line(&refused);
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(
+        line.starts_with("hutch: --memory, --pids-limit needs a cgroup v2 subtree delegated to you, and "),
+        "{line}"
+    );
+    assert!(line.contains("systemd-run --user --scope -p Delegate=yes"), "{line}");
+    assert!(line.contains("--cgroups=disabled runs without limits"), "{line}");
+    assert_eq!(env.ok(&["ps", "-a", "-q"]), "", "nothing is left of the refused container");
+
+    let unlimited =
+        run(&["-d", "--name", "free", "--memory", "64m", "--cpus", "0.5", "--cgroups", "disabled"], &["sleep", "100"]);
+    assert_success(&unlimited);
+    assert!(stderr(&unlimited).contains("--cgroups=disabled: the container runs without its limits"));
+    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "free"])).unwrap();
+    let limits = &inspect[0]["HostConfig"]["Resources"];
+    assert_eq!(limits["Memory"], 64 << 20);
+    assert_eq!(limits["NanoCpus"], 500_000_000);
+    assert_eq!(limits["Enforced"], false);
+    let stats = env.ok(&["stats", "--no-stream", "free"]);
+    let row: Vec<&str> = stats.lines().nth(1).unwrap_or_default().split("   ").map(str::trim).collect();
+    assert_eq!((row[1], row[2]), ("free", "--"), "no cgroup, no CPU figure: {stats}");
+    env.ok(&["rm", "-f", "free"]);
+
+    let quiet = run(&["--rm"], &["echo", "quiet"]);
+    assert_success(&quiet);
+    assert!(!stderr(&quiet).contains("cgroup"), "without limit flags cgroups are not mentioned: {}", stderr(&quiet));
+
+    for (flag, value, want) in [
+        ("--memory", "lots", "--memory: \"lots\" is not a size"),
+        ("--memory-swap", "1g", "--memory-swap: needs --memory as well"),
+        ("--cpus", "0", "--cpus: 0 is out of range"),
+        ("--blkio-weight", "5", "--blkio-weight: 5 is out of range"),
+        ("--cgroups", "maybe", "--cgroups \"maybe\": expected enabled or disabled"),
+    ] {
+        let out = run(&["--rm", flag, value], &["true"]);
+        assert_eq!(out.status.code(), Some(125), "{flag} {value}");
+        assert!(error_line(&out).starts_with(&format!("hutch: {want}")), "{}", error_line(&out));
+    }
+}

@@ -45,9 +45,11 @@ pub fn flags_for(resources: &LinuxResources) -> String {
         }
     }
     if let Some(c) = resources.cpu() {
-        for (set, flag) in
-            [(c.quota().is_some(), "--cpus"), (c.shares().is_some(), "--cpu-shares"), (c.cpus().is_some(), "--cpuset-cpus")]
-        {
+        for (set, flag) in [
+            (c.quota().is_some(), "--cpus"),
+            (c.shares().is_some(), "--cpu-shares"),
+            (c.cpus().is_some(), "--cpuset-cpus"),
+        ] {
             if set {
                 flags.push(flag);
             }

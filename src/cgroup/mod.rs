@@ -244,7 +244,9 @@ pub fn setup(id: &str, resources: Option<&LinuxResources>, mode: Mode) -> Result
                 }
                 scope
             }
-            Err(systemd) => return not_delegated(format!("{why}; asking systemd for a delegated scope failed: {systemd}")),
+            Err(systemd) => {
+                return not_delegated(format!("{why}; asking systemd for a delegated scope failed: {systemd}"))
+            }
         },
         Err(why) => return not_delegated(why),
     };
@@ -334,7 +336,11 @@ fn enable(dir: &Path, wanted: &[String], needed: &[&str]) -> Result<(), Error> {
 /// Moves process `pid` ("0": the writer) into the cgroup `dir`.
 pub fn join(dir: &Path, pid: &str) -> Result<(), Error> {
     let procs = dir.join("cgroup.procs");
-    fs::OpenOptions::new().write(true).open(&procs).and_then(|mut f| f.write_all(pid.as_bytes())).map_err(io("join", &procs))
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&procs)
+        .and_then(|mut f| f.write_all(pid.as_bytes()))
+        .map_err(io("join", &procs))
 }
 
 /// Removes the cgroups of containers whose last process has ended but
@@ -357,7 +363,8 @@ fn sweep_stale(base: &Path) {
 pub fn prepare_to_join(target: &Path, unit: &str) -> Result<(), Error> {
     let Some(hierarchy) = Hierarchy::find() else { return Ok(()) };
     let Some(own) = hierarchy.cgroup_of("self") else { return Ok(()) };
-    let common: PathBuf = own.components().zip(target.components()).take_while(|(a, b)| a == b).map(|(a, _)| a).collect();
+    let common: PathBuf =
+        own.components().zip(target.components()).take_while(|(a, b)| a == b).map(|(a, _)| a).collect();
     let uid = nix::unistd::geteuid().as_raw();
     if fs::metadata(common.join("cgroup.procs")).is_ok_and(|m| m.uid() == uid) {
         return Ok(());

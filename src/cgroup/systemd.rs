@@ -1,8 +1,8 @@
 //! Asking the user's systemd for a delegated cgroup: a transient scope
 //! (what `systemd-run --user --scope -p Delegate=yes` makes) that this very
-//! process is moved into. `busctl` talks to the user manager on its private
-//! socket, so no session bus is needed, only a running `systemd --user`
-//! (a login, or lingering).
+//! process is moved into, through `busctl` (part of systemd), so hutch
+//! links no D-Bus library. It needs a running `systemd --user` (a login,
+//! or lingering).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -14,11 +14,23 @@ const MOVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Moves this process into a new scope `UNIT-PID.scope` with Delegate=yes.
 /// On failure, why, in a phrase.
 pub(super) fn move_into_new_scope(unit: &str) -> Result<(), String> {
-    let socket = user_manager_socket()?;
+    let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", nix::unistd::geteuid())));
     let pid = std::process::id();
     let unit = format!("{unit}-{pid}.scope");
-    let output = Command::new("busctl")
-        .arg(format!("--address=unix:path={}", socket.display()))
+    let mut busctl = Command::new("busctl");
+    // The user bus first: through it the user manager can move a process
+    // from outside its own subtree (a system service, a cron job), by
+    // asking the system manager. Its private socket cannot.
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() || runtime_dir.join("bus").exists() {
+        busctl.arg("--user").env("XDG_RUNTIME_DIR", &runtime_dir);
+    } else if runtime_dir.join("systemd/private").exists() {
+        busctl.arg(format!("--address=unix:path={}", runtime_dir.join("systemd/private").display()));
+    } else {
+        return Err(format!("no systemd user instance runs for you (nothing in {})", runtime_dir.display()));
+    }
+    let output = busctl
         .args(["call", "org.freedesktop.systemd1", "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager"])
         .args(["StartTransientUnit", "ssa(sv)a(sa(sv))", &unit, "fail"])
         .args(["3", "PIDs", "au", "1", &pid.to_string(), "Delegate", "b", "true"])
@@ -31,18 +43,6 @@ pub(super) fn move_into_new_scope(unit: &str) -> Result<(), String> {
         return Err(format!("busctl: {}", stderr.lines().next().unwrap_or("failed")));
     }
     wait_until_moved(&unit)
-}
-
-/// The user manager's private D-Bus socket, if it runs.
-fn user_manager_socket() -> Result<PathBuf, String> {
-    let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", nix::unistd::geteuid())));
-    let socket = runtime_dir.join("systemd/private");
-    match socket.exists() {
-        true => Ok(socket),
-        false => Err(format!("no systemd user instance runs for you ({} is missing)", socket.display())),
-    }
 }
 
 /// The job moves us asynchronously: wait until /proc/self/cgroup says so.

@@ -359,7 +359,8 @@ pub fn inspect(name: &str, root: &Path) -> Result<Option<serde_json::Value>, Err
 /// The limits in Docker's HostConfig names (0: none), and where and
 /// whether they are enforced.
 fn limits_json(spec: &Option<oci_spec::runtime::Spec>, state: &ContainerState) -> serde_json::Value {
-    let resources = spec.as_ref().and_then(|s| s.linux().as_ref()).and_then(|l| l.resources().clone()).unwrap_or_default();
+    let resources =
+        spec.as_ref().and_then(|s| s.linux().as_ref()).and_then(|l| l.resources().clone()).unwrap_or_default();
     let memory = resources.memory().unwrap_or_default();
     let cpu = resources.cpu().clone().unwrap_or_default();
     let unified = resources.unified().clone().unwrap_or_default();
@@ -374,7 +375,7 @@ fn limits_json(spec: &Option<oci_spec::runtime::Spec>, state: &ContainerState) -
         "PidsLimit": resources.pids().map_or(0, |p| p.limit()),
         "BlkioWeight": resources.block_io().as_ref().and_then(|b| b.weight()).unwrap_or(0),
         "Cgroup": state.cgroup,
-        "Enforced": state.cgroup.is_some() && crate::cgroup::controllers_for(&resources).len() > 0,
+        "Enforced": state.cgroup.is_some() && !crate::cgroup::controllers_for(&resources).is_empty(),
     })
 }
 

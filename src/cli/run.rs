@@ -153,13 +153,27 @@ pub(super) fn place_in_cgroup(container: &Container, spec: &mut oci_spec::runtim
     if let Some(linux) = spec.linux_mut() {
         linux.set_cgroups_path(leaf.map(PathBuf::from));
     }
+    // As Docker does: the container sees its own cgroup (and limits) there.
+    let own_cgroup = oci_spec::runtime::MountBuilder::default()
+        .destination("/sys/fs/cgroup")
+        .typ("cgroup2")
+        .source("cgroup2")
+        .options(["nosuid", "noexec", "nodev", "ro"].map(String::from).to_vec())
+        .build()
+        .map_err(|e| Error::Other(e.to_string()))?;
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.push(own_cgroup);
+    spec.set_mounts(Some(mounts));
     Ok(())
 }
 
 /// Says so when the container's end came from the OOM killer.
 pub(super) fn report_oom(container: &Container) {
     if container.state().oom_killed {
-        eprintln!("hutch: container {} was killed for lack of memory (OOMKilled): its --memory limit was reached", container.record.name);
+        eprintln!(
+            "hutch: container {} was killed for lack of memory (OOMKilled): its --memory limit was reached",
+            container.record.name
+        );
     }
 }
 

@@ -56,10 +56,13 @@ pub fn stats(args: StatsArgs, root: &Path) -> Result<i32, Error> {
     }
 }
 
+/// Bytes received and sent.
+type NetworkBytes = (u64, u64);
+
 /// One reading of each container, by id, and when it was taken.
 struct Readings {
     at: Instant,
-    usage: Vec<(String, Option<Usage>, Option<(u64, u64)>)>,
+    usage: Vec<(String, Option<Usage>, Option<NetworkBytes>)>,
 }
 
 impl Readings {
@@ -77,14 +80,15 @@ impl Readings {
         Readings { at: Instant::now(), usage }
     }
 
-    fn of(&self, id: &str) -> (Option<Usage>, Option<(u64, u64)>) {
+    fn of(&self, id: &str) -> (Option<Usage>, Option<NetworkBytes>) {
         self.usage.iter().find(|(i, _, _)| i == id).map(|(_, u, n)| (*u, *n)).unwrap_or_default()
     }
 }
 
 fn table(containers: &[Container], before: &Readings, now: &Readings) -> String {
-    let mut rows = vec![["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
-        .map(String::from)];
+    let mut rows =
+        vec![["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
+            .map(String::from)];
     let elapsed = now.at.duration_since(before.at).as_micros().max(1) as f64;
     let host_memory = host_memory();
     for c in containers {
@@ -114,7 +118,7 @@ fn table(containers: &[Container], before: &Readings, now: &Readings) -> String 
 
 /// Bytes received and sent on the container's interfaces other than
 /// loopback, from its first process's view of /proc/net/dev.
-fn network_bytes(pid: i32) -> Option<(u64, u64)> {
+fn network_bytes(pid: i32) -> Option<NetworkBytes> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).ok()?;
     let mut total = (0, 0);
     for line in text.lines().skip(2) {
@@ -131,7 +135,8 @@ fn network_bytes(pid: i32) -> Option<(u64, u64)> {
 
 fn host_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 = text.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let kib: u64 =
+        text.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kib * 1024)
 }
 
