@@ -236,18 +236,20 @@ pub fn setup(id: &str, resources: Option<&LinuxResources>, mode: Mode) -> Result
     let base = match in_place(&hierarchy, &own, &needed) {
         Ok(base) => base,
         // Asking systemd costs a round trip: only worth it for limits.
-        Err(why) if !needed.is_empty() => match systemd::move_into_new_scope(&format!("hutch-{}", &id[..12])) {
-            Ok(()) => {
-                let scope = hierarchy.cgroup_of("self").unwrap_or(own.clone());
-                if let Some(why) = hierarchy.undelegated(&scope, &needed) {
-                    return not_delegated(format!("the scope systemd made is not usable ({why})"));
+        Err(why) if !needed.is_empty() => {
+            match systemd::move_into_new_scope(&format!("hutch-{}", id.get(..12).unwrap_or(id))) {
+                Ok(()) => {
+                    let scope = hierarchy.cgroup_of("self").unwrap_or(own.clone());
+                    if let Some(why) = hierarchy.undelegated(&scope, &needed) {
+                        return not_delegated(format!("the scope systemd made is not usable ({why})"));
+                    }
+                    scope
                 }
-                scope
+                Err(systemd) => {
+                    return not_delegated(format!("{why}; asking systemd for a delegated scope failed: {systemd}"))
+                }
             }
-            Err(systemd) => {
-                return not_delegated(format!("{why}; asking systemd for a delegated scope failed: {systemd}"))
-            }
-        },
+        }
         Err(why) => return not_delegated(why),
     };
     match create(&base, id, &needed) {
