@@ -68,7 +68,7 @@ run_suite hutch-nosub no
 # The systemd guest's checks do not depend on the host's user: once.
 for t in "$stage"/bin/vm-*; do
   echo "-- $(basename "$t") (a qemu guest with systemd)"
-  as_user hutch-sub timeout -k 10 900 "$t" 2>&1 | tee -a "$log" || true
+  as_user hutch-sub env HUTCH_TEST_TMP=/tmp/hutch-test-hutch-sub timeout -k 10 900 "$t" 2>&1 | tee -a "$log" || true
 done
 
 read -r passed failed < <(awk '/^test result:/ { for (i=1;i<=NF;i++) { if ($(i)=="passed;") p+=$(i-1); if ($(i)=="failed;") f+=$(i-1) } } END { print p+0, f+0 }' "$log")
