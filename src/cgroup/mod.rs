@@ -217,8 +217,10 @@ impl ContainerCgroup {
 
 /// Gives container `id` its cgroup when that is possible, moving hutch (and
 /// so the monitor it forks) into the monitor leaf and writing `resources`
-/// on the container leaf. `None`: no cgroup, which is fine without limits.
-pub fn setup(id: &str, resources: Option<&LinuxResources>, mode: Mode) -> Result<Option<ContainerCgroup>, Error> {
+/// on the container leaf. Returns the leaf as the Spec's cgroupsPath names
+/// it (relative to the cgroup2 mount); `None`: no cgroup, which is fine
+/// without limits.
+pub fn setup(id: &str, resources: Option<&LinuxResources>, mode: Mode) -> Result<Option<String>, Error> {
     if mode == Mode::Disabled {
         return Ok(None);
     }
@@ -257,7 +259,7 @@ pub fn setup(id: &str, resources: Option<&LinuxResources>, mode: Mode) -> Result
             if let Some(resources) = resources {
                 limits::apply(&cgroup.container_leaf(), resources)?;
             }
-            Ok(Some(cgroup))
+            Ok(Some(hierarchy.relative(&cgroup.container_leaf())))
         }
         Err(_) if needed.is_empty() => Ok(None),
         Err(e) => Err(e),

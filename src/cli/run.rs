@@ -146,24 +146,9 @@ pub(super) fn place_in_cgroup(container: &Container, spec: &mut oci_spec::runtim
     if container.record.cgroups == cgroup::Mode::Disabled && resources.is_some() {
         eprintln!("hutch: note: --cgroups=disabled: the container runs without its limits");
     }
-    let Some(placed) = cgroup::setup(&container.record.id, resources.as_ref(), container.record.cgroups)? else {
-        return Ok(());
-    };
-    let leaf = cgroup::Hierarchy::find().map(|h| h.relative(&placed.container_leaf()));
-    if let Some(linux) = spec.linux_mut() {
-        linux.set_cgroups_path(leaf.map(PathBuf::from));
+    if let Some(cgroups_path) = cgroup::setup(&container.record.id, resources.as_ref(), container.record.cgroups)? {
+        spec::run_in_cgroup(spec, &cgroups_path)?;
     }
-    // As Docker does: the container sees its own cgroup (and limits) there.
-    let own_cgroup = oci_spec::runtime::MountBuilder::default()
-        .destination("/sys/fs/cgroup")
-        .typ("cgroup2")
-        .source("cgroup2")
-        .options(["nosuid", "noexec", "nodev", "ro"].map(String::from).to_vec())
-        .build()
-        .map_err(|e| Error::Other(e.to_string()))?;
-    let mut mounts = spec.mounts().clone().unwrap_or_default();
-    mounts.push(own_cgroup);
-    spec.set_mounts(Some(mounts));
     Ok(())
 }
 

@@ -270,6 +270,19 @@ fn devices() -> Result<Vec<oci_spec::runtime::LinuxDevice>, Error> {
         .collect()
 }
 
+/// Names the container's cgroup (`cgroups_path`, relative to the cgroup2
+/// mount) in `spec`, and, as Docker does, mounts it at /sys/fs/cgroup so the
+/// container sees its own cgroup and limits there.
+pub fn run_in_cgroup(spec: &mut Spec, cgroups_path: &str) -> Result<(), Error> {
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_cgroups_path(Some(PathBuf::from(cgroups_path)));
+    }
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.push(mount("/sys/fs/cgroup", "cgroup2", "cgroup2", &["nosuid", "noexec", "nodev", "ro"])?);
+    spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
 fn mount(dest: &str, typ: &str, source: impl Into<PathBuf>, options: &[&str]) -> Result<Mount, Error> {
     Ok(MountBuilder::default()
         .destination(dest)
