@@ -16,6 +16,7 @@ pub mod monitor;
 pub mod runtime;
 pub mod spec;
 pub mod state;
+pub mod storage;
 pub mod sys;
 pub mod userns;
 

@@ -7,6 +7,7 @@ mod common;
 
 use common::registry::{busybox_layer, Image, Layer, Registry, TarBuilder, OCI_INDEX, SECRET_BCRYPT};
 use common::*;
+use std::path::PathBuf;
 
 /// The entries of a directory of the store, sorted; lock files left out.
 fn entries(env: &Env, dir: &str) -> Vec<String> {
@@ -129,12 +130,20 @@ fn the_root_is_a_fuse_overlay_whose_writable_layer_outlives_the_container() {
     let name = format!("{}/test/fuseroot:1", reg.addr);
     let script =
         "grep -c ' / fuse' /proc/mounts; echo changed >> /data/base; rm /bin/ls; mkdir /data/new; echo n > /data/new/f";
-    let out = env.ok(&["run", &name, "sh", "-c", script]);
+    let out = env.ok(&["run", "--name", "kept", &name, "sh", "-c", script]);
     assert_eq!(out, "1\n", "the root is one FUSE mount");
-    // The container's writable layer stays in the store, in the layer format.
+    // The container's writable layer stays in the store, in the layer
+    // format, where inspect says it is.
     let ids = entries(&env, "containers");
     assert_eq!(ids.len(), 1, "one container kept: {ids:?}");
-    let upper = env.store.path().join("containers").join(&ids[0]).join("upper");
+    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "kept"])).unwrap();
+    let driver = &inspect[0]["GraphDriver"];
+    assert_eq!(driver["Name"], "fuse-overlay");
+    let upper = PathBuf::from(driver["Data"]["UpperDir"].as_str().unwrap());
+    assert_eq!(upper, env.store.path().join("containers").join(&ids[0]).join("upper"));
+    let lowers = driver["Data"]["LowerDir"].as_str().unwrap().split(':').map(PathBuf::from).collect::<Vec<_>>();
+    assert_eq!(lowers.len(), 2, "{lowers:?}");
+    assert!(lowers.iter().all(|l| l.starts_with(env.store.path().join("layers"))), "{lowers:?}");
     assert_eq!(std::fs::read_to_string(upper.join("data/base")).unwrap(), "from the image\nchanged\n");
     assert!(upper.join("bin/.wh.ls").exists(), "a removal is a whiteout");
     assert_eq!(std::fs::read_to_string(upper.join("data/new/f")).unwrap(), "n\n");

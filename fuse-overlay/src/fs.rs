@@ -134,6 +134,12 @@ impl OverlayFs {
         st
     }
 
+    /// An entry for the kernel, which takes a reference to the node.
+    fn sent_entry(&self, node: Arc<Node>, st: stat64) -> Entry {
+        let node = self.ov.inodes.hold(node);
+        self.entry(&node, st)
+    }
+
     fn entry(&self, node: &Node, st: stat64) -> Entry {
         Entry {
             inode: node.ino,
@@ -177,7 +183,7 @@ impl OverlayFs {
         make: impl FnOnce(std::os::fd::BorrowedFd<'_>, &CStr) -> io::Result<Option<OwnedFd>>,
     ) -> io::Result<(Entry, Option<OwnedFd>)> {
         let (node, st, fd) = self.ov.create_entry(parent, name, (ctx.uid, ctx.gid), mode, make)?;
-        Ok((self.entry(&node, st), fd))
+        Ok((self.sent_entry(node, st), fd))
     }
 }
 
@@ -224,7 +230,7 @@ impl FileSystem for OverlayFs {
 
     fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
         match self.ov.lookup(parent, name) {
-            Ok((node, st)) => Ok(self.entry(&node, st)),
+            Ok((node, st)) => Ok(self.sent_entry(node, st)),
             // Inode 0: a negative entry the kernel may keep (compilers probe
             // for many names that are not there); a name appears only
             // through this mount, which the kernel sees.
@@ -235,7 +241,13 @@ impl FileSystem for OverlayFs {
         }
     }
 
-    fn forget(&self, _ctx: &Context, _inode: u64, _count: u64) {}
+    fn forget(&self, _ctx: &Context, ino: u64, count: u64) {
+        self.ov.inodes.forget([(ino, count)]);
+    }
+
+    fn batch_forget(&self, _ctx: &Context, requests: Vec<(u64, u64)>) {
+        self.ov.inodes.forget(requests);
+    }
 
     fn getattr(&self, _ctx: &Context, ino: u64, handle: Option<u64>) -> io::Result<(stat64, Duration)> {
         let node = self.node(ino)?;
@@ -377,7 +389,7 @@ impl FileSystem for OverlayFs {
     fn link(&self, _ctx: &Context, ino: u64, newparent: u64, newname: &CStr) -> io::Result<Entry> {
         let node = self.node(ino)?;
         let st = self.ov.link(&node, newparent, newname)?;
-        Ok(self.entry(&node, st))
+        Ok(self.sent_entry(node, st))
     }
 
     fn open(
@@ -570,7 +582,11 @@ impl FileSystem for OverlayFs {
             // Gone since the listing was taken: leave it out.
             let Ok((node, st)) = self.ov.lookup(dir_ino, &item.name) else { return Ok(1) };
             let dirent = DirEntry { ino: node.ino, offset: i + 1, type_: node.kind >> 12, name: item.name.to_bytes() };
-            add_entry(dirent, self.entry(&node, st))
+            let added = add_entry(dirent, self.entry(&node, st))?;
+            if added > 0 {
+                self.ov.inodes.hold(node);
+            }
+            Ok(added)
         })
     }
 
@@ -619,5 +635,100 @@ impl OverlayFs {
             }
         }
         Ok(())
+    }
+}
+
+/// The kernel's references and forgets, driven through the request
+/// handlers as the kernel would call them (no mount needed).
+#[cfg(test)]
+mod forget_tests {
+    use super::*;
+    use crate::inode::ROOT;
+    use crate::mount::{open_overlay, Config};
+    use std::os::unix::fs::MetadataExt;
+
+    struct Layers(PathBuf);
+
+    impl Layers {
+        /// A lower layer made by `fill`, an empty upper and work directory.
+        fn new(test: &str, fill: impl FnOnce(&Path)) -> Layers {
+            let base = std::env::temp_dir().join(format!("fuse-overlay-{test}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&base);
+            for dir in ["lower", "upper", "work"] {
+                std::fs::create_dir_all(base.join(dir)).unwrap();
+            }
+            fill(&base.join("lower"));
+            Layers(base)
+        }
+
+        fn fs(&self) -> OverlayFs {
+            let p = |d: &str| self.0.join(d);
+            let config = Config::new(vec![p("lower")], Some(p("upper")), Some(p("work")));
+            OverlayFs::new(open_overlay(&config).unwrap().0, Duration::from_secs(1))
+        }
+    }
+
+    impl Drop for Layers {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn lookup(fs: &OverlayFs, parent: u64, name: &CStr) -> u64 {
+        fs.lookup(&Context::default(), parent, name).unwrap().inode
+    }
+
+    fn chmod(fs: &OverlayFs, ino: u64) {
+        let mut attr: stat64 = unsafe { std::mem::zeroed() }; // SAFETY: plain integers
+        attr.st_mode = 0o600;
+        fs.setattr(&Context::default(), ino, attr, None, SetattrValid::MODE).unwrap();
+    }
+
+    #[test]
+    fn a_forgotten_node_leaves_the_table_and_comes_back_with_its_number() {
+        let layers = Layers::new("forget", |l| {
+            std::fs::create_dir(l.join("d")).unwrap();
+            std::fs::write(l.join("d/f"), "lower").unwrap();
+        });
+        let fs = layers.fs();
+        let d = lookup(&fs, ROOT, c"d");
+        let f = lookup(&fs, d, c"f");
+        assert_eq!(lookup(&fs, d, c"f"), f, "a second lookup: the same node, two references");
+        assert_eq!(fs.ov.inodes.len(), 3);
+        let held = fs.ov.inodes.get(f).unwrap();
+        fs.forget(&Context::default(), f, 1);
+        assert_eq!(fs.ov.inodes.len(), 3, "one reference is left");
+        fs.batch_forget(&Context::default(), vec![(f, 1), (d, 1), (ROOT, 1)]);
+        assert_eq!(fs.ov.inodes.len(), 2, "directories stay");
+        assert!(fs.getattr(&Context::default(), f, None).is_err());
+        // A lookup that raced the forget puts its node back.
+        fs.ov.inodes.hold(held);
+        assert_eq!(fs.ov.inodes.len(), 3);
+        fs.forget(&Context::default(), f, 1);
+        let d2 = lookup(&fs, ROOT, c"d");
+        let f2 = lookup(&fs, d2, c"f");
+        assert_eq!((d2, f2), (d, f), "the same numbers once looked up again");
+        let (st, _) = fs.getattr(&Context::default(), f2, None).unwrap();
+        assert_eq!((st.st_ino, st.st_size), (f, 5));
+    }
+
+    #[test]
+    fn a_copied_up_hardlink_still_leads_its_other_names_to_the_copy() {
+        let layers = Layers::new("pinned", |l| {
+            std::fs::create_dir(l.join("a")).unwrap();
+            std::fs::create_dir(l.join("b")).unwrap();
+            std::fs::write(l.join("a/x"), "one").unwrap();
+            std::fs::hard_link(l.join("a/x"), l.join("b/y")).unwrap();
+        });
+        let fs = layers.fs();
+        let a = lookup(&fs, ROOT, c"a");
+        let x = lookup(&fs, a, c"x");
+        chmod(&fs, x);
+        fs.batch_forget(&Context::default(), vec![(x, 1), (a, 1)]);
+        let y = lookup(&fs, lookup(&fs, ROOT, c"b"), c"y");
+        assert_eq!(y, x, "one inode");
+        let upper = layers.0.join("upper");
+        let ino = |p: &str| std::fs::metadata(upper.join(p)).unwrap().ino();
+        assert_eq!(ino("b/y"), ino("a/x"), "the other name is linked to the copy");
     }
 }

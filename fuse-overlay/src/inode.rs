@@ -3,8 +3,12 @@
 //!
 //! A file is known by the `(st_dev, st_ino)` of its copies in the layers; all
 //! of them map to one overlay inode, so lower hardlinks stay one inode and a
-//! copy-up keeps the number. Nodes are kept for the life of the mount
-//! (`forget` only counts), which is what keeps the numbers stable.
+//! copy-up keeps the number. A file's node (names, layers) lives while the
+//! kernel holds references to it; when the kernel forgets it, only the
+//! small key-to-number map keeps it, so memory follows the kernel's cache
+//! rather than every file ever seen, and the file gets its number back when
+//! it is looked up again. Directory nodes stay (they are few, and every
+//! path is built from them).
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -27,6 +31,15 @@ pub struct NodeState {
     pub owner: Option<(u32, u32)>,
     /// The device (type, rdev) a placeholder file stands for.
     pub device: Option<(u32, u64)>,
+    /// Kept even when the kernel forgets it: a lower hardlink copied up,
+    /// whose other lower names must still be led to the copy.
+    pub pinned: bool,
+}
+
+impl NodeState {
+    pub fn new(aliases: Vec<(u64, CString)>, layers: Vec<usize>) -> NodeState {
+        NodeState { aliases, layers, owner: None, device: None, pinned: false }
+    }
 }
 
 pub struct Node {
@@ -36,6 +49,8 @@ pub struct Node {
     state: Mutex<NodeState>,
     /// Held for the whole copy-up of this node, so two writers copy once.
     pub copy_up: Mutex<()>,
+    /// References the kernel holds (entries sent, not yet forgotten).
+    lookups: AtomicU64,
 }
 
 impl Node {
@@ -56,11 +71,7 @@ pub struct Inodes {
 
 impl Inodes {
     pub fn new(root_layers: Vec<usize>) -> Inodes {
-        let root = Node::new(
-            ROOT,
-            libc::S_IFDIR,
-            NodeState { aliases: Vec::new(), layers: root_layers, owner: None, device: None },
-        );
+        let root = Node::new(ROOT, libc::S_IFDIR, NodeState::new(Vec::new(), root_layers));
         Inodes {
             nodes: RwLock::new(HashMap::from([(ROOT, Arc::new(root))])),
             keys: Mutex::new(HashMap::new()),
@@ -119,6 +130,39 @@ impl Inodes {
         (node, true)
     }
 
+    /// Counts a reference the kernel takes (an entry sent to it). A node a
+    /// racing forget took out of the table goes back in.
+    pub fn hold(&self, node: Arc<Node>) -> Arc<Node> {
+        if read(&self.nodes).get(&node.ino).is_some_and(|n| Arc::ptr_eq(n, &node)) {
+            node.lookups.fetch_add(1, Ordering::Relaxed);
+            return node;
+        }
+        let held = write(&self.nodes).entry(node.ino).or_insert(node).clone();
+        held.lookups.fetch_add(1, Ordering::Relaxed);
+        held
+    }
+
+    /// The kernel dropped references: a file it no longer holds leaves the
+    /// table (its number stays bound to its layer files).
+    pub fn forget(&self, dropped: impl IntoIterator<Item = (u64, u64)>) {
+        let mut nodes = write(&self.nodes);
+        for (ino, count) in dropped {
+            let Some(node) = nodes.get(&ino) else { continue };
+            // The write lock keeps `hold` out between the load and the store.
+            let left = node.lookups.load(Ordering::Relaxed).saturating_sub(count);
+            node.lookups.store(left, Ordering::Relaxed);
+            if left == 0 && !node.is_dir() && !node.state().pinned {
+                nodes.remove(&ino);
+            }
+        }
+    }
+
+    /// How many nodes are in the table.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        read(&self.nodes).len()
+    }
+
     /// Every node (for the rare sweeps after a directory moves).
     pub fn all(&self) -> Vec<Arc<Node>> {
         read(&self.nodes).values().cloned().collect()
@@ -127,7 +171,7 @@ impl Inodes {
 
 impl Node {
     fn new(ino: u64, kind: u32, state: NodeState) -> Node {
-        Node { ino, kind, state: Mutex::new(state), copy_up: Mutex::new(()) }
+        Node { ino, kind, state: Mutex::new(state), copy_up: Mutex::new(()), lookups: AtomicU64::new(0) }
     }
 }
 

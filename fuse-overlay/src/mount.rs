@@ -160,7 +160,7 @@ impl Drop for Mount {
     }
 }
 
-fn open_overlay(config: &Config) -> Result<(Overlay, Vec<String>), Error> {
+pub(crate) fn open_overlay(config: &Config) -> Result<(Overlay, Vec<String>), Error> {
     fn dir_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
         move |source| Error::Dir { what, path: path.to_path_buf(), source }
     }

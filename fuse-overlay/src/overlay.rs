@@ -221,10 +221,9 @@ impl Overlay {
     /// The node for what `find` found under `name` in `parent`.
     pub fn node_for(&self, parent: u64, name: &CStr, f: &Found) -> Arc<Node> {
         let (node, fresh) = self.inodes.node(self.key(f), f.kind(), || NodeState {
-            aliases: vec![(parent, name.to_owned())],
-            layers: f.layers.clone(),
             owner: f.owner,
             device: f.device,
+            ..NodeState::new(vec![(parent, name.to_owned())], f.layers.clone())
         });
         if !fresh {
             let mut s = node.state();
@@ -402,7 +401,12 @@ impl Overlay {
             let dst = upper.dir(&place.parent)?;
             rustix::fs::renameat_with(work, &tmp, &dst, name, RenameFlags::NOREPLACE)?;
             self.inodes.bind((upper.dev, stat_at(dst.as_fd(), name)?.st_ino), node.ino);
-            node.state().layers = vec![0];
+            {
+                let mut state = node.state();
+                state.layers = vec![0];
+                // Names of the group not seen yet must find the copy later.
+                state.pinned = st.st_nlink > 1;
+            }
             self.link_other_aliases(node, &dst, name)
         });
         if placed.is_err() {

@@ -56,7 +56,10 @@ pub fn commit(args: CommitArgs, root: &Path) -> Result<i32, Error> {
         config,
     };
     let (_runtime, plan) = runtime_and_userns()?;
-    let upper = container.dir.join("upper");
+    let upper = match crate::storage::from_spec(&container.spec()?)? {
+        Some(layered) => layered.upper(),
+        None => return Err(Error::Other(format!("container {}: its spec names no layers", container.record.name))),
+    };
     // In the user namespace, where the layer's files have their owners.
     let image = in_userns(&plan, || {
         let _lock = store.lock_shared()?;

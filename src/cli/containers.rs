@@ -350,10 +350,28 @@ pub fn inspect(name: &str, root: &Path) -> Result<Option<serde_json::Value>, Err
             "Resources": limits_json(&spec, &state),
             "LogConfig": { "Type": "k8s-file", "MaxSize": r.log_max_size.unwrap_or(log::DEFAULT_MAX_SIZE) },
         },
+        "GraphDriver": graph_driver(&spec),
         "NetworkSettings": { "Ports": r.ports },
         "LogPath": container.path(log::FILE),
         "Spec": spec,
     })))
+}
+
+/// The storage driver and where the container's layers are, in Docker's
+/// names (null for a container of a root directory).
+fn graph_driver(spec: &Option<oci_spec::runtime::Spec>) -> serde_json::Value {
+    let Some(spec) = spec else { return serde_json::Value::Null };
+    let Ok(Some(layered)) = crate::storage::from_spec(spec) else { return serde_json::Value::Null };
+    let lowers: Vec<String> = layered.lowers.iter().map(|l| l.display().to_string()).collect();
+    serde_json::json!({
+        "Name": layered.driver.name(),
+        "Data": {
+            "LowerDir": lowers.join(":"),
+            "UpperDir": layered.upper(),
+            "WorkDir": layered.work(),
+            "MergedDir": spec.root().as_ref().map(|r| r.path()),
+        },
+    })
 }
 
 /// The limits in Docker's HostConfig names (0: none), and where and

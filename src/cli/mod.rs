@@ -123,6 +123,8 @@ pub enum Error {
     Image(#[from] crate::image::Error),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::Error),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::Error),
     #[error("{0}")]
     Other(String),
 }

@@ -12,8 +12,9 @@ use crate::image::time::now;
 use crate::image::{Error as ImageError, ImageRecord, Store};
 use crate::runtime::{self, StdioMode};
 use crate::spec::device::Device;
-use crate::spec::{self, ContainerConfig, EtcFiles, OverlayRoot, SeccompChoice, Volume};
+use crate::spec::{self, ContainerConfig, EtcFiles, SeccompChoice, Volume};
 use crate::state::{new_container_id, write_atomic, ContainerDir, RuntimeDir};
+use crate::storage::{self, LayeredRoot};
 use crate::userns::UsernsPlan;
 use clap::{ArgAction, Args};
 use netstack::{NetworkMode, PortMapping};
@@ -321,9 +322,9 @@ fn find_or_pull(args: &RunArgs, root: &Path, name: &str) -> Result<ImageRecord, 
 }
 
 /// The store's `containers/ID/`: the mount point of the image's root
-/// (`rootfs/`) and the container's writable layer (`upper/`, `work/`),
-/// which the monitor joins with the image's layers through fuse-overlay.
-fn prepare_rootfs(launch: &Launch, root: &Path, container: &Container) -> Result<Option<OverlayRoot>, Error> {
+/// (`rootfs/`) and the container's writable layer, which the monitor
+/// joins with the image's layers through the storage driver.
+fn prepare_rootfs(launch: &Launch, root: &Path, container: &Container) -> Result<Option<LayeredRoot>, Error> {
     let Some(image) = &launch.image else { return Ok(None) };
     let store = Store::open(root)?;
     let lowers: Vec<PathBuf> = image.layers.iter().rev().map(|l| store.layer_path(&l.diff_id)).collect();
@@ -338,10 +339,10 @@ fn prepare_rootfs(launch: &Launch, root: &Path, container: &Container) -> Result
     }
     let made = |e: std::io::Error| Error::Other(format!("create {}: {e}", container.dir.display()));
     std::fs::write(container.path("image"), image.id.to_string()).map_err(made)?;
-    for sub in ["rootfs", "upper", "work"] {
-        std::fs::create_dir(container.path(sub)).map_err(made)?;
-    }
-    Ok(Some(OverlayRoot { lowers, upper: container.dir.clone() }))
+    std::fs::create_dir(container.path("rootfs")).map_err(made)?;
+    let layered = LayeredRoot { driver: storage::driver(storage::DEFAULT_DRIVER)?, lowers, dir: container.dir.clone() };
+    layered.driver.create_layer(&layered)?;
+    Ok(Some(layered))
 }
 
 /// The container's runtime Spec, saved in its directory.
@@ -352,7 +353,7 @@ fn build_spec(
     resources: Resources,
     args: &RunArgs,
     launch: &Launch,
-    overlay: Option<OverlayRoot>,
+    overlay: Option<LayeredRoot>,
 ) -> Result<oci_spec::runtime::Spec, Error> {
     let Resources { volumes, devices, network, ports } = resources;
     let security = security_options(&args.security_opt)?;
@@ -368,7 +369,7 @@ fn build_spec(
         resolv_conf: write("resolv.conf", netstack::resolv_conf(&network))?,
     };
     let config = ContainerConfig {
-        rootfs: overlay.as_ref().map(|o| o.upper.join("rootfs")).or(args.rootfs.clone()).unwrap_or_default(),
+        rootfs: overlay.as_ref().map(|o| o.dir.join("rootfs")).or(args.rootfs.clone()).unwrap_or_default(),
         overlay,
         command: launch.command.clone(),
         env: launch.env.clone(),

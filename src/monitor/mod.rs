@@ -1,7 +1,7 @@
 //! The per-container monitor: the first process in the container's user
 //! namespace. It keeps the container's mounts in a mount namespace of its
-//! own (an image's root filesystem there is served by a fuse-overlay
-//! process it starts), connects the container's network (a namespace and the helper that
+//! own (an image's root filesystem there is mounted by its storage
+//! driver), connects the container's network (a namespace and the helper that
 //! carries its traffic, both started here, in the host's network
 //! namespace), creates the PID namespace the container's processes live
 //! in, starts the container's first process, waits for it, stops the
@@ -15,13 +15,12 @@ use crate::containers::{Container, ContainerState, ProcessId, Status};
 use crate::image::time::now;
 use crate::runtime::channel::{Channel, Message};
 use crate::runtime::{container, fail, wait_for, SetupError, StdioMode, ANNOTATION_NETWORK, ANNOTATION_PORTS};
-use crate::runtime::{ANNOTATION_CONTAINER_DIR, ANNOTATION_LOWERS, ANNOTATION_STATE_DIR, ANNOTATION_UPPER};
+use crate::runtime::{ANNOTATION_CONTAINER_DIR, ANNOTATION_STATE_DIR};
 use crate::sys::{die_with_parent, exit_now};
 use netstack::{Connected, NetworkMode, PortMapping};
 use nix::sched::{unshare, CloneFlags};
 use nix::unistd::{fork, ForkResult, Pid};
 use oci_spec::runtime::Spec;
-use std::io::{Read, Write};
 use std::path::PathBuf;
 
 /// Never returns: exits with the container's status. In the foreground
@@ -66,7 +65,7 @@ pub fn run(spec: &Spec, stdio: StdioMode, channel: Channel, setgroups_allowed: b
 /// first is the container's PID 1).
 fn prepare(spec: &Spec) -> Result<Option<Connected>, SetupError> {
     unshare(CloneFlags::CLONE_NEWNS).map_err(|e| SetupError::sys("unshare", "", e))?;
-    serve_rootfs(spec)?;
+    crate::storage::mount_spec_root(spec).map_err(|e| SetupError::config(e.to_string()))?;
     let network = connect_network(spec)?;
     unshare(CloneFlags::CLONE_NEWPID).map_err(|e| SetupError::sys("unshare", "", e))?;
     Ok(network)
@@ -116,63 +115,12 @@ impl ContainerRecordDir {
     /// first (its server then ends), so removing its directory cannot reach
     /// into the image's layers through the mount.
     fn remove(&self, spec: &Spec) {
-        let annotations = spec.annotations().clone().unwrap_or_default();
-        if annotations.contains_key(ANNOTATION_LOWERS) {
-            if let Some(root) = spec.root().as_ref() {
-                let _ = nix::mount::umount2(root.path(), nix::mount::MntFlags::MNT_DETACH);
-            }
-        }
+        let _ = crate::storage::unmount_spec_root(spec);
         if let Some(c) = &self.0 {
             let _ = crate::image::store::remove_tree(&c.dir);
         }
-        if let Some(dir) = annotations.get(ANNOTATION_STATE_DIR) {
+        if let Some(dir) = spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION_STATE_DIR)) {
             let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-/// Mounts an image's root filesystem (its layers under the container's
-/// writable layer) on the spec's root path, served by a child process
-/// that lives until the monitor does: the monitor itself stays
-/// single-threaded, and the mount ends with the monitor's mount namespace.
-pub(crate) fn serve_rootfs(spec: &Spec) -> Result<(), SetupError> {
-    let annotations = spec.annotations().clone().unwrap_or_default();
-    let Some(lowers) = annotations.get(ANNOTATION_LOWERS) else { return Ok(()) };
-    let lowers: Vec<PathBuf> =
-        serde_json::from_str(lowers).map_err(|e| SetupError::config(format!("{ANNOTATION_LOWERS}: {e}")))?;
-    let upper = PathBuf::from(annotations.get(ANNOTATION_UPPER).cloned().unwrap_or_default());
-    let root = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
-    let config = fuse_overlay::Config::new(lowers, Some(upper.join("upper")), Some(upper.join("work")));
-    let (ready_r, ready_w) = nix::unistd::pipe().map_err(|e| SetupError::sys("pipe", "", e))?;
-    // SAFETY: the monitor is single-threaded here; the child only mounts,
-    // reports on the pipe and serves.
-    match unsafe { fork() }.map_err(|e| SetupError::sys("fork", "", e))? {
-        ForkResult::Child => {
-            die_with_parent();
-            drop(ready_r);
-            let mut ready = std::fs::File::from(ready_w);
-            match fuse_overlay::Mount::new(&config, &root) {
-                Ok(mount) => {
-                    let _ = ready.write_all(b"ok");
-                    drop(ready);
-                    mount.wait();
-                    exit_now(0)
-                }
-                Err(e) => {
-                    let _ = ready.write_all(e.to_string().as_bytes());
-                    exit_now(crate::EXIT_HUTCH_ERROR)
-                }
-            }
-        }
-        ForkResult::Parent { .. } => {
-            drop(ready_w);
-            let mut answer = String::new();
-            let _ = std::fs::File::from(ready_r).read_to_string(&mut answer);
-            match answer.as_str() {
-                "ok" => Ok(()),
-                "" => Err(SetupError::config("the root filesystem server ended before mounting")),
-                why => Err(SetupError::config(format!("mounting the root filesystem: {why}"))),
-            }
         }
     }
 }

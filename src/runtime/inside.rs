@@ -80,7 +80,7 @@ fn enter(root: &Root<'_>) -> Result<(), String> {
         Root::Running(pid) => exec::join_namespaces(*pid).map_err(|e| e.to_string())?,
         Root::Stopped(spec) => {
             unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare: {e}"))?;
-            crate::monitor::serve_rootfs(spec).map_err(|e| e.to_string())?;
+            crate::storage::mount_spec_root(spec).map_err(|e| e.to_string())?;
             let path = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
             chroot(&path).map_err(|e| format!("chroot {}: {e}", path.display()))?;
         }

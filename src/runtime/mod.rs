@@ -43,11 +43,6 @@ pub const ANNOTATION_STATE_DIR: &str = "io.hutch.state-dir";
 /// The container's directory in the store, where the monitor records its
 /// state and log.
 pub const ANNOTATION_CONTAINER_DIR: &str = "io.hutch.container-dir";
-/// The image layers (a JSON list, topmost first) the monitor mounts as the
-/// root filesystem with fuse-overlay.
-pub const ANNOTATION_LOWERS: &str = "io.hutch.rootfs.lowers";
-/// The directory holding the container's writable layer (`upper/`, `work/`).
-pub const ANNOTATION_UPPER: &str = "io.hutch.rootfs.upper";
 
 /// How the container's standard streams are connected.
 #[derive(Clone, Copy, Debug, Default)]

@@ -5,9 +5,10 @@ pub mod device;
 pub mod security;
 
 use crate::runtime::{
-    inroot, process::DEFAULT_PATH, ANNOTATION_CONTAINER_DIR, ANNOTATION_INIT, ANNOTATION_LOWERS, ANNOTATION_NETWORK,
-    ANNOTATION_PORTS, ANNOTATION_STATE_DIR, ANNOTATION_UPPER,
+    inroot, process::DEFAULT_PATH, ANNOTATION_CONTAINER_DIR, ANNOTATION_INIT, ANNOTATION_NETWORK, ANNOTATION_PORTS,
+    ANNOTATION_STATE_DIR,
 };
+use crate::storage::LayeredRoot;
 use crate::userns::UsernsPlan;
 use netstack::{NetworkMode, PortMapping};
 use nix::fcntl::OFlag;
@@ -131,7 +132,7 @@ pub struct ContainerConfig {
     /// The root directory (the mount point, for an image).
     pub rootfs: PathBuf,
     /// An image's root: its layers, mounted with a writable layer on top.
-    pub overlay: Option<OverlayRoot>,
+    pub overlay: Option<LayeredRoot>,
     pub command: Vec<String>,
     /// `-e` values: `KEY=VALUE`, or `KEY` to take the caller's value.
     pub env: Vec<String>,
@@ -206,10 +207,8 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
     }
     annotations.insert(ANNOTATION_STATE_DIR.to_string(), cfg.state_dir.to_string_lossy().into_owned());
     annotations.insert(ANNOTATION_CONTAINER_DIR.to_string(), cfg.container_dir.to_string_lossy().into_owned());
-    if let Some(o) = &cfg.overlay {
-        let lowers: Vec<String> = o.lowers.iter().map(|l| l.to_string_lossy().into_owned()).collect();
-        annotations.insert(ANNOTATION_LOWERS.to_string(), serde_json::to_string(&lowers).unwrap_or_default());
-        annotations.insert(ANNOTATION_UPPER.to_string(), o.upper.to_string_lossy().into_owned());
+    if let Some(layered) = &cfg.overlay {
+        crate::storage::annotate(&mut annotations, layered);
     }
     let map = |m: &crate::userns::IdMapping| {
         LinuxIdMappingBuilder::default().container_id(m.container_id).host_id(m.host_id).size(m.size).build()
@@ -439,17 +438,9 @@ struct UserIds {
     home: String,
 }
 
-/// The layers of an image's root filesystem (topmost first) and the
-/// directory that keeps the container's writable layer.
-#[derive(Clone, Debug)]
-pub struct OverlayRoot {
-    pub lowers: Vec<PathBuf>,
-    pub upper: PathBuf,
-}
-
 /// `-u NAME|UID[:GROUP|GID]`, names looked up in the rootfs's own
 /// /etc/passwd and /etc/group (read as the container would, in-root).
-fn resolve_user(rootfs: &Path, overlay: Option<&OverlayRoot>, spec: Option<&str>) -> Result<UserIds, Error> {
+fn resolve_user(rootfs: &Path, overlay: Option<&LayeredRoot>, spec: Option<&str>) -> Result<UserIds, Error> {
     let root = nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).ok();
     // An image's root is not mounted yet: read its layers as the mount will show them.
     let read = |path: &str| match overlay {

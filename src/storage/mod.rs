@@ -1,0 +1,129 @@
+//! Storage drivers: how an image's layers and a container's writable layer
+//! become the container's root directory. One small interface, so a second
+//! driver (say, the kernel's overlayfs with `userxattr` where the kernel
+//! allows it in a user namespace) can sit next to the default one.
+//!
+//! The default, `fuse-overlay`, works everywhere hutch does: kernels from
+//! 4.18, without subordinate ids, and on stores the kernel overlay refuses
+//! (NFS homes, overlay itself).
+
+mod fuse;
+
+use oci_spec::runtime::Spec;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The driver containers get unless they name another.
+pub const DEFAULT_DRIVER: &str = fuse::FuseOverlay::NAME;
+
+/// Annotations of the runtime Spec that carry a container's root to the
+/// monitor: the driver's name, the image layers (a JSON list, topmost
+/// first) and the container's directory holding its writable layer.
+pub const ANNOTATION_DRIVER: &str = "io.hutch.rootfs.driver";
+pub const ANNOTATION_LOWERS: &str = "io.hutch.rootfs.lowers";
+pub const ANNOTATION_UPPER: &str = "io.hutch.rootfs.upper";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown storage driver {0:?} (known: {known})", known = DRIVERS.iter().map(|d| d.name()).collect::<Vec<_>>().join(", "))]
+    UnknownDriver(String),
+    #[error("{0}: the container's spec is damaged; remove the container and create it again")]
+    Annotation(String),
+    #[error("{op} {}: {source}", path.display())]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("mounting the root filesystem with {driver}: {why}")]
+    Mount { driver: &'static str, why: String },
+}
+
+/// An image's root filesystem: its layers, topmost first, and the
+/// container's directory, which keeps the writable layer.
+#[derive(Clone, Debug)]
+pub struct LayeredRoot {
+    pub driver: &'static dyn Driver,
+    pub lowers: Vec<PathBuf>,
+    pub dir: PathBuf,
+}
+
+impl LayeredRoot {
+    /// The writable layer: the container's changes, in the layer format
+    /// of the image store (so `commit` can tar it as it is).
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+}
+
+/// One way of joining layers into a root directory.
+pub trait Driver: Sync + std::fmt::Debug {
+    fn name(&self) -> &'static str;
+
+    /// Makes the container's (new, empty) writable layer in `root.dir`.
+    fn create_layer(&self, root: &LayeredRoot) -> Result<(), Error> {
+        for dir in [root.upper(), root.work()] {
+            std::fs::create_dir(&dir).map_err(|source| Error::Io { op: "create", path: dir, source })?;
+        }
+        Ok(())
+    }
+
+    /// Mounts `root` on `target` in the caller's mount namespace, where it
+    /// stays until [`Driver::unmount`] or until the namespace ends. The
+    /// caller is single-threaded (a driver may fork a server).
+    fn mount(&self, root: &LayeredRoot, target: &Path) -> Result<(), Error>;
+
+    /// Takes the mount away; whatever served it ends.
+    fn unmount(&self, target: &Path) -> Result<(), Error> {
+        nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH).map_err(|e| Error::Io {
+            op: "unmount",
+            path: target.to_path_buf(),
+            source: e.into(),
+        })
+    }
+}
+
+const DRIVERS: &[&dyn Driver] = &[&fuse::FuseOverlay];
+
+pub fn driver(name: &str) -> Result<&'static dyn Driver, Error> {
+    DRIVERS.iter().copied().find(|d| d.name() == name).ok_or_else(|| Error::UnknownDriver(name.to_string()))
+}
+
+/// The annotations that tell the monitor how to mount `root`.
+pub fn annotate(annotations: &mut HashMap<String, String>, root: &LayeredRoot) {
+    let lowers: Vec<String> = root.lowers.iter().map(|l| l.to_string_lossy().into_owned()).collect();
+    annotations.insert(ANNOTATION_DRIVER.to_string(), root.driver.name().to_string());
+    annotations.insert(ANNOTATION_LOWERS.to_string(), serde_json::to_string(&lowers).unwrap_or_default());
+    annotations.insert(ANNOTATION_UPPER.to_string(), root.dir.to_string_lossy().into_owned());
+}
+
+/// The layered root a Spec's annotations name; none when the container's
+/// root is a plain directory.
+pub fn from_spec(spec: &Spec) -> Result<Option<LayeredRoot>, Error> {
+    let Some(annotations) = spec.annotations() else { return Ok(None) };
+    let Some(lowers) = annotations.get(ANNOTATION_LOWERS) else { return Ok(None) };
+    let lowers: Vec<PathBuf> =
+        serde_json::from_str(lowers).map_err(|e| Error::Annotation(format!("{ANNOTATION_LOWERS}: {e}")))?;
+    let dir = annotations.get(ANNOTATION_UPPER).ok_or_else(|| Error::Annotation(format!("no {ANNOTATION_UPPER}")))?;
+    // Containers made before drivers had names used the default.
+    let driver = driver(annotations.get(ANNOTATION_DRIVER).map_or(DEFAULT_DRIVER, String::as_str))?;
+    Ok(Some(LayeredRoot { driver, lowers, dir: PathBuf::from(dir) }))
+}
+
+/// Mounts the root filesystem a Spec names on its root path (nothing to
+/// do for a plain directory).
+pub fn mount_spec_root(spec: &Spec) -> Result<(), Error> {
+    let Some(root) = from_spec(spec)? else { return Ok(()) };
+    root.driver.mount(&root, &spec_root(spec))
+}
+
+/// Unmounts it again, so removing the container's directory cannot reach
+/// into the image's layers through the mount.
+pub fn unmount_spec_root(spec: &Spec) -> Result<(), Error> {
+    let Some(root) = from_spec(spec)? else { return Ok(()) };
+    root.driver.unmount(&spec_root(spec))
+}
+
+fn spec_root(spec: &Spec) -> PathBuf {
+    spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default()
+}
