@@ -3,7 +3,7 @@
 
 use crate::inode::{lock, read, write, Node};
 use crate::layer::{device_value, proc_path, DEVICE_XATTR, OWNER_XATTR};
-use crate::overlay::{errno, Item, Overlay};
+use crate::overlay::{errno, Item, LayerDirs, Overlay};
 use crate::sys::{stat_fd, statvfs_fd, with_file};
 use fuse_backend_rs::abi::fuse_abi::{stat64, statvfs64, CreateIn};
 use fuse_backend_rs::api::filesystem::{
@@ -17,7 +17,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 /// A directory being read: its listing, taken when reading starts at 0, so
@@ -408,7 +408,7 @@ impl FileSystem for OverlayFs {
         let _t = read(&self.ov.tree);
         let place = self.ov.place(&node)?;
         let oflags = Self::layer_flags(flags, libc::O_TRUNC | libc::O_NOATIME);
-        let fd = self.ov.layers[place.top()].open_at(&place.path(), oflags, Mode::empty())?;
+        let fd = self.ov.open_place(&place, oflags)?;
         // Layer files change only through this mount: the page cache stays valid.
         Ok((Some(self.add_file(fd)), OpenOptions::KEEP_CACHE, None))
     }
@@ -463,8 +463,10 @@ impl FileSystem for OverlayFs {
         with_file(fd.as_fd(), |f| r.read_to(f, size as usize, offset))
     }
 
+    /// Nothing to flush (writes go straight to the layer file): ENOSYS
+    /// makes the kernel stop sending FLUSH on every close.
     fn flush(&self, _ctx: &Context, _ino: u64, _handle: u64, _lock_owner: u64) -> io::Result<()> {
-        Ok(())
+        Err(errno(libc::ENOSYS))
     }
 
     fn fsync(&self, _ctx: &Context, _ino: u64, datasync: bool, handle: u64) -> io::Result<()> {
@@ -563,11 +565,21 @@ impl FileSystem for OverlayFs {
         offset: u64,
         add_entry: &mut dyn FnMut(DirEntry) -> io::Result<usize>,
     ) -> io::Result<()> {
-        self.each_item(handle, offset, |i, item| {
-            add_entry(DirEntry { ino: item.ino, offset: i + 1, type_: item.kind >> 12, name: item.name.to_bytes() })
-        })
+        let dir = self.dir_handle(handle)?;
+        let _t = read(&self.ov.tree);
+        let (path, layers) = self.ov.dir_place(&*self.node(dir.ino)?)?;
+        let items = self.listing(&dir, &path, &layers, offset)?;
+        for (i, item) in items.iter().flatten().enumerate().skip(offset as usize) {
+            let type_ = item.kind >> 12;
+            if add_entry(DirEntry { ino: item.ino, offset: i as u64 + 1, type_, name: item.name.to_bytes() })? == 0 {
+                break;
+            }
+        }
+        Ok(())
     }
 
+    /// Each entry with its attributes; the directory's layers are opened
+    /// once for the whole reply.
     fn readdirplus(
         &self,
         _ctx: &Context,
@@ -577,17 +589,28 @@ impl FileSystem for OverlayFs {
         offset: u64,
         add_entry: &mut dyn FnMut(DirEntry, Entry) -> io::Result<usize>,
     ) -> io::Result<()> {
-        let dir_ino = read(&self.dirs).get(&handle).map(|d| d.ino).ok_or_else(|| errno(libc::EBADF))?;
-        self.each_item(handle, offset, |i, item| {
-            // Gone since the listing was taken: leave it out.
-            let Ok((node, st)) = self.ov.lookup(dir_ino, &item.name) else { return Ok(1) };
-            let dirent = DirEntry { ino: node.ino, offset: i + 1, type_: node.kind >> 12, name: item.name.to_bytes() };
-            let added = add_entry(dirent, self.entry(&node, st))?;
-            if added > 0 {
+        let dir = self.dir_handle(handle)?;
+        let _t = read(&self.ov.tree);
+        let (path, layers) = self.ov.dir_place(&*self.node(dir.ino)?)?;
+        let items = self.listing(&dir, &path, &layers, offset)?;
+        let dirs = LayerDirs::new(&self.ov, Some(dir.ino), &path, &layers);
+        for (i, item) in items.iter().flatten().enumerate().skip(offset as usize) {
+            // Gone since the listing was taken: left out.
+            let Ok((node, st)) = self.ov.lookup_in(dir.ino, &dirs, &item.name) else { continue };
+            let dirent =
+                DirEntry { ino: node.ino, offset: i as u64 + 1, type_: node.kind >> 12, name: item.name.to_bytes() };
+            // Without a stat (a name still to link to a copied-up hardlink)
+            // the entry carries no attributes: the kernel looks it up.
+            let entry = st.map_or_else(Entry::default, |st| self.entry(&node, st));
+            let added = add_entry(dirent, entry)?;
+            if added == 0 {
+                break;
+            }
+            if st.is_some() {
                 self.ov.inodes.hold(node);
             }
-            Ok(added)
-        })
+        }
+        Ok(())
     }
 
     fn fsyncdir(&self, _ctx: &Context, _ino: u64, _datasync: bool, _handle: u64) -> io::Result<()> {
@@ -612,29 +635,25 @@ impl FileSystem for OverlayFs {
 }
 
 impl OverlayFs {
-    /// Calls `add` with each listing entry from `offset` until it reports a
-    /// full buffer (0). Reading from offset 0 takes a fresh listing.
-    fn each_item(
+    fn dir_handle(&self, handle: u64) -> io::Result<Arc<DirHandle>> {
+        read(&self.dirs).get(&handle).cloned().ok_or_else(|| errno(libc::EBADF))
+    }
+
+    /// The handle's listing of directory `path` over `layers`, taken fresh
+    /// when reading from offset 0, kept for the reads that follow. The
+    /// caller holds the tree lock.
+    fn listing<'a>(
         &self,
-        handle: u64,
+        dir: &'a DirHandle,
+        path: &Path,
+        layers: &[usize],
         offset: u64,
-        mut add: impl FnMut(u64, &Item) -> io::Result<usize>,
-    ) -> io::Result<()> {
-        let dir = read(&self.dirs).get(&handle).cloned().ok_or_else(|| errno(libc::EBADF))?;
+    ) -> io::Result<MutexGuard<'a, Option<Vec<Item>>>> {
         let mut items = lock(&dir.items);
         if offset == 0 || items.is_none() {
-            let node = self.node(dir.ino)?;
-            let _t = read(&self.ov.tree);
-            let (path, layers) = self.ov.dir_place(&node)?;
-            *items = Some(self.ov.listing(&path, &layers)?);
+            *items = Some(self.ov.listing(path, layers)?);
         }
-        let items = items.as_ref().map(|v| v.as_slice()).unwrap_or_default();
-        for (i, item) in items.iter().enumerate().skip(offset as usize) {
-            if add(i as u64, item)? == 0 {
-                break;
-            }
-        }
-        Ok(())
+        Ok(items)
     }
 }
 

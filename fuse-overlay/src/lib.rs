@@ -7,7 +7,8 @@
 //!
 //! Module map: [`options`] (the `-o` syntax), `layer` (one layer directory,
 //! whiteouts, opaque markers), `inode` (stable inode numbers), `overlay`
-//! (lookup, listings, copy-up, changes), `copy` (data and metadata copies),
+//! (lookup, listings, copy-up, changes), `dir_cache` (open layer directories
+//! reused by the hot requests), `copy` (data and metadata copies),
 //! `fs` (the FUSE requests), `mount` (session and threads), `sys` (the only
 //! `unsafe`).
 //!
@@ -39,6 +40,7 @@
 //! seen nor created through the mount.
 
 mod copy;
+mod dir_cache;
 mod fs;
 mod inode;
 mod layer;

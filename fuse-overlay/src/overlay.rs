@@ -10,10 +10,12 @@
 //! copy-up does not stall the rest of the filesystem.
 
 use crate::copy::{copy_data, copy_metadata};
+use crate::dir_cache::DirCache;
 use crate::inode::{read, write, Inodes, Node, NodeState, ROOT};
 use crate::layer::{self, is_dir, is_reserved, probe, whiteout_name, Layer, Probe, OPAQUE_MARKER, OWNER_XATTR};
 use crate::sys::{stat_at, stat_fd};
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, RenameFlags, Uid};
+use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
@@ -55,6 +57,8 @@ impl Found {
 /// the root), and the layers holding it.
 pub struct Place {
     pub parent: PathBuf,
+    /// The parent directory's inode (the root's own for the root).
+    pub parent_ino: u64,
     pub name: Option<CString>,
     pub layers: Vec<usize>,
 }
@@ -79,6 +83,43 @@ pub struct Item {
     pub kind: u32,
 }
 
+/// One directory of the overlay in each of its layers, each opened when
+/// first needed, and once however many names are looked up in it.
+pub struct LayerDirs<'a> {
+    overlay: &'a Overlay,
+    /// The directory's inode, when it is known: its layers' descriptors
+    /// then come from (and stay in) the overlay's cache.
+    ino: Option<u64>,
+    path: &'a Path,
+    layers: &'a [usize],
+    /// Per layer: the directory, or None where the layer has none.
+    fds: Vec<OnceCell<Option<Arc<OwnedFd>>>>,
+}
+
+impl<'a> LayerDirs<'a> {
+    pub fn new(overlay: &'a Overlay, ino: Option<u64>, path: &'a Path, layers: &'a [usize]) -> LayerDirs<'a> {
+        LayerDirs { overlay, ino, path, layers, fds: layers.iter().map(|_| OnceCell::new()).collect() }
+    }
+
+    fn get(&self, i: usize) -> io::Result<Option<BorrowedFd<'_>>> {
+        if let Some(fd) = self.fds[i].get() {
+            return Ok(fd.as_ref().map(|f| f.as_fd()));
+        }
+        let layer = self.layers[i];
+        let opened = match self.ino {
+            Some(ino) => self.overlay.layer_dir(layer, ino, self.path),
+            None => self.overlay.layers[layer].dir(self.path).map(Arc::new),
+        };
+        let opened = match opened {
+            Ok(fd) => Some(fd),
+            // This layer's directory went away under the mount.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => None,
+            Err(e) => return Err(e),
+        };
+        Ok(self.fds[i].get_or_init(|| opened).as_ref().map(|f| f.as_fd()))
+    }
+}
+
 pub struct Overlay {
     /// The upper layer first (when there is one), then the lowers, topmost first.
     pub layers: Vec<Layer>,
@@ -86,6 +127,7 @@ pub struct Overlay {
     /// Where copies and new entries are prepared before they appear.
     work: Option<OwnedFd>,
     pub inodes: Inodes,
+    dirs: DirCache,
     pub tree: RwLock<()>,
     tmp_counter: AtomicU64,
     /// The ids this process creates files as: chowning to them is a no-op.
@@ -96,6 +138,7 @@ impl Overlay {
     pub fn new(layers: Vec<Layer>, has_upper: bool, work: Option<OwnedFd>) -> Overlay {
         Overlay {
             inodes: Inodes::new(Self::merge_root(&layers)),
+            dirs: DirCache::default(),
             layers,
             has_upper,
             work,
@@ -141,9 +184,10 @@ impl Overlay {
             (s.layers.clone(), s.aliases.first().cloned())
         };
         if node.ino == ROOT {
-            return Ok(Place { parent: PathBuf::new(), name: None, layers });
+            return Ok(Place { parent: PathBuf::new(), parent_ino: ROOT, name: None, layers });
         }
-        let (mut up, name) = first.ok_or_else(|| errno(libc::ENOENT))?;
+        let (parent_ino, name) = first.ok_or_else(|| errno(libc::ENOENT))?;
+        let mut up = parent_ino;
         let mut names = Vec::new();
         while up != ROOT {
             if names.len() > 4096 {
@@ -155,7 +199,24 @@ impl Overlay {
             up = next;
         }
         let parent = names.iter().rev().map(|n| OsStr::from_bytes(n.to_bytes())).collect();
-        Ok(Place { parent, name: Some(name), layers })
+        Ok(Place { parent, parent_ino, name: Some(name), layers })
+    }
+
+    /// The directory `path` (inode `ino`) of layer `layer`, kept open for
+    /// the next requests on its files.
+    pub fn layer_dir(&self, layer: usize, ino: u64, path: &Path) -> io::Result<Arc<OwnedFd>> {
+        self.dirs.get_or_open(layer, ino, || self.layers[layer].dir(path))
+    }
+
+    /// Opens the file at `place` in its topmost layer (never through a symlink).
+    pub fn open_place(&self, place: &Place, flags: OFlags) -> io::Result<OwnedFd> {
+        match &place.name {
+            None => self.layers[place.top()].open_at(Path::new(""), flags, Mode::empty()),
+            Some(name) => {
+                let dir = self.layer_dir(place.top(), place.parent_ino, &place.parent)?;
+                Ok(rustix::fs::openat(&dir, name, flags | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?)
+            }
+        }
     }
 
     /// A directory node's path and merged layers.
@@ -169,27 +230,27 @@ impl Overlay {
 
     /// What the layers `layers` of directory `dir` hold under `name`.
     pub fn find(&self, dir: &Path, layers: &[usize], name: &CStr) -> io::Result<Option<Found>> {
+        self.find_in(&LayerDirs::new(self, None, dir, layers), name)
+    }
+
+    /// What the directory `dirs` holds under `name`, topmost layer first.
+    pub fn find_in(&self, dirs: &LayerDirs<'_>, name: &CStr) -> io::Result<Option<Found>> {
         let mut found: Option<Found> = None;
-        for (i, &l) in layers.iter().enumerate() {
-            let fd = match self.layers[l].dir(dir) {
-                Ok(fd) => fd,
-                // This layer's directory went away under the mount.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => continue,
-                Err(e) => return Err(e),
-            };
-            let last = i + 1 == layers.len();
-            match probe(fd.as_fd(), name)? {
+        for (i, &l) in dirs.layers.iter().enumerate() {
+            let Some(fd) = dirs.get(i)? else { continue };
+            let last = i + 1 == dirs.layers.len();
+            match probe(fd, name)? {
                 Probe::Whiteout => break,
                 Probe::Absent => continue,
                 Probe::Entry(st) => match &mut found {
                     None => {
                         let owner = match st.st_mode & libc::S_IFMT {
                             libc::S_IFLNK => None,
-                            _ => layer::stored_owner(fd.as_fd(), name),
+                            _ => layer::stored_owner(fd, name),
                         };
                         let dir = is_dir(&st);
-                        found = Some(Found::read(fd.as_fd(), name, st, l, owner));
-                        if !dir || last || layer::is_opaque(fd.as_fd(), name)? {
+                        found = Some(Found::read(fd, name, st, l, owner));
+                        if !dir || last || layer::is_opaque(fd, name)? {
                             break;
                         }
                     }
@@ -198,7 +259,7 @@ impl Overlay {
                             break;
                         }
                         f.layers.push(l);
-                        if last || layer::is_opaque(fd.as_fd(), name)? {
+                        if last || layer::is_opaque(fd, name)? {
                             break;
                         }
                     }
@@ -243,26 +304,40 @@ impl Overlay {
 
     /// Looks `name` up in directory `parent`: the node and its stat.
     pub fn lookup(&self, parent: u64, name: &CStr) -> io::Result<(Arc<Node>, libc::stat64)> {
-        if is_reserved(name.to_bytes()) {
-            return Err(errno(libc::ENOENT));
-        }
-        let (node, st, relink) = {
+        let (node, st) = {
             let _t = read(&self.tree);
             let dir = self.inodes.get(parent)?;
             let (path, layers) = self.dir_place(&dir)?;
-            let f = self.find(&path, &layers, name)?.ok_or_else(|| errno(libc::ENOENT))?;
-            let node = self.node_for(parent, name, &f);
-            // A lower hardlink whose inode was copied up under another name:
-            // this name must lead to the copy too.
-            let relink = f.layers[0] != 0 && self.in_upper(&node);
-            (node, f.st, relink)
+            self.lookup_in(parent, &LayerDirs::new(self, Some(parent), &path, &layers), name)?
         };
-        if relink {
-            let _t = write(&self.tree);
-            self.link_copied_alias(&node, parent, name)?;
-            return Ok((node.clone(), self.stat(&node)?));
+        match st {
+            Some(st) => Ok((node, st)),
+            None => {
+                let _t = write(&self.tree);
+                self.link_copied_alias(&node, parent, name)?;
+                let st = self.stat(&node)?;
+                Ok((node, st))
+            }
         }
-        Ok((node, st))
+    }
+
+    /// Looks `name` up in the directory `parent`, which `dirs` opened (once
+    /// for all names of a listing). The caller holds `tree` for reading. No
+    /// stat for a lower hardlink whose inode was copied up under another
+    /// name: this name must first be linked to the copy (`lookup` does).
+    pub fn lookup_in(
+        &self,
+        parent: u64,
+        dirs: &LayerDirs<'_>,
+        name: &CStr,
+    ) -> io::Result<(Arc<Node>, Option<libc::stat64>)> {
+        if is_reserved(name.to_bytes()) {
+            return Err(errno(libc::ENOENT));
+        }
+        let f = self.find_in(dirs, name)?.ok_or_else(|| errno(libc::ENOENT))?;
+        let node = self.node_for(parent, name, &f);
+        let relink = f.layers[0] != 0 && self.in_upper(&node);
+        Ok((node, Some(f.st).filter(|_| !relink)))
     }
 
     /// The stat of `node` in its topmost layer.
@@ -271,7 +346,7 @@ impl Overlay {
         let layer = &self.layers[place.top()];
         match &place.name {
             None => stat_fd(layer.root()),
-            Some(name) => stat_at(layer.dir(&place.parent)?.as_fd(), name),
+            Some(name) => stat_at(self.layer_dir(place.top(), place.parent_ino, &place.parent)?.as_fd(), name),
         }
     }
 
