@@ -698,7 +698,7 @@ mod forget_tests {
     }
 
     fn chmod(fs: &OverlayFs, ino: u64) {
-        let mut attr: stat64 = unsafe { std::mem::zeroed() }; // SAFETY: plain integers
+        let (mut attr, _) = fs.getattr(&Context::default(), ino, None).unwrap();
         attr.st_mode = 0o600;
         fs.setattr(&Context::default(), ino, attr, None, SetattrValid::MODE).unwrap();
     }
