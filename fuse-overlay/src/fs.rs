@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
@@ -153,13 +153,10 @@ impl OverlayFs {
 
     /// The directory holding `node` in its top layer and its name there
     /// (`.` for the root), for the *at and l*xattr calls.
-    fn parent_and_name(&self, node: &Node) -> io::Result<(OwnedFd, CString)> {
+    fn parent_and_name(&self, node: &Node) -> io::Result<(Arc<OwnedFd>, CString)> {
         let place = self.ov.place(node)?;
-        let layer = &self.ov.layers[place.top()];
-        match place.name {
-            Some(name) => Ok((layer.dir(&place.parent)?, name)),
-            None => Ok((layer.dir(&PathBuf::new())?, c".".to_owned())),
-        }
+        let dir = self.ov.layer_dir(place.top(), place.parent_ino, &place.parent)?;
+        Ok((dir, place.name.unwrap_or_else(|| c".".to_owned())))
     }
 
     /// Runs `f` with the path the l*xattr calls take for `ino`, copied up
@@ -665,6 +662,7 @@ mod forget_tests {
     use crate::inode::ROOT;
     use crate::mount::{open_overlay, Config};
     use std::os::unix::fs::MetadataExt;
+    use std::path::PathBuf;
 
     struct Layers(PathBuf);
 
