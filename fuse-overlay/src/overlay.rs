@@ -562,9 +562,12 @@ impl Overlay {
 
     // ---- changes ---------------------------------------------------------
 
-    /// Creates a new entry `name` in `parent`: `make` prepares it in the
-    /// work directory, it gets the caller's owner and `mode`, then it is
-    /// renamed into place and any whiteout of the name removed.
+    /// Creates a new entry `name` in `parent` with the caller's owner and
+    /// `mode`; `make` makes it in the directory and under the name it is
+    /// given. An entry with nothing to hide and no owner to give is made in
+    /// place, as the kernel overlay does (no lookup sees it before the tree
+    /// lock is released); any other is prepared in the work directory and
+    /// renamed into place complete, and any whiteout of the name removed.
     pub fn create_entry(
         &self,
         parent: u64,
@@ -577,14 +580,22 @@ impl Overlay {
         let _t = write(&self.tree);
         let (dir, dst) = self.claim_name(parent, name)?;
         let parent_st = stat_fd(dst.as_fd())?;
-        let parent_owner = dir.state().owner;
+        let in_place = owner == self.own_ids
+            && parent_st.st_mode & libc::S_ISGID == 0
+            && !matches!(mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK)
+            && stat_at(dst.as_fd(), &whiteout_name(name)).is_err();
         let tmp = self.tmp_name();
-        let file = make(work, &tmp)?;
-        let kept = match self.place_new_entry(work, &tmp, &dst, name, owner, mode, &parent_st, parent_owner) {
+        let (at, at_name) = if in_place { (dst.as_fd(), name) } else { (work, tmp.as_c_str()) };
+        let file = make(at, at_name)?;
+        let placed = match in_place {
+            true => stat_at(at, at_name).and_then(|st| set_mode(at, at_name, &st, mode & 0o7777)).map(|()| None),
+            false => self.place_new_entry(work, &tmp, &dst, name, owner, mode, &parent_st, dir.state().owner),
+        };
+        let kept = match placed {
             Ok(kept) => kept,
             Err(e) => {
-                let _ = rustix::fs::unlinkat(work, &tmp, AtFlags::empty())
-                    .or_else(|_| rustix::fs::unlinkat(work, &tmp, AtFlags::REMOVEDIR));
+                let _ = rustix::fs::unlinkat(at, at_name, AtFlags::empty())
+                    .or_else(|_| rustix::fs::unlinkat(at, at_name, AtFlags::REMOVEDIR));
                 return Err(e);
             }
         };
@@ -597,21 +608,23 @@ impl Overlay {
     /// Checks that `name` is free in directory `parent` and may be made,
     /// and makes the directory exist in the upper layer: the directory node
     /// and its upper descriptor. The caller holds `tree` for writing.
-    fn claim_name(&self, parent: u64, name: &CStr) -> io::Result<(Arc<Node>, OwnedFd)> {
+    fn claim_name(&self, parent: u64, name: &CStr) -> io::Result<(Arc<Node>, Arc<OwnedFd>)> {
         if is_reserved(name.to_bytes()) {
             return Err(errno(libc::EPERM));
         }
-        let upper = self.upper()?;
+        self.upper()?;
         let dir = self.inodes.get(parent)?;
         let (path, layers) = self.dir_place(&dir)?;
-        if self.find(&path, &layers, name)?.is_some() {
+        if self.find_in(&LayerDirs::new(self, Some(parent), &path, &layers), name)?.is_some() {
             return Err(errno(libc::EEXIST));
         }
         self.copy_up_dirs(&dir)?;
-        let dst = upper.dir(&path)?;
+        let dst = self.layer_dir(0, parent, &path)?;
         Ok((dir, dst))
     }
 
+    /// Gives the entry `tmp` made in the work directory its owner and mode
+    /// and renames it to `name` in `dst`, over a whiteout of the name.
     #[allow(clippy::too_many_arguments)]
     fn place_new_entry(
         &self,
@@ -631,13 +644,8 @@ impl Overlay {
         let setgid_parent = parent_st.st_mode & libc::S_ISGID != 0;
         let gid = if setgid_parent { parent_owner.map_or(parent_st.st_gid, |o| o.1) } else { gid };
         let owner_kept = self.give_owner(work, tmp, kind, (uid, gid), true)?;
-        if kind != libc::S_IFLNK {
-            let mut perm = mode & 0o7777;
-            if setgid_parent && kind == libc::S_IFDIR {
-                perm |= libc::S_ISGID;
-            }
-            rustix::fs::chmodat(work, tmp, Mode::from_raw_mode(perm), AtFlags::empty())?;
-        }
+        let setgid = if setgid_parent && kind == libc::S_IFDIR { libc::S_ISGID } else { 0 };
+        set_mode(work, tmp, &st, mode & 0o7777 | setgid)?;
         let whiteout = whiteout_name(name);
         let replaces_whiteout = stat_at(dst.as_fd(), &whiteout).is_ok();
         if kind == libc::S_IFDIR && replaces_whiteout {
@@ -688,11 +696,12 @@ impl Overlay {
         if is_reserved(name.to_bytes()) {
             return Err(errno(libc::ENOENT));
         }
-        let upper = self.upper()?;
+        self.upper()?;
         let _t = write(&self.tree);
         let dir = self.inodes.get(parent)?;
         let (path, layers) = self.dir_place(&dir)?;
-        let f = self.find(&path, &layers, name)?.ok_or_else(|| errno(libc::ENOENT))?;
+        let f = self.find_in(&LayerDirs::new(self, Some(parent), &path, &layers), name)?;
+        let f = f.ok_or_else(|| errno(libc::ENOENT))?;
         match (want_dir, is_dir(&f.st)) {
             (true, false) => return Err(errno(libc::ENOTDIR)),
             (false, true) => return Err(errno(libc::EISDIR)),
@@ -704,7 +713,7 @@ impl Overlay {
         let in_upper = self.has_upper && f.layers[0] == 0;
         let lower = !in_upper || self.lower_has(&path, &layers, name)?;
         self.copy_up_dirs(&dir)?;
-        let dst = upper.dir(&path)?;
+        let dst = self.layer_dir(0, parent, &path)?;
         // The whiteout first: until the upper entry is gone it changes nothing.
         if lower {
             make_marker(dst.as_fd(), &whiteout_name(name))?;
@@ -742,7 +751,7 @@ impl Overlay {
             return Err(errno(libc::EPERM));
         }
         let exchange = flags & libc::RENAME_EXCHANGE != 0;
-        let upper = self.upper()?;
+        self.upper()?;
         // What moves must be in the upper layer first, whole.
         let (src, _) = self.lookup(old_parent, old)?;
         self.copy_up_tree(&src)?;
@@ -754,8 +763,9 @@ impl Overlay {
         let (old_dir, new_dir) = (self.inodes.get(old_parent)?, self.inodes.get(new_parent)?);
         let (old_path, old_layers) = self.dir_place(&old_dir)?;
         let (new_path, new_layers) = self.dir_place(&new_dir)?;
-        let s = self.find(&old_path, &old_layers, old)?.ok_or_else(|| errno(libc::ENOENT))?;
-        let d = self.find(&new_path, &new_layers, new)?;
+        let s = self.find_in(&LayerDirs::new(self, Some(old_parent), &old_path, &old_layers), old)?;
+        let s = s.ok_or_else(|| errno(libc::ENOENT))?;
+        let d = self.find_in(&LayerDirs::new(self, Some(new_parent), &new_path, &new_layers), new)?;
         if s.layers[0] != 0 {
             return Err(errno(libc::EAGAIN)); // changed while it was copied up
         }
@@ -779,7 +789,7 @@ impl Overlay {
             return Ok(()); // two names of one file: rename(2) does nothing
         }
         self.copy_up_dirs(&new_dir)?;
-        let (src_dir, dst_dir) = (upper.dir(&old_path)?, upper.dir(&new_path)?);
+        let (src_dir, dst_dir) = (self.layer_dir(0, old_parent, &old_path)?, self.layer_dir(0, new_parent, &new_path)?);
         // Prepared so that each step leaves a consistent tree: the moving
         // directory hides what lower layers hold at its new name, the old
         // name is whited out before the entry leaves it.
@@ -914,6 +924,17 @@ fn prepare_copy(
 }
 
 /// An empty marker file (a whiteout or the opaque marker) in `dir`.
+/// Gives the entry `name` (whose stat is `st`) in `dir` the permissions
+/// `perm`: new entries are made private, and the process umask must not
+/// trim what the caller asked for. A symlink has none to give (and chmod
+/// would follow it).
+fn set_mode(dir: BorrowedFd<'_>, name: &CStr, st: &libc::stat64, perm: u32) -> io::Result<()> {
+    if st.st_mode & libc::S_IFMT == libc::S_IFLNK || st.st_mode & 0o7777 == perm {
+        return Ok(());
+    }
+    Ok(rustix::fs::chmodat(dir, name, Mode::from_raw_mode(perm), AtFlags::empty())?)
+}
+
 fn make_marker(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     match rustix::fs::openat(
         dir,

@@ -11,7 +11,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use std::ffi::CString;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -37,6 +37,9 @@ fn main() {
             reads_return_the_layer_bytes_at_any_offset_and_size,
         ),
         Trial::test("owners_persist_across_remounts", move || owners_persist_across_remounts(subids)),
+        Trial::test("new_entries_get_their_mode_and_a_setgid_parents_group", move || {
+            new_entries_get_their_mode_and_a_setgid_parents_group(subids)
+        }),
         Trial::test("full_disk_during_copy_up_shows_no_half_file", full_disk_during_copy_up_shows_no_half_file),
         Trial::test("bad_directories_are_clear_errors", bad_directories_are_clear_errors),
         Trial::test("the_binary_mounts_like_fuse_overlayfs", the_binary_mounts_like_fuse_overlayfs),
@@ -561,6 +564,42 @@ fn reads_return_the_layer_bytes_at_any_offset_and_size() -> R {
         got.extend_from_slice(&buf[..n]);
     }
     check!(got == data, "O_DIRECT reads of 1 MiB: {} bytes, {} expected", got.len(), data.len());
+    Ok(())
+}
+
+fn new_entries_get_their_mode_and_a_setgid_parents_group(subids: bool) -> R {
+    let o = Overlay::new("modes", 1);
+    write(o.lower(0).join("sg/old"), "o");
+    write(o.lower(0).join("gone"), "g");
+    // The image's group of the setgid directory: a real one with
+    // subordinate ids, one kept in the owner xattr without.
+    match subids {
+        true => std::os::unix::fs::chown(o.lower(0).join("sg"), None, Some(1000))?,
+        false => xattr::set(o.lower(0).join("sg"), "user.hutch.owner", b"0:7")?,
+    }
+    fs::set_permissions(o.lower(0).join("sg"), fs::Permissions::from_mode(0o2775))?;
+    let o = o.mount();
+    fs::remove_file(o.m("gone"))?;
+    fs::OpenOptions::new().write(true).create_new(true).mode(0o640).open(o.m("file"))?;
+    fs::OpenOptions::new().write(true).create_new(true).mode(0o604).open(o.m("gone"))?;
+    fs::DirBuilder::new().mode(0o750).create(o.m("dir"))?;
+    nix::unistd::mkfifo(&o.m("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o604))?;
+    std::os::unix::fs::symlink("file", o.m("link"))?;
+    // "gone" is made over its whiteout, the others where they belong.
+    for (name, mode) in [("file", 0o640), ("gone", 0o604), ("dir", 0o750), ("fifo", 0o604)] {
+        let (shown, kept) = (fs::metadata(o.m(name))?.mode(), fs::metadata(o.upper().join(name))?.mode());
+        check!(shown & 0o7777 == mode && kept & 0o7777 == mode, "{name}: mode {mode:o} asked, {shown:o} shown");
+    }
+    check!(fs::read_link(o.m("link"))?.to_str() == Some("file"), "a new symlink");
+    fs::write(o.m("sg/new"), "n")?;
+    fs::create_dir(o.m("sg/sub"))?;
+    let group = if subids { 1000 } else { 0 };
+    check!(fs::metadata(o.m("sg/new"))?.gid() == group, "a setgid directory's group goes to new files");
+    check!(fs::metadata(o.m("sg/sub"))?.mode() & libc::S_ISGID != 0, "and its setgid bit to new directories");
+    if !subids {
+        let kept = xattr::get(o.upper().join("sg/new"), "user.hutch.owner")?;
+        check!(kept.as_deref() == Some(&b"0:7"[..]), "the unmappable group is kept in the owner xattr");
+    }
     Ok(())
 }
 
