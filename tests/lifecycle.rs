@@ -361,6 +361,17 @@ fn commit_makes_an_image_of_the_containers_changes_deletions_included() {
     // The base image is untouched.
     assert_eq!(env.ok(&["run", "--rm", "local/box:1", "cat", "/etc/group"]), "root:x:0:\napp:x:1000:\n");
 
+    // A running container's writes to a file it still holds open (still in
+    // the kernel's write cache) go into the image too.
+    // (No process may close a descriptor of the file: every close writes
+    // the cache out.)
+    let script = "exec >/open; printf '%100000s' unclosed; exec sleep 1000";
+    env.ok(&["run", "-d", "--name", "busy", "local/box:1", "sh", "-c", script]);
+    eventually("the container wrote", || env.ok(&["exec", "busy", "stat", "-c", "%s", "/open"]) == "100000\n");
+    env.ok(&["commit", "busy", "local/box:4"]);
+    assert_eq!(env.ok(&["run", "--rm", "local/box:4", "stat", "-c", "%s", "/open"]), "100000\n");
+    env.ok(&["rm", "-f", "busy"]);
+
     let rootfs = busybox_rootfs().to_str().unwrap();
     env.ok(&["run", "--name", "plain", "--rootfs", rootfs, "true"]);
     assert!(fails(&env, &["commit", "plain", "local/x"]).contains("not an image"));

@@ -45,6 +45,9 @@ pub struct OverlayFs {
     /// How long the kernel may trust entries and attributes: every change
     /// goes through this mount, so this can be long.
     timeout: Duration,
+    /// The kernel caches writes and sends them in large pieces (see
+    /// `layer_flags`).
+    writeback: bool,
     uids: IdMap,
     gids: IdMap,
 }
@@ -71,7 +74,7 @@ impl IdMap {
 }
 
 impl OverlayFs {
-    pub fn new(ov: Overlay, timeout: Duration) -> OverlayFs {
+    pub fn new(ov: Overlay, timeout: Duration, writeback: bool) -> OverlayFs {
         OverlayFs {
             uids: IdMap::read("/proc/self/uid_map"),
             gids: IdMap::read("/proc/self/gid_map"),
@@ -80,6 +83,7 @@ impl OverlayFs {
             dirs: RwLock::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             timeout,
+            writeback,
         }
     }
 
@@ -88,10 +92,21 @@ impl OverlayFs {
     }
 
     /// The flags a layer file is opened with for a container's `flags`:
-    /// the access mode, O_APPEND, the sync flags and `more`.
-    fn layer_flags(flags: i32, more: i32) -> OFlags {
+    /// the access mode, O_APPEND, the sync flags and `more`. With the
+    /// writeback cache the kernel reads partly written pages through any
+    /// handle and places appends itself: a write-only file is opened for
+    /// reading too, and without O_APPEND (which would make every write an
+    /// append, whatever its offset).
+    fn layer_flags(&self, flags: i32, more: i32) -> OFlags {
         let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_SYNC | libc::O_DSYNC | more;
-        OFlags::from_bits_retain((flags & keep) as u32)
+        let mut flags = flags & keep;
+        if self.writeback {
+            flags &= !libc::O_APPEND;
+            if flags & libc::O_ACCMODE == libc::O_WRONLY {
+                flags = (flags & !libc::O_ACCMODE) | libc::O_RDWR;
+            }
+        }
+        OFlags::from_bits_retain(flags as u32)
     }
 
     pub fn open_files(&self) -> Arc<OpenFiles> {
@@ -222,7 +237,8 @@ impl FileSystem for OverlayFs {
             | FsOptions::DO_READDIRPLUS
             | FsOptions::READDIRPLUS_AUTO
             | FsOptions::ATOMIC_O_TRUNC
-            | FsOptions::CACHE_SYMLINKS)
+            | FsOptions::CACHE_SYMLINKS
+            | if self.writeback { FsOptions::WRITEBACK_CACHE } else { FsOptions::empty() })
     }
 
     fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
@@ -267,7 +283,7 @@ impl FileSystem for OverlayFs {
         valid: SetattrValid,
     ) -> io::Result<(stat64, Duration)> {
         let node = self.node(ino)?;
-        let truncating_to_zero = valid == SetattrValid::SIZE && attr.st_size == 0;
+        let truncating_to_zero = valid.contains(SetattrValid::SIZE) && attr.st_size == 0;
         self.ov.copy_up(&node, !truncating_to_zero)?;
         let _t = read(&self.ov.tree);
         let (dir, name) = self.parent_and_name(&node)?;
@@ -404,8 +420,16 @@ impl FileSystem for OverlayFs {
         }
         let _t = read(&self.ov.tree);
         let place = self.ov.place(&node)?;
-        let oflags = Self::layer_flags(flags, libc::O_TRUNC | libc::O_NOATIME);
-        let fd = self.ov.open_place(&place, oflags)?;
+        let oflags = self.layer_flags(flags, libc::O_TRUNC | libc::O_NOATIME);
+        let fd = match self.ov.open_place(&place, oflags) {
+            // A file only its owner may write, and this server may not
+            // override that: as asked, then (a partial-page write through
+            // it fails, as it would on an NFS upper).
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) && flags & libc::O_ACCMODE == libc::O_WRONLY => {
+                self.ov.open_place(&place, (oflags - OFlags::RDWR) | OFlags::WRONLY)?
+            }
+            opened => opened?,
+        };
         // Layer files change only through this mount: the page cache stays valid.
         Ok((Some(self.add_file(fd)), OpenOptions::KEEP_CACHE, None))
     }
@@ -417,7 +441,7 @@ impl FileSystem for OverlayFs {
         name: &CStr,
         args: CreateIn,
     ) -> io::Result<(Entry, Option<u64>, OpenOptions, Option<u32>)> {
-        let oflags = Self::layer_flags(args.flags as i32, 0) | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+        let oflags = self.layer_flags(args.flags as i32, 0) | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
         let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr| {
             Ok(Some(rustix::fs::openat(work, tmp, oflags, Mode::from_raw_mode(0o600))?))
         };
@@ -681,7 +705,7 @@ mod forget_tests {
         fn fs(&self) -> OverlayFs {
             let p = |d: &str| self.0.join(d);
             let config = Config::new(vec![p("lower")], Some(p("upper")), Some(p("work")));
-            OverlayFs::new(open_overlay(&config).unwrap().0, Duration::from_secs(1))
+            OverlayFs::new(open_overlay(&config).unwrap().0, Duration::from_secs(1), true)
         }
     }
 

@@ -46,11 +46,24 @@ pub struct Config {
     /// Let every user of the mount's namespace in (needed when the container
     /// runs as ids other than the mounting one).
     pub allow_other: bool,
+    /// Let the kernel cache writes and send them in large pieces, as
+    /// fuse-overlayfs does by default. Written data reaches the upper layer
+    /// when the file is closed or synced, or the kernel writes it back;
+    /// `syncfs` on the mount writes it all.
+    pub writeback: bool,
 }
 
 impl Config {
     pub fn new(lowerdirs: Vec<PathBuf>, upperdir: Option<PathBuf>, workdir: Option<PathBuf>) -> Config {
-        Config { lowerdirs, upperdir, workdir, threads: 4, timeout: Duration::from_secs(1000), allow_other: true }
+        Config {
+            lowerdirs,
+            upperdir,
+            workdir,
+            threads: 4,
+            timeout: Duration::from_secs(1000),
+            allow_other: true,
+            writeback: true,
+        }
     }
 
     /// Reads the options fuse-overlayfs takes; ones that only tune
@@ -69,6 +82,7 @@ impl Config {
                     c.timeout = Duration::from_secs_f64(secs.max(0.0));
                 }
                 Some(("threads", v)) => c.threads = v.parse().map_err(|_| Error::BadValue(opt.clone()))?,
+                Some(("writeback", v)) => c.writeback = v.parse::<u8>().map_err(|_| Error::BadValue(opt.clone()))? != 0,
                 _ => ignored.push(opt.clone()),
             }
         }
@@ -93,7 +107,7 @@ impl Mount {
             FuseSession::new(mountpoint, "fuse-overlay", "", false).map_err(|e| mount_err(e.to_string()))?;
         session.set_allow_other(config.allow_other);
         session.mount().map_err(|e| mount_err(e.to_string()))?;
-        let fs = OverlayFs::new(overlay, config.timeout);
+        let fs = OverlayFs::new(overlay, config.timeout, config.writeback);
         let files = fs.open_files();
         let server = Arc::new(Server::new(fs));
         let mut threads = Vec::new();

@@ -32,6 +32,7 @@ fn main() {
         Trial::test("special_files_xattrs_and_statfs", special_files_xattrs_and_statfs),
         Trial::test("device_nodes_are_kept_as_placeholders", device_nodes_are_kept_as_placeholders),
         Trial::test("data_paths_append_truncate_sparse_mmap", data_paths_append_truncate_sparse_mmap),
+        Trial::test("cached_writes_land_where_they_were_written", cached_writes_land_where_they_were_written),
         Trial::test(
             "reads_return_the_layer_bytes_at_any_offset_and_size",
             reads_return_the_layer_bytes_at_any_offset_and_size,
@@ -475,6 +476,40 @@ fn device_nodes_are_kept_as_placeholders() -> R {
     check!(r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM), "mknod: EPERM");
     fs::remove_file(o.m("null"))?;
     check!(!o.m("null").exists() && o.upper().join(".wh.null").exists(), "removed like any file");
+    Ok(())
+}
+
+/// The kernel caches writes (the writeback cache) and sends them later,
+/// through any open handle of the file, in whole pages.
+fn cached_writes_land_where_they_were_written() -> R {
+    let o = Overlay::new("cached", 1);
+    let lower: String = (0..8192u32).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    write(o.lower(0).join("pages"), &lower);
+    write(o.lower(0).join("digits"), "0123456789");
+    let o = o.mount();
+    // Into the middle of a page through a write-only descriptor: the kernel
+    // reads the rest of the page through that descriptor.
+    fs::OpenOptions::new().write(true).open(o.m("pages"))?.write_all_at(b"XYZ", 4100)?;
+    let mut expected = lower.into_bytes();
+    expected[4100..4103].copy_from_slice(b"XYZ");
+    check!(fs::read(o.upper().join("pages"))? == expected, "a partial page written through a write-only descriptor");
+    // Written back through the newest handle, here an O_APPEND one: each
+    // byte still lands at the offset it was written at.
+    let plain = fs::OpenOptions::new().write(true).open(o.m("digits"))?;
+    let mut appending = fs::OpenOptions::new().append(true).open(o.m("digits"))?;
+    plain.write_all_at(b"ZZ", 0)?;
+    appending.write_all(b"!")?;
+    drop((plain, appending));
+    let digits = read(o.upper().join("digits"));
+    check!(digits == "ZZ23456789!", "writes at an offset and appends, written back together: {digits:?}");
+    // Data of a file still open for writing reaches the layer when another
+    // descriptor, a read-only one, is fsynced (`commit` of a running
+    // container relies on it).
+    let mut open = fs::File::create(o.m("open"))?;
+    open.write_all(&[b'c'; 100_000])?;
+    fs::File::open(o.m("open"))?.sync_all()?;
+    check!(fs::read(o.upper().join("open"))? == [b'c'; 100_000], "fsync writes cached data into the upper layer");
+    drop(open);
     Ok(())
 }
 

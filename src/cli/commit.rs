@@ -8,6 +8,7 @@ use crate::image::commit::{commit as commit_image, CommitInfo};
 use crate::image::config::RunDefaults;
 use crate::image::tree_tar::TreeWriter;
 use crate::image::{ImageRecord, ImageRef, Store};
+use crate::runtime::inside::{self, Root};
 use clap::Args;
 use serde_json::{json, Map, Value};
 use std::io::{BufWriter, Write};
@@ -56,6 +57,10 @@ pub fn commit(args: CommitArgs, root: &Path) -> Result<i32, Error> {
         config,
     };
     let (_runtime, plan) = runtime_and_userns()?;
+    let state = container.state();
+    if let (Some(_), Some(pid)) = (state.live_monitor(), state.pid) {
+        flush_running(pid, &plan)?;
+    }
     let upper = match crate::storage::from_spec(&container.spec()?)? {
         Some(layered) => layered.upper(),
         None => return Err(Error::Other(format!("container {}: its spec names no layers", container.record.name))),
@@ -73,6 +78,14 @@ pub fn commit(args: CommitArgs, root: &Path) -> Result<i32, Error> {
     })?;
     println!("{}", image.id);
     Ok(0)
+}
+
+/// Writes what the running container `pid` has cached in the kernel into
+/// its writable layer, from a helper inside its namespaces.
+fn flush_running(pid: i32, plan: &crate::userns::UsernsPlan) -> Result<(), Error> {
+    let work = || crate::storage::flush_open_files().map_err(|e| e.to_string());
+    let helper = inside::spawn(Root::Running(pid), plan, work)?;
+    helper.wait().map_err(|why| Error::Other(format!("writing the container's cached writes out: {why}")))
 }
 
 fn tagged_name(name: &str) -> Result<String, Error> {

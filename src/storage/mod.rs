@@ -124,6 +124,49 @@ pub fn unmount_spec_root(spec: &Spec) -> Result<(), Error> {
     root.driver.unmount(&spec_root(spec))
 }
 
+/// Writes what the processes of a running container have written into its
+/// writable layer on disk; the caller has joined the container's
+/// namespaces, so `/proc` is the container's and lists only its processes. The FUSE overlay lets the kernel cache writes
+/// (as fuse-overlayfs does) until a file is closed or synced, and `commit`
+/// reads the layer itself. Closed files are written already, so each
+/// regular file open for writing is fsynced (syncfs would start the
+/// writeback but, on FUSE, not wait for it). From inside the container's
+/// user namespace only: FUSE refuses every process outside it.
+pub fn flush_open_files() -> Result<(), Error> {
+    let proc_path = |rest: String| PathBuf::from(format!("/proc/{rest}"));
+    let procs = std::fs::read_dir("/proc").map_err(io_err("read", Path::new("/proc")))?;
+    for proc in procs.flatten() {
+        let Some(p) = proc.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        // A process that ended meanwhile has closed (and written) its files.
+        let Ok(fds) = std::fs::read_dir(proc_path(format!("{p}/fdinfo"))) else { continue };
+        for fd in fds.flatten() {
+            let fd = fd.file_name().to_string_lossy().into_owned();
+            let writable = std::fs::read_to_string(proc_path(format!("{p}/fdinfo/{fd}")))
+                .ok()
+                .and_then(|info| open_flags(&info))
+                .is_some_and(|flags| flags & libc::O_ACCMODE != libc::O_RDONLY);
+            let file = proc_path(format!("{p}/fd/{fd}"));
+            if writable && std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
+                // Closed since it was listed: then it is written already.
+                if let Ok(f) = std::fs::File::open(&file) {
+                    f.sync_all().map_err(io_err("fsync", &file))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io { op, path: path.to_path_buf(), source }
+}
+
+/// The open flags in a `/proc/PID/fdinfo/FD` text (octal).
+fn open_flags(fdinfo: &str) -> Option<i32> {
+    let value = fdinfo.lines().find_map(|l| l.strip_prefix("flags:"))?;
+    i32::from_str_radix(value.trim(), 8).ok()
+}
+
 fn spec_root(spec: &Spec) -> PathBuf {
     spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default()
 }
