@@ -48,8 +48,8 @@ pub struct Config {
     pub allow_other: bool,
     /// Let the kernel cache writes and send them in large pieces, as
     /// fuse-overlayfs does by default. Written data reaches the upper layer
-    /// when the file is closed or synced, or the kernel writes it back;
-    /// `syncfs` on the mount writes it all.
+    /// when the file is closed or fsynced (through any descriptor), or when
+    /// the kernel writes it back; syncfs does not wait for it on FUSE.
     pub writeback: bool,
 }
 

@@ -11,6 +11,7 @@ mod fuse;
 
 use oci_spec::runtime::Spec;
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The driver containers get unless they name another.
@@ -125,15 +126,16 @@ pub fn unmount_spec_root(spec: &Spec) -> Result<(), Error> {
 }
 
 /// Writes what the processes of a running container have written into its
-/// writable layer on disk; the caller has joined the container's
-/// namespaces, so `/proc` is the container's and lists only its processes. The FUSE overlay lets the kernel cache writes
-/// (as fuse-overlayfs does) until a file is closed or synced, and `commit`
-/// reads the layer itself. Closed files are written already, so each
-/// regular file open for writing is fsynced (syncfs would start the
-/// writeback but, on FUSE, not wait for it). From inside the container's
-/// user namespace only: FUSE refuses every process outside it.
+/// writable layer on disk, for `commit`, which reads the layer itself. The
+/// FUSE overlay lets the kernel cache writes (as fuse-overlayfs does) until
+/// a file is closed or fsynced; syncfs would start the writeback but, on
+/// FUSE, not wait for it. So each regular file of the root filesystem that
+/// a process holds open for writing is fsynced. The caller has joined the
+/// container's namespaces: `/proc` lists only its processes, `/` is its
+/// root, and FUSE serves only processes of its user namespace.
 pub fn flush_open_files() -> Result<(), Error> {
     let proc_path = |rest: String| PathBuf::from(format!("/proc/{rest}"));
+    let root_dev = std::fs::metadata("/").map_err(io_err("stat", Path::new("/")))?.dev();
     let procs = std::fs::read_dir("/proc").map_err(io_err("read", Path::new("/proc")))?;
     for proc in procs.flatten() {
         let Some(p) = proc.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
@@ -146,7 +148,9 @@ pub fn flush_open_files() -> Result<(), Error> {
                 .and_then(|info| open_flags(&info))
                 .is_some_and(|flags| flags & libc::O_ACCMODE != libc::O_RDONLY);
             let file = proc_path(format!("{p}/fd/{fd}"));
-            if writable && std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
+            // Only the root's files: volumes are not committed, and a file
+            // of a FUSE mount the container made could make fsync hang.
+            if writable && std::fs::metadata(&file).is_ok_and(|m| m.is_file() && m.dev() == root_dev) {
                 // Closed since it was listed: then it is written already.
                 if let Ok(f) = std::fs::File::open(&file) {
                     f.sync_all().map_err(io_err("fsync", &file))?;
