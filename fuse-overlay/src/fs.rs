@@ -27,6 +27,12 @@ struct DirHandle {
     items: Mutex<Option<Vec<Item>>>,
 }
 
+/// Where a SETATTR applies.
+enum Target {
+    Named(Arc<OwnedFd>, CString),
+    Open(Arc<OwnedFd>),
+}
+
 /// Open files by handle; shared with the threads' splice repliers.
 #[derive(Default)]
 pub struct OpenFiles(RwLock<HashMap<u64, Arc<OwnedFd>>>);
@@ -174,6 +180,24 @@ impl OverlayFs {
         Ok((dir, place.name.unwrap_or_else(|| c".".to_owned())))
     }
 
+    /// What a SETATTR changes: the file by its name, or, when no name leads
+    /// to it any more (unlinked while open: the kernel still writes back
+    /// its times and data), by the handle it came with, if that is the
+    /// upper copy (a handle opened before a copy-up is the lower file).
+    fn setattr_target(&self, node: &Node, handle_fd: Option<&Arc<OwnedFd>>) -> io::Result<Target> {
+        match self.parent_and_name(node) {
+            Ok((dir, name)) => Ok(Target::Named(dir, name)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && self.ov.in_upper(node) => {
+                let upper_dev = self.ov.upper()?.dev;
+                match handle_fd {
+                    Some(fd) if stat_fd(fd.as_fd())?.st_dev == upper_dev => Ok(Target::Open(fd.clone())),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Runs `f` with the path the l*xattr calls take for `ino`, copied up
     /// first when `f` changes it.
     fn with_xattr_path<T>(&self, ino: u64, change: bool, f: impl FnOnce(&Path) -> io::Result<T>) -> io::Result<T> {
@@ -286,30 +310,31 @@ impl FileSystem for OverlayFs {
         let truncating_to_zero = valid.contains(SetattrValid::SIZE) && attr.st_size == 0;
         self.ov.copy_up(&node, !truncating_to_zero)?;
         let _t = read(&self.ov.tree);
-        let (dir, name) = self.parent_and_name(&node)?;
+        let handle_fd = handle.and_then(|h| self.file(h).ok());
+        let target = self.setattr_target(&node, handle_fd.as_ref())?;
         let link = node.kind == libc::S_IFLNK;
         if valid.contains(SetattrValid::MODE) && !link {
-            rustix::fs::chmodat(&dir, &name, Mode::from_raw_mode(attr.st_mode & 0o7777), AtFlags::empty())?;
+            let mode = Mode::from_raw_mode(attr.st_mode & 0o7777);
+            match &target {
+                Target::Named(dir, name) => rustix::fs::chmodat(dir, name, mode, AtFlags::empty())?,
+                Target::Open(fd) => rustix::fs::fchmod(fd, mode)?,
+            }
         }
         if valid.intersects(SetattrValid::UID | SetattrValid::GID) {
+            let Target::Named(dir, name) = &target else { return Err(errno(libc::ENOENT)) };
             let now = self.present(&node, self.ov.stat(&node)?);
             let uid = if valid.contains(SetattrValid::UID) { attr.st_uid } else { now.st_uid };
             let gid = if valid.contains(SetattrValid::GID) { attr.st_gid } else { now.st_gid };
-            let kept = self.ov.give_owner(dir.as_fd(), &name, node.kind, (uid, gid), false)?;
+            let kept = self.ov.give_owner(dir.as_fd(), name, node.kind, (uid, gid), false)?;
             node.state().owner = kept;
         }
         if valid.contains(SetattrValid::SIZE) {
             let size = attr.st_size as u64;
-            match handle.and_then(|h| self.file(h).ok()) {
-                Some(fd) => rustix::fs::ftruncate(fd.as_fd(), size)?,
-                None => {
-                    let f = rustix::fs::openat(
-                        &dir,
-                        &name,
-                        OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )?;
-                    rustix::fs::ftruncate(&f, size)?
+            match (&handle_fd, &target) {
+                (Some(fd), _) | (None, Target::Open(fd)) => rustix::fs::ftruncate(fd, size)?,
+                (None, Target::Named(dir, name)) => {
+                    let flags = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                    rustix::fs::ftruncate(rustix::fs::openat(dir, name, flags, Mode::empty())?, size)?
                 }
             }
         }
@@ -328,9 +353,15 @@ impl FileSystem for OverlayFs {
                     valid.contains(SetattrValid::MTIME_NOW),
                 ),
             };
-            rustix::fs::utimensat(&dir, &name, &times, AtFlags::SYMLINK_NOFOLLOW)?;
+            match &target {
+                Target::Named(dir, name) => rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)?,
+                Target::Open(fd) => rustix::fs::futimens(fd, &times)?,
+            }
         }
-        let st = self.ov.stat(&node)?;
+        let st = match &target {
+            Target::Named(..) => self.ov.stat(&node)?,
+            Target::Open(fd) => stat_fd(fd.as_fd())?,
+        };
         Ok((self.present(&node, st), self.timeout))
     }
 

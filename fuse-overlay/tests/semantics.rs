@@ -33,6 +33,7 @@ fn main() {
         Trial::test("device_nodes_are_kept_as_placeholders", device_nodes_are_kept_as_placeholders),
         Trial::test("data_paths_append_truncate_sparse_mmap", data_paths_append_truncate_sparse_mmap),
         Trial::test("cached_writes_land_where_they_were_written", cached_writes_land_where_they_were_written),
+        Trial::test("open_files_outlive_their_names", open_files_outlive_their_names),
         Trial::test(
             "reads_return_the_layer_bytes_at_any_offset_and_size",
             reads_return_the_layer_bytes_at_any_offset_and_size,
@@ -510,6 +511,39 @@ fn cached_writes_land_where_they_were_written() -> R {
     fs::File::open(o.m("open"))?.sync_all()?;
     check!(fs::read(o.upper().join("open"))? == [b'c'; 100_000], "fsync writes cached data into the upper layer");
     drop(open);
+    Ok(())
+}
+
+/// An open file stays readable and writable after its name goes (unlink,
+/// or a rename over it), in whatever layer it was: the kernel opens files
+/// without telling the server, which keeps a descriptor for such files.
+fn open_files_outlive_their_names() -> R {
+    let o = Overlay::new("orphans", 1);
+    write(o.lower(0).join("lower"), "from below");
+    write(o.lower(0).join("target"), "old target");
+    let o = o.mount();
+    fs::write(o.m("upper"), "from above")?;
+    fs::write(o.m("source"), "new target")?;
+    // Opened, never read: the first read after the name is gone asks the server.
+    let lower = fs::File::open(o.m("lower"))?;
+    let upper = fs::OpenOptions::new().read(true).write(true).open(o.m("upper"))?;
+    let replaced = fs::File::open(o.m("target"))?;
+    fs::remove_file(o.m("lower"))?;
+    fs::remove_file(o.m("upper"))?;
+    fs::rename(o.m("source"), o.m("target"))?;
+    let read_all = |mut f: &fs::File| -> std::io::Result<String> {
+        let mut text = String::new();
+        f.read_to_string(&mut text)?;
+        Ok(text)
+    };
+    check!(read_all(&lower)? == "from below", "an unlinked lower file is still read");
+    check!(read_all(&replaced)? == "old target", "a file renamed over is still read");
+    upper.write_all_at(b"FROM", 0)?;
+    upper.sync_all()?;
+    let mut text = [0u8; 10];
+    upper.read_exact_at(&mut text, 0)?;
+    check!(&text == b"FROM above", "an unlinked upper file is still written and synced");
+    check!(read(o.m("target")) == "new target" && !o.m("lower").exists(), "while the names show the changes");
     Ok(())
 }
 
