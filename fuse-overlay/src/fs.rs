@@ -645,7 +645,7 @@ impl FileSystem for OverlayFs {
         let _t = read(&self.ov.tree);
         let (path, layers) = self.ov.dir_place(&*self.node(dir.ino)?)?;
         let items = self.listing(&dir, &path, &layers, offset)?;
-        let dirs = LayerDirs::new(&self.ov, Some(dir.ino), &path, &layers);
+        let dirs = LayerDirs::new(&self.ov, dir.ino, &path, &layers);
         for (i, item) in items.iter().flatten().enumerate().skip(offset as usize) {
             // Gone since the listing was taken: left out.
             let Ok((node, st)) = self.ov.lookup_in(dir.ino, &dirs, &item.name) else { continue };

@@ -87,9 +87,9 @@ pub struct Item {
 /// first needed, and once however many names are looked up in it.
 pub struct LayerDirs<'a> {
     overlay: &'a Overlay,
-    /// The directory's inode, when it is known: its layers' descriptors
-    /// then come from (and stay in) the overlay's cache.
-    ino: Option<u64>,
+    /// The directory's inode: its layers' descriptors come from (and stay
+    /// in) the overlay's cache.
+    ino: u64,
     path: &'a Path,
     layers: &'a [usize],
     /// Per layer: the directory, or None where the layer has none.
@@ -97,7 +97,7 @@ pub struct LayerDirs<'a> {
 }
 
 impl<'a> LayerDirs<'a> {
-    pub fn new(overlay: &'a Overlay, ino: Option<u64>, path: &'a Path, layers: &'a [usize]) -> LayerDirs<'a> {
+    pub fn new(overlay: &'a Overlay, ino: u64, path: &'a Path, layers: &'a [usize]) -> LayerDirs<'a> {
         LayerDirs { overlay, ino, path, layers, fds: layers.iter().map(|_| OnceCell::new()).collect() }
     }
 
@@ -106,11 +106,7 @@ impl<'a> LayerDirs<'a> {
             return Ok(fd.as_ref().map(|f| f.as_fd()));
         }
         let layer = self.layers[i];
-        let opened = match self.ino {
-            Some(ino) => self.overlay.layer_dir(layer, ino, self.path),
-            None => self.overlay.layers[layer].dir(self.path).map(Arc::new),
-        };
-        let opened = match opened {
+        let opened = match self.overlay.layer_dir(layer, self.ino, self.path) {
             Ok(fd) => Some(fd),
             // This layer's directory went away under the mount.
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => None,
@@ -228,9 +224,10 @@ impl Overlay {
         Ok((place.path(), place.layers))
     }
 
-    /// What the layers `layers` of directory `dir` hold under `name`.
-    pub fn find(&self, dir: &Path, layers: &[usize], name: &CStr) -> io::Result<Option<Found>> {
-        self.find_in(&LayerDirs::new(self, None, dir, layers), name)
+    /// What the layers `layers` of directory `dir` (at `path`) hold under
+    /// `name`, the directory's layer descriptors taken from the cache.
+    pub fn find(&self, dir: u64, path: &Path, layers: &[usize], name: &CStr) -> io::Result<Option<Found>> {
+        self.find_in(&LayerDirs::new(self, dir, path, layers), name)
     }
 
     /// What the directory `dirs` holds under `name`, topmost layer first.
@@ -270,9 +267,9 @@ impl Overlay {
     }
 
     /// Whether a layer below the upper one shows something under `name`.
-    fn lower_has(&self, dir: &Path, layers: &[usize], name: &CStr) -> io::Result<bool> {
+    fn lower_has(&self, dir: u64, path: &Path, layers: &[usize], name: &CStr) -> io::Result<bool> {
         let lowers: Vec<usize> = layers.iter().copied().filter(|&l| !(self.has_upper && l == 0)).collect();
-        Ok(self.find(dir, &lowers, name)?.is_some())
+        Ok(self.find(dir, path, &lowers, name)?.is_some())
     }
 
     fn key(&self, f: &Found) -> (u64, u64) {
@@ -308,7 +305,7 @@ impl Overlay {
             let _t = read(&self.tree);
             let dir = self.inodes.get(parent)?;
             let (path, layers) = self.dir_place(&dir)?;
-            self.lookup_in(parent, &LayerDirs::new(self, Some(parent), &path, &layers), name)?
+            self.lookup_in(parent, &LayerDirs::new(self, parent, &path, &layers), name)?
         };
         match st {
             Some(st) => Ok((node, st)),
@@ -615,7 +612,7 @@ impl Overlay {
         self.upper()?;
         let dir = self.inodes.get(parent)?;
         let (path, layers) = self.dir_place(&dir)?;
-        if self.find_in(&LayerDirs::new(self, Some(parent), &path, &layers), name)?.is_some() {
+        if self.find(parent, &path, &layers, name)?.is_some() {
             return Err(errno(libc::EEXIST));
         }
         self.copy_up_dirs(&dir)?;
@@ -700,8 +697,7 @@ impl Overlay {
         let _t = write(&self.tree);
         let dir = self.inodes.get(parent)?;
         let (path, layers) = self.dir_place(&dir)?;
-        let f = self.find_in(&LayerDirs::new(self, Some(parent), &path, &layers), name)?;
-        let f = f.ok_or_else(|| errno(libc::ENOENT))?;
+        let f = self.find(parent, &path, &layers, name)?.ok_or_else(|| errno(libc::ENOENT))?;
         match (want_dir, is_dir(&f.st)) {
             (true, false) => return Err(errno(libc::ENOTDIR)),
             (false, true) => return Err(errno(libc::EISDIR)),
@@ -711,7 +707,7 @@ impl Overlay {
             return Err(errno(libc::ENOTEMPTY));
         }
         let in_upper = self.has_upper && f.layers[0] == 0;
-        let lower = !in_upper || self.lower_has(&path, &layers, name)?;
+        let lower = !in_upper || self.lower_has(parent, &path, &layers, name)?;
         self.copy_up_dirs(&dir)?;
         let dst = self.layer_dir(0, parent, &path)?;
         // The whiteout first: until the upper entry is gone it changes nothing.
@@ -763,9 +759,8 @@ impl Overlay {
         let (old_dir, new_dir) = (self.inodes.get(old_parent)?, self.inodes.get(new_parent)?);
         let (old_path, old_layers) = self.dir_place(&old_dir)?;
         let (new_path, new_layers) = self.dir_place(&new_dir)?;
-        let s = self.find_in(&LayerDirs::new(self, Some(old_parent), &old_path, &old_layers), old)?;
-        let s = s.ok_or_else(|| errno(libc::ENOENT))?;
-        let d = self.find_in(&LayerDirs::new(self, Some(new_parent), &new_path, &new_layers), new)?;
+        let s = self.find(old_parent, &old_path, &old_layers, old)?.ok_or_else(|| errno(libc::ENOENT))?;
+        let d = self.find(new_parent, &new_path, &new_layers, new)?;
         if s.layers[0] != 0 {
             return Err(errno(libc::EAGAIN)); // changed while it was copied up
         }
@@ -801,7 +796,7 @@ impl Overlay {
                 make_marker(layer::open_child_dir(dst_dir.as_fd(), new)?.as_fd(), OPAQUE_MARKER)?;
             }
         } else {
-            if self.lower_has(&old_path, &old_layers, old)? {
+            if self.lower_has(old_parent, &old_path, &old_layers, old)? {
                 make_marker(src_dir.as_fd(), &whiteout_name(old))?;
             }
             if d.as_ref().is_some_and(|d| is_dir(&d.st) && d.layers[0] == 0) {
