@@ -453,9 +453,9 @@ impl FileSystem for OverlayFs {
         let place = self.ov.place(&node)?;
         let oflags = self.layer_flags(flags, libc::O_TRUNC | libc::O_NOATIME);
         let fd = match self.ov.open_place(&place, oflags) {
-            // A file only its owner may write, and this server may not
-            // override that: as asked, then (a partial-page write through
-            // it fails, as it would on an NFS upper).
+            // A write-only file this server may not read (it lacks
+            // CAP_DAC_OVERRIDE): opened as asked; the kernel's partial-page
+            // writes through it then fail.
             Err(e) if e.raw_os_error() == Some(libc::EACCES) && flags & libc::O_ACCMODE == libc::O_WRONLY => {
                 self.ov.open_place(&place, (oflags - OFlags::RDWR) | OFlags::WRONLY)?
             }
