@@ -577,16 +577,23 @@ impl Overlay {
         let _t = write(&self.tree);
         let (dir, dst) = self.claim_name(parent, name)?;
         let parent_st = stat_fd(dst.as_fd())?;
+        let over_whiteout = stat_at(dst.as_fd(), &whiteout_name(name)).is_ok();
         let in_place = owner == self.own_ids
             && parent_st.st_mode & libc::S_ISGID == 0
             && !matches!(mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK)
-            && stat_at(dst.as_fd(), &whiteout_name(name)).is_err();
-        let tmp = self.tmp_name();
-        let (at, at_name) = if in_place { (dst.as_fd(), name) } else { (work, tmp.as_c_str()) };
+            && !over_whiteout;
+        let tmp = (!in_place).then(|| self.tmp_name());
+        let (at, at_name) = match &tmp {
+            Some(tmp) => (work, tmp.as_c_str()),
+            None => (dst.as_fd(), name),
+        };
         let file = make(at, at_name)?;
-        let placed = match in_place {
-            true => stat_at(at, at_name).and_then(|st| set_mode(at, at_name, &st, mode & 0o7777)).map(|()| None),
-            false => self.place_new_entry(work, &tmp, &dst, name, owner, mode, &parent_st, dir.state().owner),
+        let placed = match &tmp {
+            None => stat_at(at, at_name).and_then(|st| set_mode(at, at_name, &st, mode & 0o7777)).map(|()| None),
+            Some(tmp) => {
+                let parent = (&parent_st, dir.state().owner);
+                self.place_new_entry(work, tmp, &dst, name, owner, mode, over_whiteout, parent)
+            }
         };
         let kept = match placed {
             Ok(kept) => kept,
@@ -621,7 +628,8 @@ impl Overlay {
     }
 
     /// Gives the entry `tmp` made in the work directory its owner and mode
-    /// and renames it to `name` in `dst`, over a whiteout of the name.
+    /// and renames it to `name` in `dst`, over the name's whiteout when
+    /// `replaces_whiteout`; the parent's stat and kept owner decide setgid.
     #[allow(clippy::too_many_arguments)]
     fn place_new_entry(
         &self,
@@ -631,8 +639,8 @@ impl Overlay {
         name: &CStr,
         (uid, gid): (u32, u32),
         mode: u32,
-        parent_st: &libc::stat64,
-        parent_owner: Option<(u32, u32)>,
+        replaces_whiteout: bool,
+        (parent_st, parent_owner): (&libc::stat64, Option<(u32, u32)>),
     ) -> io::Result<Option<(u32, u32)>> {
         let st = stat_at(work, tmp)?;
         let kind = st.st_mode & libc::S_IFMT;
@@ -643,8 +651,6 @@ impl Overlay {
         let owner_kept = self.give_owner(work, tmp, kind, (uid, gid), true)?;
         let setgid = if setgid_parent && kind == libc::S_IFDIR { libc::S_ISGID } else { 0 };
         set_mode(work, tmp, &st, mode & 0o7777 | setgid)?;
-        let whiteout = whiteout_name(name);
-        let replaces_whiteout = stat_at(dst.as_fd(), &whiteout).is_ok();
         if kind == libc::S_IFDIR && replaces_whiteout {
             let new_dir =
                 rustix::fs::openat(work, tmp, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW, Mode::empty())?;
