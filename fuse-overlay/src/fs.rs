@@ -3,9 +3,10 @@
 
 use crate::inode::{lock, read, write, Node};
 use crate::layer::{device_value, proc_path, DEVICE_XATTR, OWNER_XATTR};
+use crate::notify::Notifier;
 use crate::overlay::{errno, Item, LayerDirs, Overlay};
-use crate::sys::{stat_fd, statvfs_fd, with_file};
-use fuse_backend_rs::abi::fuse_abi::{stat64, statvfs64, CreateIn};
+use crate::sys::{stat_at, stat_fd, statvfs_fd, with_file};
+use fuse_backend_rs::abi::fuse_abi::{stat64, statvfs64, CreateIn, FOPEN_IN_KILL_SUIDGID, WRITE_KILL_PRIV};
 use fuse_backend_rs::api::filesystem::{
     Context, DirEntry, Entry, FileSystem, FsOptions, GetxattrReply, ListxattrReply, OpenOptions, SetattrValid,
     ZeroCopyReader, ZeroCopyWriter,
@@ -33,6 +34,70 @@ enum Target {
     Open(Arc<OwnedFd>),
 }
 
+impl Target {
+    fn stat(&self) -> io::Result<stat64> {
+        match self {
+            Target::Named(dir, name) => stat_at(dir.as_fd(), name),
+            Target::Open(fd) => stat_fd(fd.as_fd()),
+        }
+    }
+
+    fn chmod(&self, mode: Mode) -> io::Result<()> {
+        match self {
+            Target::Named(dir, name) => rustix::fs::chmodat(dir, name, mode, AtFlags::empty())?,
+            Target::Open(fd) => rustix::fs::fchmod(fd, mode)?,
+        }
+        Ok(())
+    }
+
+    /// Drops what a write, truncate or chown by a process without
+    /// CAP_FSETID drops on a local filesystem: setuid, setgid where group
+    /// execute is set (without it, setgid marks mandatory locking) and file
+    /// capabilities. Under HANDLE_KILLPRIV_V2 the kernel leaves this to the
+    /// server, and in exchange stops asking for `security.capability`
+    /// before every write(2).
+    fn drop_privileges(&self) -> io::Result<bool> {
+        let st = self.stat()?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Ok(false);
+        }
+        let was = st.st_mode & 0o7777;
+        let mut mode = was & !libc::S_ISUID;
+        if mode & libc::S_IXGRP != 0 {
+            mode &= !libc::S_ISGID;
+        }
+        if mode != was {
+            self.chmod(Mode::from_raw_mode(mode))?;
+        }
+        Ok(self.remove_capabilities()? || mode != was)
+    }
+
+    /// Removes `security.capability`; false if there was none.
+    fn remove_capabilities(&self) -> io::Result<bool> {
+        // Asked first: removing needs CAP_SETFCAP over the file even when
+        // there is nothing to remove.
+        let size_only: &mut [u8] = &mut [];
+        let found = match self {
+            Target::Named(dir, name) => {
+                rustix::fs::lgetxattr(proc_path(dir.as_fd(), Some(name)), CAPABILITY_XATTR, size_only)
+            }
+            Target::Open(fd) => rustix::fs::fgetxattr(fd, CAPABILITY_XATTR, size_only),
+        };
+        match found {
+            Err(rustix::io::Errno::NODATA | rustix::io::Errno::OPNOTSUPP) => return Ok(false),
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        match self {
+            Target::Named(dir, name) => rustix::fs::lremovexattr(proc_path(dir.as_fd(), Some(name)), CAPABILITY_XATTR)?,
+            Target::Open(fd) => rustix::fs::fremovexattr(fd, CAPABILITY_XATTR)?,
+        }
+        Ok(true)
+    }
+}
+
+const CAPABILITY_XATTR: &CStr = c"security.capability";
+
 /// Open files by handle; shared with the threads' splice repliers.
 #[derive(Default)]
 pub struct OpenFiles(RwLock<HashMap<u64, Arc<OwnedFd>>>);
@@ -56,6 +121,7 @@ pub struct OverlayFs {
     writeback: bool,
     uids: IdMap,
     gids: IdMap,
+    notifier: Notifier,
 }
 
 /// The ids this user namespace maps (the inside column of its id map).
@@ -80,8 +146,9 @@ impl IdMap {
 }
 
 impl OverlayFs {
-    pub fn new(ov: Overlay, timeout: Duration, writeback: bool) -> OverlayFs {
+    pub fn new(ov: Overlay, timeout: Duration, writeback: bool, notifier: Notifier) -> OverlayFs {
         OverlayFs {
+            notifier,
             uids: IdMap::read("/proc/self/uid_map"),
             gids: IdMap::read("/proc/self/gid_map"),
             ov,
@@ -123,9 +190,9 @@ impl OverlayFs {
         self.files.get(handle).ok_or_else(|| errno(libc::EBADF))
     }
 
-    fn add_file(&self, fd: OwnedFd) -> u64 {
+    fn add_file(&self, fd: Arc<OwnedFd>) -> u64 {
         let h = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        write(&self.files.0).insert(h, Arc::new(fd));
+        write(&self.files.0).insert(h, fd);
         h
     }
 
@@ -253,6 +320,11 @@ impl FileSystem for OverlayFs {
     type Inode = u64;
     type Handle = u64;
 
+    /// HANDLE_KILLPRIV_V2: this server drops setuid, setgid and file
+    /// capabilities when a write, truncate or chown asks it to
+    /// (`Target::drop_privileges`), and the kernel, which would otherwise
+    /// send a GETXATTR of `security.capability` before every write(2), asks
+    /// once per file (its SB_NOSEC).
     fn init(&self, _capable: FsOptions) -> io::Result<FsOptions> {
         Ok(FsOptions::ASYNC_READ
             | FsOptions::BIG_WRITES
@@ -262,6 +334,7 @@ impl FileSystem for OverlayFs {
             | FsOptions::READDIRPLUS_AUTO
             | FsOptions::ATOMIC_O_TRUNC
             | FsOptions::CACHE_SYMLINKS
+            | FsOptions::HANDLE_KILLPRIV_V2
             | if self.writeback { FsOptions::WRITEBACK_CACHE } else { FsOptions::empty() })
     }
 
@@ -314,11 +387,7 @@ impl FileSystem for OverlayFs {
         let target = self.setattr_target(&node, handle_fd.as_ref())?;
         let link = node.kind == libc::S_IFLNK;
         if valid.contains(SetattrValid::MODE) && !link {
-            let mode = Mode::from_raw_mode(attr.st_mode & 0o7777);
-            match &target {
-                Target::Named(dir, name) => rustix::fs::chmodat(dir, name, mode, AtFlags::empty())?,
-                Target::Open(fd) => rustix::fs::fchmod(fd, mode)?,
-            }
+            target.chmod(Mode::from_raw_mode(attr.st_mode & 0o7777))?;
         }
         if valid.intersects(SetattrValid::UID | SetattrValid::GID) {
             let Target::Named(dir, name) = &target else { return Err(errno(libc::ENOENT)) };
@@ -357,6 +426,10 @@ impl FileSystem for OverlayFs {
                 Target::Named(dir, name) => rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)?,
                 Target::Open(fd) => rustix::fs::futimens(fd, &times)?,
             }
+        }
+        // A chown, or a truncate by a process without CAP_FSETID.
+        if valid.contains(SetattrValid::KILL_SUIDGID) {
+            target.drop_privileges()?;
         }
         let st = match &target {
             Target::Named(..) => self.ov.stat(&node)?,
@@ -441,7 +514,7 @@ impl FileSystem for OverlayFs {
         _ctx: &Context,
         ino: u64,
         flags: u32,
-        _fuse_flags: u32,
+        fuse_flags: u32,
     ) -> io::Result<(Option<u64>, OpenOptions, Option<u32>)> {
         let node = self.node(ino)?;
         let flags = flags as i32;
@@ -450,6 +523,12 @@ impl FileSystem for OverlayFs {
             self.ov.copy_up(&node, !truncate)?;
         }
         let _t = read(&self.ov.tree);
+        // Before the layer file is truncated: that would drop them unseen
+        // (this server has no CAP_FSETID of the initial namespace either),
+        // and the kernel would keep showing them.
+        if truncate && fuse_flags & FOPEN_IN_KILL_SUIDGID != 0 && self.setattr_target(&node, None)?.drop_privileges()? {
+            self.notifier.attributes_changed(ino);
+        }
         let place = self.ov.place(&node)?;
         let oflags = self.layer_flags(flags, libc::O_TRUNC | libc::O_NOATIME);
         let fd = match self.ov.open_place(&place, oflags) {
@@ -462,7 +541,7 @@ impl FileSystem for OverlayFs {
             opened => opened?,
         };
         // Layer files change only through this mount: the page cache stays valid.
-        Ok((Some(self.add_file(fd)), OpenOptions::KEEP_CACHE, None))
+        Ok((Some(self.add_file(Arc::new(fd))), OpenOptions::KEEP_CACHE, None))
     }
 
     fn create(
@@ -478,7 +557,7 @@ impl FileSystem for OverlayFs {
         };
         let (entry, fd) = self.create_entry(ctx, parent, name, args.mode, make)?;
         let fd = fd.ok_or_else(|| errno(libc::EIO))?;
-        Ok((entry, Some(self.add_file(fd)), OpenOptions::KEEP_CACHE, None))
+        Ok((entry, Some(self.add_file(Arc::new(fd))), OpenOptions::KEEP_CACHE, None))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -501,7 +580,7 @@ impl FileSystem for OverlayFs {
     fn write(
         &self,
         _ctx: &Context,
-        _ino: u64,
+        ino: u64,
         handle: u64,
         r: &mut dyn ZeroCopyReader,
         size: u32,
@@ -509,9 +588,13 @@ impl FileSystem for OverlayFs {
         _lock_owner: Option<u64>,
         _delayed_write: bool,
         _flags: u32,
-        _fuse_flags: u32,
+        fuse_flags: u32,
     ) -> io::Result<usize> {
         let fd = self.file(handle)?;
+        // The kernel keeps the mode it had before the write.
+        if fuse_flags & WRITE_KILL_PRIV != 0 && Target::Open(fd.clone()).drop_privileges()? {
+            self.notifier.attributes_changed(ino);
+        }
         with_file(fd.as_fd(), |f| r.read_to(f, size as usize, offset))
     }
 
@@ -736,7 +819,7 @@ mod forget_tests {
         fn fs(&self) -> OverlayFs {
             let p = |d: &str| self.0.join(d);
             let config = Config::new(vec![p("lower")], Some(p("upper")), Some(p("work")));
-            OverlayFs::new(open_overlay(&config).unwrap().0, Duration::from_secs(1), true)
+            OverlayFs::new(open_overlay(&config).unwrap().0, Duration::from_secs(1), true, Notifier::new(None))
         }
     }
 

@@ -45,6 +45,7 @@ mod fs;
 mod inode;
 mod layer;
 mod mount;
+mod notify;
 mod options;
 mod overlay;
 mod splice;

@@ -2,6 +2,7 @@
 
 use crate::fs::OverlayFs;
 use crate::layer::Layer;
+use crate::notify::Notifier;
 use crate::options::OverlayOptions;
 use crate::overlay::Overlay;
 use crate::splice::SpliceReplier;
@@ -107,7 +108,8 @@ impl Mount {
             FuseSession::new(mountpoint, "fuse-overlay", "", false).map_err(|e| mount_err(e.to_string()))?;
         session.set_allow_other(config.allow_other);
         session.mount().map_err(|e| mount_err(e.to_string()))?;
-        let fs = OverlayFs::new(overlay, config.timeout, config.writeback);
+        let notifier = Notifier::new(Some(session.clone_fuse_file().map_err(|e| mount_err(e.to_string()))?));
+        let fs = OverlayFs::new(overlay, config.timeout, config.writeback, notifier);
         let files = fs.open_files();
         let server = Arc::new(Server::new(fs));
         let mut threads = Vec::new();

@@ -42,6 +42,10 @@ fn main() {
         Trial::test("new_entries_get_their_mode_and_a_setgid_parents_group", move || {
             new_entries_get_their_mode_and_a_setgid_parents_group(subids)
         }),
+        Trial::test(
+            "writes_truncates_and_chowns_drop_setuid_and_capabilities",
+            writes_truncates_and_chowns_drop_setuid_and_capabilities,
+        ),
         Trial::test("full_disk_during_copy_up_shows_no_half_file", full_disk_during_copy_up_shows_no_half_file),
         Trial::test("bad_directories_are_clear_errors", bad_directories_are_clear_errors),
         Trial::test("the_binary_mounts_like_fuse_overlayfs", the_binary_mounts_like_fuse_overlayfs),
@@ -669,6 +673,74 @@ fn new_entries_get_their_mode_and_a_setgid_parents_group(subids: bool) -> R {
         let kept = xattr::get(o.upper().join("sg/new"), "user.hutch.owner")?;
         check!(kept.as_deref() == Some(&b"0:7"[..]), "the unmappable group is kept in the owner xattr");
     }
+    Ok(())
+}
+
+/// As on a local filesystem: a write, truncate or truncating open by a
+/// process without CAP_FSETID drops setuid, setgid where group execute is
+/// set, and file capabilities; so does any chown, root's too. The mount
+/// shows it at once, though the kernel had the old mode cached (see
+/// `OverlayFs::init`).
+fn writes_truncates_and_chowns_drop_setuid_and_capabilities() -> R {
+    let o = Overlay::new("privileges", 1);
+    let files = ["written", "capable", "locking", "truncated", "opened", "chowned"];
+    for name in files {
+        write(o.lower(0).join(name), "data");
+        let mode = match name {
+            "capable" => 0o755,
+            "locking" => 0o2644,
+            _ => 0o6755,
+        };
+        fs::set_permissions(o.lower(0).join(name), fs::Permissions::from_mode(mode))?;
+    }
+    fs::create_dir(o.lower(0).join("dir"))?;
+    fs::set_permissions(o.lower(0).join("dir"), fs::Permissions::from_mode(0o2775))?;
+    // cap_net_raw, permitted and effective (VFS_CAP_REVISION_2).
+    let caps = [0x01, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    xattr::set(o.lower(0).join("capable"), "security.capability", &caps)?;
+    let o = o.mount();
+    check!(xattr::get(o.m("capable"), "security.capability")?.is_some(), "the lower file's capabilities show");
+    let without_fsetid = |script: &str| -> R {
+        let status = Command::new("setpriv")
+            .args(["--inh-caps=-fsetid", "--bounding-set=-fsetid", "sh", "-ec", script])
+            .current_dir(o.mnt())
+            .status()?;
+        check!(status.success(), "{script}: {status}");
+        Ok(())
+    };
+    let change = |name: &str| -> R {
+        match name {
+            "written" | "capable" | "locking" => without_fsetid(&format!("printf x >> {name}")),
+            "truncated" => without_fsetid("truncate -s 2 truncated"),
+            "opened" => without_fsetid(": > opened"),
+            _ => Ok(std::os::unix::fs::chown(o.m(name), Some(0), Some(0))?),
+        }
+    };
+    for (name, expected) in [
+        ("written", 0o755),
+        ("capable", 0o755),
+        ("locking", 0o2644),
+        ("truncated", 0o755),
+        ("opened", 0o755),
+        ("chowned", 0o755),
+        ("dir", 0o2775),
+    ] {
+        // Asked for the mode alone (statx with STATX_MODE, as `stat -c %a`
+        // does), the kernel answers from its cache while it holds the mode
+        // valid: the file's size and times it knows are stale after a write.
+        let mode_alone = |name: &str| -> Result<u32, Failed> {
+            let out = Command::new("stat").args(["-c", "%a"]).arg(o.m(name)).output()?;
+            Ok(u32::from_str_radix(String::from_utf8_lossy(&out.stdout).trim(), 8)?)
+        };
+        mode_alone(name)?;
+        change(name)?;
+        let shown = mode_alone(name)?;
+        let kept = fs::metadata(o.upper().join(name))?.mode() & 0o7777;
+        check!(shown == expected && kept == expected, "{name}: {shown:o} shown, {kept:o} kept, {expected:o} expected");
+    }
+    check!(xattr::get(o.m("capable"), "security.capability")?.is_none(), "a write drops the file's capabilities");
+    check!(xattr::get(o.upper().join("capable"), "security.capability")?.is_none(), "in the upper layer too");
+    check!(read(o.m("written")) == "datax", "and the write lands");
     Ok(())
 }
 
