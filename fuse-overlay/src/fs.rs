@@ -283,7 +283,7 @@ impl OverlayFs {
         parent: u64,
         name: &CStr,
         mode: u32,
-        make: impl FnOnce(std::os::fd::BorrowedFd<'_>, &CStr) -> io::Result<Option<OwnedFd>>,
+        make: impl FnOnce(std::os::fd::BorrowedFd<'_>, &CStr, Mode) -> io::Result<Option<OwnedFd>>,
     ) -> io::Result<(Entry, Option<OwnedFd>)> {
         let (node, st, fd) = self.ov.create_entry(parent, name, (ctx.uid, ctx.gid), mode, make)?;
         Ok((self.sent_entry(node, st), fd))
@@ -446,7 +446,7 @@ impl FileSystem for OverlayFs {
     }
 
     fn symlink(&self, ctx: &Context, target: &CStr, parent: u64, name: &CStr) -> io::Result<Entry> {
-        let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr| {
+        let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr, _: Mode| {
             rustix::fs::symlinkat(target, work, tmp)?;
             Ok(None)
         };
@@ -460,12 +460,12 @@ impl FileSystem for OverlayFs {
     /// before asking the filesystem, so placeholders come from images.)
     fn mknod(&self, ctx: &Context, parent: u64, name: &CStr, mode: u32, rdev: u32, _umask: u32) -> io::Result<Entry> {
         let kind = mode & libc::S_IFMT;
-        let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr| {
+        let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr, perm: Mode| {
             let file_type = rustix::fs::FileType::from_raw_mode(kind);
-            match rustix::fs::mknodat(work, tmp, file_type, Mode::from_raw_mode(0o600), rdev as u64) {
+            match rustix::fs::mknodat(work, tmp, file_type, perm, rdev as u64) {
                 Err(rustix::io::Errno::PERM) if kind == libc::S_IFCHR || kind == libc::S_IFBLK => {
                     let flags = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC;
-                    let file = std::fs::File::from(rustix::fs::openat(work, tmp, flags, Mode::from_raw_mode(0o600))?);
+                    let file = std::fs::File::from(rustix::fs::openat(work, tmp, flags, perm)?);
                     xattr::FileExt::set_xattr(&file, DEVICE_XATTR, device_value(kind, rdev as u64).as_bytes())?;
                 }
                 made => made?,
@@ -476,8 +476,8 @@ impl FileSystem for OverlayFs {
     }
 
     fn mkdir(&self, ctx: &Context, parent: u64, name: &CStr, mode: u32, _umask: u32) -> io::Result<Entry> {
-        let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr| {
-            rustix::fs::mkdirat(work, tmp, Mode::from_raw_mode(0o700))?;
+        let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr, perm: Mode| {
+            rustix::fs::mkdirat(work, tmp, perm)?;
             Ok(None)
         };
         Ok(self.create_entry(ctx, parent, name, mode | libc::S_IFDIR, make)?.0)
@@ -552,8 +552,8 @@ impl FileSystem for OverlayFs {
         args: CreateIn,
     ) -> io::Result<(Entry, Option<u64>, OpenOptions, Option<u32>)> {
         let oflags = self.layer_flags(args.flags as i32, 0) | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
-        let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr| {
-            Ok(Some(rustix::fs::openat(work, tmp, oflags, Mode::from_raw_mode(0o600))?))
+        let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr, perm: Mode| {
+            Ok(Some(rustix::fs::openat(work, tmp, oflags, perm)?))
         };
         let (entry, fd) = self.create_entry(ctx, parent, name, args.mode, make)?;
         let fd = fd.ok_or_else(|| errno(libc::EIO))?;

@@ -571,7 +571,7 @@ impl Overlay {
         name: &CStr,
         owner: (u32, u32),
         mode: u32,
-        make: impl FnOnce(BorrowedFd<'_>, &CStr) -> io::Result<Option<OwnedFd>>,
+        make: impl FnOnce(BorrowedFd<'_>, &CStr, Mode) -> io::Result<Option<OwnedFd>>,
     ) -> io::Result<(Arc<Node>, libc::stat64, Option<OwnedFd>)> {
         let work = self.work()?;
         let _t = write(&self.tree);
@@ -587,7 +587,16 @@ impl Overlay {
             Some(tmp) => (work, tmp.as_c_str()),
             None => (dst.as_fd(), name),
         };
-        let file = make(at, at_name)?;
+        // In place, the entry is made with its permissions (chmod only if
+        // this process's umask trims them: a chmod would leave its ctime
+        // after its mtime, and the kernel's first write would then send its
+        // times back); in the work dir, private until placed.
+        let perm = match (in_place, mode & libc::S_IFMT) {
+            (true, _) => mode & 0o7777,
+            (false, libc::S_IFDIR) => 0o700,
+            (false, _) => 0o600,
+        };
+        let file = make(at, at_name, Mode::from_raw_mode(perm))?;
         let placed = match &tmp {
             None => stat_at(at, at_name).and_then(|st| set_mode(at, at_name, &st, mode & 0o7777)).map(|()| None),
             Some(tmp) => {
@@ -926,8 +935,8 @@ fn prepare_copy(
 
 /// An empty marker file (a whiteout or the opaque marker) in `dir`.
 /// Gives the entry `name` (whose stat is `st`) in `dir` the permissions
-/// `perm`: new entries are made private, and the process umask must not
-/// trim what the caller asked for. A symlink has none to give (and chmod
+/// `perm`: an entry made private, or trimmed by the process umask, gets
+/// what the caller asked for. A symlink has none to give (and chmod
 /// would follow it).
 fn set_mode(dir: BorrowedFd<'_>, name: &CStr, st: &libc::stat64, perm: u32) -> io::Result<()> {
     if st.st_mode & libc::S_IFMT == libc::S_IFLNK || st.st_mode & 0o7777 == perm {
