@@ -190,9 +190,9 @@ impl OverlayFs {
         self.files.get(handle).ok_or_else(|| errno(libc::EBADF))
     }
 
-    fn add_file(&self, fd: Arc<OwnedFd>) -> u64 {
+    fn add_file(&self, fd: OwnedFd) -> u64 {
         let h = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        write(&self.files.0).insert(h, fd);
+        write(&self.files.0).insert(h, Arc::new(fd));
         h
     }
 
@@ -431,11 +431,7 @@ impl FileSystem for OverlayFs {
         if valid.contains(SetattrValid::KILL_SUIDGID) {
             target.drop_privileges()?;
         }
-        let st = match &target {
-            Target::Named(..) => self.ov.stat(&node)?,
-            Target::Open(fd) => stat_fd(fd.as_fd())?,
-        };
-        Ok((self.present(&node, st), self.timeout))
+        Ok((self.present(&node, target.stat()?), self.timeout))
     }
 
     fn readlink(&self, _ctx: &Context, ino: u64) -> io::Result<Vec<u8>> {
@@ -523,9 +519,10 @@ impl FileSystem for OverlayFs {
             self.ov.copy_up(&node, !truncate)?;
         }
         let _t = read(&self.ov.tree);
-        // Before the layer file is truncated: that would drop them unseen
-        // (this server has no CAP_FSETID of the initial namespace either),
-        // and the kernel would keep showing them.
+        // Dropped before the layer file is truncated: the truncate would
+        // drop them itself (this server has no CAP_FSETID in the initial
+        // namespace either) without this server seeing it, and the kernel
+        // would keep showing the old mode.
         if truncate && fuse_flags & FOPEN_IN_KILL_SUIDGID != 0 && self.setattr_target(&node, None)?.drop_privileges()? {
             self.notifier.attributes_changed(ino);
         }
@@ -541,7 +538,7 @@ impl FileSystem for OverlayFs {
             opened => opened?,
         };
         // Layer files change only through this mount: the page cache stays valid.
-        Ok((Some(self.add_file(Arc::new(fd))), OpenOptions::KEEP_CACHE, None))
+        Ok((Some(self.add_file(fd)), OpenOptions::KEEP_CACHE, None))
     }
 
     fn create(
@@ -557,7 +554,7 @@ impl FileSystem for OverlayFs {
         };
         let (entry, fd) = self.create_entry(ctx, parent, name, args.mode, make)?;
         let fd = fd.ok_or_else(|| errno(libc::EIO))?;
-        Ok((entry, Some(self.add_file(Arc::new(fd))), OpenOptions::KEEP_CACHE, None))
+        Ok((entry, Some(self.add_file(fd)), OpenOptions::KEEP_CACHE, None))
     }
 
     #[allow(clippy::too_many_arguments)]
