@@ -8,11 +8,14 @@
 //! `sys.rs` holds the raw system calls.
 
 pub mod cgroup;
+pub mod child;
 pub mod cli;
 pub mod config;
 pub mod containers;
+pub mod engine;
 pub mod image;
 pub mod monitor;
+pub mod prompt;
 pub mod runtime;
 pub mod spec;
 pub mod state;

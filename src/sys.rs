@@ -5,6 +5,50 @@ use nix::errno::Errno;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
+/// Which side of a fork the caller is on.
+#[derive(Debug)]
+pub enum Forked {
+    /// The original process; `child` is the new one.
+    Parent { child: nix::unistd::Pid },
+    /// The new process.
+    Child,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForkError {
+    #[error(
+        "fork: this process runs {0} threads; hutch forks only while it has one (a bug in hutch: please report it)"
+    )]
+    Threaded(usize),
+    #[error("fork: {0}")]
+    Fork(Errno),
+}
+
+/// Forks, after checking that this process has a single thread: a child of
+/// a threaded process may inherit a lock some other thread held, and hang
+/// in the allocator. Every fork in hutch goes through here.
+pub fn fork() -> Result<Forked, ForkError> {
+    let threads = thread_count();
+    if threads > 1 {
+        return Err(ForkError::Threaded(threads));
+    }
+    // SAFETY: the process has one thread (checked above), so the child
+    // inherits no lock held by another thread and may run any code.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => Ok(Forked::Child),
+        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Forked::Parent { child }),
+        Err(errno) => Err(ForkError::Fork(errno)),
+    }
+}
+
+/// This process's threads, from field 20 of /proc/self/stat (1 when /proc
+/// cannot tell: the fork itself is then the only check).
+fn thread_count() -> usize {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 1 };
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    after_name.split_whitespace().nth(17).and_then(|n| n.parse().ok()).unwrap_or(1)
+}
+
 /// Ends the process at once, without running destructors or atexit
 /// handlers: right for forked children, whose copies of the parent's
 /// buffers and state must not be flushed twice.
@@ -17,8 +61,7 @@ pub fn exit_now(code: i32) -> ! {
 /// at once if the parent is already gone (the race prctl leaves open).
 pub fn die_with_parent() {
     let parent = nix::unistd::getppid();
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     if nix::unistd::getppid() != parent {
         exit_now(crate::EXIT_HUTCH_ERROR);
     }
@@ -26,15 +69,13 @@ pub fn die_with_parent() {
 
 /// Whether capabilities survive a change from uid 0 to another uid.
 pub fn keep_capabilities(keep: bool) -> Result<(), Errno> {
-    // SAFETY: PR_SET_KEEPCAPS takes a flag and touches no memory.
-    Errno::result(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, keep as libc::c_ulong, 0, 0, 0) }).map(drop)
+    nix::sys::prctl::set_keepcaps(keep)
 }
 
 /// No execve of this process or its children can gain privileges (setuid
 /// bits and file capabilities are ignored). Irreversible.
 pub fn set_no_new_privs() -> Result<(), Errno> {
-    // SAFETY: PR_SET_NO_NEW_PRIVS takes a flag and touches no memory.
-    Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) }).map(drop)
+    nix::sys::prctl::set_no_new_privs()
 }
 
 /// Marks every descriptor from `first` up close-on-exec, so a container
@@ -127,4 +168,12 @@ pub fn pidfd_open(pid: i32) -> Result<std::os::fd::OwnedFd, Errno> {
     let fd = Errno::result(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
     // SAFETY: on success the kernel returned a new descriptor that nothing else owns.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Whether descriptor `fd` is open in this process.
+pub fn fd_is_open(fd: u32) -> bool {
+    let Ok(fd) = i32::try_from(fd) else { return false };
+    // SAFETY: F_GETFD only reads the descriptor's flags; an fd that is not
+    // open gives EBADF, and no memory is touched.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }

@@ -9,7 +9,7 @@
 use nix::errno::Errno;
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::wait::waitpid;
-use nix::unistd::{fork, getgid, getuid, ForkResult, Pid, User};
+use nix::unistd::{getgid, getuid, Pid, User};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -34,10 +34,14 @@ pub enum Error {
         source: std::io::Error,
         hint: String,
     },
-    #[error("fork: {0}")]
-    Fork(#[source] Errno),
+    #[error(transparent)]
+    Fork(#[from] crate::sys::ForkError),
+    #[error("pipe: {0}")]
+    Pipe(#[source] Errno),
     #[error("the process entering the user namespace died before its maps were written")]
     ChildDied,
+    #[error(transparent)]
+    Child(#[from] crate::child::Error),
 }
 
 /// One line of a uid_map or gid_map.
@@ -393,12 +397,16 @@ impl KernelSettings {
     }
 }
 
-/// Which side of `fork_into_userns` the caller is on.
-pub enum Forked {
-    /// The original process; `child` is in the new namespace, mapped.
-    Parent { child: Pid },
-    /// The new process: root of a new user namespace with its maps written.
-    Child,
+pub use crate::sys::Forked;
+
+/// Runs `work` in a child process inside a new user namespace mapped by
+/// `plan`, where the store's unpacked files have their in-image owners, and
+/// hands back its outcome. Call it while the process has one thread.
+pub fn in_userns<T>(plan: &UsernsPlan, work: impl FnOnce() -> Result<T, String>) -> Result<T, Error>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    crate::child::run("user-namespace helper", || fork_into_userns(plan), work)
 }
 
 /// Forks a process that enters a new user namespace; the parent writes its
@@ -407,13 +415,10 @@ pub enum Forked {
 ///
 /// Call it while the process has a single thread.
 pub fn fork_into_userns(plan: &UsernsPlan) -> Result<Forked, Error> {
-    let (to_parent_r, to_parent_w) = nix::unistd::pipe().map_err(Error::Fork)?;
-    let (to_child_r, to_child_w) = nix::unistd::pipe().map_err(Error::Fork)?;
-    // SAFETY: the caller guarantees a single thread, so the child cannot
-    // inherit a lock held by another thread; it only makes syscalls and
-    // allocates before returning to the caller.
-    match unsafe { fork() }.map_err(Error::Fork)? {
-        ForkResult::Child => {
+    let (to_parent_r, to_parent_w) = nix::unistd::pipe().map_err(Error::Pipe)?;
+    let (to_child_r, to_child_w) = nix::unistd::pipe().map_err(Error::Pipe)?;
+    match crate::sys::fork()? {
+        Forked::Child => {
             drop((to_parent_r, to_child_w));
             crate::sys::die_with_parent();
             let result: i32 = match unshare(CloneFlags::CLONE_NEWUSER) {
@@ -431,7 +436,7 @@ pub fn fork_into_userns(plan: &UsernsPlan) -> Result<Forked, Error> {
                 _ => crate::sys::exit_now(crate::EXIT_HUTCH_ERROR),
             }
         }
-        ForkResult::Parent { child } => {
+        Forked::Parent { child } => {
             drop((to_parent_w, to_child_r));
             let mut buf = [0u8; 4];
             let result = match nix::unistd::read(&to_parent_r, &mut buf) {
@@ -450,7 +455,7 @@ pub fn fork_into_userns(plan: &UsernsPlan) -> Result<Forked, Error> {
                 let _ = waitpid(child, None);
                 return Err(e);
             }
-            nix::unistd::write(&to_child_w, &[1]).map_err(Error::Fork)?;
+            nix::unistd::write(&to_child_w, &[1]).map_err(Error::Pipe)?;
             Ok(Forked::Parent { child })
         }
     }

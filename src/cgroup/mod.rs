@@ -52,7 +52,7 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Er
 }
 
 /// `--cgroups`: whether hutch uses cgroups at all.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     #[default]
@@ -204,6 +204,15 @@ impl ContainerCgroup {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Readies the container's leaf for a new process of the container
+    /// (`exec`), which then joins it and so its limits. Returns the leaf as
+    /// the Spec's cgroupsPath names it.
+    pub fn prepare_exec(&self, unit: &str) -> Result<Option<PathBuf>, Error> {
+        let leaf = self.container_leaf();
+        prepare_to_join(&leaf, unit)?;
+        Ok(Hierarchy::find().map(|h| PathBuf::from(h.relative(&leaf))))
     }
 
     /// Removes the leaves and the container's cgroup; one still holding a

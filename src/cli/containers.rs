@@ -1,15 +1,14 @@
 //! The container verbs: ps, logs, stop, kill, start, restart, wait, rm,
 //! inspect. Containers are named by full id, name or unique id prefix.
 
-use super::{runtime_and_userns, Error};
+use super::Error;
 use crate::containers::log::{self, LogReader, Record, Stream};
-use crate::containers::{parse_signal, stat_fields, Container, ContainerState, Containers, Status};
+use crate::containers::{parse_signal, Container, ContainerState, Status};
+use crate::engine::{Engine, ExecOptions, Removal};
 use crate::image::time::{human_duration, now, rfc3339};
 use crate::runtime::{self, StdioMode};
-use crate::state::ContainerDir;
 use clap::Args;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Args)]
@@ -87,8 +86,8 @@ pub struct RmArgs {
     containers: Vec<String>,
 }
 
-pub fn ps(args: PsArgs, root: &Path) -> Result<i32, Error> {
-    let containers = Containers::open(root)?.list()?;
+pub fn ps(args: PsArgs, engine: &Engine) -> Result<i32, Error> {
+    let containers = engine.containers()?.list()?;
     let rows: Vec<(Container, ContainerState)> = containers
         .into_iter()
         .map(|c| {
@@ -156,16 +155,16 @@ pub(super) fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
-pub fn logs(args: LogsArgs, root: &Path) -> Result<i32, Error> {
-    let container = Containers::open(root)?.find(&args.container)?;
+pub fn logs(args: LogsArgs, engine: &Engine) -> Result<i32, Error> {
+    let container = engine.container(&args.container)?;
     let tail = match args.tail.as_deref() {
         None | Some("all") => None,
         Some(n) => {
-            Some(n.parse::<usize>().map_err(|_| Error::Other(format!("--tail {n:?}: expected a number or all")))?)
+            Some(n.parse::<usize>().map_err(|_| Error::Usage(format!("--tail {n:?}: expected a number or all")))?)
         }
     };
     let mut reader = LogReader::new(&container.path(log::FILE));
-    let read_error = |e: std::io::Error| Error::Other(format!("reading the log of {}: {e}", args.container));
+    let read_error = |e: std::io::Error| Error::ReadLog { container: args.container.clone(), source: e };
     let mut records = reader.existing().map_err(read_error)?;
     if let Some(n) = tail {
         records = log::tail(records, n);
@@ -204,8 +203,8 @@ fn print_records(records: &[Record], timestamps: bool) {
 
 /// Runs `act` on each named container, printing the name as given on
 /// success and a line per failure; exit status 1 when any failed, as Docker.
-fn each(names: &[String], root: &Path, mut act: impl FnMut(&Container) -> Result<(), Error>) -> Result<i32, Error> {
-    let containers = Containers::open(root)?;
+fn each(names: &[String], engine: &Engine, mut act: impl FnMut(&Container) -> Result<(), Error>) -> Result<i32, Error> {
+    let containers = engine.containers()?;
     let mut failed = false;
     for name in names {
         match containers.find(name).map_err(Error::from).and_then(|c| act(&c)) {
@@ -219,20 +218,20 @@ fn each(names: &[String], root: &Path, mut act: impl FnMut(&Container) -> Result
     Ok(i32::from(failed))
 }
 
-pub fn stop(args: StopArgs, root: &Path) -> Result<i32, Error> {
-    each(&args.containers, root, |c| c.stop(Duration::from_secs(args.time)).map(drop).map_err(Error::from))
+pub fn stop(args: StopArgs, engine: &Engine) -> Result<i32, Error> {
+    each(&args.containers, engine, |c| c.stop(Duration::from_secs(args.time)).map(drop).map_err(Error::from))
 }
 
-pub fn kill(args: KillArgs, root: &Path) -> Result<i32, Error> {
-    let sig = parse_signal(&args.signal).map_err(Error::Other)?;
-    each(&args.containers, root, |c| match c.signal(sig)? {
+pub fn kill(args: KillArgs, engine: &Engine) -> Result<i32, Error> {
+    let sig = parse_signal(&args.signal).map_err(Error::Usage)?;
+    each(&args.containers, engine, |c| match c.signal(sig)? {
         true => Ok(()),
-        false => Err(Error::Other(format!("container {} is not running", c.record.name))),
+        false => Err(Error::NotRunning(c.record.name.clone())),
     })
 }
 
-pub fn wait(args: ContainersArgs, root: &Path) -> Result<i32, Error> {
-    let containers = Containers::open(root)?;
+pub fn wait(args: ContainersArgs, engine: &Engine) -> Result<i32, Error> {
+    let containers = engine.containers()?;
     for name in &args.containers {
         let container = containers.find(name)?;
         let state = container.wait_stopped(None).unwrap_or_else(|| container.state());
@@ -241,78 +240,32 @@ pub fn wait(args: ContainersArgs, root: &Path) -> Result<i32, Error> {
     Ok(0)
 }
 
-pub fn rm(args: RmArgs, root: &Path) -> Result<i32, Error> {
-    let (runtime, plan) = runtime_and_userns()?;
+pub fn rm(args: RmArgs, engine: &Engine) -> Result<i32, Error> {
     let _ = args.volumes;
-    each(&args.containers, root, |c| {
-        if c.state().is_running() {
-            if !args.force {
-                return Err(Error::Other(format!(
-                    "container {} is running: stop it first (hutch stop {0}), or remove it with rm -f",
-                    c.record.name
-                )));
-            }
-            c.signal(nix::sys::signal::Signal::SIGKILL)?;
-            c.wait_stopped(None);
-        }
-        if let Some(cgroup) = c.state().cgroup {
-            crate::cgroup::ContainerCgroup { dir: cgroup }.remove();
-        }
-        super::run::remove_container(&plan, c, &ContainerDir::of(&runtime, &c.record.id));
-        Ok(())
-    })
+    let removal = if args.force { Removal::Force } else { Removal::IfStopped };
+    each(&args.containers, engine, |c| Ok(engine.remove(c, removal)?))
 }
 
-pub fn start(args: StartArgs, root: &Path) -> Result<i32, Error> {
-    if args.attach && args.containers.len() > 1 {
-        return Err(Error::Other("start -a attaches to one container: name just one".into()));
-    }
+pub fn start(args: StartArgs, engine: &Engine) -> Result<i32, Error> {
     if args.attach {
-        let container = Containers::open(root)?.find(&args.containers[0])?;
-        if container.state().is_running() {
-            return Err(Error::Other(format!("container {} is running already", container.record.name)));
-        }
-        let (spec, plan) = prepare_start(&container)?;
-        let stdio = StdioMode { terminal: container.record.tty, interactive: args.interactive, preserve_fds: 0 };
-        let status = runtime::run(&spec, &plan, stdio);
-        super::run::report_oom(&container);
-        return Ok(status?);
+        let [name] = args.containers.as_slice() else {
+            return Err(Error::Usage("start -a attaches to one container: name just one".into()));
+        };
+        let container = engine.container(name)?;
+        let exit = engine.start_attached(&container, args.interactive)?;
+        super::run::report_oom(&container.record.name, exit.oom_killed);
+        return Ok(exit.code);
     }
-    each(&args.containers, root, start_detached)
+    each(&args.containers, engine, |c| Ok(engine.start(c)?))
 }
 
-/// Starts a stopped container in the background (a running one is left be).
-fn start_detached(container: &Container) -> Result<(), Error> {
-    if container.state().is_running() {
-        return Ok(());
-    }
-    let (spec, plan) = prepare_start(container)?;
-    let stdio =
-        StdioMode { terminal: container.record.tty, interactive: container.record.interactive, preserve_fds: 0 };
-    runtime::start_detached(&spec, &plan, stdio)?;
-    Ok(())
-}
-
-/// A stopped container's Spec, its runtime dir made again (it does not
-/// outlive a reboot), its cgroup, and the id mapping to run it with.
-fn prepare_start(container: &Container) -> Result<(oci_spec::runtime::Spec, crate::userns::UsernsPlan), Error> {
-    let (runtime, plan) = runtime_and_userns()?;
-    ContainerDir::create(&runtime, &container.record.id)?;
-    let mut spec = container.spec()?;
-    super::run::place_in_cgroup(container, &mut spec)?;
-    Ok((spec, plan))
-}
-
-pub fn restart(args: StopArgs, root: &Path) -> Result<i32, Error> {
-    each(&args.containers, root, |c| {
-        c.stop(Duration::from_secs(args.time))?;
-        start_detached(c)
-    })
+pub fn restart(args: StopArgs, engine: &Engine) -> Result<i32, Error> {
+    each(&args.containers, engine, |c| Ok(engine.restart(c, Duration::from_secs(args.time))?))
 }
 
 /// `inspect NAME`: a container when one has that name or id, else an image.
-pub fn inspect(name: &str, root: &Path) -> Result<Option<serde_json::Value>, Error> {
-    let container = match Containers::open(root)?.find(name) {
+pub fn inspect(name: &str, engine: &Engine) -> Result<Option<serde_json::Value>, Error> {
+    let container = match engine.containers()?.find(name) {
         Ok(c) => c,
         Err(crate::containers::Error::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
@@ -423,29 +376,10 @@ pub struct ExecArgs {
     command: Vec<String>,
 }
 
-pub fn exec(args: ExecArgs, root: &Path) -> Result<i32, Error> {
-    let (name, command) = args.command.split_first().ok_or_else(|| Error::Other("no container given".into()))?;
-    let container = Containers::open(root)?.find(name)?;
-    let state = container.state();
-    let (Some(_), Some(pid)) = (state.live_monitor(), state.pid) else {
-        return Err(Error::Other(format!(
-            "container {} is not running: start it first (hutch start {0})",
-            container.record.name
-        )));
-    };
-    let (_runtime, plan) = runtime_and_userns()?;
-    let mut spec = container.spec()?;
-    if let Some(cgroup) = &state.cgroup {
-        // The new process joins the container's cgroup, and so its limits.
-        let leaf = crate::cgroup::ContainerCgroup { dir: cgroup.clone() }.container_leaf();
-        crate::cgroup::prepare_to_join(&leaf, &format!("hutch-exec-{}", container.short_id()))?;
-        let relative = crate::cgroup::Hierarchy::find().map(|h| PathBuf::from(h.relative(&leaf)));
-        if let Some(linux) = spec.linux_mut() {
-            linux.set_cgroups_path(relative);
-        }
-    }
-    let base = spec.process().as_ref().ok_or_else(|| Error::Other("the container's spec has no process".into()))?;
-    let exec = crate::spec::ExecConfig {
+pub fn exec(args: ExecArgs, engine: &Engine) -> Result<i32, Error> {
+    let (name, command) = args.command.split_first().ok_or_else(|| Error::Usage("no container given".into()))?;
+    let container = engine.container(name)?;
+    let options = ExecOptions {
         command: command.to_vec(),
         env: args.env,
         workdir: args.workdir,
@@ -453,9 +387,8 @@ pub fn exec(args: ExecArgs, root: &Path) -> Result<i32, Error> {
         terminal: args.tty,
         terminal_size: runtime::terminal_size(std::os::fd::AsFd::as_fd(&std::io::stdin())),
     };
-    let process = crate::spec::exec_process(base, &exec, Path::new(&format!("/proc/{pid}/root")), &plan)?;
     let stdio = StdioMode { terminal: args.tty, interactive: args.interactive, preserve_fds: 0 };
-    Ok(runtime::exec(&spec, &process, pid, &plan, stdio)?)
+    Ok(engine.exec(&container, &options, stdio)?)
 }
 
 #[derive(Args)]
@@ -468,11 +401,11 @@ pub struct AttachArgs {
 
 /// `attach`: the caller's terminal or streams joined to a detached
 /// container; its exit status once it ends, 0 on detaching (Ctrl-P Ctrl-Q).
-pub fn attach(args: AttachArgs, root: &Path) -> Result<i32, Error> {
-    let container = Containers::open(root)?.find(&args.container)?;
+pub fn attach(args: AttachArgs, engine: &Engine) -> Result<i32, Error> {
+    let container = engine.container(&args.container)?;
     let name = &container.record.name;
     if container.state().live_monitor().is_none() {
-        return Err(Error::Other(format!("container {name} is not running: start it with hutch start -a {name}")));
+        return Err(Error::Usage(format!("container {name} is not running: start it with hutch start -a {name}")));
     }
     let stdin = container.record.interactive && !args.no_stdin;
     match runtime::attach::attach(&container.dir, container.record.tty, stdin) {
@@ -484,10 +417,12 @@ pub fn attach(args: AttachArgs, root: &Path) -> Result<i32, Error> {
             let state = container.wait_stopped(Some(Duration::from_secs(10))).unwrap_or_else(|| container.state());
             Ok(state.exit_code.unwrap_or(0))
         }
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ECONNREFUSED)) => Err(Error::Other(format!(
-            "container {name} runs in the foreground of another hutch: attach works with containers started with -d"
-        ))),
-        Err(e) => Err(Error::Other(format!("attaching to {name}: {e}"))),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
+            Err(Error::Usage(format!(
+                "container {name} runs in the foreground of another hutch: attach works with containers started with -d"
+            )))
+        }
+        Err(e) => Err(Error::Attach { container: name.clone(), source: e }),
     }
 }
 
@@ -500,8 +435,8 @@ pub struct PortArgs {
 }
 
 /// `port`: the published ports, `80/tcp -> 0.0.0.0:8080` per line.
-pub fn port(args: PortArgs, root: &Path) -> Result<i32, Error> {
-    let container = Containers::open(root)?.find(&args.container)?;
+pub fn port(args: PortArgs, engine: &Engine) -> Result<i32, Error> {
+    let container = engine.container(&args.container)?;
     let wanted = args.port.map(|p| if p.contains('/') { p } else { format!("{p}/tcp") });
     let mut found = false;
     for mapping in &container.record.ports {
@@ -512,7 +447,7 @@ pub fn port(args: PortArgs, root: &Path) -> Result<i32, Error> {
         }
     }
     match (found, wanted) {
-        (false, Some(w)) => Err(Error::Other(format!("container {} does not publish {w}", container.record.name))),
+        (false, Some(w)) => Err(Error::Usage(format!("container {} does not publish {w}", container.record.name))),
         _ => Ok(0),
     }
 }
@@ -525,55 +460,27 @@ pub struct PruneArgs {
 }
 
 /// `container prune`: removes every container that is not running.
-pub fn prune(args: PruneArgs, root: &Path) -> Result<i32, Error> {
+pub fn prune(args: PruneArgs, engine: &Engine) -> Result<i32, Error> {
     let _ = args.force;
-    let (runtime, plan) = runtime_and_userns()?;
-    for container in Containers::open(root)?.list()? {
-        if !container.state().is_running() {
-            super::run::remove_container(&plan, &container, &ContainerDir::of(&runtime, &container.record.id));
-            println!("{}", container.record.id);
-        }
+    for id in engine.prune_containers()? {
+        println!("{id}");
     }
     Ok(0)
 }
 
 /// `top`: the container's processes (every process in its PID namespace),
 /// with host pids as Docker shows them.
-pub fn top(args: ContainerArg, root: &Path) -> Result<i32, Error> {
-    let container = Containers::open(root)?.find(&args.container)?;
-    let state = container.state();
-    let (Some(_), Some(pid)) = (state.live_monitor(), state.pid) else {
-        return Err(Error::Other(format!("container {} is not running", container.record.name)));
-    };
-    let namespace = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
-    let theirs = namespace(&pid.to_string())
-        .ok_or_else(|| Error::Other(format!("container {} ended", container.record.name)))?;
+pub fn top(args: ContainerArg, engine: &Engine) -> Result<i32, Error> {
+    let container = engine.container(&args.container)?;
     let mut table = vec![["UID", "PID", "PPID", "TIME", "CMD"].map(String::from)];
-    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100).max(1) as u64;
-    let entries = std::fs::read_dir("/proc").map_err(|e| Error::Other(format!("read /proc: {e}")))?;
-    let mut pids: Vec<u32> = entries.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
-    pids.sort_unstable();
-    for p in pids.iter().map(u32::to_string) {
-        if namespace(&p).as_ref() != Some(&theirs) {
-            continue;
-        }
-        let (Ok(stat), Ok(status), Ok(cmdline)) = (
-            std::fs::read_to_string(format!("/proc/{p}/stat")),
-            std::fs::read_to_string(format!("/proc/{p}/status")),
-            std::fs::read(format!("/proc/{p}/cmdline")),
-        ) else {
-            continue; // ended meanwhile
-        };
-        let Some(fields) = stat_fields(&stat) else { continue };
-        let cpu: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum()) / ticks;
-        let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().next());
-        let command = String::from_utf8_lossy(&cmdline).replace('\0', " ").trim_end().to_string();
+    for p in engine.processes(&container)? {
+        let cpu = p.cpu_seconds;
         table.push([
-            uid.unwrap_or("?").to_string(),
-            p.clone(),
-            fields.get(1).unwrap_or(&"?").to_string(),
+            p.uid.map_or_else(|| "?".into(), |u| u.to_string()),
+            p.pid.to_string(),
+            p.ppid.map_or_else(|| "?".into(), |pp| pp.to_string()),
             format!("{:02}:{:02}:{:02}", cpu / 3600, cpu / 60 % 60, cpu % 60),
-            command,
+            p.command,
         ]);
     }
     print!("{}", columns(&table));

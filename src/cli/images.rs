@@ -1,18 +1,10 @@
 //! The image verbs: pull, images, rmi, inspect, history, tag, image prune.
-//! Whatever touches unpacked layers runs in hutch's user namespace.
 
-use super::{in_userns, Error};
-use crate::config::Config;
-use crate::image::pull::{human_size, Platform, Progress, Puller};
-use crate::image::registry::{login_file, store_login, Client};
-use crate::image::store::remove_tree;
+use super::Error;
+use crate::engine::{Engine, ImageRemoval};
+use crate::image::pull::{human_size, Platform};
 use crate::image::time::{human_duration, now, parse_rfc3339};
-use crate::image::{self, Digest, ImageRecord, ImageRef, Store};
-use crate::userns::UsernsPlan;
 use clap::{Args, Subcommand};
-use oci_spec::image::ImageConfiguration;
-use std::collections::HashSet;
-use std::path::Path;
 
 #[derive(Args)]
 pub struct PullArgs {
@@ -123,69 +115,41 @@ pub enum ImageCommand {
     Save(SaveArgs),
 }
 
-pub fn image(command: ImageCommand, root: &std::path::Path) -> Result<i32, Error> {
+pub fn image(command: ImageCommand, engine: &Engine) -> Result<i32, Error> {
     match command {
-        ImageCommand::Ls(a) => images(a, root),
-        ImageCommand::Pull(a) => pull(a, root),
-        ImageCommand::Rm(a) => rmi(a, root),
-        ImageCommand::Inspect(a) => inspect(a, root),
-        ImageCommand::History(a) => history(a, root),
-        ImageCommand::Tag(a) => tag(a, root),
-        ImageCommand::Prune => prune(root),
-        ImageCommand::Load(a) => load(a, root),
-        ImageCommand::Save(a) => save(a, root),
+        ImageCommand::Ls(a) => images(a, engine),
+        ImageCommand::Pull(a) => pull(a, engine),
+        ImageCommand::Rm(a) => rmi(a, engine),
+        ImageCommand::Inspect(a) => inspect(a, engine),
+        ImageCommand::History(a) => history(a, engine),
+        ImageCommand::Tag(a) => tag(a, engine),
+        ImageCommand::Prune => prune(engine),
+        ImageCommand::Load(a) => load(a, engine),
+        ImageCommand::Save(a) => save(a, engine),
     }
 }
 
-pub fn pull(args: PullArgs, root: &std::path::Path) -> Result<i32, Error> {
+pub fn pull(args: PullArgs, engine: &Engine) -> Result<i32, Error> {
     let platform = match &args.platform {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
-    let record = pull_image(root, &args.image, platform, args.quiet)?;
+    let record = engine.pull(&args.image, platform, args.quiet)?;
     println!("{}", record.id);
     Ok(0)
 }
 
-/// Pulls in the user namespace and returns the stored record.
-pub fn pull_image(root: &std::path::Path, name: &str, platform: Platform, quiet: bool) -> Result<ImageRecord, Error> {
-    let config = Config::load()?.registries;
-    let candidates = ImageRef::candidates(name, &config)?;
-    let store = Store::open(root)?;
-    let plan = UsernsPlan::for_current_user();
-    in_userns(&plan, || {
-        let _lock = store.lock_shared()?;
-        store.clean_abandoned()?;
-        let client = Client::new(config);
-        let progress = Progress::on_stderr(quiet);
-        Ok(Puller { store: &store, client: &client, platform, progress }.pull(&candidates)?)
-    })
-}
-
-pub fn load(args: LoadArgs, root: &Path) -> Result<i32, Error> {
-    let store = Store::open(root)?;
-    // From stdin: kept in the store's tmp/ while it loads.
-    let (input, spooled) = match args.input {
-        Some(path) => (path, None),
+pub fn load(args: LoadArgs, engine: &Engine) -> Result<i32, Error> {
+    let loaded = match args.input {
+        Some(path) => engine.load(&path)?,
         None => {
             if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                return Err(Error::Other("hutch load: give -i FILE, or pipe an archive into it".into()));
+                return Err(Error::Usage("hutch load: give -i FILE, or pipe an archive into it".into()));
             }
-            let path = store.temp_path("stdin.tar");
-            let mut file = std::fs::File::create(&path).map_err(image::io("create", &path))?;
-            std::io::copy(&mut std::io::stdin().lock(), &mut file).map_err(image::io("write", &path))?;
-            (path.clone(), Some(path))
+            engine.load_stream(&mut std::io::stdin().lock())?
         }
     };
-    let plan = UsernsPlan::for_current_user();
-    let result = in_userns(&plan, || {
-        let _lock = store.lock_shared()?;
-        Ok(image::archive::load(&store, &input)?)
-    });
-    if let Some(path) = spooled {
-        let _ = std::fs::remove_file(path);
-    }
-    for record in result? {
+    for record in loaded {
         if args.quiet {
             println!("{}", record.id);
         } else if record.names.is_empty() {
@@ -199,80 +163,55 @@ pub fn load(args: LoadArgs, root: &Path) -> Result<i32, Error> {
     Ok(0)
 }
 
-pub fn save(args: SaveArgs, root: &Path) -> Result<i32, Error> {
-    let store = Store::open(root)?;
-    let mut chosen = Vec::new();
-    for name in &args.images {
-        let record = store.find(name)?;
-        let qualified = ImageRef::parse(name).ok().and_then(|r| r.tagged_name()).filter(|n| record.names.contains(n));
-        chosen.push((record, qualified));
-    }
-    let _lock = store.lock_shared()?;
-    image::archive::save(&store, &chosen, &args.output)?;
+pub fn save(args: SaveArgs, engine: &Engine) -> Result<i32, Error> {
+    engine.save(&args.images, &args.output)?;
     Ok(0)
 }
 
-pub fn import(args: ImportArgs, root: &Path) -> Result<i32, Error> {
-    let name = match &args.name {
-        Some(n) => {
-            Some(ImageRef::parse(n)?.tagged_name().ok_or_else(|| Error::Other(format!("{n}: a tag, not a digest")))?)
-        }
-        None => None,
-    };
-    let store = Store::open(root)?;
-    let plan = UsernsPlan::for_current_user();
-    let record = in_userns(&plan, || {
-        let _lock = store.lock_shared()?;
-        Ok(image::archive::import(&store, &args.file, name)?)
-    })?;
+pub fn import(args: ImportArgs, engine: &Engine) -> Result<i32, Error> {
+    let record = engine.import(&args.file, args.name.as_deref())?;
     println!("{}", record.id);
     Ok(0)
 }
 
-pub fn login(args: LoginArgs) -> Result<i32, Error> {
+pub fn login(args: LoginArgs, engine: &Engine) -> Result<i32, Error> {
     let registry = args.registry.unwrap_or_else(|| "docker.io".into());
     fn no_terminal(what: &'static str, flag: &'static str) -> impl FnOnce(std::io::Error) -> Error {
-        move |e| Error::Other(format!("hutch login: no terminal to ask for the {what} ({e}): give {flag}"))
+        move |source| Error::NoTerminal { what, flag, source }
     }
     let user = match args.username {
         Some(user) => user,
         None if args.password_stdin => {
-            return Err(Error::Other("hutch login: give the user name with -u (stdin holds the password)".into()))
+            return Err(Error::Usage("hutch login: give the user name with -u (stdin holds the password)".into()))
         }
-        None => super::prompt::ask("Username: ", false).map_err(no_terminal("user name", "-u"))?,
+        None => crate::prompt::ask("Username: ", false).map_err(no_terminal("user name", "-u"))?,
     };
     let pass = match (args.password, args.password_stdin) {
         (Some(p), false) => p,
         (None, true) => {
             let mut line = String::new();
-            std::io::stdin().read_line(&mut line).map_err(|e| Error::Other(format!("reading the password: {e}")))?;
+            std::io::stdin().read_line(&mut line).map_err(|source| Error::ReadPassword { source })?;
             line.trim_end_matches(['\r', '\n']).to_string()
         }
-        (None, false) => super::prompt::ask("Password: ", true).map_err(no_terminal("password", "--password-stdin"))?,
-        (Some(_), true) => return Err(Error::Other("hutch login: -p and --password-stdin exclude each other".into())),
+        (None, false) => crate::prompt::ask("Password: ", true).map_err(no_terminal("password", "--password-stdin"))?,
+        (Some(_), true) => return Err(Error::Usage("hutch login: -p and --password-stdin exclude each other".into())),
     };
-    Client::new(Config::load()?.registries).check_login(&registry, &user, &pass)?;
-    let file =
-        login_file().ok_or_else(|| Error::Other("no place for logins: set REGISTRY_AUTH_FILE or HOME".into()))?;
-    store_login(&file, &registry, Some((&user, &pass)))?;
+    engine.login(&registry, &user, &pass)?;
     println!("Login Succeeded!");
     Ok(0)
 }
 
-pub fn logout(args: LogoutArgs) -> Result<i32, Error> {
+pub fn logout(args: LogoutArgs, engine: &Engine) -> Result<i32, Error> {
     let registry = args.registry.unwrap_or_else(|| "docker.io".into());
-    let file =
-        login_file().ok_or_else(|| Error::Other("no place for logins: set REGISTRY_AUTH_FILE or HOME".into()))?;
-    if !store_login(&file, &registry, None)? {
-        return Err(Error::Other(format!("not logged in to {registry}")));
+    if !engine.logout(&registry)? {
+        return Err(Error::Usage(format!("not logged in to {registry}")));
     }
     println!("Removed login credentials for {registry}");
     Ok(0)
 }
 
-pub fn images(args: ImagesArgs, root: &std::path::Path) -> Result<i32, Error> {
-    let store = Store::open(root)?;
-    let mut images = store.images()?;
+pub fn images(args: ImagesArgs, engine: &Engine) -> Result<i32, Error> {
+    let mut images = engine.images()?;
     images.sort_by_key(|i| std::cmp::Reverse(i.stored));
     if args.quiet {
         for i in &images {
@@ -309,114 +248,23 @@ fn created_ago(rfc3339: &str) -> String {
     format!("{} ago", human_duration(now().saturating_sub(then)))
 }
 
-pub fn rmi(args: RmiArgs, root: &std::path::Path) -> Result<i32, Error> {
-    let store = Store::open(root)?;
-    let plan = UsernsPlan::for_current_user();
-    let removed: Vec<String> = in_userns(&plan, || {
-        let _lock = store.lock_exclusive()?;
-        let mut removed = Vec::new();
-        for name in &args.images {
-            let image = store.find(name)?;
-            let users = containers_using(&store, &image.id);
-            if !users.is_empty() && !args.force {
-                return Err(Error::Other(format!(
-                    "image {name} is used by container {} (remove the container first, or rmi -f)",
-                    &users[0][..12.min(users[0].len())]
-                )));
-            }
-            let qualified = ImageRef::parse(name).ok().map(|r| r.to_string());
-            removed.extend(store.update_images(|images| {
-                let mut said = Vec::new();
-                for i in images.iter_mut().filter(|i| i.id == image.id) {
-                    let before = i.names.len();
-                    i.names.retain(|n| n != name && Some(n) != qualified.as_ref());
-                    if i.names.len() < before {
-                        said.push(format!("Untagged: {}", qualified.clone().unwrap_or(name.clone())));
-                    }
-                }
-                // By id, or its last name: the image goes.
-                let by_name = !said.is_empty();
-                images.retain(|i| {
-                    let goes = i.id == image.id && (!by_name || i.names.is_empty());
-                    if goes {
-                        said.push(format!("Deleted: {}", i.id));
-                    }
-                    !goes
-                });
-                Ok(said)
-            })?);
-        }
-        remove_unreferenced(&store)?;
-        Ok(removed)
-    })?;
-    for line in removed {
+pub fn rmi(args: RmiArgs, engine: &Engine) -> Result<i32, Error> {
+    let removal = if args.force { ImageRemoval::Force } else { ImageRemoval::IfUnused };
+    for line in engine.remove_images(&args.images, removal)? {
         println!("{line}");
     }
     Ok(0)
 }
 
-pub fn prune(root: &std::path::Path) -> Result<i32, Error> {
-    let store = Store::open(root)?;
-    let plan = UsernsPlan::for_current_user();
-    let freed = in_userns(&plan, || {
-        let _lock = store.lock_exclusive()?;
-        store.update_images(|images| {
-            images.retain(|i| !i.names.is_empty() || !containers_using(&store, &i.id).is_empty());
-            Ok(())
-        })?;
-        store.clean_abandoned()?;
-        remove_unreferenced(&store)
-    })?;
+pub fn prune(engine: &Engine) -> Result<i32, Error> {
+    let freed = engine.prune_images()?;
     println!("Removed {freed} unused layers and blobs");
     Ok(0)
 }
 
-/// Removes layers and blobs no image record names. Caller holds the
-/// exclusive lock, in the user namespace.
-fn remove_unreferenced(store: &Store) -> Result<usize, Error> {
-    let images = store.images()?;
-    let mut keep: HashSet<String> = HashSet::new();
-    for i in &images {
-        keep.insert(i.id.hex().to_string());
-        keep.insert(i.manifest.hex().to_string());
-        for l in &i.layers {
-            keep.insert(l.digest.hex().to_string());
-            keep.insert(l.diff_id.hex().to_string());
-        }
-    }
-    let mut removed = 0;
-    for dir in ["blobs/sha256", "layers"] {
-        let path = store.root().join(dir);
-        for entry in std::fs::read_dir(&path).map_err(image::io("read", &path))?.flatten() {
-            if !keep.contains(entry.file_name().to_string_lossy().as_ref()) {
-                remove_tree(&entry.path())?;
-                removed += 1;
-            }
-        }
-    }
-    Ok(removed)
-}
-
-/// Containers whose rootfs came from `image` (their `image` file names it).
-fn containers_using(store: &Store, image: &Digest) -> Vec<String> {
-    let dir = store.root().join("containers");
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
-    entries
-        .flatten()
-        .filter(|e| std::fs::read_to_string(e.path().join("image")).is_ok_and(|id| id.trim() == image.as_str()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
-fn load_config(store: &Store, image: &ImageRecord) -> Result<ImageConfiguration, Error> {
-    let bytes = store.read_blob(&image.id)?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Other(format!("image {}: config: {e}", image.id.short())))
-}
-
-pub fn inspect(args: ImageArg, root: &std::path::Path) -> Result<i32, Error> {
-    let store = Store::open(root)?;
-    let image = store.find(&args.image)?;
-    let config = load_config(&store, &image)?;
+pub fn inspect(args: ImageArg, engine: &Engine) -> Result<i32, Error> {
+    let image = engine.image(&args.image)?;
+    let config = engine.image_config(&image)?;
     let layers: Vec<serde_json::Value> = image
         .layers
         .iter()
@@ -437,14 +285,13 @@ pub fn inspect(args: ImageArg, root: &std::path::Path) -> Result<i32, Error> {
         "Layers": layers,
         "Manifest": image.manifest,
     }]);
-    println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| Error::Other(e.to_string()))?);
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     Ok(0)
 }
 
-pub fn history(args: ImageArg, root: &std::path::Path) -> Result<i32, Error> {
-    let store = Store::open(root)?;
-    let image = store.find(&args.image)?;
-    let config = load_config(&store, &image)?;
+pub fn history(args: ImageArg, engine: &Engine) -> Result<i32, Error> {
+    let image = engine.image(&args.image)?;
+    let config = engine.image_config(&image)?;
     println!("{:<24} {:<60} SIZE", "CREATED", "CREATED BY");
     let mut layers = image.layers.iter();
     let mut rows = Vec::new();
@@ -460,19 +307,7 @@ pub fn history(args: ImageArg, root: &std::path::Path) -> Result<i32, Error> {
     Ok(0)
 }
 
-pub fn tag(args: TagArgs, root: &std::path::Path) -> Result<i32, Error> {
-    let store = Store::open(root)?;
-    let source = store.find(&args.source)?;
-    let target = ImageRef::parse(&args.target)?;
-    let name = target.tagged_name().ok_or_else(|| Error::Other(format!("{}: a tag, not a digest", args.target)))?;
-    store.update_images(|images| {
-        for i in images.iter_mut() {
-            i.names.retain(|n| *n != name);
-            if i.id == source.id {
-                i.names.push(name.clone());
-            }
-        }
-        Ok(())
-    })?;
+pub fn tag(args: TagArgs, engine: &Engine) -> Result<i32, Error> {
+    engine.tag(&args.source, &args.target)?;
     Ok(0)
 }

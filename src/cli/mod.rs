@@ -5,7 +5,6 @@ mod containers;
 mod cp;
 mod images;
 mod limits;
-mod prompt;
 mod run;
 mod stats;
 mod unshare;
@@ -106,33 +105,54 @@ enum ContainerCommand {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Run(#[from] crate::runtime::RunError),
-    #[error(transparent)]
-    Spec(#[from] crate::spec::Error),
-    #[error(transparent)]
-    State(#[from] crate::state::Error),
-    #[error(transparent)]
-    Containers(#[from] crate::containers::Error),
-    #[error(transparent)]
-    Userns(#[from] crate::userns::Error),
-    #[error(transparent)]
-    Config(#[from] crate::config::Error),
-    #[error(transparent)]
-    Network(#[from] netstack::Error),
-    #[error(transparent)]
-    Image(#[from] crate::image::Error),
-    #[error(transparent)]
-    Cgroup(#[from] crate::cgroup::Error),
-    #[error(transparent)]
-    Storage(#[from] crate::storage::Error),
+    Engine(#[from] crate::engine::Error),
+    /// A flag's value or a combination of flags the command cannot take.
     #[error("{0}")]
-    Other(String),
+    Usage(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("reading the log of {container}: {source}")]
+    ReadLog {
+        container: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("attaching to {container}: {source}")]
+    Attach {
+        container: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("hutch login: no terminal to ask for the {what} ({source}): give {flag}")]
+    NoTerminal {
+        what: &'static str,
+        flag: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading the password: {source}")]
+    ReadPassword {
+        #[source]
+        source: std::io::Error,
+    },
 }
+
+/// The library's errors reach the CLI through the engine's.
+macro_rules! through_engine {
+    ($($error:ty),*) => {$(
+        impl From<$error> for Error {
+            fn from(e: $error) -> Error {
+                Error::Engine(e.into())
+            }
+        }
+    )*};
+}
+through_engine!(crate::spec::Error, crate::image::Error, crate::containers::Error, netstack::Error);
 
 impl Error {
     fn exit_code(&self) -> i32 {
         match self {
-            Error::Run(e) => e.code(),
+            Error::Engine(e) => e.exit_code(),
             _ => crate::EXIT_HUTCH_ERROR,
         }
     }
@@ -154,46 +174,50 @@ pub fn main() -> i32 {
             return crate::EXIT_HUTCH_ERROR;
         }
     };
-    let result = store_root(cli.root).and_then(|root| match cli.command {
-        Command::Run(args) => run::run(*args, &root),
-        Command::Create(args) => run::create(*args, &root),
-        Command::Start(args) => containers::start(args, &root),
-        Command::Stop(args) => containers::stop(args, &root),
-        Command::Restart(args) => containers::restart(args, &root),
-        Command::Kill(args) => containers::kill(args, &root),
-        Command::Wait(args) => containers::wait(args, &root),
-        Command::Rm(args) => containers::rm(args, &root),
-        Command::Ps(args) => containers::ps(args, &root),
-        Command::Logs(args) => containers::logs(args, &root),
-        Command::Exec(args) => containers::exec(args, &root),
-        Command::Attach(args) => containers::attach(args, &root),
-        Command::Commit(args) => commit::commit(args, &root),
-        Command::Cp(args) => cp::cp(args, &root),
-        Command::Port(args) => containers::port(args, &root),
-        Command::Top(args) => containers::top(args, &root),
-        Command::Stats(args) => stats::stats(args, &root),
-        Command::Container(ContainerCommand::Prune(args)) => containers::prune(args, &root),
-        Command::Container(ContainerCommand::Ls(args)) => containers::ps(args, &root),
-        Command::Container(ContainerCommand::Rm(args)) => containers::rm(args, &root),
-        Command::Pull(args) => images::pull(args, &root),
-        Command::Images(args) => images::images(args, &root),
-        Command::Rmi(args) => images::rmi(args, &root),
-        Command::Inspect(args) => match containers::inspect(&args.image, &root)? {
-            Some(doc) => {
-                println!("{}", serde_json::to_string_pretty(&[doc]).unwrap_or_default());
-                Ok(0)
-            }
-            None => images::inspect(args, &root),
-        },
-        Command::History(args) => images::history(args, &root),
-        Command::Tag(args) => images::tag(args, &root),
-        Command::Load(args) => images::load(args, &root),
-        Command::Import(args) => images::import(args, &root),
-        Command::Login(args) => images::login(args),
-        Command::Logout(args) => images::logout(args),
-        Command::Save(args) => images::save(args, &root),
-        Command::Image(command) => images::image(command, &root),
-        Command::Unshare(args) => unshare::run(args),
+    let notes = |note: &str| eprintln!("hutch: note: {note}");
+    let result = store_root(cli.root).map(|root| crate::engine::Engine::new(root, notes)).and_then(|engine| {
+        let root = &engine;
+        match cli.command {
+            Command::Run(args) => run::run(*args, root),
+            Command::Create(args) => run::create(*args, root),
+            Command::Start(args) => containers::start(args, root),
+            Command::Stop(args) => containers::stop(args, root),
+            Command::Restart(args) => containers::restart(args, root),
+            Command::Kill(args) => containers::kill(args, root),
+            Command::Wait(args) => containers::wait(args, root),
+            Command::Rm(args) => containers::rm(args, root),
+            Command::Ps(args) => containers::ps(args, root),
+            Command::Logs(args) => containers::logs(args, root),
+            Command::Exec(args) => containers::exec(args, root),
+            Command::Attach(args) => containers::attach(args, root),
+            Command::Commit(args) => commit::commit(args, root),
+            Command::Cp(args) => cp::cp(args, root),
+            Command::Port(args) => containers::port(args, root),
+            Command::Top(args) => containers::top(args, root),
+            Command::Stats(args) => stats::stats(args, root),
+            Command::Container(ContainerCommand::Prune(args)) => containers::prune(args, root),
+            Command::Container(ContainerCommand::Ls(args)) => containers::ps(args, root),
+            Command::Container(ContainerCommand::Rm(args)) => containers::rm(args, root),
+            Command::Pull(args) => images::pull(args, root),
+            Command::Images(args) => images::images(args, root),
+            Command::Rmi(args) => images::rmi(args, root),
+            Command::Inspect(args) => match containers::inspect(&args.image, root)? {
+                Some(doc) => {
+                    println!("{}", serde_json::to_string_pretty(&[doc]).unwrap_or_default());
+                    Ok(0)
+                }
+                None => images::inspect(args, root),
+            },
+            Command::History(args) => images::history(args, root),
+            Command::Tag(args) => images::tag(args, root),
+            Command::Load(args) => images::load(args, root),
+            Command::Import(args) => images::import(args, root),
+            Command::Login(args) => images::login(args, root),
+            Command::Logout(args) => images::logout(args, root),
+            Command::Save(args) => images::save(args, root),
+            Command::Image(command) => images::image(command, root),
+            Command::Unshare(args) => unshare::run(args, root),
+        }
     });
     match result {
         Ok(code) => code,
@@ -219,59 +243,9 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The runtime dir and the id mapping every container command starts
-/// from. The single-id fallback is worth one note per runtime dir, not one
-/// per run.
-fn runtime_and_userns() -> Result<(crate::state::RuntimeDir, crate::userns::UsernsPlan), Error> {
-    let runtime = crate::state::RuntimeDir::open(|note| eprintln!("hutch: note: {note}"))?;
-    let plan = crate::userns::UsernsPlan::for_current_user();
-    if let Some(reason) = &plan.fallback_reason {
-        runtime.once("single-id-mapping", || eprintln!("hutch: note: {reason}"));
-    }
-    Ok((runtime, plan))
-}
-
 fn store_root(flag: Option<std::path::PathBuf>) -> Result<std::path::PathBuf, Error> {
     match flag {
         Some(root) => Ok(root),
         None => Ok(crate::image::Store::default_root()?),
-    }
-}
-
-/// Runs `work` in a child process inside hutch's user namespace, where the
-/// store's unpacked files have their in-image owners, and hands back its
-/// result (as JSON over a pipe). Call it while the process has one thread.
-fn in_userns<T: serde::Serialize + serde::de::DeserializeOwned>(
-    plan: &crate::userns::UsernsPlan,
-    work: impl FnOnce() -> Result<T, Error>,
-) -> Result<T, Error> {
-    use crate::userns::{fork_into_userns, Forked};
-    use std::io::{Read, Write};
-    let (mut reader, writer) = std::io::pipe().map_err(|e| Error::Other(format!("pipe: {e}")))?;
-    match fork_into_userns(plan)? {
-        Forked::Child => {
-            drop(reader);
-            let outcome: Result<T, String> = work().map_err(|e| one_line(&e.to_string()));
-            let mut writer = writer;
-            let written = serde_json::to_vec(&outcome).map(|json| writer.write_all(&json));
-            crate::sys::exit_now(if matches!(written, Ok(Ok(()))) { 0 } else { crate::EXIT_HUTCH_ERROR })
-        }
-        Forked::Parent { child } => {
-            drop(writer);
-            let mut json = Vec::new();
-            let read = reader.read_to_end(&mut json);
-            let status = loop {
-                match nix::sys::wait::waitpid(child, None) {
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    other => break other,
-                }
-            };
-            if read.is_err() || json.is_empty() {
-                return Err(Error::Other(format!("the user-namespace helper ended without an answer ({status:?})")));
-            }
-            let outcome: Result<T, String> = serde_json::from_slice(&json)
-                .map_err(|e| Error::Other(format!("the user-namespace helper's answer: {e}")))?;
-            outcome.map_err(Error::Other)
-        }
     }
 }

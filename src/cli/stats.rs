@@ -2,12 +2,11 @@
 //! (CPU, memory, block I/O, processes) and their network namespaces.
 
 use super::Error;
-use crate::cgroup::stats::Usage;
-use crate::cgroup::ContainerCgroup;
+use crate::containers::processes::host_memory;
 use crate::containers::{Container, Containers};
+use crate::engine::{Engine, Usage};
 use clap::Args;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[derive(Args)]
@@ -27,8 +26,8 @@ pub struct StatsArgs {
 const INTERVAL: Duration = Duration::from_millis(1000);
 const ONE_SHOT_INTERVAL: Duration = Duration::from_millis(500);
 
-pub fn stats(args: StatsArgs, root: &Path) -> Result<i32, Error> {
-    let store = Containers::open(root)?;
+pub fn stats(args: StatsArgs, engine: &Engine) -> Result<i32, Error> {
+    let store = engine.containers()?;
     let chosen = |store: &Containers| -> Result<Vec<Container>, Error> {
         if args.containers.is_empty() {
             let all = store.list()?;
@@ -36,12 +35,12 @@ pub fn stats(args: StatsArgs, root: &Path) -> Result<i32, Error> {
         }
         Ok(args.containers.iter().map(|n| store.find(n)).collect::<Result<_, _>>()?)
     };
-    let mut previous = Readings::take(&chosen(&store)?);
+    let mut previous = Readings::take(engine, &chosen(&store)?);
     let terminal = std::io::stdout().is_terminal();
     loop {
         std::thread::sleep(if args.no_stream { ONE_SHOT_INTERVAL } else { INTERVAL });
         let containers = chosen(&store)?;
-        let now = Readings::take(&containers);
+        let now = Readings::take(engine, &containers);
         let table = table(&containers, &previous, &now);
         let mut out = std::io::stdout().lock();
         if terminal && !args.no_stream {
@@ -56,32 +55,20 @@ pub fn stats(args: StatsArgs, root: &Path) -> Result<i32, Error> {
     }
 }
 
-/// Bytes received and sent.
-type NetworkBytes = (u64, u64);
-
 /// One reading of each container, by id, and when it was taken.
 struct Readings {
     at: Instant,
-    usage: Vec<(String, Option<Usage>, Option<NetworkBytes>)>,
+    usage: Vec<(String, Usage)>,
 }
 
 impl Readings {
-    fn take(containers: &[Container]) -> Readings {
-        let usage = containers
-            .iter()
-            .map(|c| {
-                let state = c.state();
-                let running = state.is_running();
-                let cgroup = state.cgroup.filter(|_| running).map(|dir| ContainerCgroup { dir }.container_leaf());
-                let network = state.pid.filter(|_| running).and_then(network_bytes);
-                (c.record.id.clone(), cgroup.map(|leaf| Usage::read(&leaf)), network)
-            })
-            .collect();
+    fn take(engine: &Engine, containers: &[Container]) -> Readings {
+        let usage = containers.iter().map(|c| (c.record.id.clone(), engine.usage(c))).collect();
         Readings { at: Instant::now(), usage }
     }
 
-    fn of(&self, id: &str) -> (Option<Usage>, Option<NetworkBytes>) {
-        self.usage.iter().find(|(i, _, _)| i == id).map(|(_, u, n)| (*u, *n)).unwrap_or_default()
+    fn of(&self, id: &str) -> Usage {
+        self.usage.iter().find(|(i, _)| i == id).map(|(_, u)| *u).unwrap_or_default()
     }
 }
 
@@ -92,8 +79,8 @@ fn table(containers: &[Container], before: &Readings, now: &Readings) -> String 
     let elapsed = now.at.duration_since(before.at).as_micros().max(1) as f64;
     let host_memory = host_memory();
     for c in containers {
-        let (usage, network) = now.of(&c.record.id);
-        let (earlier, _) = before.of(&c.record.id);
+        let Usage { cgroup: usage, network } = now.of(&c.record.id);
+        let earlier = before.of(&c.record.id).cgroup;
         let unknown = || "--".to_string();
         let cpu = usage
             .and_then(|u| Some((u.cpu_usec? as f64 - earlier?.cpu_usec? as f64) / elapsed * 100.0))
@@ -114,30 +101,6 @@ fn table(containers: &[Container], before: &Readings, now: &Readings) -> String 
         ]);
     }
     super::containers::columns(&rows)
-}
-
-/// Bytes received and sent on the container's interfaces other than
-/// loopback, from its first process's view of /proc/net/dev.
-fn network_bytes(pid: i32) -> Option<NetworkBytes> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).ok()?;
-    let mut total = (0, 0);
-    for line in text.lines().skip(2) {
-        let Some((name, counters)) = line.split_once(':') else { continue };
-        if name.trim() == "lo" {
-            continue;
-        }
-        let fields: Vec<u64> = counters.split_whitespace().filter_map(|f| f.parse().ok()).collect();
-        total.0 += fields.first().copied().unwrap_or(0);
-        total.1 += fields.get(8).copied().unwrap_or(0);
-    }
-    Some(total)
-}
-
-fn host_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 =
-        text.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// "1.5MiB", as Docker shows memory.

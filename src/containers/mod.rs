@@ -8,6 +8,7 @@
 mod control;
 pub mod log;
 mod names;
+pub mod processes;
 mod status;
 
 pub use control::parse_signal;
@@ -93,6 +94,24 @@ pub struct Container {
 }
 
 const RECORD: &str = "container.json";
+/// A container being created: `.creating-PID-START-ID`, its creator named
+/// by pid and start time (which together do not repeat).
+const STAGING_PREFIX: &str = ".creating-";
+
+fn staging_name(id: &str) -> String {
+    let owner = ProcessId::current().map_or_else(|| "0-0".to_string(), |p| format!("{}-{}", p.pid, p.start));
+    format!("{STAGING_PREFIX}{owner}-{id}")
+}
+
+/// Removes a container directory made aside whose creator is gone.
+fn sweep_if_abandoned(path: &Path, owner: &str) {
+    let mut fields = owner.splitn(3, '-');
+    let (Some(pid), Some(start)) = (fields.next(), fields.next()) else { return };
+    let creator = pid.parse().ok().zip(start.parse().ok()).map(|(pid, start)| ProcessId { pid, start });
+    if !creator.is_some_and(|c| c.alive()) {
+        let _ = fs::remove_dir_all(path);
+    }
+}
 const STATE: &str = "state.json";
 /// The runtime Spec the monitor runs.
 pub const SPEC: &str = "config.json";
@@ -106,7 +125,10 @@ impl Containers {
 
     /// Creates the container's directory and record. The name (generated
     /// when `None`) is checked and taken under a lock, so two containers
-    /// started at once never get the same one.
+    /// started at once never get the same one. The directory appears with
+    /// its record in it (made aside, then renamed into place): a process
+    /// killed meanwhile leaves a listed container or nothing, and what it
+    /// made aside is swept once it is gone.
     pub fn create(&self, mut record: ContainerRecord, name: Option<&str>) -> Result<Container, Error> {
         let _lock = self.lock()?;
         let taken: Vec<Container> = self.list()?;
@@ -114,27 +136,40 @@ impl Containers {
             Some(name) => {
                 names::check(name)?;
                 if let Some(other) = taken.iter().find(|c| c.record.name == name) {
-                    return Err(Error::NameInUse { name: name.into(), id: other.record.id[..12].into() });
+                    return Err(Error::NameInUse { name: name.into(), id: other.short_id().into() });
                 }
                 name.to_string()
             }
             None => names::generate(&record.id, |n| taken.iter().any(|c| c.record.name == n)),
         };
-        let dir = self.dir.join(&record.id);
-        fs::DirBuilder::new().mode(0o700).create(&dir).map_err(io("create", &dir))?;
-        let container = Container { record, dir };
-        container.write(RECORD, &container.record)?;
-        Ok(container)
+        let staging = self.dir.join(staging_name(&record.id));
+        fs::DirBuilder::new().mode(0o700).create(&staging).map_err(io("create", &staging))?;
+        let made_aside = Container { record, dir: staging.clone() };
+        let placed = made_aside.write(RECORD, &made_aside.record).and_then(|()| {
+            let dir = self.dir.join(&made_aside.record.id);
+            fs::rename(&staging, &dir).map_err(io("create", &dir))?;
+            Ok(Container { record: made_aside.record.clone(), dir })
+        });
+        if placed.is_err() {
+            let _ = fs::remove_dir_all(&staging);
+        }
+        placed
     }
 
-    /// Every container with a readable record, newest first.
+    /// Every container with a readable record, newest first. What killed
+    /// creations left aside is swept on the way.
     pub fn list(&self) -> Result<Vec<Container>, Error> {
         let entries = fs::read_dir(&self.dir).map_err(io("read", &self.dir))?;
-        let mut found: Vec<Container> = entries
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| Container::at(&e.path()).ok())
-            .collect();
+        let mut found = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(owner) = name.strip_prefix(STAGING_PREFIX) {
+                sweep_if_abandoned(&entry.path(), owner);
+            } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                found.extend(Container::at(&entry.path()).ok());
+            }
+        }
         found.sort_by(|a, b| b.record.created.cmp(&a.record.created).then(a.record.id.cmp(&b.record.id)));
         Ok(found)
     }

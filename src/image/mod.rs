@@ -6,9 +6,11 @@
 //! store's files can be removed again by the same user.
 
 pub mod archive;
+pub mod change;
 pub mod commit;
 pub mod config;
 pub mod digest;
+pub mod gc;
 pub mod pull;
 pub mod reference;
 pub mod registry;
@@ -49,6 +51,8 @@ pub enum Error {
     HostileEntry { layer: Digest, path: String, reason: String },
     #[error("layer {layer}: {message}")]
     Layer { layer: Digest, message: String },
+    #[error("image {image} is used by container {container} (remove the container first, or rmi -f)")]
+    InUse { image: String, container: String },
     #[error("no such image: {0} (see hutch images, or pull it)")]
     NotFound(String),
     #[error("{0}")]

@@ -8,7 +8,7 @@ use super::ContainerRecordDir;
 use crate::containers::log::{self, LogWriter, Stream};
 use crate::runtime::channel::{Channel, Message};
 use crate::runtime::{container, exit_code, fail, signals, wait_for, SetupError, StdioMode};
-use crate::sys::{die_with_parent, exit_now};
+use crate::sys::{die_with_parent, exit_now, Forked};
 use netstack::Connected;
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
@@ -17,7 +17,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe2, read, setsid, ForkResult, Pid};
+use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, pipe2, read, setsid, Pid};
 use oci_spec::runtime::Spec;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -26,11 +26,10 @@ use std::time::{Duration, Instant};
 /// by init, goes on in a session of its own with /dev/null for streams, so
 /// closing the caller's terminal cannot reach it.
 pub(super) fn leave_caller(channel: &Channel) {
-    // SAFETY: the monitor is single-threaded.
-    match unsafe { fork() } {
-        Err(e) => fail(channel, SetupError::sys("fork", "", e)),
-        Ok(ForkResult::Parent { .. }) => exit_now(0),
-        Ok(ForkResult::Child) => {}
+    match crate::sys::fork() {
+        Err(e) => fail(channel, e.into()),
+        Ok(Forked::Parent { .. }) => exit_now(0),
+        Ok(Forked::Child) => {}
     }
     let _ = setsid();
     if let Ok(null) = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()) {
@@ -55,10 +54,9 @@ pub(super) fn run(
         Ok(setup) => setup,
         Err(e) => fail(&channel, SetupError::sys("monitor setup", "", e)),
     };
-    // SAFETY: the monitor is single-threaded.
-    let child = match unsafe { fork() } {
-        Err(e) => fail(&channel, SetupError::sys("fork", "", e)),
-        Ok(ForkResult::Child) => {
+    let child = match crate::sys::fork() {
+        Err(e) => fail(&channel, e.into()),
+        Ok(Forked::Child) => {
             die_with_parent();
             drop((ours, channel, signals));
             if let Err(e) = pipes.install() {
@@ -67,7 +65,7 @@ pub(super) fn run(
             let netns = network.as_ref().map(|n| n.netns());
             container::start(spec, stdio, theirs, setgroups_allowed, netns)
         }
-        Ok(ForkResult::Parent { child }) => child,
+        Ok(Forked::Parent { child }) => child,
     };
     drop(theirs);
     let (mut sources, mut input) = pipes.monitor_ends();

@@ -16,10 +16,10 @@ use crate::image::time::now;
 use crate::runtime::channel::{Channel, Message};
 use crate::runtime::{container, fail, wait_for, SetupError, StdioMode, ANNOTATION_NETWORK, ANNOTATION_PORTS};
 use crate::runtime::{ANNOTATION_CONTAINER_DIR, ANNOTATION_STATE_DIR};
-use crate::sys::{die_with_parent, exit_now};
+use crate::sys::{die_with_parent, exit_now, Forked};
 use netstack::{Connected, NetworkMode, PortMapping};
 use nix::sched::{unshare, CloneFlags};
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 use std::path::PathBuf;
 
@@ -38,15 +38,14 @@ pub fn run(spec: &Spec, stdio: StdioMode, channel: Channel, setgroups_allowed: b
     if detached {
         detached::run(spec, stdio, channel, setgroups_allowed, network, record)
     }
-    // SAFETY: the monitor is single-threaded (forked from single-threaded hutch).
-    match unsafe { fork() } {
-        Err(e) => fail(&channel, SetupError::sys("fork", "", e)),
-        Ok(ForkResult::Child) => {
+    match crate::sys::fork() {
+        Err(e) => fail(&channel, e.into()),
+        Ok(Forked::Child) => {
             die_with_parent();
             let netns = network.as_ref().map(|n| n.netns());
             container::start(spec, stdio, channel, setgroups_allowed, netns)
         }
-        Ok(ForkResult::Parent { child }) => {
+        Ok(Forked::Parent { child }) => {
             record.started(child);
             let _ = channel.send(&Message::ContainerPid(child.as_raw()), None);
             drop(channel);

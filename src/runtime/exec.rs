@@ -5,11 +5,10 @@
 
 use super::channel::{Channel, Message};
 use super::{container, fail, wait_for, SetupError, StdioMode};
-use crate::sys::{die_with_parent, exit_now};
+use crate::sys::{die_with_parent, exit_now, Forked};
 use nix::fcntl::{open, OFlag};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::stat::{stat, Mode};
-use nix::unistd::{fork, ForkResult};
 use oci_spec::runtime::{Process, Spec};
 use std::os::fd::OwnedFd;
 
@@ -39,14 +38,13 @@ pub(super) fn join_and_run(
     if let Err(e) = container::join_cgroup(spec).and_then(|()| join_namespaces(target)) {
         fail(&channel, e)
     }
-    // SAFETY: this process is single-threaded (forked from single-threaded hutch).
-    match unsafe { fork() } {
-        Err(e) => fail(&channel, SetupError::sys("fork", "", e)),
-        Ok(ForkResult::Child) => {
+    match crate::sys::fork() {
+        Err(e) => fail(&channel, e.into()),
+        Ok(Forked::Child) => {
             die_with_parent();
             container::exec_in(spec, process, stdio, channel, setgroups_allowed)
         }
-        Ok(ForkResult::Parent { child }) => {
+        Ok(Forked::Parent { child }) => {
             let _ = channel.send(&Message::ContainerPid(child.as_raw()), None);
             drop(channel);
             exit_now(wait_for(child))

@@ -6,7 +6,7 @@ use super::channel::{Channel, Message};
 use super::relay::{self, Copied, Log, Stream, TerminalPipes};
 use super::terminal::{self, RawMode};
 use super::{exit_code, fail, signals, RunError, SetupError, StdioMode};
-use crate::containers::log::{self, LogWriter};
+use crate::containers::log::LogWriter;
 use crate::userns::{self, Forked, UsernsPlan};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -19,12 +19,21 @@ use std::cell::RefCell;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
+/// Where a foreground run keeps the container's output, as a detached
+/// one does.
+#[derive(Clone, Debug)]
+pub struct LogTarget {
+    pub path: std::path::PathBuf,
+    /// The log rotates at this size.
+    pub max_size: u64,
+}
+
 /// Runs the container described by `spec` in the foreground; returns its
 /// exit status.
-pub fn run(spec: &Spec, plan: &UsernsPlan, stdio: StdioMode) -> Result<i32, RunError> {
+pub fn run(spec: &Spec, plan: &UsernsPlan, stdio: StdioMode, log: Option<LogTarget>) -> Result<i32, RunError> {
     foreground(
         stdio,
-        container_log(spec),
+        log.and_then(|target| open_log(&target)),
         || Ok(userns::fork_into_userns(plan)?),
         |channel| crate::monitor::run(spec, stdio, channel, plan.uses_helpers, false),
     )
@@ -73,16 +82,8 @@ fn foreground(
     }
 }
 
-/// The log of a container that is kept after it ends (not `--rm`): a
-/// foreground run writes it as a detached one does.
-fn container_log(spec: &Spec) -> Option<Log> {
-    let dir = spec.annotations().as_ref()?.get(super::ANNOTATION_CONTAINER_DIR)?;
-    let container = crate::containers::Container::at(std::path::Path::new(dir)).ok()?;
-    if container.record.auto_remove {
-        return None;
-    }
-    let max_size = container.record.log_max_size.unwrap_or(log::DEFAULT_MAX_SIZE);
-    let writer = LogWriter::open(&container.path(log::FILE), max_size).ok()?;
+fn open_log(target: &LogTarget) -> Option<Log> {
+    let writer = LogWriter::open(&target.path, target.max_size).ok()?;
     Some(Rc::new(RefCell::new(writer)))
 }
 

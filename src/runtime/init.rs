@@ -6,19 +6,18 @@
 
 use super::channel::Channel;
 use super::{exit_code, fail, signals, SetupError};
-use crate::sys::exit_now;
+use crate::sys::{exit_now, Forked};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{fork, setpgid, tcsetpgrp, ForkResult, Pid};
+use nix::unistd::{setpgid, tcsetpgrp, Pid};
 use std::os::fd::AsFd;
 
 /// Runs `start` (which execs the command) in a child and supervises it.
 /// Signals are still blocked here, inherited from hutch.
 pub fn supervise(channel: Channel, terminal: bool, start: impl FnOnce() -> SetupError) -> ! {
-    // SAFETY: the container process is single-threaded.
-    match unsafe { fork() } {
-        Err(e) => fail(&channel, SetupError::sys("fork", "", e)),
-        Ok(ForkResult::Child) => {
+    match crate::sys::fork() {
+        Err(e) => fail(&channel, e.into()),
+        Ok(Forked::Child) => {
             // Own process group, in the foreground of the terminal, so
             // terminal signals reach the command once and not also us.
             let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
@@ -28,7 +27,7 @@ pub fn supervise(channel: Channel, terminal: bool, start: impl FnOnce() -> Setup
             let err = start();
             fail(&channel, err)
         }
-        Ok(ForkResult::Parent { child }) => {
+        Ok(Forked::Parent { child }) => {
             drop(channel);
             reap_and_forward(child)
         }

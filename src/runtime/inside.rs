@@ -7,13 +7,12 @@
 //! reach into it finds no way out.
 
 use super::{exec, RunError};
-use crate::sys::{die_with_parent, exit_now};
-use crate::userns::{self, Forked, UsernsPlan};
+use crate::child::{self, Child};
+use crate::sys::die_with_parent;
+use crate::userns::{self, UsernsPlan};
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::wait::waitpid;
-use nix::unistd::{chdir, chroot, Pid};
+use nix::unistd::{chdir, chroot};
 use oci_spec::runtime::Spec;
-use std::io::{Read, Write};
 use std::path::Path;
 
 /// The container whose root the helper enters.
@@ -24,55 +23,24 @@ pub enum Root<'a> {
     Stopped(&'a Spec),
 }
 
-/// A running helper; `wait` gives its verdict.
-pub struct Helper {
-    pid: Pid,
-    verdict: std::io::PipeReader,
-}
-
-/// Starts `work` in a helper whose `/` is the container's root. Call it
-/// while the process has one thread.
-pub fn spawn(root: Root<'_>, plan: &UsernsPlan, work: impl FnOnce() -> Result<(), String>) -> Result<Helper, RunError> {
-    let (verdict, mut verdict_w) = std::io::pipe().map_err(|e| sys("pipe", e))?;
-    let forked = match root {
-        Root::Running(_) => super::fork_here()?,
-        Root::Stopped(_) => userns::fork_into_userns(plan)?,
+/// Starts `work` in a helper whose `/` is the container's root; `wait`
+/// gives its outcome. Call it while the process has one thread.
+pub fn spawn<T>(
+    root: Root<'_>,
+    plan: &UsernsPlan,
+    work: impl FnOnce() -> Result<T, String>,
+) -> Result<Child<T>, RunError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let fork = || match root {
+        Root::Running(_) => super::fork_here(),
+        Root::Stopped(_) => Ok(userns::fork_into_userns(plan)?),
     };
-    match forked {
-        Forked::Child => {
-            drop(verdict);
-            die_with_parent();
-            let outcome = enter(&root).and_then(|()| work());
-            let code = match outcome {
-                Ok(()) => 0,
-                Err(why) => {
-                    let _ = verdict_w.write_all(why.as_bytes());
-                    crate::EXIT_HUTCH_ERROR
-                }
-            };
-            exit_now(code)
-        }
-        Forked::Parent { child } => Ok(Helper { pid: child, verdict }),
-    }
-}
-
-impl Helper {
-    /// Waits for the helper: why it failed, in one line, if it did.
-    pub fn wait(mut self) -> Result<(), String> {
-        let mut why = String::new();
-        let _ = self.verdict.read_to_string(&mut why);
-        let status = loop {
-            match waitpid(self.pid, None) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                other => break other,
-            }
-        };
-        match status {
-            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
-            _ if !why.is_empty() => Err(why),
-            other => Err(format!("the helper in the container ended unexpectedly ({other:?})")),
-        }
-    }
+    child::spawn("helper in the container", fork, |reply| {
+        die_with_parent();
+        reply.send(enter(&root).and_then(|()| work()))
+    })
 }
 
 fn enter(root: &Root<'_>) -> Result<(), String> {
@@ -86,8 +54,4 @@ fn enter(root: &Root<'_>) -> Result<(), String> {
         }
     }
     chdir(Path::new("/")).map_err(|e| format!("chdir /: {e}"))
-}
-
-fn sys(op: &'static str, e: std::io::Error) -> RunError {
-    RunError::Sys { op, errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)) }
 }

@@ -24,7 +24,7 @@ mod seccomp;
 pub(crate) mod signals;
 mod terminal;
 
-pub use frontend::{exec, run, start_detached};
+pub use frontend::{exec, run, start_detached, LogTarget};
 pub use terminal::{set_size as terminal_resize, size_of as terminal_size};
 
 use crate::EXIT_HUTCH_ERROR;
@@ -78,6 +78,12 @@ pub enum SetupError {
         code: i32,
         message: String,
     },
+}
+
+impl From<crate::sys::ForkError> for SetupError {
+    fn from(e: crate::sys::ForkError) -> SetupError {
+        SetupError::Config(e.to_string())
+    }
 }
 
 impl SetupError {
@@ -135,6 +141,10 @@ pub enum RunError {
     Sys { op: &'static str, errno: Errno },
     #[error("the container's monitor died of {0} before the container finished")]
     MonitorKilled(nix::sys::signal::Signal),
+    #[error(transparent)]
+    Fork(#[from] crate::sys::ForkError),
+    #[error(transparent)]
+    Child(#[from] crate::child::Error),
 }
 
 impl RunError {
@@ -148,15 +158,8 @@ impl RunError {
 
 /// A plain fork (no new namespace), as `userns::fork_into_userns` reports
 /// one. Call it while the process has one thread.
-pub(crate) fn fork_here() -> Result<crate::userns::Forked, RunError> {
-    use crate::userns::Forked;
-    // SAFETY: the caller guarantees a single thread, so the child cannot
-    // inherit a lock held by another thread.
-    match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Child) => Ok(Forked::Child),
-        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Forked::Parent { child }),
-        Err(errno) => Err(RunError::Sys { op: "fork", errno }),
-    }
+pub(crate) fn fork_here() -> Result<crate::sys::Forked, RunError> {
+    Ok(crate::sys::fork()?)
 }
 
 /// Tells hutch why setup failed (one line, over the channel) and exits with

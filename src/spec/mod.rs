@@ -2,6 +2,7 @@
 //! executes only the Spec, so everything a flag means is visible here.
 
 pub mod device;
+pub mod resources;
 pub mod security;
 
 use crate::runtime::{
@@ -64,6 +65,8 @@ pub enum Error {
     Device(#[from] device::Error),
     #[error("invalid tmpfs {0:?}: expected CONTAINER-PATH[:OPTIONS] with an absolute path")]
     Tmpfs(String),
+    #[error("--{flag}: {why}")]
+    Limit { flag: String, why: String },
     #[error("building the runtime spec: {0}")]
     Oci(#[from] oci_spec::OciSpecError),
 }

@@ -1,0 +1,326 @@
+//! Creating a container: its image found (pulled when missing), its
+//! record, its writable layer, its /etc files and its runtime Spec, all in
+//! its store directory, ready to start.
+
+use super::images::PullPolicy;
+use super::{Engine, Error};
+use crate::cgroup;
+use crate::config::Config;
+use crate::containers::{Container, ContainerRecord};
+use crate::image::config::RunDefaults;
+use crate::image::pull::Platform;
+use crate::image::time::now;
+use crate::image::{ImageRecord, Store};
+use crate::spec::device::Device;
+use crate::spec::{self, ContainerConfig, EtcFiles, SeccompChoice, Volume};
+use crate::state::{new_container_id, write_atomic, ContainerDir};
+use crate::storage::{self, LayeredRoot};
+use netstack::{NetworkMode, PortMapping};
+use oci_spec::runtime::{LinuxResources, Spec};
+use std::path::PathBuf;
+
+/// Where a container's root filesystem comes from.
+#[derive(Clone, Debug)]
+pub enum RootSource {
+    /// An image, by name; `command` replaces its Cmd when not empty.
+    Image { name: String, pull: PullPolicy, platform: Option<Platform>, entrypoint: Option<String> },
+    /// A directory used as it is (`--rootfs`); `command` is required.
+    Directory(PathBuf),
+}
+
+/// `--security-opt`: no_new_privs, and which seccomp filter.
+#[derive(Clone, Debug)]
+pub struct SecurityOptions {
+    pub no_new_privileges: bool,
+    pub seccomp: SeccompChoice,
+}
+
+impl Default for SecurityOptions {
+    /// Docker's default sandbox: no_new_privs and its seccomp filter.
+    fn default() -> SecurityOptions {
+        SecurityOptions { no_new_privileges: true, seccomp: SeccompChoice::Default }
+    }
+}
+
+/// Everything a new container is made from, checked and typed.
+#[derive(Clone, Debug)]
+pub struct ContainerOptions {
+    pub root: RootSource,
+    pub command: Vec<String>,
+    /// Unique; generated when `None`.
+    pub name: Option<String>,
+    /// `KEY=VALUE`, or `KEY` to pass the caller's value on.
+    pub env: Vec<String>,
+    pub workdir: Option<PathBuf>,
+    /// `NAME|UID[:GROUP|GID]`.
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub volumes: Vec<Volume>,
+    pub devices: Vec<Device>,
+    /// `None`: the config file's default, else pasta or slirp4netns.
+    pub network: Option<NetworkMode>,
+    /// `-p` values: `[HOST-IP:][HOST-PORT:]CONTAINER-PORT[/PROTO]`.
+    pub publish: Vec<String>,
+    /// Publish every port the image exposes (`-P`).
+    pub publish_all: bool,
+    pub terminal: bool,
+    pub interactive: bool,
+    pub init: bool,
+    pub read_only: bool,
+    /// Removed as soon as it exits (`--rm`).
+    pub auto_remove: bool,
+    /// `PATH[:OPTIONS]`.
+    pub tmpfs: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    pub security: SecurityOptions,
+    pub resources: Option<LinuxResources>,
+    pub cgroups: cgroup::Mode,
+    /// The log rotates at this size.
+    pub log_max_size: Option<u64>,
+    /// Descriptors 3 to 3+N-1 of the caller's are passed on.
+    pub preserve_fds: u32,
+    /// Rows and columns of the caller's terminal, for `-t`.
+    pub terminal_size: Option<(u16, u16)>,
+}
+
+/// A container on disk, not started: its record, its runtime directory,
+/// its Spec.
+pub struct Created {
+    pub container: Container,
+    pub(crate) runtime_dir: ContainerDir,
+    pub(crate) spec: Spec,
+}
+
+/// What to start: the image (if any) and the command with the image's
+/// settings applied.
+struct Launch {
+    image: Option<ImageRecord>,
+    /// The image as named, or the root directory.
+    image_name: String,
+    stop_signal: Option<String>,
+    /// The image's ExposedPorts (`80/tcp`), published by `-P`.
+    exposed_ports: Vec<String>,
+    command: Vec<String>,
+    env: Vec<String>,
+    workdir: Option<PathBuf>,
+    user: Option<String>,
+}
+
+/// What the container is given from the host, checked before it starts.
+struct HostResources {
+    network: NetworkMode,
+    ports: Vec<PortMapping>,
+}
+
+impl Engine {
+    /// Creates a container, ready for [`Engine::start`] or [`Engine::run`].
+    /// Killed at any moment, it leaves a container that `ps -a` lists and
+    /// `rm` removes, or nothing.
+    pub fn create(&self, options: &ContainerOptions) -> Result<Created, Error> {
+        self.plan()?;
+        let launch = self.resolve_image(options)?;
+        check_preserved_fds(options.preserve_fds)?;
+        let network = self.network_mode(options.network.clone())?;
+        let mut publish = options.publish.clone();
+        if options.publish_all {
+            publish.extend(launch.exposed_ports.iter().cloned());
+        }
+        let ports = self.published_ports(&publish, &network)?;
+        let record = ContainerRecord {
+            id: new_container_id()?,
+            image: launch.image_name.clone(),
+            image_id: launch.image.as_ref().map(|i| i.id.to_string()),
+            command: launch.command.clone(),
+            created: now(),
+            ports: ports.iter().map(PortMapping::display).collect(),
+            stop_signal: launch.stop_signal.clone(),
+            auto_remove: options.auto_remove,
+            tty: options.terminal,
+            interactive: options.interactive,
+            log_max_size: options.log_max_size,
+            cgroups: options.cgroups,
+            ..Default::default()
+        };
+        let container = self.containers()?.create(record, options.name.as_deref())?;
+        let runtime_dir = ContainerDir::create(self.runtime()?, &container.record.id);
+        let prepared = runtime_dir.map_err(Error::from).and_then(|runtime_dir| {
+            let overlay = self.prepare_rootfs(&launch, &container)?;
+            let host = HostResources { network, ports };
+            let spec = self.build_spec(&container, &runtime_dir, host, options, &launch, overlay)?;
+            Ok(Created { container: container.clone(), runtime_dir, spec })
+        });
+        if prepared.is_err() {
+            self.remove_files(&container);
+        }
+        prepared
+    }
+
+    /// `--rootfs DIR CMD…`, or `IMAGE [CMD…]` with the image's config
+    /// (pulled first when missing, as Docker does).
+    fn resolve_image(&self, options: &ContainerOptions) -> Result<Launch, Error> {
+        let (name, pull, platform, entrypoint) = match &options.root {
+            RootSource::Directory(dir) => {
+                if options.command.is_empty() {
+                    return Err(Error::NoCommand);
+                }
+                return Ok(Launch {
+                    image: None,
+                    image_name: dir.display().to_string(),
+                    stop_signal: None,
+                    exposed_ports: Vec::new(),
+                    command: options.command.clone(),
+                    env: options.env.clone(),
+                    workdir: options.workdir.clone(),
+                    user: options.user.clone(),
+                });
+            }
+            RootSource::Image { name, pull, platform, entrypoint } => (name, *pull, platform, entrypoint),
+        };
+        let platform = platform.clone().unwrap_or_else(Platform::host);
+        let image = self.find_or_pull(name, pull, platform)?;
+        let config = self.image_config(&image)?;
+        let defaults = RunDefaults::from_config(&config);
+        let command = defaults
+            .command(entrypoint.as_deref(), &options.command)
+            .ok_or_else(|| Error::NoImageCommand(name.clone()))?;
+        Ok(Launch {
+            command,
+            env: defaults.env.iter().chain(&options.env).cloned().collect(),
+            workdir: options.workdir.clone().or(defaults.workdir.map(PathBuf::from)),
+            user: options.user.clone().or(defaults.user),
+            image: Some(image),
+            image_name: name.clone(),
+            stop_signal: defaults.stop_signal.clone(),
+            exposed_ports: defaults.exposed_ports.clone(),
+        })
+    }
+
+    /// The store's `containers/ID/`: the mount point of the image's root
+    /// (`rootfs/`) and the container's writable layer, which the monitor
+    /// joins with the image's layers through the storage driver.
+    fn prepare_rootfs(&self, launch: &Launch, container: &Container) -> Result<Option<LayeredRoot>, Error> {
+        let Some(image) = &launch.image else { return Ok(None) };
+        let store = Store::open(&self.root)?;
+        let lowers: Vec<PathBuf> = image.layers.iter().rev().map(|l| store.layer_path(&l.diff_id)).collect();
+        // Held while checking, so an rmi cannot take the layers away
+        // meanwhile; from then on `rmi` sees the container's record.
+        let _lock = store.lock_shared()?;
+        if let Some(missing) = lowers.iter().find(|l| !l.is_dir()) {
+            return Err(Error::LayerMissing(missing.clone()));
+        }
+        let rootfs = container.path("rootfs");
+        std::fs::create_dir(&rootfs).map_err(super::error::io("create", &rootfs))?;
+        let layered =
+            LayeredRoot { driver: storage::driver(storage::DEFAULT_DRIVER)?, lowers, dir: container.dir.clone() };
+        layered.driver.create_layer(&layered)?;
+        Ok(Some(layered))
+    }
+
+    /// The container's runtime Spec, saved in its directory.
+    fn build_spec(
+        &self,
+        container: &Container,
+        runtime_dir: &ContainerDir,
+        host: HostResources,
+        options: &ContainerOptions,
+        launch: &Launch,
+        overlay: Option<LayeredRoot>,
+    ) -> Result<Spec, Error> {
+        let HostResources { network, ports } = host;
+        let hostname = options.hostname.clone().unwrap_or_else(|| container.short_id().to_string());
+        let write = |name: &str, text: String| -> Result<PathBuf, Error> {
+            let path = container.path(name);
+            write_atomic(&path, text.as_bytes())?;
+            Ok(path)
+        };
+        let etc_files = EtcFiles {
+            hosts: write("hosts", netstack::hosts_file(&hostname, &network))?,
+            hostname: write("hostname", format!("{hostname}\n"))?,
+            resolv_conf: write("resolv.conf", netstack::resolv_conf(&network))?,
+        };
+        let rootfs = match (&overlay, &options.root) {
+            (Some(o), _) => o.dir.join("rootfs"),
+            (None, RootSource::Directory(dir)) => dir.clone(),
+            (None, RootSource::Image { .. }) => PathBuf::new(),
+        };
+        let config = ContainerConfig {
+            rootfs,
+            overlay,
+            command: launch.command.clone(),
+            env: launch.env.clone(),
+            workdir: launch.workdir.clone(),
+            user: launch.user.clone(),
+            hostname,
+            volumes: options.volumes.clone(),
+            devices: options.devices.clone(),
+            terminal: options.terminal,
+            terminal_size: options.terminal_size,
+            network,
+            ports,
+            state_dir: runtime_dir.path().to_path_buf(),
+            container_dir: container.dir.clone(),
+            init: options.init,
+            read_only: options.read_only,
+            tmpfs: options.tmpfs.clone(),
+            cap_add: options.cap_add.clone(),
+            cap_drop: options.cap_drop.clone(),
+            privileged: options.privileged,
+            no_new_privileges: options.security.no_new_privileges,
+            seccomp: options.security.seccomp.clone(),
+            etc_files,
+        };
+        if options.privileged {
+            self.note("--privileged gives every capability inside the user namespace only: no host devices, kernel modules or host-wide settings");
+        }
+        let mut spec = spec::build(&config, self.plan()?)?;
+        if let (Some(linux), Some(resources)) = (spec.linux_mut(), options.resources.clone()) {
+            linux.set_resources(Some(resources));
+        }
+        container.write(crate::containers::SPEC, &spec)?;
+        Ok(spec)
+    }
+
+    /// `--network`, else the config file's default, else pasta or slirp4netns.
+    fn network_mode(&self, chosen: Option<NetworkMode>) -> Result<NetworkMode, Error> {
+        match chosen {
+            Some(mode) => Ok(mode),
+            None => Ok(NetworkMode::default_mode(Config::load()?.network.default.as_deref())?),
+        }
+    }
+
+    /// `-p` values, checked free on the host. Like Docker, `host` networking
+    /// ignores them (with a note); `none` has nothing to publish to.
+    fn published_ports(&self, specs: &[String], network: &NetworkMode) -> Result<Vec<PortMapping>, Error> {
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        match network {
+            NetworkMode::Host => {
+                self.note("published ports are discarded with --network host: the container uses the host's ports");
+                return Ok(Vec::new());
+            }
+            NetworkMode::None => return Err(Error::PublishWithoutNetwork),
+            _ => {}
+        }
+        let mut ports = Vec::new();
+        for spec in specs {
+            ports.extend(netstack::parse_publish(spec)?);
+        }
+        netstack::check_available(&ports)?;
+        Ok(ports)
+    }
+}
+
+/// `--preserve-fds N` passes on descriptors 3 to 3+N-1: each must be open.
+fn check_preserved_fds(count: u32) -> Result<(), Error> {
+    let last =
+        count.checked_add(3).filter(|&end| i32::try_from(end).is_ok()).ok_or(Error::TooManyPreservedFds(count))?;
+    for fd in 3..last {
+        if !crate::sys::fd_is_open(fd) {
+            return Err(Error::PreservedFdClosed { count, fd });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! Running containers: `exec` (a new process in a running container, in
+//! its namespaces and its cgroup, with the container's settings and the
+//! caller's changes), and what `top` and `stats` read of them.
+
+use super::{Engine, Error};
+use crate::containers::processes::{self, ProcessInfo};
+use crate::containers::Container;
+use crate::runtime::{self, StdioMode};
+use crate::spec::ExecConfig;
+use std::path::Path;
+
+/// What the new process changes of the container's own.
+pub type ExecOptions = ExecConfig;
+
+impl Engine {
+    /// Runs `options.command` in `container` in the foreground; returns its
+    /// exit status.
+    pub fn exec(&self, container: &Container, options: &ExecOptions, stdio: StdioMode) -> Result<i32, Error> {
+        let state = container.state();
+        let (Some(_), Some(pid)) = (state.live_monitor(), state.pid) else {
+            return Err(Error::NotRunning(container.record.name.clone()));
+        };
+        let plan = self.plan()?;
+        let mut spec = container.spec()?;
+        if let Some(cgroup) = &state.cgroup {
+            let cgroup = crate::cgroup::ContainerCgroup { dir: cgroup.clone() };
+            let relative = cgroup.prepare_exec(&format!("hutch-exec-{}", container.short_id()))?;
+            if let Some(linux) = spec.linux_mut() {
+                linux.set_cgroups_path(relative);
+            }
+        }
+        let base = spec.process().as_ref().ok_or_else(|| Error::NoProcess(container.record.name.clone()))?;
+        let process = crate::spec::exec_process(base, options, Path::new(&format!("/proc/{pid}/root")), plan)?;
+        Ok(runtime::exec(&spec, &process, pid, plan, stdio)?)
+    }
+}
+
+/// One reading of what a container uses.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    /// From its cgroup, when it has one.
+    pub cgroup: Option<crate::cgroup::stats::Usage>,
+    /// Bytes received and sent, when it runs in a network namespace.
+    pub network: Option<(u64, u64)>,
+}
+
+impl Engine {
+    /// The processes of a running container.
+    pub fn processes(&self, container: &Container) -> Result<Vec<ProcessInfo>, Error> {
+        let state = container.state();
+        let (Some(_), Some(pid)) = (state.live_monitor(), state.pid) else {
+            return Err(Error::NotRunning(container.record.name.clone()));
+        };
+        processes::in_pid_namespace_of(pid).ok_or_else(|| Error::NotRunning(container.record.name.clone()))
+    }
+
+    /// What `container` uses now (nothing when it is not running).
+    pub fn usage(&self, container: &Container) -> Usage {
+        let state = container.state();
+        if !state.is_running() {
+            return Usage::default();
+        }
+        let leaf = state.cgroup.map(|dir| crate::cgroup::ContainerCgroup { dir }.container_leaf());
+        Usage {
+            cgroup: leaf.map(|leaf| crate::cgroup::stats::Usage::read(&leaf)),
+            network: state.pid.and_then(processes::network_bytes),
+        }
+    }
+}

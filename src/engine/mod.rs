@@ -1,0 +1,97 @@
+//! The API every front end uses: the CLI, and the ones to come (`build`,
+//! the runtime command line, batch profiles). It creates, runs, copies
+//! into, commits and removes containers, and pulls, loads, saves and
+//! removes images. Front ends parse their input into the typed options
+//! here, call one method, and print what comes back; they touch no
+//! namespace, mount or store themselves.
+//!
+//! ```text
+//! let engine = Engine::new(store_root, |note| eprintln!("hutch: note: {note}"));
+//! let created = engine.create(&options)?;           // a container on disk
+//! let status = engine.run(created, stdio)?;         // in the foreground
+//! engine.remove(&engine.container("web")?, Removal::Force)?;
+//! ```
+
+mod commit;
+mod copy;
+mod create;
+mod error;
+mod exec;
+mod images;
+mod remove;
+mod start;
+mod unshare;
+
+pub use commit::CommitOptions;
+pub use copy::{CopyOptions, Side};
+pub use create::{ContainerOptions, Created, RootSource, SecurityOptions};
+pub use error::Error;
+pub use exec::{ExecOptions, Usage};
+pub use images::{ImageRemoval, PullPolicy};
+pub use remove::Removal;
+pub use start::Exit;
+
+use crate::containers::{Container, Containers};
+use crate::state::RuntimeDir;
+use crate::userns::UsernsPlan;
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+/// hutch for one caller: the store, and what every container command
+/// starts from (the runtime directory and the id mapping), found once.
+pub struct Engine {
+    root: PathBuf,
+    notes: Box<dyn Fn(&str)>,
+    runtime: OnceCell<RuntimeDir>,
+    plan: OnceCell<UsernsPlan>,
+}
+
+impl Engine {
+    /// `notes` receives advice worth a line (a fallback taken, a flag
+    /// ignored); errors come back as values.
+    pub fn new(root: PathBuf, notes: impl Fn(&str) + 'static) -> Engine {
+        Engine { root, notes: Box::new(notes), runtime: OnceCell::new(), plan: OnceCell::new() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn note(&self, text: &str) {
+        (self.notes)(text);
+    }
+
+    /// The container named `key` (full id, name or unique id prefix).
+    pub fn container(&self, key: &str) -> Result<Container, Error> {
+        Ok(self.containers()?.find(key)?)
+    }
+
+    /// The store's containers.
+    pub fn containers(&self) -> Result<Containers, Error> {
+        Ok(Containers::open(&self.root)?)
+    }
+
+    /// The runtime directory, opened (and created) on first use.
+    pub(crate) fn runtime(&self) -> Result<&RuntimeDir, Error> {
+        if let Some(runtime) = self.runtime.get() {
+            return Ok(runtime);
+        }
+        let opened = RuntimeDir::open(|note| self.note(note))?;
+        Ok(self.runtime.get_or_init(|| opened))
+    }
+
+    /// The id mapping of this user. The single-id fallback is worth one
+    /// note per runtime directory, not one per command.
+    pub(crate) fn plan(&self) -> Result<&UsernsPlan, Error> {
+        let plan = self.image_plan();
+        if let Some(reason) = &plan.fallback_reason {
+            self.runtime()?.once("single-id-mapping", || self.note(reason));
+        }
+        Ok(plan)
+    }
+
+    /// The id mapping for image work, which needs no runtime directory.
+    pub(crate) fn image_plan(&self) -> &UsernsPlan {
+        self.plan.get_or_init(UsernsPlan::for_current_user)
+    }
+}

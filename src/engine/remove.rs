@@ -1,0 +1,67 @@
+//! Removing containers: their store directory (whose writable layer holds
+//! files of subordinate ids, so it goes from inside the user namespace),
+//! their runtime directory and their cgroup.
+
+use super::{Engine, Error};
+use crate::containers::Container;
+use crate::image::store::remove_tree;
+use crate::state::ContainerDir;
+
+/// Whether a running container may be removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removal {
+    /// Only a stopped one (`rm`).
+    IfStopped,
+    /// Kill a running one first (`rm -f`).
+    Force,
+}
+
+impl Engine {
+    /// Removes a container; a running one only with [`Removal::Force`].
+    pub fn remove(&self, container: &Container, removal: Removal) -> Result<(), Error> {
+        if container.state().is_running() {
+            if removal != Removal::Force {
+                return Err(Error::Running(container.record.name.clone()));
+            }
+            container.signal(nix::sys::signal::Signal::SIGKILL)?;
+            container.wait_stopped(None);
+        }
+        if let Some(cgroup) = container.state().cgroup {
+            crate::cgroup::ContainerCgroup { dir: cgroup }.remove();
+        }
+        self.remove_files(container);
+        Ok(())
+    }
+
+    /// Removes every container that is not running; returns their ids.
+    pub fn prune_containers(&self) -> Result<Vec<String>, Error> {
+        let mut removed = Vec::new();
+        for container in self.containers()?.list()? {
+            if !container.state().is_running() {
+                self.remove_files(&container);
+                removed.push(container.record.id);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes a container's files, reporting failures as notes: the
+    /// container's own outcome is what the caller asked about.
+    pub(crate) fn remove_files(&self, container: &Container) {
+        let removed = self.plan().and_then(|plan| {
+            let dir = container.dir.clone();
+            Ok(crate::userns::in_userns(plan, || remove_tree(&dir).map_err(|e| e.to_string()))?)
+        });
+        if let Err(e) = removed {
+            self.note(&e.to_string());
+        }
+        match self.runtime() {
+            Ok(runtime) => {
+                if let Err(e) = ContainerDir::of(runtime, &container.record.id).remove() {
+                    self.note(&e.to_string());
+                }
+            }
+            Err(e) => self.note(&e.to_string()),
+        }
+    }
+}
