@@ -1,5 +1,7 @@
 //! The few system calls nix does not wrap, each fenced and explained here so
-//! the rest of hutch stays free of `unsafe`.
+//! the rest of hutch stays free of `unsafe` (the workspace lints deny it
+//! everywhere else).
+#![allow(unsafe_code)]
 
 use nix::errno::Errno;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
@@ -166,8 +168,9 @@ pub fn pidfd_open(pid: i32) -> Result<std::os::fd::OwnedFd, Errno> {
     use std::os::fd::FromRawFd;
     // SAFETY: pidfd_open takes a pid and flags and touches no memory.
     let fd = Errno::result(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    let fd = i32::try_from(fd).map_err(|_| Errno::EBADF)?;
     // SAFETY: on success the kernel returned a new descriptor that nothing else owns.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 /// Whether descriptor `fd` is open in this process.
@@ -176,4 +179,46 @@ pub fn fd_is_open(fd: u32) -> bool {
     // SAFETY: F_GETFD only reads the descriptor's flags; an fd that is not
     // open gives EBADF, and no memory is touched.
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// The caller's standard stream number `n` (0, 1 or 2).
+pub fn standard_stream(n: u8) -> BorrowedFd<'static> {
+    let fd = i32::from(n.min(2));
+    // SAFETY: hutch never closes its standard streams, so descriptors 0-2
+    // stay open for the life of the process.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// Takes ownership of a descriptor the kernel installed in this process
+/// for us (SCM_RIGHTS).
+pub fn own_received_fd(raw: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the kernel just installed `raw` in this process for the
+    // caller, who received it; nothing else owns it.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) }
+}
+
+nix::ioctl_write_int_bad!(ioctl_set_controlling_terminal, libc::TIOCSCTTY);
+nix::ioctl_read_bad!(ioctl_get_window_size, libc::TIOCGWINSZ, libc::winsize);
+nix::ioctl_write_ptr_bad!(ioctl_set_window_size, libc::TIOCSWINSZ, libc::winsize);
+
+/// Makes terminal `fd` the controlling terminal of this session.
+pub fn set_controlling_terminal(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: `fd` is open for the call; TIOCSCTTY takes an int flag.
+    unsafe { ioctl_set_controlling_terminal(fd.as_raw_fd(), 0) }.map(drop)
+}
+
+/// The size of terminal `fd`, as (rows, columns).
+pub fn window_size(fd: BorrowedFd<'_>) -> Result<(u16, u16), Errno> {
+    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: `fd` is open for the call; TIOCGWINSZ fills the valid `ws`.
+    unsafe { ioctl_get_window_size(fd.as_raw_fd(), &mut ws) }?;
+    Ok((ws.ws_row, ws.ws_col))
+}
+
+/// Sets the size of terminal `fd`.
+pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<(), Errno> {
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: `fd` is open for the call; TIOCSWINSZ only reads `ws`.
+    unsafe { ioctl_set_window_size(fd.as_raw_fd(), &ws) }.map(drop)
 }

@@ -337,13 +337,7 @@ fn find_in_path(tool: &str) -> Option<PathBuf> {
 }
 
 fn has_file_capabilities(path: &Path) -> bool {
-    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: both strings are NUL-terminated; a null buffer of size 0 asks
-    // only for the attribute's size and writes nothing.
-    let size = unsafe { libc::getxattr(c_path.as_ptr(), c"security.capability".as_ptr(), std::ptr::null_mut(), 0) };
-    size > 0
+    xattr::get(path, "security.capability").is_ok_and(|value| value.is_some_and(|v| !v.is_empty()))
 }
 
 /// The kernel settings that decide whether unprivileged user namespaces

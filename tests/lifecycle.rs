@@ -185,7 +185,11 @@ fn a_killed_monitor_takes_its_container_along_and_the_container_shows_as_exited(
     let state = env.state(&id);
     let (monitor, pid) = (state["monitor"]["pid"].as_i64().unwrap(), state["pid"].as_i64().unwrap());
     assert!(process_exists(monitor) && process_exists(pid));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(monitor).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     eventually("the container dies with its monitor", || !process_exists(pid));
     let line = env.ps_line("victim").unwrap();
     assert!(line.contains("Exited (137)"), "{line}");
@@ -498,7 +502,7 @@ fn limit_flags_without_delegation_fail_in_one_line_and_cgroups_disabled_runs_wit
         ("--memory-swap", "1g", "--memory-swap: needs --memory as well"),
         ("--cpus", "0", "--cpus: 0 is out of range"),
         ("--blkio-weight", "5", "--blkio-weight: 5 is out of range"),
-        ("--cgroups", "maybe", "--cgroups \"maybe\": expected enabled or disabled"),
+        ("--cgroups", "maybe", "invalid value 'maybe' for '--cgroups <MODE>' [possible values: enabled, disabled]"),
     ] {
         let out = run(&["--rm", flag, value], &["true"]);
         assert_eq!(out.status.code(), Some(125), "{flag} {value}");

@@ -233,7 +233,7 @@ fn signals_to_hutch_reach_the_container() {
         c.stdout(Stdio::piped());
         let mut child = c.spawn().unwrap();
         wait_for_line(child.stdout.as_mut().unwrap(), "ready");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().cast_signed()), sig).unwrap();
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(7), "signal {flag}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), format!("got-{flag}\n"));
@@ -256,7 +256,8 @@ fn init_forwards_signals_and_reaps() {
     let started = Instant::now();
     let mut child = c.spawn().unwrap();
     wait_for_line(child.stdout.as_mut().unwrap(), "ready");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().cast_signed()), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(143));
     assert!(started.elapsed() < Duration::from_secs(30));

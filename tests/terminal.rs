@@ -1,5 +1,9 @@
 //! `hutch run -it`, `exec -it`, `attach` and `login`'s prompts, driven
 //! through a real pseudo-terminal as a person at a terminal would drive them.
+// The test drives hutch as a shell or a caller would, with pre-exec set-up
+// (descriptors, a controlling terminal) that has no safe wrapper: each
+// unsafe block says why it is sound.
+#![allow(unsafe_code)]
 
 mod common;
 

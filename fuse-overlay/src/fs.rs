@@ -179,7 +179,7 @@ impl OverlayFs {
                 flags = (flags & !libc::O_ACCMODE) | libc::O_RDWR;
             }
         }
-        OFlags::from_bits_retain(flags as u32)
+        OFlags::from_bits_retain(flags.cast_unsigned())
     }
 
     pub fn open_files(&self) -> Arc<OpenFiles> {
@@ -398,7 +398,7 @@ impl FileSystem for OverlayFs {
             node.state().owner = kept;
         }
         if valid.contains(SetattrValid::SIZE) {
-            let size = attr.st_size as u64;
+            let size = u64::try_from(attr.st_size).unwrap_or(0);
             match (&handle_fd, &target) {
                 (Some(fd), _) | (None, Target::Open(fd)) => rustix::fs::ftruncate(fd, size)?,
                 (None, Target::Named(dir, name)) => {
@@ -513,7 +513,7 @@ impl FileSystem for OverlayFs {
         fuse_flags: u32,
     ) -> io::Result<(Option<u64>, OpenOptions, Option<u32>)> {
         let node = self.node(ino)?;
-        let flags = flags as i32;
+        let flags = flags.cast_signed();
         let truncate = flags & libc::O_TRUNC != 0;
         if flags & libc::O_ACCMODE != libc::O_RDONLY || truncate {
             self.ov.copy_up(&node, !truncate)?;
@@ -548,7 +548,7 @@ impl FileSystem for OverlayFs {
         name: &CStr,
         args: CreateIn,
     ) -> io::Result<(Entry, Option<u64>, OpenOptions, Option<u32>)> {
-        let oflags = self.layer_flags(args.flags as i32, 0) | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+        let oflags = self.layer_flags(args.flags.cast_signed(), 0) | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
         let make = |work: std::os::fd::BorrowedFd<'_>, tmp: &CStr, perm: Mode| {
             Ok(Some(rustix::fs::openat(work, tmp, oflags, perm)?))
         };
@@ -653,7 +653,7 @@ impl FileSystem for OverlayFs {
             self.with_xattr_path(ino, false, |path| xattr::get(path, name))?.ok_or_else(|| errno(libc::ENODATA))?;
         Ok(match fits(value.len(), size)? {
             true => GetxattrReply::Value(value),
-            false => GetxattrReply::Count(value.len() as u32),
+            false => GetxattrReply::Count(u32::try_from(value.len()).map_err(|_| errno(libc::E2BIG))?),
         })
     }
 
@@ -668,7 +668,7 @@ impl FileSystem for OverlayFs {
         }
         Ok(match fits(names.len(), size)? {
             true => ListxattrReply::Names(names),
-            false => ListxattrReply::Count(names.len() as u32),
+            false => ListxattrReply::Count(u32::try_from(names.len()).map_err(|_| errno(libc::E2BIG))?),
         })
     }
 
@@ -701,7 +701,7 @@ impl FileSystem for OverlayFs {
         let _t = read(&self.ov.tree);
         let (path, layers) = self.ov.dir_place(&*self.node(dir.ino)?)?;
         let items = self.listing(&dir, &path, &layers, offset)?;
-        for (i, item) in items.iter().flatten().enumerate().skip(offset as usize) {
+        for (i, item) in items.iter().flatten().enumerate().skip(usize::try_from(offset).unwrap_or(usize::MAX)) {
             let type_ = item.kind >> 12;
             if add_entry(DirEntry { ino: item.ino, offset: i as u64 + 1, type_, name: item.name.to_bytes() })? == 0 {
                 break;
@@ -726,7 +726,7 @@ impl FileSystem for OverlayFs {
         let (path, layers) = self.ov.dir_place(&*self.node(dir.ino)?)?;
         let items = self.listing(&dir, &path, &layers, offset)?;
         let dirs = LayerDirs::new(&self.ov, dir.ino, &path, &layers);
-        for (i, item) in items.iter().flatten().enumerate().skip(offset as usize) {
+        for (i, item) in items.iter().flatten().enumerate().skip(usize::try_from(offset).unwrap_or(usize::MAX)) {
             // Gone since the listing was taken: left out.
             let Ok((node, st)) = self.ov.lookup_in(dir.ino, &dirs, &item.name) else { continue };
             let dirent =
@@ -756,7 +756,7 @@ impl FileSystem for OverlayFs {
 
     fn lseek(&self, _ctx: &Context, _ino: u64, handle: u64, offset: u64, whence: u32) -> io::Result<u64> {
         let fd = self.file(handle)?;
-        let pos = match whence as i32 {
+        let pos = match whence.cast_signed() {
             libc::SEEK_DATA => rustix::fs::SeekFrom::Data(offset),
             libc::SEEK_HOLE => rustix::fs::SeekFrom::Hole(offset),
             libc::SEEK_SET => rustix::fs::SeekFrom::Start(offset),

@@ -24,7 +24,7 @@ impl Notifier {
     pub fn attributes_changed(&self, ino: u64) {
         let Some(device) = &self.0 else { return };
         let mut msg = [0u8; INVAL_INODE_LEN];
-        msg[..4].copy_from_slice(&(INVAL_INODE_LEN as u32).to_ne_bytes());
+        msg[..4].copy_from_slice(&u32::try_from(INVAL_INODE_LEN).unwrap_or(u32::MAX).to_ne_bytes());
         msg[4..8].copy_from_slice(&(NotifyOpcode::InvalInode as i32).to_ne_bytes());
         msg[16..24].copy_from_slice(&ino.to_ne_bytes());
         // off < 0: the attributes only, the page cache stays.

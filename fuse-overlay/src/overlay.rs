@@ -913,7 +913,7 @@ fn prepare_copy(
                         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                         Mode::empty(),
                     )?;
-                    copy_data(src.as_fd(), dst.as_fd(), st.st_size as u64)?;
+                    copy_data(src.as_fd(), dst.as_fd(), u64::try_from(st.st_size).unwrap_or(0))?;
                 }
             }
             libc::S_IFLNK => {

@@ -116,7 +116,7 @@ fn reply(
             Err(e) => return Err(e.into()),
         }
     }
-    let len = (OUT_HEADER + got) as u32;
+    let len = u32::try_from(OUT_HEADER + got).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let mut header = [0u8; OUT_HEADER];
     header[..4].copy_from_slice(&len.to_ne_bytes());
     header[8..].copy_from_slice(&unique.to_ne_bytes());

@@ -1,6 +1,7 @@
 //! The only `unsafe` of the crate: the few calls whose results fuse-backend-rs
 //! wants as libc structs (`stat64`, `statvfs64`), and lending a borrowed
 //! descriptor to its `File`-based zero-copy I/O.
+#![allow(unsafe_code)]
 
 use std::ffi::CStr;
 use std::fs::File;

@@ -51,7 +51,7 @@ fn pump(from: &TcpStream, to: &TcpStream) {
     if let Ok((pipe_r, pipe_w)) = pipe2(OFlag::O_CLOEXEC) {
         // A larger pipe moves more per splice (64 KiB by default); the
         // kernel caps it at fs.pipe-max-size, and failing is harmless.
-        let _ = fcntl(&pipe_w, FcntlArg::F_SETPIPE_SZ(CHUNK as i32));
+        let _ = fcntl(&pipe_w, FcntlArg::F_SETPIPE_SZ(i32::try_from(CHUNK).unwrap_or(i32::MAX)));
         let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE;
         'copy: loop {
             let mut pending = match splice(from.as_fd(), None, pipe_w.as_fd(), None, CHUNK, flags) {

@@ -12,7 +12,6 @@ use std::io::{BufRead, Read, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,26 +63,7 @@ fn helper_command(program: &'static str, log: &Path, inherited: Vec<RawFd>) -> R
     let log_copy = log_file.try_clone().map_err(|e| Error::Spawn { program, source: e })?;
     let mut cmd = Command::new(program);
     cmd.stdin(Stdio::null()).stdout(log_copy).stderr(log_file);
-    // SAFETY: fcntl, sigprocmask, signal and prctl are async-signal-safe;
-    // the descriptors stay open in the parent until spawn returns; a zeroed
-    // sigset_t is valid storage for sigemptyset.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &fd in &inherited {
-                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    crate::sys::prepare_exec(&mut cmd, inherited);
     Ok(cmd)
 }
 

@@ -13,18 +13,18 @@
 mod files;
 mod forward;
 mod helper;
-mod loopback;
 mod mode;
 mod netns;
 mod ports;
+mod sys;
 
 pub use files::{hosts_file, resolv_conf};
 use forward::TcpForward;
 use helper::{Helper, SLIRP_CONTAINER_IP};
-pub use loopback::bring_up_loopback;
 pub use mode::{NetworkMode, SlirpOptions};
 use netns::NetNs;
 pub use ports::{check_available, parse_publish, PortMapping, Protocol};
+pub use sys::bring_up_loopback;
 
 /// A container's network: its namespace and the helper connecting it.
 /// Dropping it stops the helper and frees the published ports.

@@ -8,7 +8,7 @@ use nix::fcntl::OFlag;
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
-use nix::unistd::{fork, pipe2, read, write, ForkResult, Pid};
+use nix::unistd::{pipe2, read, write, ForkResult, Pid};
 use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
@@ -31,8 +31,7 @@ impl NetNs {
         let sys = |op: &'static str| move |source| Error::Netns { op, source };
         let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
         let (release_r, release_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
-        // SAFETY: the caller is single-threaded, so the child may run any code.
-        match unsafe { fork() }.map_err(sys("fork"))? {
+        match crate::sys::fork().map_err(sys("fork"))? {
             ForkResult::Child => {
                 drop((ready_r, release_w));
                 let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
@@ -45,9 +44,7 @@ impl NetNs {
                 }
                 let _ = write(&ready_w, report.as_bytes());
                 let _ = read(&release_r, &mut [0u8; 1]); // until released
-                                                         // SAFETY: _exit ends this forked child without running the
-                                                         // parent's destructors or atexit handlers.
-                unsafe { libc::_exit(0) }
+                crate::sys::exit_now(0)
             }
             ForkResult::Parent { child } => {
                 drop((ready_w, release_r, forwards)); // the holder has them

@@ -339,7 +339,10 @@ fn limits_json(spec: &Option<oci_spec::runtime::Spec>, state: &ContainerState) -
         "Memory": memory.limit().unwrap_or(0),
         "MemorySwap": memory.swap().unwrap_or(0),
         "MemoryReservation": memory.reservation().unwrap_or(0),
-        "NanoCpus": cpu.quota().map_or(0, |q| q * 1_000_000_000 / cpu.period().unwrap_or(100_000) as i64),
+        "NanoCpus": cpu.quota().map_or(0, |q| {
+            let period = i64::try_from(cpu.period().unwrap_or(100_000)).unwrap_or(i64::MAX).max(1);
+            q.saturating_mul(1_000_000_000) / period
+        }),
         "CpuShares": cpu.shares().unwrap_or(0),
         "CpuWeight": unified.get("cpu.weight").and_then(|w| w.parse::<u64>().ok()).unwrap_or(0),
         "CpusetCpus": cpu.cpus().clone().unwrap_or_default(),

@@ -43,12 +43,12 @@ impl LimitArgs {
             memory: self.memory.clone(),
             memory_swap: self.memory_swap.clone(),
             memory_reservation: self.memory_reservation.clone(),
-            cpus: self.cpus.clone(),
-            cpu_shares: self.cpu_shares.clone(),
-            cpu_weight: self.cpu_weight.clone(),
+            cpus: self.cpus,
+            cpu_shares: self.cpu_shares,
+            cpu_weight: self.cpu_weight,
             cpuset_cpus: self.cpuset_cpus.clone(),
-            pids_limit: self.pids_limit.clone(),
-            blkio_weight: self.blkio_weight.clone(),
+            pids_limit: self.pids_limit,
+            blkio_weight: self.blkio_weight,
         }
     }
 }

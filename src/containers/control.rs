@@ -42,9 +42,8 @@ impl Container {
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let timeout = match left {
-                Some(left) => {
-                    PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::ZERO)
-                }
+                Some(left) => PollTimeout::try_from(i32::try_from(left.as_millis()).unwrap_or(i32::MAX))
+                    .unwrap_or(PollTimeout::ZERO),
                 None => PollTimeout::NONE,
             };
             let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];

@@ -173,7 +173,7 @@ fn read_records(reader: &mut BufReader<File>, records: &mut Vec<Record>) -> std:
             return Ok(());
         }
         if !line.ends_with(b"\n") {
-            reader.seek(SeekFrom::Current(-(n as i64)))?;
+            reader.seek(SeekFrom::Current(-i64::try_from(n).unwrap_or(i64::MAX)))?;
             return Ok(());
         }
         records.extend(parse(&line));

@@ -14,7 +14,7 @@ mod status;
 pub use control::parse_signal;
 pub use status::{stat_fields, ContainerState, ProcessId, Status};
 
-use crate::state::write_atomic;
+use crate::files::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::os::unix::fs::DirBuilderExt;
@@ -39,8 +39,6 @@ pub enum Error {
     InvalidName(String),
     #[error("container {id}: {path}: {why} (remove it with hutch rm -f {id})")]
     Corrupt { id: String, path: PathBuf, why: String },
-    #[error(transparent)]
-    State(#[from] crate::state::Error),
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -191,7 +189,7 @@ impl Containers {
 
     fn lock(&self) -> Result<File, Error> {
         let path = self.dir.join(".names.lock");
-        crate::state::lock_file(&path, true).map_err(io("lock", &path))
+        crate::files::lock_file(&path, true).map_err(io("lock", &path))
     }
 }
 
@@ -247,6 +245,16 @@ impl Container {
             path: path.clone(),
             why: e.to_string(),
         })?;
-        Ok(write_atomic(&path, &json)?)
+        write_atomic(&path, &json).map_err(io("write", &path))
     }
+}
+
+/// A new container id: 64 hex digits, as Docker's.
+pub fn new_id() -> Result<String, Error> {
+    let mut bytes = [0u8; 32];
+    let urandom = Path::new("/dev/urandom");
+    fs::File::open(urandom)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .map_err(io("read", urandom))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

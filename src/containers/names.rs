@@ -58,10 +58,16 @@ pub fn check(name: &str) -> Result<(), Error> {
 /// A free name chosen from the container's (random) id.
 pub fn generate(id: &str, taken: impl Fn(&str) -> bool) -> String {
     let seed = u64::from_str_radix(id.get(..16).unwrap_or("0"), 16).unwrap_or(0);
-    let adjective = ADJECTIVES[(seed % ADJECTIVES.len() as u64) as usize];
+    let adjective = ADJECTIVES[pick(seed, ADJECTIVES.len())];
     let surname = SURNAMES[((seed >> 32) % SURNAMES.len() as u64) as usize];
     let base = format!("{adjective}_{surname}");
     (1..).map(|n| if n == 1 { base.clone() } else { format!("{base}{n}") }).find(|n| !taken(n)).unwrap_or(base)
+}
+
+/// An index below `len` chosen by `seed`.
+fn pick(seed: u64, len: usize) -> usize {
+    let len64 = u64::try_from(len).unwrap_or(u64::MAX).max(1);
+    usize::try_from(seed % len64).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ impl ProcessId {
     }
 
     pub fn current() -> Option<ProcessId> {
-        ProcessId::of(std::process::id() as i32)
+        ProcessId::of(std::process::id().cast_signed())
     }
 
     /// Whether this very process still runs (a zombie counts as gone).

@@ -7,13 +7,14 @@ use super::{Engine, Error};
 use crate::cgroup;
 use crate::config::Config;
 use crate::containers::{Container, ContainerRecord};
+use crate::files::write_atomic;
 use crate::image::config::RunDefaults;
 use crate::image::pull::Platform;
 use crate::image::time::now;
 use crate::image::{ImageRecord, Store};
+use crate::runtime_dir::ContainerRuntimeDir;
 use crate::spec::device::Device;
 use crate::spec::{self, ContainerConfig, EtcFiles, SeccompChoice, Volume};
-use crate::state::{new_container_id, write_atomic, ContainerDir};
 use crate::storage::{self, LayeredRoot};
 use netstack::{NetworkMode, PortMapping};
 use oci_spec::runtime::{LinuxResources, Spec};
@@ -89,7 +90,7 @@ pub struct ContainerOptions {
 /// its Spec.
 pub struct Created {
     pub container: Container,
-    pub(crate) runtime_dir: ContainerDir,
+    pub(crate) runtime_dir: ContainerRuntimeDir,
     pub(crate) spec: Spec,
 }
 
@@ -129,7 +130,7 @@ impl Engine {
         }
         let ports = self.published_ports(&publish, &network)?;
         let record = ContainerRecord {
-            id: new_container_id()?,
+            id: crate::containers::new_id()?,
             image: launch.image_name.clone(),
             image_id: launch.image.as_ref().map(|i| i.id.to_string()),
             command: launch.command.clone(),
@@ -144,7 +145,7 @@ impl Engine {
             ..Default::default()
         };
         let container = self.containers()?.create(record, options.name.as_deref())?;
-        let runtime_dir = ContainerDir::create(self.runtime()?, &container.record.id);
+        let runtime_dir = ContainerRuntimeDir::create(self.runtime()?, &container.record.id);
         let prepared = runtime_dir.map_err(Error::from).and_then(|runtime_dir| {
             let overlay = self.prepare_rootfs(&launch, &container)?;
             let host = HostResources { network, ports };
@@ -222,7 +223,7 @@ impl Engine {
     fn build_spec(
         &self,
         container: &Container,
-        runtime_dir: &ContainerDir,
+        runtime_dir: &ContainerRuntimeDir,
         host: HostResources,
         options: &ContainerOptions,
         launch: &Launch,
@@ -232,7 +233,7 @@ impl Engine {
         let hostname = options.hostname.clone().unwrap_or_else(|| container.short_id().to_string());
         let write = |name: &str, text: String| -> Result<PathBuf, Error> {
             let path = container.path(name);
-            write_atomic(&path, text.as_bytes())?;
+            write_atomic(&path, text.as_bytes()).map_err(super::error::io("write", &path))?;
             Ok(path)
         };
         let etc_files = EtcFiles {

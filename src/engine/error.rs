@@ -11,7 +11,7 @@ pub enum Error {
     #[error(transparent)]
     Spec(#[from] crate::spec::Error),
     #[error(transparent)]
-    State(#[from] crate::state::Error),
+    RuntimeDir(#[from] crate::runtime_dir::Error),
     #[error(transparent)]
     Containers(#[from] crate::containers::Error),
     #[error(transparent)]

@@ -5,7 +5,7 @@
 use super::{Engine, Error};
 use crate::containers::processes::{self, ProcessInfo};
 use crate::containers::Container;
-use crate::runtime::{self, StdioMode};
+use crate::runtime::StdioMode;
 use crate::spec::ExecConfig;
 use std::path::Path;
 
@@ -31,7 +31,7 @@ impl Engine {
         }
         let base = spec.process().as_ref().ok_or_else(|| Error::NoProcess(container.record.name.clone()))?;
         let process = crate::spec::exec_process(base, options, Path::new(&format!("/proc/{pid}/root")), plan)?;
-        Ok(runtime::exec(&spec, &process, pid, plan, stdio)?)
+        Ok(crate::launch::exec(&spec, &process, pid, plan, stdio)?)
     }
 }
 

@@ -32,7 +32,7 @@ pub use remove::Removal;
 pub use start::Exit;
 
 use crate::containers::{Container, Containers};
-use crate::state::RuntimeDir;
+use crate::runtime_dir::RuntimeDir;
 use crate::userns::UsernsPlan;
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 use super::{Engine, Error};
 use crate::containers::Container;
 use crate::image::store::remove_tree;
-use crate::state::ContainerDir;
+use crate::runtime_dir::ContainerRuntimeDir;
 
 /// Whether a running container may be removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl Engine {
         }
         match self.runtime() {
             Ok(runtime) => {
-                if let Err(e) = ContainerDir::of(runtime, &container.record.id).remove() {
+                if let Err(e) = ContainerRuntimeDir::of(runtime, &container.record.id).remove() {
                     self.note(&e.to_string());
                 }
             }

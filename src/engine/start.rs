@@ -5,9 +5,9 @@
 use super::create::Created;
 use super::{Engine, Error};
 use crate::containers::Container;
-use crate::runtime::{self, StdioMode};
+use crate::runtime::StdioMode;
+use crate::runtime_dir::ContainerRuntimeDir;
 use crate::spec;
-use crate::state::ContainerDir;
 use oci_spec::runtime::Spec;
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ impl Engine {
             self.remove_files(&container);
             return Err(e);
         }
-        let result = runtime::run(&spec, self.plan()?, stdio, foreground_log(&container));
+        let result = crate::launch::run(&spec, self.plan()?, stdio, foreground_log(&container));
         let oom_killed = container.state().oom_killed;
         if container.record.auto_remove {
             self.remove_files(&container);
@@ -45,7 +45,7 @@ impl Engine {
         let Created { container, mut spec, .. } = created;
         let started = self
             .place_in_cgroup(&container, &mut spec)
-            .and_then(|()| Ok(runtime::start_detached(&spec, self.plan()?, stdio)?));
+            .and_then(|()| Ok(crate::launch::start_detached(&spec, self.plan()?, stdio)?));
         if started.is_err() && container.record.auto_remove {
             self.remove_files(&container);
         }
@@ -60,7 +60,7 @@ impl Engine {
         let spec = self.prepare_start(container)?;
         let stdio =
             StdioMode { terminal: container.record.tty, interactive: container.record.interactive, preserve_fds: 0 };
-        runtime::start_detached(&spec, self.plan()?, stdio)?;
+        crate::launch::start_detached(&spec, self.plan()?, stdio)?;
         Ok(())
     }
 
@@ -71,7 +71,7 @@ impl Engine {
         }
         let spec = self.prepare_start(container)?;
         let stdio = StdioMode { terminal: container.record.tty, interactive, preserve_fds: 0 };
-        let code = runtime::run(&spec, self.plan()?, stdio, foreground_log(container))?;
+        let code = crate::launch::run(&spec, self.plan()?, stdio, foreground_log(container))?;
         Ok(Exit { code, oom_killed: container.state().oom_killed })
     }
 
@@ -85,7 +85,7 @@ impl Engine {
     /// A stopped container's Spec, its runtime dir made again (it does not
     /// outlive a reboot), and its cgroup.
     fn prepare_start(&self, container: &Container) -> Result<Spec, Error> {
-        ContainerDir::create(self.runtime()?, &container.record.id)?;
+        ContainerRuntimeDir::create(self.runtime()?, &container.record.id)?;
         let mut spec = container.spec()?;
         self.place_in_cgroup(container, &mut spec)?;
         Ok(spec)
@@ -109,10 +109,10 @@ impl Engine {
 
 /// The log a foreground run writes, as a detached one does: for a container
 /// that is kept after it ends (not `--rm`).
-fn foreground_log(container: &Container) -> Option<runtime::LogTarget> {
+fn foreground_log(container: &Container) -> Option<crate::launch::LogTarget> {
     if container.record.auto_remove {
         return None;
     }
     let max_size = container.record.log_max_size.unwrap_or(crate::containers::log::DEFAULT_MAX_SIZE);
-    Some(runtime::LogTarget { path: container.path(crate::containers::log::FILE), max_size })
+    Some(crate::launch::LogTarget { path: container.path(crate::containers::log::FILE), max_size })
 }

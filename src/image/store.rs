@@ -200,7 +200,7 @@ impl Store {
 
     fn lock(&self, name: &str, exclusive: bool) -> Result<StoreLock, Error> {
         let path = self.root.join(name);
-        Ok(StoreLock(crate::state::lock_file(&path, exclusive).map_err(io("lock", &path))?))
+        Ok(StoreLock(crate::files::lock_file(&path, exclusive).map_err(io("lock", &path))?))
     }
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {

@@ -13,7 +13,7 @@ pub fn rfc3339_now() -> String {
 
 /// `secs` since the epoch as RFC 3339 (UTC, seconds).
 pub fn rfc3339(secs: u64) -> String {
-    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    let (days, rest) = (i64::try_from(secs / 86_400).unwrap_or(i64::MAX), secs % 86_400);
     // Civil from days (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -219,7 +219,13 @@ impl Unpacker {
         }
         let header = entry.header();
         let owner = match self.placement.owners {
-            Owners::FromArchive => Some((header.uid().unwrap_or(0) as u32, header.gid().unwrap_or(0) as u32)),
+            Owners::FromArchive => {
+                let id = |value: std::io::Result<u64>| value.ok().and_then(|v| u32::try_from(v).ok());
+                match (id(header.uid()), id(header.gid())) {
+                    (Some(uid), Some(gid)) => Some((uid, gid)),
+                    _ => return Err(hostile("its owner (uid or gid) is malformed or out of range")),
+                }
+            }
             Owners::Fixed(uid, gid) => Some((uid, gid)),
             Owners::Caller => None,
         };

@@ -4,7 +4,7 @@
 //! signals sent to it, and records the end.
 
 use super::attach::AttachServer;
-use super::ContainerRecordDir;
+use super::Recorder;
 use crate::containers::log::{self, LogWriter, Stream};
 use crate::runtime::channel::{Channel, Message};
 use crate::runtime::{container, exit_code, fail, signals, wait_for, SetupError, StdioMode};
@@ -43,7 +43,7 @@ pub(super) fn run(
     channel: Channel,
     setgroups_allowed: bool,
     network: Option<Connected>,
-    record: ContainerRecordDir,
+    record: Recorder,
 ) -> ! {
     let forwarded = signals::forwarded();
     let setup = forwarded
@@ -91,12 +91,12 @@ pub(super) fn run(
         }
     }
     // Bound before `run -d` returns, so an `attach` right after finds it.
-    let attach = AttachServer::new(record.0.as_ref().map(|c| c.dir.as_path()), input, terminal);
+    let attach = AttachServer::new(record.container.as_ref().map(|c| c.dir.as_path()), input, terminal);
     record.started(child);
     let _ = channel.send(&Message::ContainerPid(child.as_raw()), None);
     drop(channel);
     let log = record
-        .0
+        .container
         .as_ref()
         .and_then(|c| LogWriter::open(&c.path(log::FILE), c.record.log_max_size.unwrap_or(log::DEFAULT_MAX_SIZE)).ok());
     let status = Capture { child, signals, sources, log, attach }.until_exit();
@@ -180,7 +180,8 @@ impl Capture {
                     if left.is_zero() || self.sources.is_empty() {
                         break;
                     }
-                    PollTimeout::try_from(left.as_millis() as i32).unwrap_or(PollTimeout::ZERO)
+                    PollTimeout::try_from(i32::try_from(left.as_millis()).unwrap_or(i32::MAX))
+                        .unwrap_or(PollTimeout::ZERO)
                 }
                 None => PollTimeout::NONE,
             };
@@ -240,7 +241,7 @@ impl Capture {
     fn handle_signals(&mut self) -> Option<i32> {
         let mut status = None;
         while let Ok(Some(info)) = self.signals.read_signal() {
-            match Signal::try_from(info.ssi_signo as i32) {
+            match Signal::try_from(info.ssi_signo.cast_signed()) {
                 Ok(Signal::SIGCHLD) => {
                     if let Ok(s) = waitpid(self.child, Some(WaitPidFlag::WNOHANG)) {
                         if !matches!(s, WaitStatus::StillAlive) {

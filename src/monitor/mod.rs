@@ -14,8 +14,8 @@ use crate::cgroup::{ContainerCgroup, Hierarchy};
 use crate::containers::{Container, ContainerState, ProcessId, Status};
 use crate::image::time::now;
 use crate::runtime::channel::{Channel, Message};
-use crate::runtime::{container, fail, wait_for, SetupError, StdioMode, ANNOTATION_NETWORK, ANNOTATION_PORTS};
-use crate::runtime::{ANNOTATION_CONTAINER_DIR, ANNOTATION_STATE_DIR};
+use crate::runtime::{container, fail, wait_for, SetupError, StdioMode};
+use crate::spec::annotations;
 use crate::sys::{die_with_parent, exit_now, Forked};
 use netstack::{Connected, NetworkMode, PortMapping};
 use nix::sched::{unshare, CloneFlags};
@@ -23,14 +23,35 @@ use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 use std::path::PathBuf;
 
-/// Never returns: exits with the container's status. In the foreground
-/// hutch relays the container's streams and signals; `detached`, the
-/// monitor leaves hutch and keeps the container's output in its log.
-pub fn run(spec: &Spec, stdio: StdioMode, channel: Channel, setgroups_allowed: bool, detached: bool) -> ! {
+/// How the monitor runs its container; the rest is in the Spec.
+#[derive(Clone, Copy, Debug)]
+pub struct MonitorPlan {
+    pub stdio: StdioMode,
+    /// The user namespace's maps were written by newuidmap/newgidmap, so
+    /// setgroups is allowed in it.
+    pub setgroups_allowed: bool,
+    /// The monitor leaves hutch and keeps the container's output in its
+    /// log; otherwise hutch relays the container's streams and signals.
+    pub detached: bool,
+}
+
+impl MonitorPlan {
+    pub fn foreground(stdio: StdioMode, plan: &crate::userns::UsernsPlan) -> MonitorPlan {
+        MonitorPlan { stdio, setgroups_allowed: plan.uses_helpers, detached: false }
+    }
+
+    pub fn detached(stdio: StdioMode, plan: &crate::userns::UsernsPlan) -> MonitorPlan {
+        MonitorPlan { stdio, setgroups_allowed: plan.uses_helpers, detached: true }
+    }
+}
+
+/// Never returns: exits with the container's status.
+pub fn run(spec: &Spec, plan: &MonitorPlan, channel: Channel) -> ! {
+    let MonitorPlan { stdio, setgroups_allowed, detached } = *plan;
     if detached {
         detached::leave_caller(&channel);
     }
-    let record = ContainerRecordDir::from_spec(spec);
+    let record = Recorder::from_spec(spec);
     let network = match prepare(spec) {
         Ok(network) => network,
         Err(e) => fail(&channel, e),
@@ -72,20 +93,24 @@ fn prepare(spec: &Spec) -> Result<Option<Connected>, SetupError> {
 
 /// Where the monitor records the container's state (its directory in the
 /// store), when the spec names one, and the container's cgroup, if any.
-struct ContainerRecordDir(Option<Container>, Option<ContainerCgroup>);
+struct Recorder {
+    /// The container's record in the store (none for a bare Spec).
+    container: Option<Container>,
+    cgroup: Option<ContainerCgroup>,
+}
 
-impl ContainerRecordDir {
-    fn from_spec(spec: &Spec) -> ContainerRecordDir {
-        let dir = spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION_CONTAINER_DIR)).map(PathBuf::from);
+impl Recorder {
+    fn from_spec(spec: &Spec) -> Recorder {
+        let dir = annotations::get(spec, annotations::CONTAINER_DIR).map(PathBuf::from);
         let leaf = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
         let cgroup = leaf.zip(Hierarchy::find()).map(|(leaf, h)| ContainerCgroup::of_leaf(&h, &leaf.to_string_lossy()));
-        ContainerRecordDir(dir.and_then(|d| Container::at(&d).ok()), cgroup)
+        Recorder { container: dir.and_then(|d| Container::at(&d).ok()), cgroup }
     }
 
     fn started(&self, pid: Pid) {
-        if let Some(c) = &self.0 {
+        if let Some(c) = &self.container {
             let mut state = ContainerState::running(ProcessId::current(), pid.as_raw(), now());
-            state.cgroup = self.1.as_ref().map(|cg| cg.dir.clone());
+            state.cgroup = self.cgroup.as_ref().map(|cg| cg.dir.clone());
             let _ = c.write_state(&state);
         }
     }
@@ -93,11 +118,11 @@ impl ContainerRecordDir {
     /// Records the end (and whether the OOM killer caused it), and removes
     /// the container's leaf cgroup, empty now.
     fn exited(&self, code: i32) {
-        let oom_killed = self.1.as_ref().is_some_and(|cg| cg.oom_killed());
-        if let Some(cgroup) = &self.1 {
+        let oom_killed = self.cgroup.as_ref().is_some_and(|cg| cg.oom_killed());
+        if let Some(cgroup) = &self.cgroup {
             cgroup.remove_container_leaf();
         }
-        let Some(c) = &self.0 else { return };
+        let Some(c) = &self.container else { return };
         let mut state = c.state();
         state.status = Status::Exited;
         state.exit_code = Some(code);
@@ -107,7 +132,7 @@ impl ContainerRecordDir {
     }
 
     fn auto_remove(&self) -> bool {
-        self.0.as_ref().is_some_and(|c| c.record.auto_remove)
+        self.container.as_ref().is_some_and(|c| c.record.auto_remove)
     }
 
     /// Removes the container's files: its root filesystem is unmounted
@@ -115,10 +140,10 @@ impl ContainerRecordDir {
     /// into the image's layers through the mount.
     fn remove(&self, spec: &Spec) {
         let _ = crate::storage::unmount_spec_root(spec);
-        if let Some(c) = &self.0 {
+        if let Some(c) = &self.container {
             let _ = crate::image::store::remove_tree(&c.dir);
         }
-        if let Some(dir) = spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION_STATE_DIR)) {
+        if let Some(dir) = annotations::get(spec, annotations::STATE_DIR) {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
@@ -128,16 +153,16 @@ impl ContainerRecordDir {
 /// helper (slirp4netns or pasta) that connects it, ports published.
 fn connect_network(spec: &Spec) -> Result<Option<Connected>, SetupError> {
     let annotations = spec.annotations().clone().unwrap_or_default();
-    let Some(mode) = annotations.get(ANNOTATION_NETWORK) else { return Ok(None) };
+    let Some(mode) = annotations.get(annotations::NETWORK) else { return Ok(None) };
     let config = |e: netstack::Error| SetupError::config(e.to_string());
     let mode: NetworkMode = mode.parse().map_err(config)?;
     let ports = annotations
-        .get(ANNOTATION_PORTS)
+        .get(annotations::PORTS)
         .map(|list| list.split(',').filter(|p| !p.is_empty()).map(str::parse).collect::<Result<Vec<PortMapping>, _>>())
         .transpose()
         .map_err(config)?
         .unwrap_or_default();
-    let dir = annotations.get(ANNOTATION_STATE_DIR).map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let dir = annotations.get(annotations::STATE_DIR).map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
     netstack::connect(&mode, &ports, &dir, max_container_gid(spec)).map(Some).map_err(config)
 }
 

@@ -35,7 +35,7 @@ const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
 pub fn frame(kind: u8, data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(5 + data.len());
     out.push(kind);
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes());
     out.extend_from_slice(data);
     out
 }

@@ -7,7 +7,7 @@ use nix::sys::socket::{
 };
 use serde::{Deserialize, Serialize};
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Message {
@@ -59,9 +59,7 @@ impl Channel {
             for c in msg.cmsgs()? {
                 if let ControlMessageOwned::ScmRights(fds) = c {
                     for raw in fds {
-                        // SAFETY: the kernel just installed `raw` in this
-                        // process for us; nothing else owns it.
-                        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                        let owned = crate::sys::own_received_fd(raw);
                         fd.get_or_insert(owned);
                     }
                 }

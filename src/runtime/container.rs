@@ -5,7 +5,8 @@
 
 use super::channel::Channel;
 use super::process::{become_user, Command};
-use super::{fail, init, rootfs, seccomp, terminal, SetupError, StdioMode, ANNOTATION_INIT};
+use super::{fail, init, rootfs, seccomp, terminal, SetupError, StdioMode};
+use crate::spec::annotations;
 use crate::sys::{cloexec_from, reset_signals};
 use nix::fcntl::{open, OFlag};
 use nix::sched::{setns, unshare, CloneFlags};
@@ -66,7 +67,7 @@ impl Launch<'_> {
             }
         }
         reset_signals();
-        if let Err(e) = cloexec_from(3 + preserve_fds) {
+        if let Err(e) = cloexec_from(preserve_fds.saturating_add(3)) {
             return SetupError::sys("close_range", "", e);
         }
         self.command.exec()
@@ -98,7 +99,7 @@ fn prepare<'a>(
     rootfs::enter(spec)?;
 
     let process = spec.process().as_ref().ok_or_else(|| SetupError::config("the spec has no process"))?;
-    let with_init = spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION_INIT)).is_some_and(|v| v == "true");
+    let with_init = annotations::get(spec, annotations::INIT).is_some_and(|v| v == "true");
     launch(spec, process, stdio, channel, with_init)
 }
 
@@ -121,7 +122,8 @@ fn launch<'a>(
 ) -> Result<Launch<'a>, SetupError> {
     let command = Command::from_process(process)?;
     if stdio.terminal {
-        let size = process.console_size().map(|b| (b.height() as u16, b.width() as u16));
+        let cells = |n: u64| u16::try_from(n).unwrap_or(u16::MAX);
+        let size = process.console_size().map(|b| (cells(b.height()), cells(b.width())));
         terminal::attach_new_terminal(channel, size)?;
     } else if !stdio.interactive {
         let null = open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())

@@ -26,7 +26,7 @@ const NAMESPACES: [(&str, CloneFlags); 7] = [
 
 /// Never returns: exits with the new process's status. Runs in a child of
 /// hutch, which relays streams and signals over `channel`.
-pub(super) fn join_and_run(
+pub(crate) fn join_and_run(
     spec: &Spec,
     process: &Process,
     target: i32,
@@ -52,7 +52,7 @@ pub(super) fn join_and_run(
     }
 }
 
-pub(super) fn join_namespaces(target: i32) -> Result<(), SetupError> {
+pub(crate) fn join_namespaces(target: i32) -> Result<(), SetupError> {
     // All opened first: /proc is the host's only until the mount namespace changes.
     let mut joins: Vec<(OwnedFd, CloneFlags, String)> = Vec::new();
     for (name, flag) in NAMESPACES {

@@ -1,7 +1,7 @@
 //! Running an OCI runtime Spec rootless.
 //!
 //! ```text
-//! hutch (frontend: signals, terminal, exit status)
+//! hutch (`launch`: signals, terminal, exit status)
 //!  └─ monitor: root of a new user namespace (userns.rs), new PID namespace for its child
 //!      └─ container process: PID 1; mount/UTS/IPC/cgroup(/net) namespaces,
 //!         rootfs + pivot_root (rootfs.rs), terminal (terminal.rs), ids + execve (process.rs),
@@ -12,37 +12,22 @@ pub mod attach;
 mod capabilities;
 pub(crate) mod channel;
 pub(crate) mod container;
-mod exec;
-mod frontend;
+pub(crate) mod exec;
 mod init;
 pub mod inroot;
 pub mod inside;
 pub mod process;
-mod relay;
 mod rootfs;
 mod seccomp;
 pub(crate) mod signals;
-mod terminal;
+pub(crate) mod terminal;
 
-pub use frontend::{exec, run, start_detached, LogTarget};
 pub use terminal::{set_size as terminal_resize, size_of as terminal_size};
 
 use crate::EXIT_HUTCH_ERROR;
 use nix::errno::Errno;
 use std::fmt;
 use std::path::{Path, PathBuf};
-
-/// Annotation that puts hutch's reaping init in front of the process (`--init`).
-pub const ANNOTATION_INIT: &str = "io.hutch.init";
-/// The `--network` mode whose helper the monitor starts (slirp4netns, pasta).
-pub const ANNOTATION_NETWORK: &str = "io.hutch.network";
-/// Published ports, comma-separated `IP:HOST-PORT:CONTAINER-PORT/PROTO`.
-pub const ANNOTATION_PORTS: &str = "io.hutch.ports";
-/// The container's runtime directory.
-pub const ANNOTATION_STATE_DIR: &str = "io.hutch.state-dir";
-/// The container's directory in the store, where the monitor records its
-/// state and log.
-pub const ANNOTATION_CONTAINER_DIR: &str = "io.hutch.container-dir";
 
 /// How the container's standard streams are connected.
 #[derive(Clone, Copy, Debug, Default)]

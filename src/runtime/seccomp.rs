@@ -17,7 +17,7 @@ fn oci_name(value: impl serde::Serialize) -> String {
 }
 
 fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction, SetupError> {
-    let errno = errno.map_or(libc::EPERM, |e| e as i32);
+    let errno = errno.map_or(libc::EPERM, |e| i32::try_from(e).unwrap_or(libc::EPERM));
     ScmpAction::from_str(&oci_name(a), Some(errno)).map_err(err)
 }
 
@@ -26,14 +26,19 @@ fn compare(arg: &LinuxSeccompArg) -> Result<ScmpArgCompare, SetupError> {
         // For a masked compare the OCI value is the mask and valueTwo the datum.
         ScmpCompareOp::MaskedEqual(_) => {
             return Ok(ScmpArgCompare::new(
-                arg.index() as u32,
+                arg_index(arg.index())?,
                 ScmpCompareOp::MaskedEqual(arg.value()),
                 arg.value_two().unwrap_or(0),
             ))
         }
         op => op,
     };
-    Ok(ScmpArgCompare::new(arg.index() as u32, op, arg.value()))
+    Ok(ScmpArgCompare::new(arg_index(arg.index())?, op, arg.value()))
+}
+
+/// A syscall argument's index (0 to 5) as libseccomp takes it.
+fn arg_index(index: usize) -> Result<u32, SetupError> {
+    u32::try_from(index).map_err(|_| SetupError::config(format!("seccomp: argument index {index} out of range")))
 }
 
 /// Loads `profile` into this process. Leaves no_new_privs to the Spec.

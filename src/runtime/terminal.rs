@@ -9,11 +9,7 @@ use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::stat::Mode;
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, isatty};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-
-nix::ioctl_write_int_bad!(set_controlling_terminal, libc::TIOCSCTTY);
-nix::ioctl_read_bad!(get_window_size, libc::TIOCGWINSZ, libc::winsize);
-nix::ioctl_write_ptr_bad!(set_window_size, libc::TIOCSWINSZ, libc::winsize);
+use std::os::fd::{AsFd, BorrowedFd};
 
 /// Container side: opens a new terminal, makes it the controlling terminal
 /// and standard streams of this process, and hands the master to hutch.
@@ -29,9 +25,7 @@ pub fn attach_new_terminal(channel: &Channel, size: Option<(u16, u16)>) -> Resul
     if let Some((rows, cols)) = size {
         set_size(slave.as_fd(), rows, cols);
     }
-    // SAFETY: `slave` is an open terminal; TIOCSCTTY takes an int flag.
-    unsafe { set_controlling_terminal(slave.as_raw_fd(), 0) }
-        .map_err(|e| SetupError::sys("TIOCSCTTY", &slave_name, e))?;
+    crate::sys::set_controlling_terminal(slave.as_fd()).map_err(|e| SetupError::sys("TIOCSCTTY", &slave_name, e))?;
     dup2_stdin(&slave).map_err(|e| SetupError::sys("dup2", &slave_name, e))?;
     dup2_stdout(&slave).map_err(|e| SetupError::sys("dup2", &slave_name, e))?;
     dup2_stderr(&slave).map_err(|e| SetupError::sys("dup2", &slave_name, e))?;
@@ -42,19 +36,13 @@ pub fn attach_new_terminal(channel: &Channel, size: Option<(u16, u16)>) -> Resul
 
 /// The size of the terminal `fd`, as (rows, columns), if it is one.
 pub fn size_of(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
-    // SAFETY: winsize is plain old data; TIOCGWINSZ fills it.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: `fd` is open for the duration of the call; `ws` is valid.
-    unsafe { get_window_size(fd.as_raw_fd(), &mut ws) }.ok()?;
-    Some((ws.ws_row, ws.ws_col))
+    crate::sys::window_size(fd).ok()
 }
 
 /// Sets the size of terminal `fd`; the kernel then sends SIGWINCH to its
 /// foreground process group.
 pub fn set_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: `fd` is open for the duration of the call; `ws` is valid.
-    let _ = unsafe { set_window_size(fd.as_raw_fd(), &ws) };
+    let _ = crate::sys::set_window_size(fd, rows, cols);
 }
 
 /// The caller's terminal in raw mode for as long as this lives, so keys

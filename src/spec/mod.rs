@@ -1,14 +1,12 @@
 //! From what the user asked for to an OCI runtime Spec. The runtime
 //! executes only the Spec, so everything a flag means is visible here.
 
+pub mod annotations;
 pub mod device;
 pub mod resources;
 pub mod security;
 
-use crate::runtime::{
-    inroot, process::DEFAULT_PATH, ANNOTATION_CONTAINER_DIR, ANNOTATION_INIT, ANNOTATION_NETWORK, ANNOTATION_PORTS,
-    ANNOTATION_STATE_DIR,
-};
+use crate::runtime::{inroot, process::DEFAULT_PATH};
 use crate::storage::LayeredRoot;
 use crate::userns::UsernsPlan;
 use netstack::{NetworkMode, PortMapping};
@@ -200,16 +198,16 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
     }
     let mut annotations = HashMap::new();
     if cfg.init {
-        annotations.insert(ANNOTATION_INIT.to_string(), "true".to_string());
+        annotations.insert(annotations::INIT.to_string(), "true".to_string());
     }
     // The monitor starts the network helper from these.
     if cfg.network.has_helper() {
-        annotations.insert(ANNOTATION_NETWORK.to_string(), cfg.network.to_string());
+        annotations.insert(annotations::NETWORK.to_string(), cfg.network.to_string());
         let ports: Vec<String> = cfg.ports.iter().map(ToString::to_string).collect();
-        annotations.insert(ANNOTATION_PORTS.to_string(), ports.join(","));
+        annotations.insert(annotations::PORTS.to_string(), ports.join(","));
     }
-    annotations.insert(ANNOTATION_STATE_DIR.to_string(), cfg.state_dir.to_string_lossy().into_owned());
-    annotations.insert(ANNOTATION_CONTAINER_DIR.to_string(), cfg.container_dir.to_string_lossy().into_owned());
+    annotations.insert(annotations::STATE_DIR.to_string(), cfg.state_dir.to_string_lossy().into_owned());
+    annotations.insert(annotations::CONTAINER_DIR.to_string(), cfg.container_dir.to_string_lossy().into_owned());
     if let Some(layered) = &cfg.overlay {
         crate::storage::annotate(&mut annotations, layered);
     }

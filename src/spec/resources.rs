@@ -85,7 +85,10 @@ impl Limits {
                 if !(0.01..=online).contains(&cpus) {
                     return Err(bad("cpus", format!("{cpus} is out of range: from 0.01 to {online} on this machine")));
                 }
-                cpu = cpu.quota((cpus * 100_000.0).round() as i64).period(100_000u64);
+                // In range (checked above): at most the machine's CPUs times 100,000.
+                #[allow(clippy::cast_possible_truncation)]
+                let quota = (cpus * 100_000.0).round() as i64;
+                cpu = cpu.quota(quota).period(100_000u64);
             }
             if let Some(shares) = self.cpu_shares {
                 if !(2..=262_144).contains(&shares) {

@@ -9,6 +9,7 @@
 
 mod fuse;
 
+use crate::spec::annotations::{ROOTFS_DRIVER, ROOTFS_LOWERS, ROOTFS_UPPER};
 use oci_spec::runtime::Spec;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -16,13 +17,6 @@ use std::path::{Path, PathBuf};
 
 /// The driver containers get unless they name another.
 pub const DEFAULT_DRIVER: &str = fuse::FuseOverlay::NAME;
-
-/// Annotations of the runtime Spec that carry a container's root to the
-/// monitor: the driver's name, the image layers (a JSON list, topmost
-/// first) and the container's directory holding its writable layer.
-pub const ANNOTATION_DRIVER: &str = "io.hutch.rootfs.driver";
-pub const ANNOTATION_LOWERS: &str = "io.hutch.rootfs.lowers";
-pub const ANNOTATION_UPPER: &str = "io.hutch.rootfs.upper";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -93,21 +87,21 @@ pub fn driver(name: &str) -> Result<&'static dyn Driver, Error> {
 /// The annotations that tell the monitor how to mount `root`.
 pub fn annotate(annotations: &mut HashMap<String, String>, root: &LayeredRoot) {
     let lowers: Vec<String> = root.lowers.iter().map(|l| l.to_string_lossy().into_owned()).collect();
-    annotations.insert(ANNOTATION_DRIVER.to_string(), root.driver.name().to_string());
-    annotations.insert(ANNOTATION_LOWERS.to_string(), serde_json::to_string(&lowers).unwrap_or_default());
-    annotations.insert(ANNOTATION_UPPER.to_string(), root.dir.to_string_lossy().into_owned());
+    annotations.insert(ROOTFS_DRIVER.to_string(), root.driver.name().to_string());
+    annotations.insert(ROOTFS_LOWERS.to_string(), serde_json::to_string(&lowers).unwrap_or_default());
+    annotations.insert(ROOTFS_UPPER.to_string(), root.dir.to_string_lossy().into_owned());
 }
 
 /// The layered root a Spec's annotations name; none when the container's
 /// root is a plain directory.
 pub fn from_spec(spec: &Spec) -> Result<Option<LayeredRoot>, Error> {
     let Some(annotations) = spec.annotations() else { return Ok(None) };
-    let Some(lowers) = annotations.get(ANNOTATION_LOWERS) else { return Ok(None) };
+    let Some(lowers) = annotations.get(ROOTFS_LOWERS) else { return Ok(None) };
     let lowers: Vec<PathBuf> =
-        serde_json::from_str(lowers).map_err(|e| Error::Annotation(format!("{ANNOTATION_LOWERS}: {e}")))?;
-    let dir = annotations.get(ANNOTATION_UPPER).ok_or_else(|| Error::Annotation(format!("no {ANNOTATION_UPPER}")))?;
+        serde_json::from_str(lowers).map_err(|e| Error::Annotation(format!("{ROOTFS_LOWERS}: {e}")))?;
+    let dir = annotations.get(ROOTFS_UPPER).ok_or_else(|| Error::Annotation(format!("no {ROOTFS_UPPER}")))?;
     // Containers made before drivers had names used the default.
-    let driver = driver(annotations.get(ANNOTATION_DRIVER).map_or(DEFAULT_DRIVER, String::as_str))?;
+    let driver = driver(annotations.get(ROOTFS_DRIVER).map_or(DEFAULT_DRIVER, String::as_str))?;
     Ok(Some(LayeredRoot { driver, lowers, dir: PathBuf::from(dir) }))
 }
 

@@ -7,7 +7,6 @@
 
 use nix::unistd::{getuid, Uid};
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -85,22 +84,23 @@ fn private_dir(path: &Path, uid: Uid) -> Result<bool, Error> {
     Ok(created)
 }
 
-/// The runtime files of one container.
-pub struct ContainerDir {
+/// The runtime files of one container (its store directory is
+/// `Container::dir`).
+pub struct ContainerRuntimeDir {
     path: PathBuf,
 }
 
-impl ContainerDir {
+impl ContainerRuntimeDir {
     /// Creates it, or finds it from an earlier start.
-    pub fn create(runtime: &RuntimeDir, id: &str) -> Result<ContainerDir, Error> {
-        let dir = ContainerDir::of(runtime, id);
+    pub fn create(runtime: &RuntimeDir, id: &str) -> Result<ContainerRuntimeDir, Error> {
+        let dir = ContainerRuntimeDir::of(runtime, id);
         fs::DirBuilder::new().mode(0o700).recursive(true).create(&dir.path).map_err(io("create", &dir.path))?;
         Ok(dir)
     }
 
     /// Where it is, whether or not it exists (to remove it).
-    pub fn of(runtime: &RuntimeDir, id: &str) -> ContainerDir {
-        ContainerDir { path: runtime.path.join("containers").join(id) }
+    pub fn of(runtime: &RuntimeDir, id: &str) -> ContainerRuntimeDir {
+        ContainerRuntimeDir { path: runtime.path.join("containers").join(id) }
     }
 
     pub fn path(&self) -> &Path {
@@ -113,40 +113,4 @@ impl ContainerDir {
             _ => Ok(()),
         }
     }
-}
-
-/// Writes to a temporary name in the same directory, then renames: readers
-/// see the old file or the whole new one, never half of it. No fsync: the
-/// runtime dir does not outlive a reboot (it is a tmpfs where logind runs),
-/// and a sync costs a millisecond or more on every container start.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
-        f.write_all(contents)?;
-        fs::rename(&tmp, path)
-    })();
-    result.map_err(|source| {
-        let _ = fs::remove_file(&tmp);
-        Error::Io { op: "write", path: path.to_path_buf(), source }
-    })
-}
-
-/// Opens (creating it 0600) and locks `path`: shared or exclusive, held
-/// until the file is dropped.
-pub fn lock_file(path: &Path, exclusive: bool) -> std::io::Result<fs::File> {
-    let file = fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(path)?;
-    if exclusive { file.lock() } else { file.lock_shared() }?;
-    Ok(file)
-}
-
-/// A new container id: 64 hex digits, as Docker's.
-pub fn new_container_id() -> Result<String, Error> {
-    let mut bytes = [0u8; 32];
-    let urandom = Path::new("/dev/urandom");
-    fs::File::open(urandom)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .map_err(io("read", urandom))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

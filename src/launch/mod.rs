@@ -1,12 +1,17 @@
-//! hutch's side of a foreground run: it starts the monitor in a new user
-//! namespace, then forwards signals, relays the terminal, and returns the
-//! container's exit status. One poll loop, no threads.
+//! hutch's side of a container's start: it starts the monitor in a new
+//! user namespace (or, for `exec`, a process that joins a running
+//! container), then, in the foreground, forwards signals, relays the
+//! terminal, and returns the exit status. One poll loop, no threads.
+//!
+//! The order of dependence is one way: `launch` → `monitor` → `runtime`.
 
-use super::channel::{Channel, Message};
-use super::relay::{self, Copied, Log, Stream, TerminalPipes};
-use super::terminal::{self, RawMode};
-use super::{exit_code, fail, signals, RunError, SetupError, StdioMode};
+mod relay;
+
 use crate::containers::log::LogWriter;
+use crate::monitor::{self, MonitorPlan};
+use crate::runtime::channel::{Channel, Message};
+use crate::runtime::terminal::{self, RawMode};
+use crate::runtime::{exit_code, fail, signals, RunError, SetupError, StdioMode};
 use crate::userns::{self, Forked, UsernsPlan};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -15,6 +20,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{Process, Spec};
+use relay::{Copied, Log, Stream, TerminalPipes};
 use std::cell::RefCell;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
@@ -35,15 +41,15 @@ pub fn run(spec: &Spec, plan: &UsernsPlan, stdio: StdioMode, log: Option<LogTarg
         stdio,
         log.and_then(|target| open_log(&target)),
         || Ok(userns::fork_into_userns(plan)?),
-        |channel| crate::monitor::run(spec, stdio, channel, plan.uses_helpers, false),
+        |channel| monitor::run(spec, &MonitorPlan::foreground(stdio, plan), channel),
     )
 }
 
 /// Runs `process` in the running container whose first process is
 /// `target` (host pid), in the foreground; returns its exit status.
 pub fn exec(spec: &Spec, process: &Process, target: i32, plan: &UsernsPlan, stdio: StdioMode) -> Result<i32, RunError> {
-    foreground(stdio, None, super::fork_here, |channel| {
-        super::exec::join_and_run(spec, process, target, stdio, channel, plan.uses_helpers)
+    foreground(stdio, None, crate::runtime::fork_here, |channel| {
+        crate::runtime::exec::join_and_run(spec, process, target, stdio, channel, plan.uses_helpers)
     })
 }
 
@@ -94,7 +100,7 @@ pub fn start_detached(spec: &Spec, plan: &UsernsPlan, stdio: StdioMode) -> Resul
     match userns::fork_into_userns(plan)? {
         Forked::Child => {
             drop(ours);
-            crate::monitor::run(spec, stdio, theirs, plan.uses_helpers, true)
+            monitor::run(spec, &MonitorPlan::detached(stdio, plan), theirs)
         }
         Forked::Parent { child } => {
             drop(theirs);
@@ -247,7 +253,7 @@ impl Frontend {
 
     fn handle_signals(&mut self) -> Result<(), RunError> {
         while let Ok(Some(info)) = self.signals.read_signal() {
-            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+            let Ok(sig) = Signal::try_from(info.ssi_signo.cast_signed()) else {
                 continue;
             };
             match sig {

@@ -10,8 +10,8 @@
 //! shows foreground runs too), when stdout and stderr always go through
 //! pipes that hutch copies to the caller and to the log.
 
-use super::StdioMode;
 use crate::containers::log::{self, LogWriter};
+use crate::runtime::StdioMode;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, isatty, pipe2, read};
@@ -20,16 +20,14 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 
 /// The caller's standard stream number `n` (0, 1 or 2).
-fn caller_stream(n: i32) -> BorrowedFd<'static> {
-    // SAFETY: hutch never closes its standard streams, so descriptors 0-2
-    // stay open for the life of the process.
-    unsafe { BorrowedFd::borrow_raw(n) }
+fn caller_stream(n: u8) -> BorrowedFd<'static> {
+    crate::sys::standard_stream(n)
 }
 
 /// One end of a copy: one of the caller's standard streams, or a
 /// descriptor hutch owns (a pipe end, the terminal master).
 enum End {
-    Caller(i32),
+    Caller(u8),
     Ours(Rc<OwnedFd>),
 }
 
@@ -115,7 +113,7 @@ pub(super) fn terminal_streams(master: OwnedFd, interactive: bool, log: Option<L
 /// Pipes standing in for the caller's terminal, made before the fork.
 pub(super) struct TerminalPipes {
     /// (standard stream number, the container's end, hutch's end)
-    pipes: Vec<(i32, OwnedFd, OwnedFd)>,
+    pipes: Vec<(u8, OwnedFd, OwnedFd)>,
 }
 
 impl TerminalPipes {
