@@ -1,11 +1,18 @@
 //! hutch: rootless containers and sandboxes, without a daemon.
 //!
-//! A reader's map: `cli/` parses commands; `spec.rs` turns flags into an OCI
-//! runtime Spec; `userns.rs` makes the user namespace; `runtime/` executes a
-//! Spec (namespaces, rootfs, pivot_root, terminal, exec); `monitor.rs` is the
-//! per-container process that supervises it; `containers/` keeps container
-//! records, states and logs in the store; `state.rs` keeps runtime files;
-//! `sys.rs` holds the raw system calls.
+//! A reader's map. `engine/` is the API every front end calls; `cli/` is
+//! one front end, and only parses and prints. Below the engine, one module
+//! per concept:
+//! - `containers/` keeps container records, states and logs in the store;
+//!   `image/` the images (registry, store, unpacking, archives, gc);
+//! - `spec/` turns options into an OCI runtime Spec; `storage/` mounts a
+//!   container's root from layers; `userns.rs` makes the user namespace;
+//!   `cgroup/` the limits;
+//! - `launch/` is hutch's side of a start; it forks `monitor/`, the
+//!   per-container process, which runs the Spec through `runtime/`
+//!   (namespaces, rootfs, pivot_root, terminal, exec) — one direction;
+//! - `runtime_dir.rs` keeps runtime files, `files.rs` writes atomically,
+//!   `child.rs` runs work in a forked child, `sys.rs` holds every `unsafe`.
 
 pub mod cgroup;
 pub mod child;

@@ -12,20 +12,13 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::files::IoError),
     #[error("{0} is not a private directory of yours (owner or mode is wrong, or it is a symlink): remove it, or set XDG_RUNTIME_DIR")]
     Unsafe(PathBuf),
 }
 
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io { op, path: path.to_path_buf(), source }
-}
+use crate::files::io;
 
 /// The directory of hutch's runtime state for this user.
 pub struct RuntimeDir {
@@ -75,7 +68,7 @@ fn private_dir(path: &Path, uid: Uid) -> Result<bool, Error> {
     let created = match fs::DirBuilder::new().mode(0o700).create(path) {
         Ok(()) => true,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-        Err(e) => return Err(io("create", path)(e)),
+        Err(e) => return Err(io("create", path)(e).into()),
     };
     let meta = fs::symlink_metadata(path).map_err(io("stat", path))?;
     if !meta.is_dir() || meta.uid() != uid.as_raw() || meta.permissions().mode() & 0o077 != 0 {
@@ -109,7 +102,7 @@ impl ContainerRuntimeDir {
 
     pub fn remove(&self) -> Result<(), Error> {
         match fs::remove_dir_all(&self.path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", &self.path)(e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", &self.path)(e).into()),
             _ => Ok(()),
         }
     }

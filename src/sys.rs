@@ -102,6 +102,15 @@ pub fn reset_signals() {
     let _ = SigSet::all().thread_unblock();
 }
 
+/// Which mounts a change reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depth {
+    /// The mount alone.
+    Mount,
+    /// The mount and every mount below it.
+    Tree,
+}
+
 /// Mount attributes a bind mount can be given after it is made.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MountAttrs {
@@ -144,9 +153,9 @@ struct MountAttr {
 /// Sets `attrs` on the mount `mount` refers to (and every mount below it when
 /// `recursive`), leaving its other flags as they are: unlike a remount, this
 /// never trips over the flags the kernel locks on mounts from the host.
-pub fn set_mount_attrs(mount: BorrowedFd<'_>, attrs: MountAttrs, recursive: bool) -> Result<(), Errno> {
+pub fn set_mount_attrs(mount: BorrowedFd<'_>, attrs: MountAttrs, depth: Depth) -> Result<(), Errno> {
     let attr = MountAttr { attr_set: attrs.bits(), attr_clr: 0, propagation: 0, userns_fd: 0 };
-    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    let flags = libc::AT_EMPTY_PATH | if depth == Depth::Tree { libc::AT_RECURSIVE } else { 0 };
     // SAFETY: `attr` is a valid struct mount_attr (MOUNT_ATTR_SIZE_VER0) that
     // outlives the call; the path is an empty NUL-terminated string.
     let r = unsafe {

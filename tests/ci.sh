@@ -37,6 +37,8 @@ if [ "$mode" = demo ]; then
   exit 0
 fi
 
+# The workspace lints (unsafe only in sys modules, no lossy casts) hold.
+cargo clippy --locked -q --workspace --all-targets -- -D warnings
 # Build once: the library's unit tests, the integration tests, the binary.
 cargo build --locked -q --workspace --bins
 cargo test --locked --workspace --no-run --message-format=json 2>/dev/null \

@@ -509,3 +509,42 @@ fn limit_flags_without_delegation_fail_in_one_line_and_cgroups_disabled_runs_wit
         assert!(error_line(&out).starts_with(&format!("hutch: {want}")), "{}", error_line(&out));
     }
 }
+
+#[test]
+fn a_run_d_killed_at_any_moment_leaves_a_listed_container_or_nothing() {
+    let env = Env::new("killed-create");
+    env.busybox_image("killed/box");
+    let containers = env.store.path().join("containers");
+    // Kills spread over the whole of `run -d`: before the record, while the
+    // layer and Spec are made, while the monitor starts, after.
+    for round in 0..24u64 {
+        let mut c = env.h.cmd();
+        c.env("HUTCH_ROOT", env.store.path()).args(["run", "-d", "killed/box", "sleep", "100"]);
+        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let mut child = c.spawn().expect("spawn hutch");
+        std::thread::sleep(Duration::from_millis(round * 37 % 150));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let listed: Vec<String> = env.ok(&["ps", "-a", "-q", "--no-trunc"]).lines().map(String::from).collect();
+    let on_disk: Vec<String> = std::fs::read_dir(&containers)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    for dir in &on_disk {
+        assert!(listed.contains(dir), "containers/{dir} is in the store but ps -a does not list it: {listed:?}");
+    }
+    for id in &listed {
+        env.ok(&["rm", "-f", id]);
+    }
+    let left: Vec<String> = std::fs::read_dir(&containers)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "rm -f of every listed container leaves nothing: {left:?}");
+    assert_eq!(env.ok(&["ps", "-a", "-q"]), "", "and nothing is listed");
+}

@@ -633,7 +633,7 @@ impl FileSystem for OverlayFs {
     }
 
     fn statfs(&self, _ctx: &Context, _ino: u64) -> io::Result<statvfs64> {
-        statvfs_fd(self.ov.layers[0].root())
+        statvfs_fd(self.ov.layers[0].root()) // the topmost layer: the upper when there is one
     }
 
     fn setxattr(&self, _ctx: &Context, ino: u64, name: &CStr, value: &[u8], flags: u32) -> io::Result<()> {

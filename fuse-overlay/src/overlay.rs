@@ -31,6 +31,10 @@ pub fn errno(e: i32) -> io::Error {
 
 /// What the layers hold under one name: the topmost entry's stat, and the
 /// layers that hold it (every merged one, for a directory).
+/// The writable layer's index among the layers: always the first (when
+/// there is one), above the read-only lowers.
+pub const UPPER: usize = 0;
+
 pub struct Found {
     pub st: libc::stat64,
     pub layers: Vec<usize>,
@@ -40,6 +44,11 @@ pub struct Found {
 }
 
 impl Found {
+    /// Whether its topmost copy is in the writable layer.
+    pub fn in_upper(&self) -> bool {
+        self.layers.first() == Some(&UPPER)
+    }
+
     /// `name` in the directory `dir` of layer `layer`, `st` its stat: with
     /// what its xattrs keep.
     fn read(dir: BorrowedFd<'_>, name: &CStr, st: libc::stat64, layer: usize, owner: Option<(u32, u32)>) -> Found {
@@ -152,7 +161,7 @@ impl Overlay {
 
     pub fn upper(&self) -> io::Result<&Layer> {
         if self.has_upper {
-            Ok(&self.layers[0])
+            Ok(&self.layers[UPPER])
         } else {
             Err(errno(libc::EROFS))
         }
@@ -273,7 +282,7 @@ impl Overlay {
     }
 
     fn key(&self, f: &Found) -> (u64, u64) {
-        (self.layers[f.layers[0]].dev, f.st.st_ino)
+        (self.layers[f.layers[0]].dev, f.st.st_ino) // its topmost copy's device
     }
 
     /// The node for what `find` found under `name` in `parent`.
@@ -290,7 +299,7 @@ impl Overlay {
             }
             // What is on disk is the truth, except for a hardlink already
             // copied up under another name (see `lookup`).
-            if node.is_dir() || s.layers.first() != Some(&0) || f.layers[0] == 0 {
+            if node.is_dir() || s.layers.first() != Some(&UPPER) || f.in_upper() {
                 s.layers = f.layers.clone();
             }
             s.owner = f.owner;
@@ -333,7 +342,7 @@ impl Overlay {
         }
         let f = self.find_in(dirs, name)?.ok_or_else(|| errno(libc::ENOENT))?;
         let node = self.node_for(parent, name, &f);
-        let relink = f.layers[0] != 0 && self.in_upper(&node);
+        let relink = !f.in_upper() && self.in_upper(&node);
         Ok((node, Some(f.st).filter(|_| !relink)))
     }
 
@@ -721,7 +730,7 @@ impl Overlay {
         if want_dir && !self.listing(&path.join(OsStr::from_bytes(name.to_bytes())), &f.layers)?.is_empty() {
             return Err(errno(libc::ENOTEMPTY));
         }
-        let in_upper = self.has_upper && f.layers[0] == 0;
+        let in_upper = self.has_upper && f.in_upper();
         let lower = !in_upper || self.lower_has(parent, &path, &layers, name)?;
         self.copy_up_dirs(&dir)?;
         let dst = self.layer_dir(0, parent, &path)?;
@@ -774,47 +783,48 @@ impl Overlay {
         let (old_dir, new_dir) = (self.inodes.get(old_parent)?, self.inodes.get(new_parent)?);
         let (old_path, old_layers) = self.dir_place(&old_dir)?;
         let (new_path, new_layers) = self.dir_place(&new_dir)?;
-        let s = self.find(old_parent, &old_path, &old_layers, old)?.ok_or_else(|| errno(libc::ENOENT))?;
-        let d = self.find(new_parent, &new_path, &new_layers, new)?;
-        if s.layers[0] != 0 {
+        let source = self.find(old_parent, &old_path, &old_layers, old)?.ok_or_else(|| errno(libc::ENOENT))?;
+        let dest = self.find(new_parent, &new_path, &new_layers, new)?;
+        if !source.in_upper() {
             return Err(errno(libc::EAGAIN)); // changed while it was copied up
         }
-        match &d {
+        match &dest {
             Some(_) if flags & libc::RENAME_NOREPLACE != 0 => return Err(errno(libc::EEXIST)),
             None if exchange => return Err(errno(libc::ENOENT)),
-            Some(d) if !exchange => {
-                match (is_dir(&s.st), is_dir(&d.st)) {
+            Some(existing) if !exchange => {
+                match (is_dir(&source.st), is_dir(&existing.st)) {
                     (true, false) => return Err(errno(libc::ENOTDIR)),
                     (false, true) => return Err(errno(libc::EISDIR)),
                     _ => {}
                 }
-                let d_path = new_path.join(OsStr::from_bytes(new.to_bytes()));
-                if is_dir(&d.st) && !self.listing(&d_path, &d.layers)?.is_empty() {
+                let dest_path = new_path.join(OsStr::from_bytes(new.to_bytes()));
+                if is_dir(&existing.st) && !self.listing(&dest_path, &existing.layers)?.is_empty() {
                     return Err(errno(libc::ENOTEMPTY));
                 }
             }
             _ => {}
         }
-        if s.st.st_ino == d.as_ref().map_or(0, |d| d.st.st_ino) && d.as_ref().is_some_and(|d| d.layers[0] == 0) {
+        if source.st.st_ino == dest.as_ref().map_or(0, |d| d.st.st_ino) && dest.as_ref().is_some_and(Found::in_upper) {
             return Ok(()); // two names of one file: rename(2) does nothing
         }
         self.copy_up_dirs(&new_dir)?;
-        let (src_dir, dst_dir) = (self.layer_dir(0, old_parent, &old_path)?, self.layer_dir(0, new_parent, &new_path)?);
+        let (src_dir, dst_dir) =
+            (self.layer_dir(UPPER, old_parent, &old_path)?, self.layer_dir(UPPER, new_parent, &new_path)?);
         // Prepared so that each step leaves a consistent tree: the moving
         // directory hides what lower layers hold at its new name, the old
         // name is whited out before the entry leaves it.
-        if is_dir(&s.st) {
+        if is_dir(&source.st) {
             make_marker(layer::open_child_dir(src_dir.as_fd(), old)?.as_fd(), OPAQUE_MARKER)?;
         }
         if exchange {
-            if d.as_ref().is_some_and(|d| is_dir(&d.st)) {
+            if dest.as_ref().is_some_and(|d| is_dir(&d.st)) {
                 make_marker(layer::open_child_dir(dst_dir.as_fd(), new)?.as_fd(), OPAQUE_MARKER)?;
             }
         } else {
             if self.lower_has(old_parent, &old_path, &old_layers, old)? {
                 make_marker(src_dir.as_fd(), &whiteout_name(old))?;
             }
-            if d.as_ref().is_some_and(|d| is_dir(&d.st) && d.layers[0] == 0) {
+            if dest.as_ref().is_some_and(|d| is_dir(&d.st) && d.in_upper()) {
                 clear_dir(dst_dir.as_fd(), new)?;
             }
         }
@@ -823,35 +833,34 @@ impl Overlay {
         if !exchange {
             remove_whiteout(dst_dir.as_fd(), new)?;
         }
-        self.renamed(&s, old_parent, old, new_parent, new, d.as_ref(), exchange);
+        self.renamed(&source, (old_parent, old), (new_parent, new), dest.as_ref(), exchange);
         Ok(())
     }
 
     /// Bookkeeping after a rename: names of the nodes, and the layers of a
     /// moved directory's contents (all upper now, under an opaque top).
-    #[allow(clippy::too_many_arguments)]
-    fn renamed(&self, s: &Found, op: u64, old: &CStr, np: u64, new: &CStr, d: Option<&Found>, exchange: bool) {
+    fn renamed(&self, source: &Found, old: (u64, &CStr), new: (u64, &CStr), dest: Option<&Found>, exchange: bool) {
         // A node never looked up has no names or contents to update.
         let rename_alias = |f: &Found, from: (u64, &CStr), to: (u64, &CStr)| {
             let Some(node) = self.inodes.known(self.key(f)) else { return };
             {
                 let mut st = node.state();
-                st.aliases.retain(|(p, n)| !(*p == from.0 && n.as_c_str() == from.1));
+                st.aliases.retain(|(parent, name)| !(*parent == from.0 && name.as_c_str() == from.1));
                 st.aliases.insert(0, (to.0, to.1.to_owned()));
-                st.layers = vec![0];
+                st.layers = vec![UPPER];
             }
             if node.is_dir() {
                 self.flatten_below(&node);
             }
         };
-        if let Some(d) = d {
+        if let Some(dest) = dest {
             if exchange {
-                rename_alias(d, (np, new), (op, old));
+                rename_alias(dest, new, old);
             } else {
-                self.forget_name(d, np, new, d.layers[0] == 0);
+                self.forget_name(dest, new.0, new.1, dest.in_upper());
             }
         }
-        rename_alias(s, (op, old), (np, new));
+        rename_alias(source, old, new);
     }
 
     /// Every node below `dir` now lives in the upper layer only.

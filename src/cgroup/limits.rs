@@ -71,10 +71,12 @@ pub fn flags_for(resources: &LinuxResources) -> String {
 pub(super) fn apply(dir: &Path, resources: &LinuxResources) -> Result<(), Error> {
     for (file, value) in files(dir, resources) {
         let path = dir.join(&file);
-        fs::write(&path, &value).map_err(|e| Error::Io {
-            op: "write",
-            path: path.clone(),
-            source: std::io::Error::new(e.kind(), format!("{value:?}: {e}")),
+        fs::write(&path, &value).map_err(|e| {
+            Error::Io(crate::files::IoError {
+                op: "write",
+                path: path.clone(),
+                source: std::io::Error::new(e.kind(), format!("{value:?}: {e}")),
+            })
         })?;
     }
     Ok(())

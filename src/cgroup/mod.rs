@@ -36,20 +36,13 @@ pub enum Error {
          --cgroups=disabled runs without limits"
     )]
     NotDelegated { flags: String, why: String },
-    #[error("cgroup {path}: {op}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::files::IoError),
     #[error("--cgroups {0:?}: expected enabled or disabled")]
     BadMode(String),
 }
 
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io { op, path: path.to_path_buf(), source }
-}
+use crate::files::io;
 
 /// `--cgroups`: whether hutch uses cgroups at all.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
@@ -315,7 +308,7 @@ fn create(base: &Path, id: &str, needed: &[&str]) -> Result<ContainerCgroup, Err
     let monitor = cgroup.dir.join(MONITOR_LEAF);
     for dir in [&cgroup.dir, &monitor, &cgroup.container_leaf()] {
         match fs::create_dir(dir) {
-            Err(e) if e.kind() != ErrorKind::AlreadyExists => return Err(io("mkdir", dir)(e)),
+            Err(e) if e.kind() != ErrorKind::AlreadyExists => return Err(io("mkdir", dir)(e).into()),
             _ => {}
         }
     }
@@ -339,7 +332,7 @@ fn enable(dir: &Path, wanted: &[String], needed: &[&str]) -> Result<(), Error> {
             .and_then(|mut f| f.write_all(format!("+{controller}").as_bytes()));
         if let Err(e) = written {
             if needed.contains(&controller.as_str()) {
-                return Err(io("enable the controller", &path)(e));
+                return Err(io("enable the controller", &path)(e).into());
             }
         }
     }
@@ -353,7 +346,8 @@ pub fn join(dir: &Path, pid: &str) -> Result<(), Error> {
         .write(true)
         .open(&procs)
         .and_then(|mut f| f.write_all(pid.as_bytes()))
-        .map_err(io("join", &procs))
+        .map_err(io("join", &procs))?;
+    Ok(())
 }
 
 /// Removes the cgroups of containers whose last process has ended but

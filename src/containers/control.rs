@@ -24,7 +24,7 @@ impl Container {
         match kill(Pid::from_raw(pid), sig) {
             Ok(()) => Ok(true),
             Err(nix::errno::Errno::ESRCH) => Ok(false),
-            Err(e) => Err(Error::Io { op: "kill", path: self.dir.clone(), source: e.into() }),
+            Err(e) => Err(Error::Io(crate::files::IoError { op: "kill", path: self.dir.clone(), source: e.into() })),
         }
     }
 

@@ -22,13 +22,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::files::IoError),
     #[error("no such container: {0} (see hutch ps -a)")]
     NotFound(String),
     #[error("{prefix:?} names {count} containers: give more of the id, or the name")]
@@ -41,9 +36,7 @@ pub enum Error {
     Corrupt { id: String, path: PathBuf, why: String },
 }
 
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io { op, path: path.to_path_buf(), source }
-}
+use crate::files::io;
 
 /// What a container is, fixed when it is created.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -189,7 +182,7 @@ impl Containers {
 
     fn lock(&self) -> Result<File, Error> {
         let path = self.dir.join(".names.lock");
-        crate::files::lock_file(&path, true).map_err(io("lock", &path))
+        Ok(crate::files::lock_file(&path, crate::files::Lock::Exclusive).map_err(io("lock", &path))?)
     }
 }
 
@@ -245,7 +238,7 @@ impl Container {
             path: path.clone(),
             why: e.to_string(),
         })?;
-        write_atomic(&path, &json).map_err(io("write", &path))
+        Ok(write_atomic(&path, &json).map_err(io("write", &path))?)
     }
 }
 

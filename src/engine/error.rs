@@ -40,13 +40,8 @@ pub enum Error {
     TooManyPreservedFds(u32),
     #[error("layer {} of the image is missing from the store: pull the image again", .0.display())]
     LayerMissing(PathBuf),
-    #[error("{op} {}: {source}", path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::files::IoError),
     #[error("container {0} is running: stop it first (hutch stop {0}), or remove it with rm -f")]
     Running(String),
     #[error("container {0} is running already")]
@@ -89,6 +84,4 @@ impl Error {
     }
 }
 
-pub(crate) fn io<'a>(op: &'static str, path: &'a std::path::Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io { op, path: path.to_path_buf(), source }
-}
+pub(crate) use crate::files::io;

@@ -225,7 +225,7 @@ pub fn save(store: &Store, images: &[(ImageRecord, Option<String>)], output: &Pa
         std::process::id()
     ));
     let result =
-        write_archive(store, images, &tmp).and_then(|()| fs::rename(&tmp, output).map_err(io("rename", output)));
+        write_archive(store, images, &tmp).and_then(|()| Ok(fs::rename(&tmp, output).map_err(io("rename", output))?));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -255,7 +255,7 @@ fn write_archive(store: &Store, images: &[(ImageRecord, Option<String>)], path: 
             "Layers": image.layers.iter().map(|l| format!("blobs/sha256/{}", l.digest.hex())).collect::<Vec<_>>(),
         }));
     }
-    let w = |e: std::io::Error| Error::Io { op: "write", path: path.to_path_buf(), source: e };
+    let w = |e: std::io::Error| Error::Io(crate::files::IoError { op: "write", path: path.to_path_buf(), source: e });
     for digest in &blobs {
         let blob = store.blob_path(digest);
         let mut f = File::open(&blob).map_err(io("open", &blob))?;

@@ -1,7 +1,7 @@
 //! Images: references, the registry client, the layer store and safe
 //! unpacking (a container's root joins the layers through fuse-overlay).
 //!
-//! A pull runs inside hutch's user namespace (see `cli/images.rs`), so that
+//! A pull runs inside hutch's user namespace (see `engine/images.rs`), so that
 //! unpacked files get their in-image owners as subordinate ids, and the
 //! store's files can be removed again by the same user.
 
@@ -24,17 +24,10 @@ pub use digest::Digest;
 pub use reference::ImageRef;
 pub use store::{ImageRecord, Store};
 
-use std::path::PathBuf;
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::files::IoError),
     #[error("invalid image reference {0:?}: {1}")]
     Reference(String, String),
     #[error("invalid digest {0:?}: expected sha256: and 64 hex digits")]
@@ -59,6 +52,4 @@ pub enum Error {
     Invalid(String),
 }
 
-pub(crate) fn io<'a>(op: &'static str, path: &'a std::path::Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io { op, path: path.to_path_buf(), source }
-}
+pub(crate) use crate::files::io;

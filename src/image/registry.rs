@@ -382,7 +382,7 @@ pub fn store_login(file: &std::path::Path, registry: &str, creds: Option<(&str, 
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map_err(|e| Error::Invalid(format!("{}: not JSON ({e}): fix or remove it", file.display())))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
-        Err(e) => return Err(Error::Io { op: "read", path: file.to_path_buf(), source: e }),
+        Err(e) => return Err(Error::Io(crate::files::IoError { op: "read", path: file.to_path_buf(), source: e })),
     };
     let Some(top) = doc.as_object_mut() else {
         return Err(Error::Invalid(format!("{}: not a JSON object: fix or remove it", file.display())));
@@ -410,7 +410,7 @@ pub fn store_login(file: &std::path::Path, registry: &str, creds: Option<(&str, 
     })();
     write.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        Error::Io { op: "write", path: file.to_path_buf(), source: e }
+        Error::Io(crate::files::IoError { op: "write", path: file.to_path_buf(), source: e })
     })?;
     Ok(existed)
 }

@@ -16,6 +16,7 @@
 
 use super::digest::Hasher;
 use super::{io, Digest, Error};
+use crate::files::Lock;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -190,17 +191,17 @@ impl Store {
 
     /// For pulls and runs: they only add, or read what they hold.
     pub fn lock_shared(&self) -> Result<StoreLock, Error> {
-        self.lock("store.lock", false)
+        self.lock("store.lock", Lock::Shared)
     }
 
     /// For removals, which must not race a pull or run using the content.
     pub fn lock_exclusive(&self) -> Result<StoreLock, Error> {
-        self.lock("store.lock", true)
+        self.lock("store.lock", Lock::Exclusive)
     }
 
-    fn lock(&self, name: &str, exclusive: bool) -> Result<StoreLock, Error> {
+    fn lock(&self, name: &str, lock: Lock) -> Result<StoreLock, Error> {
         let path = self.root.join(name);
-        Ok(StoreLock(crate::files::lock_file(&path, exclusive).map_err(io("lock", &path))?))
+        Ok(StoreLock(crate::files::lock_file(&path, lock).map_err(io("lock", &path))?))
     }
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -217,7 +218,7 @@ impl Store {
 
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
         let path = self.blob_path(digest);
-        fs::read(&path).map_err(io("read", &path))
+        Ok(fs::read(&path).map_err(io("read", &path))?)
     }
 
     /// A fresh name in `tmp/`, tagged with this process's pid so a later
@@ -248,7 +249,7 @@ impl Store {
         })();
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp);
-            return Err(Error::Io { op: "write", path: tmp, source: e });
+            return Err(Error::Io(crate::files::IoError { op: "write", path: tmp, source: e }));
         }
         self.commit_file(&tmp, target)
     }
@@ -269,7 +270,7 @@ impl Store {
             Err(e) if target.is_dir() && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
                 remove_tree(staging)
             }
-            Err(e) => Err(Error::Io { op: "rename", path: target, source: e }),
+            Err(e) => Err(Error::Io(crate::files::IoError { op: "rename", path: target, source: e })),
         }
     }
 
@@ -299,7 +300,9 @@ impl Store {
     /// given; returns its digest and size.
     pub fn put_blob_from(&self, source: &Path, expected: Option<Expected>) -> Result<(Digest, u64), Error> {
         let from = File::open(source).map_err(io("open", source))?;
-        self.put_blob_stream(from, expected, |e| Error::Io { op: "read", path: source.to_path_buf(), source: e })
+        self.put_blob_stream(from, expected, |e| {
+            Error::Io(crate::files::IoError { op: "read", path: source.to_path_buf(), source: e })
+        })
     }
 
     /// Streams a blob into `tmp/`, hashing as it goes, and renames it into
@@ -330,14 +333,14 @@ impl Store {
                 .map(|i| i.images)
                 .map_err(|e| Error::Invalid(format!("{}: {e} (restore it or remove the store)", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(Error::Io { op: "read", path, source: e }),
+            Err(e) => Err(Error::Io(crate::files::IoError { op: "read", path, source: e })),
         }
     }
 
     /// Changes the image records under the index lock; the new list replaces
     /// the old atomically.
     pub fn update_images<T>(&self, change: impl FnOnce(&mut Vec<ImageRecord>) -> Result<T, Error>) -> Result<T, Error> {
-        let _lock = self.lock("index.lock", true)?;
+        let _lock = self.lock("index.lock", Lock::Exclusive)?;
         let mut images = self.images()?;
         let result = change(&mut images)?;
         let json = serde_json::to_vec_pretty(&Index { images })
@@ -404,16 +407,16 @@ pub fn remove_tree(path: &Path) -> Result<(), Error> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::Io { op: "remove", path: path.to_path_buf(), source: e }),
+        Err(e) => return Err(Error::Io(crate::files::IoError { op: "remove", path: path.to_path_buf(), source: e })),
     };
     if !meta.is_dir() {
-        return fs::remove_file(path).map_err(io("remove", path));
+        return Ok(fs::remove_file(path).map_err(io("remove", path))?);
     }
     match fs::remove_dir_all(path) {
         Ok(()) => Ok(()),
         Err(_) => {
             make_dirs_writable(path);
-            fs::remove_dir_all(path).map_err(io("remove", path))
+            Ok(fs::remove_dir_all(path).map_err(io("remove", path))?)
         }
     }
 }
@@ -432,5 +435,5 @@ fn make_dirs_writable(path: &Path) {
 
 fn sync_parent(path: &Path) -> Result<(), Error> {
     let parent = path.parent().unwrap_or(Path::new("."));
-    File::open(parent).and_then(|d| d.sync_all()).map_err(io("sync", parent))
+    Ok(File::open(parent).and_then(|d| d.sync_all()).map_err(io("sync", parent))?)
 }

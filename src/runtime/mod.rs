@@ -45,11 +45,13 @@ pub struct StdioMode {
 /// process to hutch as one line.
 #[derive(Debug)]
 pub enum SetupError {
-    /// A system call failed on a path.
+    /// A system call failed on a path; `hint` names a kernel setting
+    /// that explains an EPERM (read when the error is made, not shown).
     Sys {
         op: String,
         path: PathBuf,
         errno: Errno,
+        hint: Option<String>,
     },
     Io {
         op: String,
@@ -73,7 +75,8 @@ impl From<crate::sys::ForkError> for SetupError {
 
 impl SetupError {
     pub fn sys(op: &str, path: impl AsRef<Path>, errno: Errno) -> SetupError {
-        SetupError::Sys { op: op.to_string(), path: path.as_ref().to_path_buf(), errno }
+        let hint = (errno == Errno::EPERM).then(|| crate::userns::KernelSettings::read().restriction_hint()).flatten();
+        SetupError::Sys { op: op.to_string(), path: path.as_ref().to_path_buf(), errno, hint }
     }
     pub fn io(op: &str, path: impl AsRef<Path>, source: std::io::Error) -> SetupError {
         SetupError::Io { op: op.to_string(), path: path.as_ref().to_path_buf(), source }
@@ -93,16 +96,14 @@ impl SetupError {
 impl fmt::Display for SetupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SetupError::Sys { op, path, errno } => {
+            SetupError::Sys { op, path, errno, hint } => {
                 write!(f, "{op}")?;
                 if !path.as_os_str().is_empty() {
                     write!(f, " {}", path.display())?;
                 }
                 write!(f, ": {}", errno.desc().to_lowercase())?;
-                if *errno == Errno::EPERM {
-                    if let Some(hint) = crate::userns::KernelSettings::read().restriction_hint() {
-                        write!(f, " ({hint})")?;
-                    }
+                if let Some(hint) = hint {
+                    write!(f, " ({hint})")?;
                 }
                 Ok(())
             }

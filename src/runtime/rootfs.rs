@@ -4,7 +4,7 @@
 
 use super::inroot;
 use super::SetupError;
-use crate::sys::{set_mount_attrs, MountAttrs};
+use crate::sys::{set_mount_attrs, Depth, MountAttrs};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -51,7 +51,7 @@ pub fn enter(spec: &Spec) -> Result<(), SetupError> {
     }
     if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
         let top = reopen(root.as_fd(), Path::new("/"))?;
-        set_mount_attrs(top.as_fd(), MountAttrs { readonly: true, ..Default::default() }, false)
+        set_mount_attrs(top.as_fd(), MountAttrs { readonly: true, ..Default::default() }, Depth::Mount)
             .map_err(|e| SetupError::sys("make the root read-only", &root_path, e))?;
     }
     switch_root(root, &root_path)
@@ -153,7 +153,7 @@ fn bind_mount(root: BorrowedFd<'_>, m: &Mount, opts: &MountOptions) -> Result<()
         .map_err(|e| SetupError::sys("bind mount", dest, e))?;
     if !opts.attrs.is_empty() {
         let mounted = reopen(root, dest)?;
-        set_mount_attrs(mounted.as_fd(), opts.attrs, opts.recursive)
+        set_mount_attrs(mounted.as_fd(), opts.attrs, if opts.recursive { Depth::Tree } else { Depth::Mount })
             .map_err(|e| SetupError::sys("set mount flags on", dest, e))?;
     }
     Ok(())
@@ -194,8 +194,12 @@ fn make_read_only(root: BorrowedFd<'_>, path: &Path) -> Result<(), SetupError> {
     mount(Some(&here), &here, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
         .map_err(|e| SetupError::sys("bind read-only path", path, e))?;
     let mounted = reopen(root, path)?;
-    set_mount_attrs(mounted.as_fd(), MountAttrs { readonly: true, nosuid: true, nodev: true, noexec: true }, true)
-        .map_err(|e| SetupError::sys("make read-only", path, e))
+    set_mount_attrs(
+        mounted.as_fd(),
+        MountAttrs { readonly: true, nosuid: true, nodev: true, noexec: true },
+        Depth::Tree,
+    )
+    .map_err(|e| SetupError::sys("make read-only", path, e))
 }
 
 /// `path` in the root, or None when it does not exist (a kernel without

@@ -24,8 +24,8 @@ pub enum Error {
     UnknownDriver(String),
     #[error("{0}: the container's spec is damaged; remove the container and create it again")]
     Annotation(String),
-    #[error("{op} {}: {source}", path.display())]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] crate::files::IoError),
     #[error("mounting the root filesystem with {driver}: {why}")]
     Mount { driver: &'static str, why: String },
 }
@@ -58,7 +58,8 @@ pub trait Driver: Sync + std::fmt::Debug {
     /// Makes the container's (new, empty) writable layer in `root.dir`.
     fn create_layer(&self, root: &LayeredRoot) -> Result<(), Error> {
         for dir in [root.upper(), root.work()] {
-            std::fs::create_dir(&dir).map_err(|source| Error::Io { op: "create", path: dir, source })?;
+            std::fs::create_dir(&dir)
+                .map_err(|source| Error::Io(crate::files::IoError { op: "create", path: dir, source }))?;
         }
         Ok(())
     }
@@ -70,10 +71,8 @@ pub trait Driver: Sync + std::fmt::Debug {
 
     /// Takes the mount away; whatever served it ends.
     fn unmount(&self, target: &Path) -> Result<(), Error> {
-        nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH).map_err(|e| Error::Io {
-            op: "unmount",
-            path: target.to_path_buf(),
-            source: e.into(),
+        nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH).map_err(|e| {
+            Error::Io(crate::files::IoError { op: "unmount", path: target.to_path_buf(), source: e.into() })
         })
     }
 }
@@ -156,7 +155,7 @@ pub fn flush_open_files() -> Result<(), Error> {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io { op, path: path.to_path_buf(), source }
+    move |source| Error::Io(crate::files::IoError { op, path: path.to_path_buf(), source })
 }
 
 /// The open flags in a `/proc/PID/fdinfo/FD` text (octal).
