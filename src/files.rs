@@ -27,8 +27,7 @@ pub fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 /// runtime dir does not outlive a reboot (it is a tmpfs where logind runs),
 /// and a sync costs a millisecond or more on every container start.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = temp_sibling(path);
     let result = (|| {
         let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
         f.write_all(contents)?;
@@ -58,4 +57,27 @@ pub fn lock_file(path: &Path, lock: Lock) -> std::io::Result<fs::File> {
         Lock::Exclusive => file.lock()?,
     }
     Ok(file)
+}
+
+/// Where `path` is written before it is renamed into place:
+/// `.NAME.tmp-PID@START` beside it, tagged with its writer (see `liveness`).
+pub fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", crate::liveness::ProcessId::current_tag()))
+}
+
+/// Removes the [`temp_sibling`]s of `path` whose writers are gone (killed
+/// before they could rename or remove them).
+pub fn sweep_temp_siblings(path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else { return };
+    let prefix = format!(".{name}.tmp-");
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let sibling = entry.file_name();
+        let Some(owner) = sibling.to_str().and_then(|s| s.strip_prefix(&prefix)) else { continue };
+        if crate::liveness::abandoned(owner) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }

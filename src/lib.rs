@@ -23,6 +23,7 @@ pub mod engine;
 pub mod files;
 pub mod image;
 pub mod launch;
+pub mod liveness;
 pub mod monitor;
 pub mod prompt;
 pub mod runtime;

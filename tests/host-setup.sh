@@ -14,7 +14,7 @@ PACKAGES=(uidmap fuse3 slirp4netns passt busybox-static
           docker-registry skopeo openssl
           bubblewrap crun podman runc fuse-overlayfs iperf3
           iproute2 procps python3 hyperfine gcc libc6-dev pkg-config libseccomp-dev
-          qemu-system-x86 debootstrap e2fsprogs binutils)
+          qemu-system-x86 debootstrap e2fsprogs binutils strace)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

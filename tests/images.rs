@@ -479,3 +479,60 @@ fn import_makes_an_image_of_a_rootfs_tarball() {
     assert_eq!(out.status.code(), Some(125));
     assert!(error_line(&out).contains("has no command"), "{}", error_line(&out));
 }
+
+/// The hidden `.NAME.tmp-…` files beside `file`.
+fn temp_siblings(file: &std::path::Path) -> Vec<String> {
+    let prefix = format!(".{}.tmp-", file.file_name().unwrap().to_string_lossy());
+    let dir = file.parent().unwrap();
+    let mut found: Vec<String> =
+        std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    found.retain(|n| n.starts_with(&prefix));
+    found
+}
+
+#[test]
+fn tmp_entries_of_gone_owners_and_killed_saves_are_swept_by_the_next_command() {
+    let reg = Registry::start("killed");
+    let name = format!("{}/test/killed:1", reg.addr);
+    reg.push_image("test/killed", "1", &busybox_image(&["true"]));
+    let env = Env::new("killed");
+    // Entries of tmp/ name their owner by pid and start time: one whose
+    // owner is gone, or whose pid now belongs to another process (a
+    // reused pid), is swept by the next command that reads the store; a
+    // live owner's stays.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let (me, started) = (std::process::id(), fields[19].parse::<u64>().unwrap());
+    let tmp = env.store.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let live = format!("{me}@{started}-0-layer");
+    let reused = format!("{me}@{}-1-layer", started + 1);
+    let gone = "999999999@5-2-layer".to_string();
+    for entry in [&live, &reused, &gone] {
+        std::fs::create_dir_all(tmp.join(entry).join("usr/bin")).unwrap();
+    }
+    env.ok(&["images"]);
+    assert_eq!(entries(&env, "tmp"), vec![live.clone()], "only the live owner's entry stays");
+    std::fs::remove_dir_all(tmp.join(&live)).unwrap();
+    env.ok(&["pull", "-q", &name]);
+    // A save killed just before it renames its archive into place leaves
+    // the archive half-named; the next save to that file removes it.
+    let dir = Scratch::new("killed-files");
+    let archive = dir.path().join("box.tar");
+    let hutch = env.h.cmd();
+    let mut c = std::process::Command::new("strace");
+    c.args(["-qq", "-o", "/dev/null", "-e", "inject=rename:signal=KILL:when=1"]);
+    c.arg(hutch.get_program()).args(["save", "-o", archive.to_str().unwrap(), &name]);
+    c.env("HUTCH_ROOT", env.store.path());
+    for (key, value) in hutch.get_envs() {
+        if let Some(value) = value {
+            c.env(key, value);
+        }
+    }
+    let killed = c.output().expect("strace (tests/host-setup.sh installs it)");
+    assert!(!killed.status.success(), "strace kills save at its rename");
+    assert_eq!(temp_siblings(&archive).len(), 1, "the killed save left its archive half-named");
+    env.ok(&["save", "-o", archive.to_str().unwrap(), &name]);
+    assert!(archive.is_file());
+    assert_eq!(temp_siblings(&archive), Vec::<String>::new(), "the next save removed it");
+}

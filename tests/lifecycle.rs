@@ -515,11 +515,31 @@ fn a_run_d_killed_at_any_moment_leaves_a_listed_container_or_nothing() {
     let env = Env::new("killed-create");
     env.busybox_image("killed/box");
     let containers = env.store.path().join("containers");
-    // Kills spread over the whole of `run -d`: before the record, while the
-    // layer and Spec are made, while the monitor starts, after.
+    let run_d = ["run", "-d", "killed/box", "sleep", "100"];
+    // Killed at each of its first renames (the record written aside, put
+    // in place, the /etc files, the Spec): the moments a half-made
+    // container could be left behind.
+    for nth in 1..=6 {
+        let hutch = env.h.cmd();
+        let mut c = std::process::Command::new("strace");
+        c.args(["-qq", "-o", "/dev/null", "-e", &format!("inject=rename:signal=KILL:when={nth}")]);
+        c.arg(hutch.get_program()).args(run_d).env("HUTCH_ROOT", env.store.path());
+        for (key, value) in hutch.get_envs() {
+            if let Some(value) = value {
+                c.env(key, value);
+            }
+        }
+        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let status = c.status().expect("strace (tests/host-setup.sh installs it)");
+        if nth == 1 {
+            assert!(!status.success(), "strace kills hutch at its first rename: {status:?}");
+        }
+    }
+    // Then at moments spread over the whole of `run -d`: before the
+    // record, while the layer and Spec are made, while the monitor starts.
     for round in 0..24u64 {
         let mut c = env.h.cmd();
-        c.env("HUTCH_ROOT", env.store.path()).args(["run", "-d", "killed/box", "sleep", "100"]);
+        c.env("HUTCH_ROOT", env.store.path()).args(run_d);
         c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         let mut child = c.spawn().expect("spawn hutch");
         std::thread::sleep(Duration::from_millis(round * 37 % 150));

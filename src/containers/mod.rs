@@ -85,21 +85,18 @@ pub struct Container {
 }
 
 const RECORD: &str = "container.json";
-/// A container being created: `.creating-PID-START-ID`, its creator named
-/// by pid and start time (which together do not repeat).
+/// A container being created: `.creating-PID@START-ID`, its creator named
+/// by pid and start time (see `liveness`).
 const STAGING_PREFIX: &str = ".creating-";
 
 fn staging_name(id: &str) -> String {
-    let owner = ProcessId::current().map_or_else(|| "0-0".to_string(), |p| format!("{}-{}", p.pid, p.start));
-    format!("{STAGING_PREFIX}{owner}-{id}")
+    format!("{STAGING_PREFIX}{}-{id}", ProcessId::current_tag())
 }
 
 /// Removes a container directory made aside whose creator is gone.
-fn sweep_if_abandoned(path: &Path, owner: &str) {
-    let mut fields = owner.splitn(3, '-');
-    let (Some(pid), Some(start)) = (fields.next(), fields.next()) else { return };
-    let creator = pid.parse().ok().zip(start.parse().ok()).map(|(pid, start)| ProcessId { pid, start });
-    if !creator.is_some_and(|c| c.alive()) {
+fn sweep_if_abandoned(path: &Path, owner_and_id: &str) {
+    let owner = owner_and_id.split_once('-').map_or(owner_and_id, |(owner, _)| owner);
+    if crate::liveness::abandoned(owner) {
         let _ = fs::remove_dir_all(path);
     }
 }

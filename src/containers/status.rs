@@ -2,6 +2,7 @@
 //! a live monitor from a dead one (or from an unrelated process that got
 //! its pid since).
 
+pub use crate::liveness::{stat_fields, ProcessId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,46 +22,6 @@ impl Status {
             Status::Exited => "exited",
         }
     }
-}
-
-/// A process named by its pid and its start time (clock ticks after boot),
-/// which together do not repeat.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessId {
-    pub pid: i32,
-    pub start: u64,
-}
-
-impl ProcessId {
-    pub fn of(pid: i32) -> Option<ProcessId> {
-        Some(ProcessId { pid, start: start_time(pid)? })
-    }
-
-    pub fn current() -> Option<ProcessId> {
-        ProcessId::of(std::process::id().cast_signed())
-    }
-
-    /// Whether this very process still runs (a zombie counts as gone).
-    pub fn alive(&self) -> bool {
-        start_time(self.pid) == Some(self.start)
-    }
-}
-
-/// Field 22 of /proc/PID/stat; None for a missing process or a zombie.
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields = stat_fields(&stat)?;
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
-    fields.get(19)?.parse().ok()
-}
-
-/// The fields of a /proc/PID/stat text after the command name, from the
-/// state (field 3) on. The name (field 2) may hold spaces and
-/// parentheses: the fields start after the last ')'.
-pub fn stat_fields(stat: &str) -> Option<Vec<&str>> {
-    Some(stat[stat.rfind(')')? + 1..].split_whitespace().collect())
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

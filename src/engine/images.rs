@@ -79,6 +79,7 @@ impl Engine {
         Ok(in_userns(self.image_plan(), || {
             let load = || -> Result<Vec<ImageRecord>, image::Error> {
                 let _lock = store.lock_shared()?;
+                store.clean_abandoned()?;
                 image::archive::load(&store, archive)
             };
             load().map_err(|e| e.to_string())
@@ -104,6 +105,7 @@ impl Engine {
         Ok(in_userns(self.image_plan(), || {
             let import = || -> Result<ImageRecord, image::Error> {
                 let _lock = store.lock_shared()?;
+                store.clean_abandoned()?;
                 image::archive::import(&store, tarball, name)
             };
             import().map_err(|e| e.to_string())
@@ -127,7 +129,25 @@ impl Engine {
 
     /// Every image in the store.
     pub fn images(&self) -> Result<Vec<ImageRecord>, Error> {
-        Ok(self.store()?.images()?)
+        let store = self.store()?;
+        self.sweep_store(&store);
+        Ok(store.images()?)
+    }
+
+    /// Removes what killed commands left in the store's `tmp/` (in the user
+    /// namespace, and only when there is something: a directory read
+    /// otherwise). A failure is a note: the command goes on.
+    pub(crate) fn sweep_store(&self, store: &Store) {
+        if store.abandoned().is_empty() {
+            return;
+        }
+        let swept = in_userns(self.image_plan(), || {
+            let _lock = store.lock_shared().map_err(|e| e.to_string())?;
+            store.clean_abandoned().map_err(|e| e.to_string())
+        });
+        if let Err(e) = swept {
+            self.note(&format!("cleaning the store's tmp/: {e}"));
+        }
     }
 
     /// The image named `name` (name, id or id prefix).

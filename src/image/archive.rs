@@ -219,11 +219,9 @@ pub(super) fn write_manifest(
 /// Writes `images` to `output` as one tarball: an OCI layout (index.json
 /// with ref names, blobs) plus Docker's manifest.json.
 pub fn save(store: &Store, images: &[(ImageRecord, Option<String>)], output: &Path) -> Result<(), Error> {
-    let tmp = output.with_file_name(format!(
-        ".{}.tmp-{}",
-        output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        std::process::id()
-    ));
+    // What an earlier save to the same file left when it was killed goes.
+    crate::files::sweep_temp_siblings(output);
+    let tmp = crate::files::temp_sibling(output);
     let result =
         write_archive(store, images, &tmp).and_then(|()| Ok(fs::rename(&tmp, output).map_err(io("rename", output))?));
     if result.is_err() {

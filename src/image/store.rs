@@ -17,6 +17,7 @@
 use super::digest::Hasher;
 use super::{io, Digest, Error};
 use crate::files::Lock;
+use crate::liveness::ProcessId;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -221,12 +222,13 @@ impl Store {
         Ok(fs::read(&path).map_err(io("read", &path))?)
     }
 
-    /// A fresh name in `tmp/`, tagged with this process's pid so a later
-    /// command can tell abandoned entries from live ones.
+    /// A fresh name in `tmp/`, `PID@START-N-WHAT`: tagged with this
+    /// process (see `liveness`) so a later command can tell abandoned
+    /// entries from live ones.
     pub fn temp_path(&self, what: &str) -> PathBuf {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        self.root.join("tmp").join(format!("{}-{n}-{what}", std::process::id()))
+        self.root.join("tmp").join(format!("{}-{n}-{what}", ProcessId::current_tag()))
     }
 
     /// Writes a small blob (manifest, config) after checking its digest.
@@ -384,18 +386,33 @@ impl Store {
             .ok_or_else(|| Error::NotFound(name.to_string()))
     }
 
-    /// Removes what interrupted commands left in `tmp/`: entries whose
-    /// process is gone. Must run in the user namespace (unpacked files may
-    /// belong to subordinate ids).
-    pub fn clean_abandoned(&self) -> Result<(), Error> {
+    /// What interrupted commands left in `tmp/`: entries whose process is
+    /// gone. Cheap (one directory read): callers check before they enter
+    /// the user namespace to remove them.
+    pub fn abandoned(&self) -> Vec<PathBuf> {
         let tmp = self.root.join("tmp");
-        for entry in fs::read_dir(&tmp).map_err(io("read", &tmp))?.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let pid = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
-            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-            if !alive {
-                remove_tree(&entry.path())?;
-            }
+        let Ok(entries) = fs::read_dir(&tmp) else { return Vec::new() };
+        entries
+            .flatten()
+            .filter(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let owner = name.split('-').next().unwrap_or_default();
+                // Entries of older hutch versions name a bare pid: gone when
+                // that pid runs nothing (or only a zombie).
+                match owner.parse::<i32>() {
+                    Ok(pid) => ProcessId::of(pid).is_none(),
+                    Err(_) => crate::liveness::abandoned(owner),
+                }
+            })
+            .map(|entry| entry.path())
+            .collect()
+    }
+
+    /// Removes what interrupted commands left in `tmp/`. Must run in the
+    /// user namespace (unpacked files may belong to subordinate ids).
+    pub fn clean_abandoned(&self) -> Result<(), Error> {
+        for path in self.abandoned() {
+            remove_tree(&path)?;
         }
         Ok(())
     }
