@@ -519,18 +519,10 @@ fn tmp_entries_of_gone_owners_and_killed_saves_are_swept_by_the_next_command() {
     // the archive half-named; the next save to that file removes it.
     let dir = Scratch::new("killed-files");
     let archive = dir.path().join("box.tar");
-    let hutch = env.h.cmd();
-    let mut c = std::process::Command::new("strace");
-    c.args(["-qq", "-o", "/dev/null", "-e", "inject=rename:signal=KILL:when=1"]);
-    c.arg(hutch.get_program()).args(["save", "-o", archive.to_str().unwrap(), &name]);
-    c.env("HUTCH_ROOT", env.store.path());
-    for (key, value) in hutch.get_envs() {
-        if let Some(value) = value {
-            c.env(key, value);
-        }
-    }
-    let killed = c.output().expect("strace (tests/host-setup.sh installs it)");
-    assert!(!killed.status.success(), "strace kills save at its rename");
+    let mut c = env.h.under_strace("rename:signal=KILL:when=1");
+    c.args(["save", "-o", archive.to_str().unwrap(), &name]).env("HUTCH_ROOT", env.store.path());
+    let killed = c.status().expect("strace (tests/host-setup.sh installs it)");
+    assert!(!killed.success(), "strace kills save at its rename");
     assert_eq!(temp_siblings(&archive).len(), 1, "the killed save left its archive half-named");
     env.ok(&["save", "-o", archive.to_str().unwrap(), &name]);
     assert!(archive.is_file());

@@ -520,17 +520,9 @@ fn a_run_d_killed_at_any_moment_leaves_a_listed_container_or_nothing() {
     // in place, the /etc files, the Spec): the moments a half-made
     // container could be left behind.
     for nth in 1..=6 {
-        let hutch = env.h.cmd();
-        let mut c = std::process::Command::new("strace");
-        c.args(["-qq", "-o", "/dev/null", "-e", &format!("inject=rename:signal=KILL:when={nth}")]);
-        c.arg(hutch.get_program()).args(run_d).env("HUTCH_ROOT", env.store.path());
-        for (key, value) in hutch.get_envs() {
-            if let Some(value) = value {
-                c.env(key, value);
-            }
-        }
-        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-        let status = c.status().expect("strace (tests/host-setup.sh installs it)");
+        let mut c = env.h.under_strace(&format!("rename:signal=KILL:when={nth}"));
+        let status = c.args(run_d).env("HUTCH_ROOT", env.store.path()).status();
+        let status = status.expect("strace (tests/host-setup.sh installs it)");
         if nth == 1 {
             assert!(!status.success(), "strace kills hutch at its first rename: {status:?}");
         }
@@ -547,24 +539,22 @@ fn a_run_d_killed_at_any_moment_leaves_a_listed_container_or_nothing() {
         let _ = child.wait();
     }
     let listed: Vec<String> = env.ok(&["ps", "-a", "-q", "--no-trunc"]).lines().map(String::from).collect();
-    let on_disk: Vec<String> = std::fs::read_dir(&containers)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    for dir in &on_disk {
+    for dir in &directories(&containers) {
         assert!(listed.contains(dir), "containers/{dir} is in the store but ps -a does not list it: {listed:?}");
     }
     for id in &listed {
         env.ok(&["rm", "-f", id]);
     }
-    let left: Vec<String> = std::fs::read_dir(&containers)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let left = directories(&containers);
     assert!(left.is_empty(), "rm -f of every listed container leaves nothing: {left:?}");
     assert_eq!(env.ok(&["ps", "-a", "-q"]), "", "and nothing is listed");
+}
+
+/// The names of the directories in `dir`.
+fn directories(dir: &std::path::Path) -> Vec<String> {
+    let entries = std::fs::read_dir(dir).unwrap().flatten();
+    entries
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }

@@ -86,11 +86,9 @@ pub struct ContainerOptions {
     pub terminal_size: Option<(u16, u16)>,
 }
 
-/// A container on disk, not started: its record, its runtime directory,
-/// its Spec.
+/// A container on disk, not started: its record and its Spec.
 pub struct Created {
     pub container: Container,
-    pub(crate) runtime_dir: ContainerRuntimeDir,
     pub(crate) spec: Spec,
 }
 
@@ -150,7 +148,7 @@ impl Engine {
             let overlay = self.prepare_rootfs(&launch, &container)?;
             let host = HostResources { network, ports };
             let spec = self.build_spec(&container, &runtime_dir, host, options, &launch, overlay)?;
-            Ok(Created { container: container.clone(), runtime_dir, spec })
+            Ok(Created { container: container.clone(), spec })
         });
         if prepared.is_err() {
             self.remove_files(&container);

@@ -24,7 +24,7 @@ impl Engine {
     /// Runs a created container in the foreground; removes it afterwards
     /// when it was created with `auto_remove`.
     pub fn run(&self, created: Created, stdio: StdioMode) -> Result<Exit, Error> {
-        let Created { container, runtime_dir, mut spec } = created;
+        let Created { container, mut spec } = created;
         if let Err(e) = self.place_in_cgroup(&container, &mut spec) {
             self.remove_files(&container);
             return Err(e);
@@ -34,7 +34,6 @@ impl Engine {
         if container.record.auto_remove {
             self.remove_files(&container);
         }
-        drop(runtime_dir);
         Ok(Exit { code: result?, oom_killed })
     }
 

@@ -101,6 +101,21 @@ impl Hutch {
         c
     }
 
+    /// hutch under strace, which injects `fault` (strace's
+    /// `-e inject=…` syntax): a kill at an exact system call.
+    pub fn under_strace(&self, fault: &str) -> Command {
+        let hutch = self.cmd();
+        let mut c = Command::new("strace");
+        c.args(["-qq", "-o", "/dev/null", "-e", &format!("inject={fault}")]).arg(hutch.get_program());
+        c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        for (key, value) in hutch.get_envs() {
+            if let Some(value) = value {
+                c.env(key, value);
+            }
+        }
+        c
+    }
+
     pub fn config_file(&self) -> PathBuf {
         self.runtime_dir.path().join("config.toml")
     }
