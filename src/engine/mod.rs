@@ -35,7 +35,7 @@ use crate::containers::{Container, Containers};
 use crate::runtime_dir::RuntimeDir;
 use crate::userns::UsernsPlan;
 use std::cell::OnceCell;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// hutch for one caller: the store, and what every container command
 /// starts from (the runtime directory and the id mapping), found once.
@@ -44,17 +44,22 @@ pub struct Engine {
     notes: Box<dyn Fn(&str)>,
     runtime: OnceCell<RuntimeDir>,
     plan: OnceCell<UsernsPlan>,
+    /// Set once the single-id note was considered (asked of the runtime
+    /// directory once per engine, not once per call).
+    fallback_noted: OnceCell<()>,
 }
 
 impl Engine {
     /// `notes` receives advice worth a line (a fallback taken, a flag
     /// ignored); errors come back as values.
     pub fn new(root: PathBuf, notes: impl Fn(&str) + 'static) -> Engine {
-        Engine { root, notes: Box::new(notes), runtime: OnceCell::new(), plan: OnceCell::new() }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
+        Engine {
+            root,
+            notes: Box::new(notes),
+            runtime: OnceCell::new(),
+            plan: OnceCell::new(),
+            fallback_noted: OnceCell::new(),
+        }
     }
 
     pub(crate) fn note(&self, text: &str) {
@@ -84,8 +89,9 @@ impl Engine {
     /// note per runtime directory, not one per command.
     pub(crate) fn plan(&self) -> Result<&UsernsPlan, Error> {
         let plan = self.image_plan();
-        if let Some(reason) = &plan.fallback_reason {
+        if let (Some(reason), None) = (&plan.fallback_reason, self.fallback_noted.get()) {
             self.runtime()?.once("single-id-mapping", || self.note(reason));
+            let _ = self.fallback_noted.set(());
         }
         Ok(plan)
     }

@@ -213,10 +213,6 @@ impl Store {
         self.root.join("layers").join(diff_id.hex())
     }
 
-    pub fn container_path(&self, id: &str) -> PathBuf {
-        self.root.join("containers").join(id)
-    }
-
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
         let path = self.blob_path(digest);
         Ok(fs::read(&path).map_err(io("read", &path))?)
