@@ -7,6 +7,7 @@ mod common;
 
 use common::registry::{busybox_layer, Image, Layer, Registry, TarBuilder, OCI_INDEX, SECRET_BCRYPT};
 use common::*;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
 /// The entries of a directory of the store, sorted; lock files left out.
@@ -519,7 +520,7 @@ fn tmp_entries_of_gone_owners_and_killed_saves_are_swept_by_the_next_command() {
     // the archive half-named; the next save to that file removes it.
     let dir = Scratch::new("killed-files");
     let archive = dir.path().join("box.tar");
-    let mut c = env.h.under_strace("rename:signal=KILL:when=1");
+    let mut c = env.h.under_strace("rename:signal=KILL:when=1", Follow::OwnProcess);
     c.args(["save", "-o", archive.to_str().unwrap(), &name]).env("HUTCH_ROOT", env.store.path());
     let killed = c.status().expect("strace (tests/host-setup.sh installs it)");
     assert!(!killed.success(), "strace kills save at its rename");
@@ -527,4 +528,91 @@ fn tmp_entries_of_gone_owners_and_killed_saves_are_swept_by_the_next_command() {
     env.ok(&["save", "-o", archive.to_str().unwrap(), &name]);
     assert!(archive.is_file());
     assert_eq!(temp_siblings(&archive), Vec::<String>::new(), "the next save removed it");
+}
+
+/// One command killed again and again: at each of its first renames when
+/// strace can follow its children, then at moments spread over its course
+/// (hutch alone, or its whole process group as Ctrl-C would). `reset`
+/// runs before each attempt.
+fn kill_repeatedly(env: &Env, args: &[&str], reset: &dyn Fn()) {
+    if !expect_subids() {
+        for nth in 1..=8 {
+            reset();
+            let mut c = env.h.under_strace(&format!("rename:signal=KILL:when={nth}"), Follow::Children);
+            let status = c.args(args).env("HUTCH_ROOT", env.store.path()).status();
+            let status = status.expect("strace (tests/host-setup.sh installs it)");
+            if nth == 1 {
+                assert!(!status.success(), "strace kills {args:?} at its first rename: {status:?}");
+            }
+        }
+    }
+    reset();
+    let started = std::time::Instant::now();
+    env.ok(args);
+    let whole = started.elapsed();
+    for round in 0..8u32 {
+        reset();
+        let mut c = env.h.cmd();
+        c.env("HUTCH_ROOT", env.store.path()).args(args).process_group(0);
+        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let mut child = c.spawn().expect("spawn hutch");
+        std::thread::sleep(whole * round / 8 + std::time::Duration::from_millis(u64::from(round) * 3));
+        if round % 2 == 0 {
+            let group = format!("-{}", child.id());
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &group]).status();
+        } else {
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+    }
+}
+
+/// After the kills: no process works on the store, everything listed can
+/// be removed, and then nothing is left in it.
+fn assert_nothing_left(env: &Env) {
+    let left = wait_for_no_process_using(env.store.path());
+    assert!(left.is_empty(), "no process of a killed command remains: {left:?}");
+    for id in env.ok(&["ps", "-a", "-q", "--no-trunc"]).lines() {
+        env.ok(&["rm", "-f", id]);
+    }
+    for id in env.ok(&["images", "-q", "--no-trunc"]).lines() {
+        env.ok(&["rmi", "-f", id]);
+    }
+    env.ok(&["image", "prune"]);
+    for dir in ["tmp", "blobs/sha256", "layers", "containers"] {
+        assert_eq!(entries(env, dir), Vec::<String>::new(), "{dir}/ holds nothing once all listed is removed");
+    }
+    let runtime = env.h.runtime_dir.path().join("hutch/containers");
+    let runtime_left = std::fs::read_dir(&runtime).map(|d| d.flatten().count()).unwrap_or(0);
+    assert_eq!(runtime_left, 0, "no runtime directory of a removed container remains in {}", runtime.display());
+}
+
+#[test]
+fn pull_load_and_commit_killed_at_any_moment_leave_nothing_behind() {
+    let reg = Registry::start("killed-image");
+    let name = format!("{}/test/killed:1", reg.addr);
+    let extra = TarBuilder::new().dir("data/").file("data/a", &[7u8; 300_000]).file("data/b", b"b").finish();
+    let image = Image::new(vec![Layer::gzip(busybox_layer()), Layer::gzip(extra)], &["true"]);
+    reg.push_image("test/killed", "1", &image);
+    let files = Scratch::new("killed-image-files");
+    let archive = files.path().join("killed.tar");
+    let archive = archive.to_str().unwrap();
+
+    let env = Env::new("killed-image");
+    env.ok(&["pull", "-q", &name]);
+    env.ok(&["save", "-o", archive, &name]);
+    let image_gone = || {
+        let _ = env.hutch(&["rmi", "-f", &name]);
+    };
+    kill_repeatedly(&env, &["pull", "-q", &name], &image_gone);
+    kill_repeatedly(&env, &["load", "-q", "-i", archive], &image_gone);
+    // A stopped container with changes to commit.
+    env.ok(&["pull", "-q", &name]);
+    env.ok(&["run", "--name", "changed", &name, "sh", "-c", "echo changed > /data/c"]);
+    let commit_gone = || {
+        let _ = env.hutch(&["rmi", "killed/commit:1"]);
+    };
+    kill_repeatedly(&env, &["commit", "changed", "killed/commit:1"], &commit_gone);
+    assert_eq!(env.ok(&["run", "--rm", &name, "cat", "/data/b"]), "b", "the image still runs");
+    assert_nothing_left(&env);
 }

@@ -520,7 +520,7 @@ fn a_run_d_killed_at_any_moment_leaves_a_listed_container_or_nothing() {
     // in place, the /etc files, the Spec): the moments a half-made
     // container could be left behind.
     for nth in 1..=6 {
-        let mut c = env.h.under_strace(&format!("rename:signal=KILL:when={nth}"));
+        let mut c = env.h.under_strace(&format!("rename:signal=KILL:when={nth}"), Follow::OwnProcess);
         let status = c.args(run_d).env("HUTCH_ROOT", env.store.path()).status();
         let status = status.expect("strace (tests/host-setup.sh installs it)");
         if nth == 1 {
@@ -538,21 +538,46 @@ fn a_run_d_killed_at_any_moment_leaves_a_listed_container_or_nothing() {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let listed: Vec<String> = env.ok(&["ps", "-a", "-q", "--no-trunc"]).lines().map(String::from).collect();
-    for dir in &directories(&containers) {
-        assert!(listed.contains(dir), "containers/{dir} is in the store but ps -a does not list it: {listed:?}");
+    let all_listed = || {
+        let listed: Vec<String> = env.ok(&["ps", "-a", "-q", "--no-trunc"]).lines().map(String::from).collect();
+        for dir in &directories(&containers) {
+            assert!(listed.contains(dir), "containers/{dir} is in the store but ps -a does not list it: {listed:?}");
+        }
+        listed
+    };
+    // `rm -f` killed during its course (the container killed, its runtime
+    // files, its directory deleted): a container stays listed or goes. At
+    // its n-th deletion of a file where strace can follow its children,
+    // else at moments spread over it.
+    for (round, id) in all_listed().iter().enumerate() {
+        if !expect_subids() {
+            let mut c = env.h.under_strace(&format!("unlinkat:signal=KILL:when={}", round + 1), Follow::Children);
+            let _ = c.env("HUTCH_ROOT", env.store.path()).args(["rm", "-f", id]).status();
+            continue;
+        }
+        let mut c = env.h.cmd();
+        c.env("HUTCH_ROOT", env.store.path()).args(["rm", "-f", id]);
+        let mut child = c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(round as u64 * 11 % 90));
+        let _ = child.kill();
+        let _ = child.wait();
     }
-    for id in &listed {
+    for id in &all_listed() {
         env.ok(&["rm", "-f", id]);
     }
     let left = directories(&containers);
     assert!(left.is_empty(), "rm -f of every listed container leaves nothing: {left:?}");
     assert_eq!(env.ok(&["ps", "-a", "-q"]), "", "and nothing is listed");
+    let runtime = directories(&env.h.runtime_dir.path().join("hutch/containers"));
+    assert!(runtime.is_empty(), "nor any container's runtime directory: {runtime:?}");
+    let processes = wait_for_no_process_using(env.store.path());
+    assert!(processes.is_empty(), "nor any process: {processes:?}");
 }
 
 /// The names of the directories in `dir`.
 fn directories(dir: &std::path::Path) -> Vec<String> {
-    let entries = std::fs::read_dir(dir).unwrap().flatten();
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let entries = entries.flatten();
     entries
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.file_name().to_string_lossy().into_owned())

@@ -3,6 +3,7 @@
 use super::Error;
 use crate::engine::{Engine, ImageRemoval};
 use crate::image::pull::{human_size, Platform};
+use crate::image::ImageRecord;
 use crate::image::time::{human_duration, now, parse_rfc3339};
 use clap::{Args, Subcommand};
 
@@ -23,6 +24,9 @@ pub struct ImagesArgs {
     /// Only image ids
     #[arg(short, long)]
     quiet: bool,
+    /// Whole image ids (sha256:…)
+    #[arg(long)]
+    no_trunc: bool,
 }
 
 #[derive(Args)]
@@ -213,9 +217,10 @@ pub fn logout(args: LogoutArgs, engine: &Engine) -> Result<i32, Error> {
 pub fn images(args: ImagesArgs, engine: &Engine) -> Result<i32, Error> {
     let mut images = engine.images()?;
     images.sort_by_key(|i| std::cmp::Reverse(i.stored));
+    let id = |i: &ImageRecord| if args.no_trunc { i.id.to_string() } else { i.id.short().to_string() };
     if args.quiet {
         for i in &images {
-            println!("{}", i.id.short());
+            println!("{}", id(i));
         }
         return Ok(0);
     }
@@ -229,7 +234,7 @@ pub fn images(args: ImagesArgs, engine: &Engine) -> Result<i32, Error> {
             i.names.iter().map(|n| split_tag(n)).collect()
         };
         for (repo, tag) in names {
-            println!("{repo:<40} {tag:<16} {:<12} {created:<16} {size}", i.id.short());
+            println!("{repo:<40} {tag:<16} {:<12} {created:<16} {size}", id(i));
         }
     }
     Ok(0)

@@ -89,16 +89,19 @@ const RECORD: &str = "container.json";
 /// by pid and start time (see `liveness`).
 const STAGING_PREFIX: &str = ".creating-";
 
+/// A container being removed: `.removing-PID@START-ID`, out of the list
+/// at once, its files deleted after.
+const REMOVAL_PREFIX: &str = ".removing-";
+
 fn staging_name(id: &str) -> String {
     format!("{STAGING_PREFIX}{}-{id}", ProcessId::current_tag())
 }
 
-/// Removes a container directory made aside whose creator is gone.
-fn sweep_if_abandoned(path: &Path, owner_and_id: &str) {
+/// Whether the process named in `.creating-OWNER-ID` or `.removing-OWNER-ID`
+/// is gone.
+fn owner_gone(owner_and_id: &str) -> bool {
     let owner = owner_and_id.split_once('-').map_or(owner_and_id, |(owner, _)| owner);
-    if crate::liveness::abandoned(owner) {
-        let _ = fs::remove_dir_all(path);
-    }
+    crate::liveness::abandoned(owner)
 }
 const STATE: &str = "state.json";
 /// The runtime Spec the monitor runs.
@@ -153,13 +156,42 @@ impl Containers {
             let name = entry.file_name();
             let name = name.to_string_lossy();
             if let Some(owner) = name.strip_prefix(STAGING_PREFIX) {
-                sweep_if_abandoned(&entry.path(), owner);
+                // Holds only the record: no files of other ids.
+                if owner_gone(owner) {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            } else if name.starts_with(REMOVAL_PREFIX) {
+                continue;
             } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 found.extend(Container::at(&entry.path()).ok());
             }
         }
         found.sort_by(|a, b| b.record.created.cmp(&a.record.created).then(a.record.id.cmp(&b.record.id)));
         Ok(found)
+    }
+
+    /// Takes `container` out of the list at once by renaming its directory
+    /// aside; returns where it now is, for its files to be deleted (a
+    /// process killed meanwhile leaves it to [`Containers::abandoned_removals`]).
+    /// `None` when it is gone already.
+    pub fn set_aside(&self, container: &Container) -> Result<Option<PathBuf>, Error> {
+        let aside = self.dir.join(format!("{REMOVAL_PREFIX}{}-{}", ProcessId::current_tag(), container.record.id));
+        match fs::rename(&container.dir, &aside) {
+            Ok(()) => Ok(Some(aside)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("remove", &container.dir)(e).into()),
+        }
+    }
+
+    /// Directories of removals whose process was killed before it deleted
+    /// them (their layers hold files of other ids: the caller deletes them
+    /// in the user namespace).
+    pub fn abandoned_removals(&self) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(&self.dir) else { return Vec::new() };
+        let abandoned = entries.flatten().filter(|e| {
+            e.file_name().to_str().and_then(|n| n.strip_prefix(REMOVAL_PREFIX)).is_some_and(owner_gone)
+        });
+        abandoned.map(|e| e.path()).collect()
     }
 
     /// The container named `key`: its full id, its name, or a unique prefix of its id.

@@ -47,6 +47,8 @@ pub struct Engine {
     /// Set once the single-id note was considered (asked of the runtime
     /// directory once per engine, not once per call).
     fallback_noted: OnceCell<()>,
+    /// Killed removals finished (see `finish_abandoned_removals`).
+    removals_finished: OnceCell<()>,
 }
 
 impl Engine {
@@ -59,6 +61,7 @@ impl Engine {
             runtime: OnceCell::new(),
             plan: OnceCell::new(),
             fallback_noted: OnceCell::new(),
+            removals_finished: OnceCell::new(),
         }
     }
 
@@ -71,9 +74,11 @@ impl Engine {
         Ok(self.containers()?.find(key)?)
     }
 
-    /// The store's containers.
+    /// The store's containers (finishing removals killed commands left).
     pub fn containers(&self) -> Result<Containers, Error> {
-        Ok(Containers::open(&self.root)?)
+        let containers = Containers::open(&self.root)?;
+        self.finish_abandoned_removals(&containers);
+        Ok(containers)
     }
 
     /// The runtime directory, opened (and created) on first use.

@@ -46,15 +46,11 @@ impl Engine {
     }
 
     /// Removes a container's files, reporting failures as notes: the
-    /// container's own outcome is what the caller asked about.
+    /// container's own outcome is what the caller asked about. Runtime
+    /// files go first and the store directory is renamed aside before it is
+    /// deleted, so a removal killed at any point leaves a listed container
+    /// or a directory a later command finishes deleting.
     pub(crate) fn remove_files(&self, container: &Container) {
-        let removed = self.plan().and_then(|plan| {
-            let dir = container.dir.clone();
-            Ok(crate::userns::in_userns(plan, || remove_tree(&dir).map_err(|e| e.to_string()))?)
-        });
-        if let Err(e) = removed {
-            self.note(&e.to_string());
-        }
         match self.runtime() {
             Ok(runtime) => {
                 if let Err(e) = ContainerRuntimeDir::of(runtime, &container.record.id).remove() {
@@ -63,5 +59,34 @@ impl Engine {
             }
             Err(e) => self.note(&e.to_string()),
         }
+        let aside = self.containers().and_then(|all| Ok(all.set_aside(container)?));
+        let deleted = aside.and_then(|aside| self.delete_trees(aside.into_iter().collect()));
+        if let Err(e) = deleted {
+            self.note(&e.to_string());
+        }
+    }
+
+    /// Deletes what killed removals left aside. Once per command: the
+    /// store's container list is read anyway, this adds no user namespace
+    /// unless there is something to delete.
+    pub(crate) fn finish_abandoned_removals(&self, containers: &crate::containers::Containers) {
+        if self.removals_finished.set(()).is_ok() {
+            let abandoned = containers.abandoned_removals();
+            if let Err(e) = self.delete_trees(abandoned) {
+                self.note(&e.to_string());
+            }
+        }
+    }
+
+    /// Deletes container directories from inside the user namespace, where
+    /// their layers' files of other ids may be deleted.
+    fn delete_trees(&self, dirs: Vec<std::path::PathBuf>) -> Result<(), Error> {
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        let plan = self.plan()?;
+        Ok(crate::userns::in_userns(plan, || {
+            dirs.iter().try_for_each(|dir| remove_tree(dir).map_err(|e| e.to_string()))
+        })?)
     }
 }

@@ -7,7 +7,7 @@
 //! blobs/sha256/HEX      manifests, configs and compressed layers, verified
 //! layers/HEX            unpacked layers by diff_id, OCI whiteouts kept (see fuse-overlay)
 //! containers/ID/rootfs  a container's root filesystem
-//! tmp/PID-…             downloads and unpacks in progress, renamed into place when whole
+//! tmp/PID@START-…       downloads and unpacks in progress, renamed into place when whole
 //! ```
 //!
 //! Only whole, verified content is ever renamed into `blobs/` and `layers/`,

@@ -80,6 +80,43 @@ pub fn make_busybox_rootfs(dir: &Path) {
         .unwrap();
 }
 
+/// Which processes `Hutch::under_strace` traces.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    OwnProcess,
+    Children,
+}
+
+/// The processes of this user still working on the store `store`: hutch
+/// and the helpers it forks carry `HUTCH_ROOT` in their environment.
+pub fn processes_using(store: &Path) -> Vec<String> {
+    let wanted = format!("HUTCH_ROOT={}", store.display());
+    let me = std::process::id().to_string();
+    let pids = std::fs::read_dir("/proc").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned());
+    pids.filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()) && *pid != me)
+        .filter(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            environ.split(|b| *b == 0).any(|var| var == wanted.as_bytes())
+        })
+        .map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            format!("{pid}: {}", String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        })
+        .collect()
+}
+
+/// Waits (up to 10 s) until no process uses `store`; those left, if any.
+pub fn wait_for_no_process_using(store: &Path) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = processes_using(store);
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A hutch command with its own runtime dir (so per-runtime-dir notes and
 /// leftovers can be checked), stdin closed.
 pub struct Hutch {
@@ -102,10 +139,16 @@ impl Hutch {
     }
 
     /// hutch under strace, which injects `fault` (strace's
-    /// `-e inject=…` syntax): a kill at an exact system call.
-    pub fn under_strace(&self, fault: &str) -> Command {
+    /// `-e inject=…` syntax): a kill at an exact system call of hutch's
+    /// own process, or of every process it forks with `Follow::Children`
+    /// (which only works without subordinate ids: a traced newuidmap runs
+    /// without its setuid bit).
+    pub fn under_strace(&self, fault: &str, follow: Follow) -> Command {
         let hutch = self.cmd();
         let mut c = Command::new("strace");
+        if follow == Follow::Children {
+            c.arg("-f");
+        }
         c.args(["-qq", "-o", "/dev/null", "-e", &format!("inject={fault}")]).arg(hutch.get_program());
         c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         for (key, value) in hutch.get_envs() {
