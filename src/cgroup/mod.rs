@@ -305,6 +305,26 @@ fn wanted_controllers(base: &Path, needed: &[&str]) -> Vec<String> {
 fn create(base: &Path, id: &str, needed: &[&str]) -> Result<ContainerCgroup, Error> {
     sweep_stale(base);
     let cgroup = ContainerCgroup { dir: base.join(format!("hutch-{id}")) };
+    // Until hutch has joined it, the new cgroup is empty, and another
+    // start's sweep may take it for stale and remove it: made again then.
+    let mut attempts = 1;
+    while let Err(e) = make_and_join(&cgroup) {
+        let removed_meanwhile = matches!(&e, Error::Io(io) if io.source.kind() == ErrorKind::NotFound);
+        if !removed_meanwhile || attempts == 3 {
+            return Err(e);
+        }
+        attempts += 1;
+    }
+    let wanted = wanted_controllers(base, needed);
+    for dir in [base, cgroup.dir.as_path()] {
+        enable(dir, &wanted, needed)?;
+    }
+    Ok(cgroup)
+}
+
+/// Makes the container's cgroup and its two leaves, and moves hutch into
+/// the monitor leaf.
+fn make_and_join(cgroup: &ContainerCgroup) -> Result<(), Error> {
     let monitor = cgroup.dir.join(MONITOR_LEAF);
     for dir in [&cgroup.dir, &monitor, &cgroup.container_leaf()] {
         match fs::create_dir(dir) {
@@ -312,12 +332,7 @@ fn create(base: &Path, id: &str, needed: &[&str]) -> Result<ContainerCgroup, Err
             _ => {}
         }
     }
-    join(&monitor, "0")?;
-    let wanted = wanted_controllers(base, needed);
-    for dir in [base, cgroup.dir.as_path()] {
-        enable(dir, &wanted, needed)?;
-    }
-    Ok(cgroup)
+    join(&monitor, "0")
 }
 
 /// Enables `wanted` in `dir`'s subtree_control; only a needed one failing
