@@ -89,7 +89,9 @@ where
     T: Serialize + DeserializeOwned,
     E: From<Error>,
 {
-    Ok(spawn(what, fork, |reply| reply.send(work()))?.wait()?)
+    let answer = spawn(what, fork, |reply| reply.send(work()))?.wait();
+    crate::trace::mark(what);
+    Ok(answer?)
 }
 
 impl<T: DeserializeOwned> Child<T> {

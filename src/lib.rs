@@ -12,7 +12,8 @@
 //!   per-container process, which runs the Spec through `runtime/`
 //!   (namespaces, rootfs, pivot_root, terminal, exec) — one direction;
 //! - `runtime_dir.rs` keeps runtime files, `files.rs` writes atomically,
-//!   `child.rs` runs work in a forked child, `sys.rs` holds every `unsafe`.
+//!   `child.rs` runs work in a forked child, `sys.rs` holds every `unsafe`,
+//!   `trace.rs` times the phases of a command (`HUTCH_TRACE=1`).
 
 pub mod cgroup;
 pub mod child;
@@ -31,6 +32,7 @@ pub mod runtime_dir;
 pub mod spec;
 pub mod storage;
 pub mod sys;
+pub mod trace;
 pub mod userns;
 
 /// hutch itself failed (Docker's 125).

@@ -59,9 +59,20 @@ impl ProcessId {
     }
 
     /// This process's tag (`0@0`, which no live process has, if /proc
-    /// cannot tell).
+    /// cannot tell). Read once per process: a forked child, whose pid
+    /// differs, reads its own.
     pub fn current_tag() -> String {
-        ProcessId::current().map_or_else(|| "0@0".to_string(), |p| p.tag())
+        static TAG: std::sync::Mutex<Option<(u32, String)>> = std::sync::Mutex::new(None);
+        let pid = std::process::id();
+        let mut cached = TAG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match cached.as_ref() {
+            Some((of, tag)) if *of == pid => tag.clone(),
+            _ => {
+                let tag = ProcessId::current().map_or_else(|| "0@0".to_string(), |p| p.tag());
+                *cached = Some((pid, tag.clone()));
+                tag
+            }
+        }
     }
 }
 

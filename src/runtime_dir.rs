@@ -47,6 +47,10 @@ impl RuntimeDir {
         Ok(RuntimeDir { path })
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Runs `note` the first time it is asked for `key` in this runtime dir:
     /// advice worth one line, not one line per command.
     pub fn once(&self, key: &str, note: impl FnOnce()) {

@@ -231,3 +231,30 @@ pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<(), E
     // SAFETY: `fd` is open for the call; TIOCSWINSZ only reads `ws`.
     unsafe { ioctl_set_window_size(fd.as_raw_fd(), &ws) }.map(drop)
 }
+
+/// Loads a classic BPF seccomp program, as libseccomp exports it (an array
+/// of `struct sock_filter` in native byte order), into this process. The
+/// kernel checks the program; the caller has no_new_privs or
+/// CAP_SYS_ADMIN.
+pub fn load_seccomp_program(program: &[u8]) -> Result<(), Errno> {
+    const INSN: usize = std::mem::size_of::<libc::sock_filter>();
+    if program.is_empty() || !program.len().is_multiple_of(INSN) {
+        return Err(Errno::EINVAL);
+    }
+    let filters: Vec<libc::sock_filter> = program
+        .chunks_exact(INSN)
+        .map(|i| libc::sock_filter {
+            code: u16::from_ne_bytes([i[0], i[1]]),
+            jt: i[2],
+            jf: i[3],
+            k: u32::from_ne_bytes([i[4], i[5], i[6], i[7]]),
+        })
+        .collect();
+    let len = u16::try_from(filters.len()).map_err(|_| Errno::E2BIG)?;
+    let prog = libc::sock_fprog { len, filter: filters.as_ptr().cast_mut() };
+    // SAFETY: `prog` points at `len` initialized instructions that live
+    // until the call returns; the kernel copies the program and does not
+    // write through the pointer.
+    let r = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, std::ptr::from_ref(&prog)) };
+    Errno::result(r).map(drop)
+}

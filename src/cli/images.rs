@@ -3,8 +3,8 @@
 use super::Error;
 use crate::engine::{Engine, ImageRemoval};
 use crate::image::pull::{human_size, Platform};
-use crate::image::ImageRecord;
 use crate::image::time::{human_duration, now, parse_rfc3339};
+use crate::image::ImageRecord;
 use clap::{Args, Subcommand};
 
 #[derive(Args)]

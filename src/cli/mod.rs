@@ -174,6 +174,7 @@ pub fn main() -> i32 {
             return crate::EXIT_HUTCH_ERROR;
         }
     };
+    crate::trace::mark("arguments parsed");
     let notes = |note: &str| eprintln!("hutch: note: {note}");
     let result = store_root(cli.root).map(|root| crate::engine::Engine::new(root, notes)).and_then(|engine| {
         let root = &engine;

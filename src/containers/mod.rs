@@ -188,9 +188,9 @@ impl Containers {
     /// in the user namespace).
     pub fn abandoned_removals(&self) -> Vec<PathBuf> {
         let Ok(entries) = fs::read_dir(&self.dir) else { return Vec::new() };
-        let abandoned = entries.flatten().filter(|e| {
-            e.file_name().to_str().and_then(|n| n.strip_prefix(REMOVAL_PREFIX)).is_some_and(owner_gone)
-        });
+        let abandoned = entries
+            .flatten()
+            .filter(|e| e.file_name().to_str().and_then(|n| n.strip_prefix(REMOVAL_PREFIX)).is_some_and(owner_gone));
         abandoned.map(|e| e.path()).collect()
     }
 

@@ -7,15 +7,16 @@ use super::{Engine, Error};
 use crate::cgroup;
 use crate::config::Config;
 use crate::containers::{Container, ContainerRecord};
-use crate::files::write_atomic;
 use crate::image::config::RunDefaults;
 use crate::image::pull::Platform;
 use crate::image::time::now;
 use crate::image::{ImageRecord, Store};
 use crate::runtime_dir::ContainerRuntimeDir;
+use crate::spec::annotations;
 use crate::spec::device::Device;
 use crate::spec::{self, ContainerConfig, EtcFiles, SeccompChoice, Volume};
 use crate::storage::{self, LayeredRoot};
+use crate::trace;
 use netstack::{NetworkMode, PortMapping};
 use oci_spec::runtime::{LinuxResources, Spec};
 use std::path::PathBuf;
@@ -118,8 +119,9 @@ impl Engine {
     /// Killed at any moment, it leaves a container that `ps -a` lists and
     /// `rm` removes, or nothing.
     pub fn create(&self, options: &ContainerOptions) -> Result<Created, Error> {
-        self.plan()?;
+        self.keep_userns()?;
         let launch = self.resolve_image(options)?;
+        trace::mark("image resolved");
         check_preserved_fds(options.preserve_fds)?;
         let network = self.network_mode(options.network.clone())?;
         let mut publish = options.publish.clone();
@@ -143,11 +145,14 @@ impl Engine {
             ..Default::default()
         };
         let container = self.containers()?.create(record, options.name.as_deref())?;
+        trace::mark("container record created");
         let runtime_dir = ContainerRuntimeDir::create(self.runtime()?, &container.record.id);
         let prepared = runtime_dir.map_err(Error::from).and_then(|runtime_dir| {
             let overlay = self.prepare_rootfs(&launch, &container)?;
+            trace::mark("root prepared");
             let host = HostResources { network, ports };
             let spec = self.build_spec(&container, &runtime_dir, host, options, &launch, overlay)?;
+            trace::mark("spec written");
             Ok(Created { container: container.clone(), spec })
         });
         if prepared.is_err() {
@@ -229,9 +234,11 @@ impl Engine {
     ) -> Result<Spec, Error> {
         let HostResources { network, ports } = host;
         let hostname = options.hostname.clone().unwrap_or_else(|| container.short_id().to_string());
+        // Written once, into the new container's directory, before anything
+        // reads them: no need to write them aside first.
         let write = |name: &str, text: String| -> Result<PathBuf, Error> {
             let path = container.path(name);
-            write_atomic(&path, text.as_bytes()).map_err(super::error::io("write", &path))?;
+            std::fs::write(&path, text.as_bytes()).map_err(super::error::io("write", &path))?;
             Ok(path)
         };
         let etc_files = EtcFiles {
@@ -274,11 +281,26 @@ impl Engine {
             self.note("--privileged gives every capability inside the user namespace only: no host devices, kernel modules or host-wide settings");
         }
         let mut spec = spec::build(&config, self.plan()?)?;
+        self.keep_seccomp_program(&mut spec);
         if let (Some(linux), Some(resources)) = (spec.linux_mut(), options.resources.clone()) {
             linux.set_resources(Some(resources));
         }
         container.write(crate::containers::SPEC, &spec)?;
         Ok(spec)
+    }
+
+    /// Names the compiled program of the Spec's seccomp profile in it,
+    /// compiling it into the runtime directory the first time. Without
+    /// it the container compiles the profile itself, so a failure here
+    /// costs time, not the start.
+    fn keep_seccomp_program(&self, spec: &mut Spec) {
+        let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().clone()) else { return };
+        let Ok(runtime) = self.runtime() else { return };
+        if let Ok(program) = crate::runtime::seccomp::kept_program(runtime.path(), &profile) {
+            let mut annotations = spec.annotations().clone().unwrap_or_default();
+            annotations.insert(annotations::SECCOMP_PROGRAM.into(), program.to_string_lossy().into_owned());
+            spec.set_annotations(Some(annotations));
+        }
     }
 
     /// `--network`, else the config file's default, else pasta or slirp4netns.

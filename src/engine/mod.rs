@@ -103,6 +103,18 @@ impl Engine {
 
     /// The id mapping for image work, which needs no runtime directory.
     pub(crate) fn image_plan(&self) -> &UsernsPlan {
-        self.plan.get_or_init(UsernsPlan::for_current_user)
+        self.plan.get_or_init(|| {
+            let mut plan = UsernsPlan::for_current_user();
+            plan.keeper_dir = self.runtime().ok().map(|r| r.path().to_path_buf());
+            plan
+        })
+    }
+
+    /// Makes sure the kept user namespace exists before hutch moves into a
+    /// container's cgroup: a keeper started from there would hold the
+    /// cgroup (see `userns::keeper`).
+    pub(crate) fn keep_userns(&self) -> Result<(), Error> {
+        drop(crate::userns::keeper::namespace(self.plan()?));
+        Ok(())
     }
 }

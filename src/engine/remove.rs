@@ -78,9 +78,13 @@ impl Engine {
         }
     }
 
-    /// Deletes container directories from inside the user namespace, where
-    /// their layers' files of other ids may be deleted.
-    fn delete_trees(&self, dirs: Vec<std::path::PathBuf>) -> Result<(), Error> {
+    /// Deletes container directories: as the caller where it may (its
+    /// files are the caller's unless a process in the container made them
+    /// as another user, and a root directory's container has no layer),
+    /// the rest from inside the user namespace, where its files of other
+    /// ids may be deleted.
+    fn delete_trees(&self, mut dirs: Vec<std::path::PathBuf>) -> Result<(), Error> {
+        dirs.retain(|dir| remove_tree(dir).is_err());
         if dirs.is_empty() {
             return Ok(());
         }

@@ -8,6 +8,7 @@ use crate::containers::Container;
 use crate::runtime::StdioMode;
 use crate::runtime_dir::ContainerRuntimeDir;
 use crate::spec;
+use crate::trace;
 use oci_spec::runtime::Spec;
 use std::time::Duration;
 
@@ -29,10 +30,13 @@ impl Engine {
             self.remove_files(&container);
             return Err(e);
         }
+        trace::mark("cgroup placed");
         let result = crate::launch::run(&spec, self.plan()?, stdio, foreground_log(&container));
+        trace::mark("monitor ended");
         let oom_killed = container.state().oom_killed;
         if container.record.auto_remove {
             self.remove_files(&container);
+            trace::mark("container removed");
         }
         Ok(Exit { code: result?, oom_killed })
     }
@@ -84,6 +88,7 @@ impl Engine {
     /// A stopped container's Spec, its runtime dir made again (it does not
     /// outlive a reboot), and its cgroup.
     fn prepare_start(&self, container: &Container) -> Result<Spec, Error> {
+        self.keep_userns()?;
         ContainerRuntimeDir::create(self.runtime()?, &container.record.id)?;
         let mut spec = container.spec()?;
         self.place_in_cgroup(container, &mut spec)?;

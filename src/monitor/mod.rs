@@ -71,6 +71,7 @@ pub fn run(spec: &Spec, plan: &MonitorPlan, channel: Channel) -> ! {
             let _ = channel.send(&Message::ContainerPid(child.as_raw()), None);
             drop(channel);
             let status = wait_for(child);
+            crate::trace::mark("monitor: container exited");
             drop(network); // stops the helper: its ports are free again
             record.exited(status);
             exit_now(status)
@@ -78,15 +79,20 @@ pub fn run(spec: &Spec, plan: &MonitorPlan, channel: Channel) -> ! {
     }
 }
 
-/// Everything the container's first process needs from the monitor: a
-/// mount namespace of the monitor's own that holds the root filesystem
-/// mount out of the host's sight (the container gets a child of it), the
-/// network, and a new PID namespace for the children from here on (the
-/// first is the container's PID 1).
+/// Everything the container's first process needs from the monitor: for
+/// a root mounted from layers, a mount namespace of the monitor's own that
+/// holds that mount out of the host's sight (the container gets a child of
+/// it; a root directory needs none), the network, and a new PID namespace
+/// for the children from here on (the first is the container's PID 1).
 fn prepare(spec: &Spec) -> Result<Option<Connected>, SetupError> {
-    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| SetupError::sys("unshare", "", e))?;
-    crate::storage::mount_spec_root(spec).map_err(|e| SetupError::config(e.to_string()))?;
+    let config = |e: crate::storage::Error| SetupError::config(e.to_string());
+    if crate::storage::from_spec(spec).map_err(config)?.is_some() {
+        unshare(CloneFlags::CLONE_NEWNS).map_err(|e| SetupError::sys("unshare", "", e))?;
+        crate::storage::mount_spec_root(spec).map_err(config)?;
+        crate::trace::mark("monitor: root mounted");
+    }
     let network = connect_network(spec)?;
+    crate::trace::mark("monitor: network connected");
     unshare(CloneFlags::CLONE_NEWPID).map_err(|e| SetupError::sys("unshare", "", e))?;
     Ok(network)
 }

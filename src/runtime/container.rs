@@ -24,7 +24,10 @@ pub fn start(
     setgroups_allowed: bool,
     netns: Option<BorrowedFd<'_>>,
 ) -> ! {
-    let err = match prepare(spec, stdio, &channel, netns) {
+    // Read while the host's paths are in sight: after the root changes, the
+    // runtime directory is not.
+    let program = seccomp::kept_program_of(spec);
+    let err = match prepare(spec, stdio, &channel, netns, program) {
         Err(e) => e,
         Ok(launch) => {
             let exec = || launch.exec(setgroups_allowed, stdio.preserve_fds);
@@ -41,6 +44,8 @@ pub fn start(
 struct Launch<'a> {
     process: &'a Process,
     seccomp: Option<&'a LinuxSeccomp>,
+    /// The profile compiled already (see `seccomp::kept_program`).
+    seccomp_program: Option<Vec<u8>>,
     command: Command,
     with_init: bool,
 }
@@ -52,7 +57,8 @@ impl Launch<'_> {
         // while the capabilities are still there. With it, load it last, so
         // the filter need not allow what becoming the user takes.
         let nnp = self.process.no_new_privileges() == Some(true);
-        let filter = || self.seccomp.map_or(Ok(()), seccomp::install);
+        let filter =
+            || self.seccomp.map_or(Ok(()), |profile| seccomp::install(profile, self.seccomp_program.as_deref()));
         if !nnp {
             if let Err(e) = filter() {
                 return e;
@@ -61,15 +67,18 @@ impl Launch<'_> {
         if let Err(e) = become_user(self.process, setgroups_allowed) {
             return e;
         }
+        crate::trace::mark("container: user and capabilities");
         if nnp {
             if let Err(e) = filter() {
                 return e;
             }
         }
+        crate::trace::mark("container: seccomp");
         reset_signals();
         if let Err(e) = cloexec_from(preserve_fds.saturating_add(3)) {
             return SetupError::sys("close_range", "", e);
         }
+        crate::trace::mark("container: exec");
         self.command.exec()
     }
 }
@@ -79,6 +88,7 @@ fn prepare<'a>(
     stdio: StdioMode,
     channel: &Channel,
     netns: Option<BorrowedFd<'_>>,
+    seccomp_program: Option<Vec<u8>>,
 ) -> Result<Launch<'a>, SetupError> {
     // A session of its own: no terminal of the caller's, no signals from
     // the caller's terminal except those hutch forwards.
@@ -90,6 +100,7 @@ fn prepare<'a>(
         namespaces.remove(CloneFlags::CLONE_NEWNET);
     }
     unshare(namespaces).map_err(|e| SetupError::sys("unshare", "", e))?;
+    crate::trace::mark("container: namespaces made");
     if namespaces.contains(CloneFlags::CLONE_NEWNET) {
         netstack::bring_up_loopback().map_err(|e| SetupError::config(e.to_string()))?;
     }
@@ -97,10 +108,11 @@ fn prepare<'a>(
         sethostname(name).map_err(|e| SetupError::sys("sethostname", name, e))?;
     }
     rootfs::enter(spec)?;
+    crate::trace::mark("container: root entered");
 
     let process = spec.process().as_ref().ok_or_else(|| SetupError::config("the spec has no process"))?;
     let with_init = annotations::get(spec, annotations::INIT).is_some_and(|v| v == "true");
-    launch(spec, process, stdio, channel, with_init)
+    launch(spec, process, stdio, channel, with_init, seccomp_program)
 }
 
 /// Moves this process into the spec's cgroup (its limits apply from here
@@ -119,6 +131,7 @@ fn launch<'a>(
     stdio: StdioMode,
     channel: &Channel,
     with_init: bool,
+    seccomp_program: Option<Vec<u8>>,
 ) -> Result<Launch<'a>, SetupError> {
     let command = Command::from_process(process)?;
     if stdio.terminal {
@@ -131,16 +144,24 @@ fn launch<'a>(
         dup2_stdin(&null).map_err(|e| SetupError::sys("dup2", "/dev/null", e))?;
     }
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    Ok(Launch { process, seccomp, command, with_init })
+    Ok(Launch { process, seccomp, seccomp_program, command, with_init })
 }
 
 /// `hutch exec`'s process, already in every namespace of the container
 /// (and a child in its PID namespace): a session of its own, its streams,
 /// then the container's user, capabilities and seccomp filter, and execve.
-pub fn exec_in(spec: &Spec, process: &Process, stdio: StdioMode, channel: Channel, setgroups_allowed: bool) -> ! {
+/// `seccomp_program` was read before the container's root came in sight.
+pub fn exec_in(
+    spec: &Spec,
+    process: &Process,
+    stdio: StdioMode,
+    channel: Channel,
+    setgroups_allowed: bool,
+    seccomp_program: Option<Vec<u8>>,
+) -> ! {
     let launched = setsid()
         .map_err(|e| SetupError::sys("setsid", "", e))
-        .and_then(|_| launch(spec, process, stdio, &channel, false));
+        .and_then(|_| launch(spec, process, stdio, &channel, false, seccomp_program));
     let err = match launched {
         Ok(launch) => launch.exec(setgroups_allowed, stdio.preserve_fds),
         Err(e) => e,

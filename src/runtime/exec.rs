@@ -35,6 +35,7 @@ pub(crate) fn join_and_run(
     setgroups_allowed: bool,
 ) -> ! {
     die_with_parent();
+    let program = super::seccomp::kept_program_of(spec);
     if let Err(e) = container::join_cgroup(spec).and_then(|()| join_namespaces(target)) {
         fail(&channel, e)
     }
@@ -42,7 +43,7 @@ pub(crate) fn join_and_run(
         Err(e) => fail(&channel, e.into()),
         Ok(Forked::Child) => {
             die_with_parent();
-            container::exec_in(spec, process, stdio, channel, setgroups_allowed)
+            container::exec_in(spec, process, stdio, channel, setgroups_allowed, program)
         }
         Ok(Forked::Parent { child }) => {
             let _ = channel.send(&Message::ContainerPid(child.as_raw()), None);

@@ -18,7 +18,7 @@ pub mod inroot;
 pub mod inside;
 pub mod process;
 mod rootfs;
-mod seccomp;
+pub mod seccomp;
 pub(crate) mod signals;
 pub(crate) mod terminal;
 

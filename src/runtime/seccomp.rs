@@ -1,10 +1,14 @@
 //! Turns the Spec's seccomp profile into a filter (libseccomp) and loads it.
 //! Syscall names unknown to this kernel or architecture are skipped, as
-//! runc and crun do, so one profile serves every machine.
+//! runc and crun do, so one profile serves every machine. Compiling the
+//! default profile takes longer than the rest of a container's start, so
+//! hutch compiles a profile once and keeps the program in the runtime
+//! directory (as crun does); containers load the kept program.
 
 use super::SetupError;
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 fn err(what: impl std::fmt::Display) -> SetupError {
@@ -41,8 +45,50 @@ fn arg_index(index: usize) -> Result<u32, SetupError> {
     u32::try_from(index).map_err(|_| SetupError::config(format!("seccomp: argument index {index} out of range")))
 }
 
-/// Loads `profile` into this process. Leaves no_new_privs to the Spec.
-pub fn install(profile: &LinuxSeccomp) -> Result<(), SetupError> {
+/// The program the Spec names as its profile's, compiled by hutch (see
+/// [`kept_program`]), if it can be read.
+pub fn kept_program_of(spec: &oci_spec::runtime::Spec) -> Option<Vec<u8>> {
+    std::fs::read(crate::spec::annotations::get(spec, crate::spec::annotations::SECCOMP_PROGRAM)?).ok()
+}
+
+/// Loads `profile` into this process: its `program` compiled earlier when
+/// there is one, else compiled now. Leaves no_new_privs to the Spec.
+pub fn install(profile: &LinuxSeccomp, program: Option<&[u8]>) -> Result<(), SetupError> {
+    if let Some(program) = program {
+        return crate::sys::load_seccomp_program(program)
+            .map_err(|e| SetupError::sys("load the seccomp filter", "", e));
+    }
+    compile(profile)?.load().map_err(|e| err(format!("loading the filter: {e}")))
+}
+
+/// The program of `profile`, compiled into `dir` unless it is there
+/// already; named by a digest of the profile and libseccomp's version.
+pub fn kept_program(dir: &Path, profile: &LinuxSeccomp) -> Result<PathBuf, SetupError> {
+    use sha2::Digest;
+    let json = serde_json::to_vec(profile).map_err(err)?;
+    let version = libseccomp::ScmpVersion::current().map_err(err)?;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(format!("{}.{}.{}\n", version.major, version.minor, version.micro));
+    hasher.update(&json);
+    let name: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join(format!("seccomp-{name}.bpf"));
+    if !path.exists() {
+        let filter = compile(profile)?;
+        // Written aside and renamed: a reader sees a whole program or none.
+        let tmp = crate::files::temp_sibling(&path);
+        let written = std::fs::File::create(&tmp)
+            .map_err(|e| SetupError::io("create", &tmp, e))
+            .and_then(|file| filter.export_bpf(&file).map_err(err))
+            .and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| SetupError::io("rename", &path, e)));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written?;
+    }
+    Ok(path)
+}
+
+fn compile(profile: &LinuxSeccomp) -> Result<ScmpFilterContext, SetupError> {
     let default = action(profile.default_action(), profile.default_errno_ret())?;
     let mut filter = ScmpFilterContext::new(default).map_err(err)?;
     filter.set_ctl_nnp(false).map_err(err)?;
@@ -68,5 +114,5 @@ pub fn install(profile: &LinuxSeccomp) -> Result<(), SetupError> {
             added.map_err(|e| err(format!("rule for {name}: {e}")))?;
         }
     }
-    filter.load().map_err(|e| err(format!("loading the filter: {e}")))
+    Ok(filter)
 }

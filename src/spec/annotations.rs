@@ -19,6 +19,9 @@ pub const ROOTFS_LOWERS: &str = "io.hutch.rootfs.lowers";
 /// The directory holding the writable layer (`upper/`, `work/`).
 pub const ROOTFS_UPPER: &str = "io.hutch.rootfs.upper";
 
+/// The seccomp profile's program, compiled by hutch (see `runtime::seccomp`).
+pub const SECCOMP_PROGRAM: &str = "io.hutch.seccomp.program";
+
 /// The value of annotation `key` in `spec`, if set.
 pub fn get<'a>(spec: &'a oci_spec::runtime::Spec, key: &str) -> Option<&'a String> {
     spec.annotations().as_ref()?.get(key)

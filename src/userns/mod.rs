@@ -6,6 +6,8 @@
 //! `newuidmap`/`newgidmap`. Without ranges or helpers, only the caller's own
 //! id is mapped, which the kernel lets an unprivileged process write itself.
 
+pub mod keeper;
+
 use nix::errno::Errno;
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::wait::waitpid;
@@ -79,6 +81,11 @@ pub struct UsernsPlan {
     pub uses_helpers: bool,
     /// Why the single-id fallback was chosen, with the fix, when it was.
     pub fallback_reason: Option<String>,
+    /// The runtime directory, where a kept namespace of these maps is
+    /// found (see `keeper`); without it every command maps its own.
+    pub keeper_dir: Option<PathBuf>,
+    /// That namespace, once found.
+    kept: std::sync::OnceLock<Option<std::sync::Arc<std::os::fd::OwnedFd>>>,
 }
 
 const NEWUIDMAP: &str = "newuidmap";
@@ -91,13 +98,23 @@ impl UsernsPlan {
         let (uid, gid) = (getuid().as_raw(), getgid().as_raw());
         let user = User::from_uid(getuid()).ok().flatten().map(|u| u.name).unwrap_or_else(|| uid.to_string());
         match subordinate_maps(&user, uid, gid) {
-            Ok((uid_map, gid_map)) => UsernsPlan { user, uid_map, gid_map, uses_helpers: true, fallback_reason: None },
+            Ok((uid_map, gid_map)) => UsernsPlan {
+                user,
+                uid_map,
+                gid_map,
+                uses_helpers: true,
+                fallback_reason: None,
+                keeper_dir: None,
+                kept: Default::default(),
+            },
             Err(reason) => UsernsPlan {
                 uid_map: vec![IdMapping { container_id: 0, host_id: uid, size: 1 }],
                 gid_map: vec![IdMapping { container_id: 0, host_id: gid, size: 1 }],
                 user,
                 uses_helpers: false,
                 fallback_reason: Some(reason),
+                keeper_dir: None,
+                kept: Default::default(),
             },
         }
     }
@@ -403,19 +420,46 @@ where
     crate::child::run("user-namespace helper", || fork_into_userns(plan), work)
 }
 
-/// Forks a process that enters a new user namespace; the parent writes its
-/// maps (spawning newuidmap/newgidmap) while the child waits on a pipe.
-/// The child dies with the parent (PR_SET_PDEATHSIG).
+/// Forks a process that enters the user namespace of `plan`: the kept one
+/// (see `keeper`) when it can be had, else a new one. The child dies with
+/// the parent (PR_SET_PDEATHSIG).
 ///
 /// Call it while the process has a single thread.
 pub fn fork_into_userns(plan: &UsernsPlan) -> Result<Forked, Error> {
+    if let Some(ns) = keeper::namespace(plan) {
+        // A kept namespace that cannot be joined after all: a new one.
+        if let Ok(forked) = fork_into(plan, Enter::Join(ns)) {
+            crate::trace::mark("user namespace joined");
+            return Ok(forked);
+        }
+    }
+    let forked = fork_into(plan, Enter::New)?;
+    crate::trace::mark("user namespace mapped");
+    Ok(forked)
+}
+
+/// How a forked child gets into its user namespace.
+enum Enter {
+    /// A new one, whose maps the parent writes (spawning
+    /// newuidmap/newgidmap) while the child waits on a pipe.
+    New,
+    /// An existing one, mapped already.
+    Join(std::sync::Arc<std::os::fd::OwnedFd>),
+}
+
+fn fork_into(plan: &UsernsPlan, enter: Enter) -> Result<Forked, Error> {
     let (to_parent_r, to_parent_w) = nix::unistd::pipe().map_err(Error::Pipe)?;
     let (to_child_r, to_child_w) = nix::unistd::pipe().map_err(Error::Pipe)?;
     match crate::sys::fork()? {
         Forked::Child => {
             drop((to_parent_r, to_child_w));
             crate::sys::die_with_parent();
-            let result: i32 = match unshare(CloneFlags::CLONE_NEWUSER) {
+            let entered = match &enter {
+                Enter::New => unshare(CloneFlags::CLONE_NEWUSER),
+                Enter::Join(ns) => nix::sched::setns(ns.as_ref(), CloneFlags::CLONE_NEWUSER),
+            };
+            drop(enter);
+            let result: i32 = match entered {
                 Ok(()) => 0,
                 Err(e) => e as i32,
             };
@@ -444,10 +488,12 @@ pub fn fork_into_userns(plan: &UsernsPlan) -> Result<Forked, Error> {
                 let _ = waitpid(child, None);
                 return Err(Error::Refused(KernelSettings::read().explain_unshare_failure(Errno::from_raw(result))));
             }
-            if let Err(e) = plan.write_maps(child) {
-                drop(to_child_w); // the child exits on EOF
-                let _ = waitpid(child, None);
-                return Err(e);
+            if let Enter::New = enter {
+                if let Err(e) = plan.write_maps(child) {
+                    drop(to_child_w); // the child exits on EOF
+                    let _ = waitpid(child, None);
+                    return Err(e);
+                }
             }
             nix::unistd::write(&to_child_w, &[1]).map_err(Error::Pipe)?;
             Ok(Forked::Parent { child })
@@ -488,8 +534,15 @@ mod tests {
                 IdMapping { container_id: 65537, host_id: 300000, size: 10 },
             ]
         );
-        let plan =
-            UsernsPlan { user: "a".into(), uid_map: m, gid_map: vec![], uses_helpers: true, fallback_reason: None };
+        let plan = UsernsPlan {
+            user: "a".into(),
+            uid_map: m,
+            gid_map: vec![],
+            uses_helpers: true,
+            fallback_reason: None,
+            keeper_dir: None,
+            kept: Default::default(),
+        };
         assert_eq!(plan.host_uid(1000), Some(100999));
         assert_eq!(plan.host_uid(65538), Some(300001));
         assert!(!plan.maps_uid(65547));
