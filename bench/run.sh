@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks of hutch and its peers on the same work, in one run.
 #   bench/run.sh [start|net|life|pull|all]   (as root it re-runs itself as the test user hutch-sub)
-#     start  start latency: hutch vs bwrap, crun, podman
+#     start  start latency: hutch vs bwrap, crun, podman, from a root directory and from an
+#            image (vs podman, with and without a network), and 16 image starts at once
 #     net    iperf3 throughput through slirp4netns and pasta: hutch vs podman vs host loopback
 #     life   a container's round trip: run -d, exec true, rm -f: hutch vs podman
 #     pull   pull + unpack of a 3-layer image (~185 MB, 10k files) from a local docker-registry:
@@ -81,6 +82,41 @@ PY
     -n "hutch slirp4netns" "$hutch run --rm --network slirp4netns --rootfs $rootfs -- /bin/true" \
     "${net_peers[@]}" >/dev/null
   ratios "$work/start-net.json" "hutch slirp4netns"
+  bench_image_start
+}
+
+# The same busybox image in hutch's store and in podman's: run --rm IMAGE true.
+bench_image_start() {
+  local store=$work/image-store img=bench/box:1
+  tar -C "$rootfs" -cf "$work/box-rootfs.tar" .
+  HUTCH_ROOT=$store "$hutch" import "$work/box-rootfs.tar" $img >/dev/null
+  HUTCH_ROOT=$store "$hutch" save -o "$work/box.tar" $img
+  local hutch_run="env HUTCH_ROOT=$store $hutch run --rm"
+  local podman=(podman "${podman_runtime[@]}") peers=() net_peers=() driver=""
+  if command -v podman >/dev/null && podman load -q -i "$work/box.tar" >/dev/null 2>&1 \
+      && "${podman[@]}" run --rm --network none docker.io/$img true >/dev/null 2>&1; then
+    driver=$(podman info --format '{{.Store.GraphDriverName}}' 2>/dev/null)
+    peers+=(-n "podman ($driver)" "${podman[*]} run --rm --network none docker.io/$img true")
+    net_peers+=(-n "podman slirp4netns" "${podman[*]} run --rm --network slirp4netns docker.io/$img true")
+  else
+    echo "(podman skipped: not installed or cannot run the image here)"
+  fi
+  echo "== image start: run --rm IMAGE true (busybox image; hutch: fuse-overlay), no network"
+  hyperfine -N --warmup 3 --runs ${RUNS:-30} --export-json "$work/image.json" \
+    -n "hutch (fuse-overlay)" "$hutch_run --network none $img true" "${peers[@]}" >/dev/null
+  ratios "$work/image.json" "hutch (fuse-overlay)"
+  echo "== image start with a network of the container's own"
+  hyperfine -N --warmup 3 --runs ${RUNS:-30} --export-json "$work/image-net.json" \
+    -n "hutch pasta" "$hutch_run --network pasta $img true" \
+    -n "hutch slirp4netns" "$hutch_run --network slirp4netns $img true" "${net_peers[@]}" >/dev/null
+  ratios "$work/image-net.json" "hutch slirp4netns"
+  echo "== 16 image starts at once vs one (no network; $(nproc) cores, so CPU alone makes it $((16 / $(nproc)))x)"
+  hyperfine -N --warmup 2 --runs ${RUNS_PARALLEL:-10} --export-json "$work/parallel.json" \
+    -n "1 start" "$hutch_run --network none $img true" \
+    -n "16 at once" "sh -c 'for i in \$(seq 16); do $hutch_run --network none $img true & done; wait'" >/dev/null
+  ratios "$work/parallel.json" "1 start"
+  [ -n "$driver" ] && podman rmi -f docker.io/$img >/dev/null 2>&1
+  "$hutch" unshare rm -rf "$store" 2>/dev/null || true
 }
 
 # Prints each hyperfine result's median and its ratio to BASE's.

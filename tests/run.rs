@@ -349,6 +349,37 @@ fn single_id_note_is_said_once() {
 }
 
 #[test]
+fn commands_share_one_kept_user_namespace_whose_keeper_ends_once_idle() {
+    let h = Hutch::new("keeper");
+    let namespace_inside = || h.sh(&[], "readlink /proc/self/ns/user").trim().to_string();
+    let first = namespace_inside();
+    let tag = std::fs::read_to_string(h.runtime_dir.path().join("hutch/userns-keeper")).unwrap();
+    let keeper: u32 = tag.split('@').next().unwrap().parse().unwrap();
+    let keepers = std::fs::read_link(format!("/proc/{keeper}/ns/user")).unwrap();
+    assert_eq!(keepers.to_string_lossy(), first, "the container runs in the keeper's namespace");
+    assert_eq!(namespace_inside(), first, "and the next command's container too");
+    // Out of the way of the command that made it: a session of its own
+    // (a Ctrl-C at the terminal does not reach it), none of its environment.
+    let stat = std::fs::read_to_string(format!("/proc/{keeper}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    assert_eq!(fields[3], keeper.to_string(), "the keeper leads its own session");
+    assert!(std::fs::read(format!("/proc/{keeper}/environ")).unwrap().is_empty(), "with no environment");
+    // Idle, it ends by itself; the next command makes a new one.
+    let gone = || {
+        let stat = std::fs::read_to_string(format!("/proc/{keeper}/stat")).unwrap_or_default();
+        stat.rsplit_once(')').is_none_or(|(_, rest)| rest.trim_start().starts_with('Z'))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !gone() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(gone(), "the keeper ends once its namespace has been idle");
+    assert_eq!(h.sh(&[], "echo ok"), "ok\n");
+    let next = std::fs::read_to_string(h.runtime_dir.path().join("hutch/userns-keeper")).unwrap();
+    assert_ne!(next, tag, "a later command starts a new keeper");
+}
+
+#[test]
 fn unshare_shows_the_store_as_containers_see_it() {
     let h = Hutch::new("unshare");
     let out = h.cmd().args(["unshare", "--", "/bin/sh", "-c", "id -u; echo $HUTCH_UNSHARE"]).output().unwrap();

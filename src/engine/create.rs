@@ -119,10 +119,12 @@ impl Engine {
     /// Killed at any moment, it leaves a container that `ps -a` lists and
     /// `rm` removes, or nothing.
     pub fn create(&self, options: &ContainerOptions) -> Result<Created, Error> {
+        // First: hutch's own descriptors from here on must not be taken
+        // for the caller's.
+        check_preserved_fds(options.preserve_fds)?;
         self.keep_userns()?;
         let launch = self.resolve_image(options)?;
         trace::mark("image resolved");
-        check_preserved_fds(options.preserve_fds)?;
         let network = self.network_mode(options.network.clone())?;
         let mut publish = options.publish.clone();
         if options.publish_all {

@@ -31,7 +31,10 @@ impl Engine {
         }
         let base = spec.process().as_ref().ok_or_else(|| Error::NoProcess(container.record.name.clone()))?;
         let process = crate::spec::exec_process(base, options, Path::new(&format!("/proc/{pid}/root")), plan)?;
-        Ok(crate::launch::exec(&spec, &process, pid, plan, stdio)?)
+        crate::trace::mark("exec: process prepared");
+        let status = crate::launch::exec(&spec, &process, pid, plan, stdio);
+        crate::trace::mark("exec: process ended");
+        Ok(status?)
     }
 }
 

@@ -25,11 +25,13 @@ impl Engine {
             }
             container.signal(nix::sys::signal::Signal::SIGKILL)?;
             container.wait_stopped(None);
+            crate::trace::mark("rm: container stopped");
         }
         if let Some(cgroup) = container.state().cgroup {
             crate::cgroup::ContainerCgroup { dir: cgroup }.remove();
         }
         self.remove_files(container);
+        crate::trace::mark("rm: files removed");
         Ok(())
     }
 

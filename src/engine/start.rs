@@ -49,6 +49,7 @@ impl Engine {
         let started = self
             .place_in_cgroup(&container, &mut spec)
             .and_then(|()| Ok(crate::launch::start_detached(&spec, self.plan()?, stdio)?));
+        trace::mark("container started");
         if started.is_err() && container.record.auto_remove {
             self.remove_files(&container);
         }

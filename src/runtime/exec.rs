@@ -39,6 +39,7 @@ pub(crate) fn join_and_run(
     if let Err(e) = container::join_cgroup(spec).and_then(|()| join_namespaces(target)) {
         fail(&channel, e)
     }
+    crate::trace::mark("exec: namespaces joined");
     match crate::sys::fork() {
         Err(e) => fail(&channel, e.into()),
         Ok(Forked::Child) => {
