@@ -25,12 +25,15 @@ pub const PASTA_DNS_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A running helper; stopped (and waited for) when dropped.
+/// A running helper; stopped when dropped.
 pub struct Helper {
     name: &'static str,
     child: Child,
     /// slirp4netns exits when this closes.
     _exit_pipe: Option<OwnedFd>,
+    /// It listens on host ports, which must be free again once it is
+    /// dropped.
+    holds_host_ports: bool,
 }
 
 impl Helper {
@@ -47,11 +50,16 @@ impl Helper {
 }
 
 impl Drop for Helper {
-    /// Helpers keep no state worth a graceful stop: kill and reap at once.
+    /// Helpers keep no state worth a graceful stop: killed at once. Reaped
+    /// only when it held host ports: its exit closes its tap device, which
+    /// waits out an RCU grace period in the kernel (25–35 ms here, most of
+    /// a networked container's end); otherwise whoever inherits it reaps it.
     fn drop(&mut self) {
         drop(self._exit_pipe.take());
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        if self.holds_host_ports {
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -111,7 +119,9 @@ fn start_slirp4netns(
     cmd.arg(format!("/proc/self/fd/{ns}")).arg("tap0");
     let child = spawn(program, cmd)?;
     drop((ready_w, exit_r));
-    let helper = Helper { name: program, child, _exit_pipe: Some(exit_w) };
+    // TCP ports go through hutch's forwarder; UDP ones through slirp4netns.
+    let holds_host_ports = ports.iter().any(|p| p.protocol != Protocol::Tcp);
+    let helper = Helper { name: program, child, _exit_pipe: Some(exit_w), holds_host_ports };
     let mut buf = [0u8; 1];
     if !matches!(read(&ready_r, &mut buf), Ok(1)) {
         return Err(Error::HelperFailed { program, message: last_log_line(log) });
@@ -192,7 +202,7 @@ fn start_pasta(extra: &[String], netns: &NetNs, ports: &[PortMapping], log: &Pat
     cmd.args(pasta_port_args(ports, extra)).args(extra);
     cmd.arg("--netns").arg(format!("/proc/self/fd/{ns}"));
     let child = spawn(program, cmd)?;
-    let mut helper = Helper { name: program, child, _exit_pipe: None };
+    let mut helper = Helper { name: program, child, _exit_pipe: None, holds_host_ports: !ports.is_empty() };
     // Ready: a default route in the namespace, every published port bound
     // on the host, every -T/-U port bound inside (pasta binds those from a
     // timer, up to a second after it started).
