@@ -574,6 +574,25 @@ fn a_run_d_killed_at_any_moment_leaves_a_listed_container_or_nothing() {
     assert!(processes.is_empty(), "nor any process: {processes:?}");
 }
 
+#[test]
+fn a_rm_container_whose_run_was_killed_is_removed_by_the_next_listing() {
+    let env = Env::new("killed-rm");
+    let mut c = env.h.cmd();
+    c.env("HUTCH_ROOT", env.store.path()).args(["run", "--rm", "--rootfs"]).arg(busybox_rootfs());
+    let mut run =
+        c.args(["--", "/bin/sh", "-c", "echo up; sleep 100"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut first = [0u8; 3];
+    std::io::Read::read_exact(run.stdout.as_mut().unwrap(), &mut first).unwrap();
+    // Killed with its monitor (and so its container): nothing removed it.
+    let _ = run.kill();
+    let _ = run.wait();
+    let containers = env.store.path().join("containers");
+    assert_eq!(wait_for_no_process_using(env.store.path()), Vec::<String>::new(), "its monitor died with it");
+    assert_eq!(directories(&containers).len(), 1, "the killed run left its container");
+    assert_eq!(env.ok(&["ps", "-a", "-q"]), "", "ps -a removes it instead of listing it");
+    assert_eq!(directories(&containers), Vec::<String>::new());
+}
+
 /// The names of the directories in `dir`.
 fn directories(dir: &std::path::Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };

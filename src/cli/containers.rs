@@ -87,7 +87,7 @@ pub struct RmArgs {
 }
 
 pub fn ps(args: PsArgs, engine: &Engine) -> Result<i32, Error> {
-    let containers = engine.containers()?.list()?;
+    let containers = engine.list_containers()?;
     let rows: Vec<(Container, ContainerState)> = containers
         .into_iter()
         .map(|c| {

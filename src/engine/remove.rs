@@ -35,6 +35,21 @@ impl Engine {
         Ok(())
     }
 
+    /// The store's containers, newest first. `--rm` ones that ended without
+    /// being removed (their run or monitor was killed) are removed on the
+    /// way, as they would have been.
+    pub fn list_containers(&self) -> Result<Vec<Container>, Error> {
+        let mut listed = self.containers()?.list()?;
+        listed.retain(|c| {
+            let leftover = c.record.auto_remove && c.state().status == crate::containers::Status::Exited;
+            if leftover {
+                self.remove_files(c);
+            }
+            !leftover
+        });
+        Ok(listed)
+    }
+
     /// Removes every container that is not running; returns their ids.
     pub fn prune_containers(&self) -> Result<Vec<String>, Error> {
         let mut removed = Vec::new();
