@@ -82,19 +82,12 @@ fn private_dir(path: &Path, uid: Uid) -> Result<bool, Error> {
 }
 
 /// The runtime files of one container (its store directory is
-/// `Container::dir`).
+/// `Container::dir`): made by the monitor when a network helper needs them.
 pub struct ContainerRuntimeDir {
     path: PathBuf,
 }
 
 impl ContainerRuntimeDir {
-    /// Creates it, or finds it from an earlier start.
-    pub fn create(runtime: &RuntimeDir, id: &str) -> Result<ContainerRuntimeDir, Error> {
-        let dir = ContainerRuntimeDir::of(runtime, id);
-        fs::DirBuilder::new().mode(0o700).recursive(true).create(&dir.path).map_err(io("create", &dir.path))?;
-        Ok(dir)
-    }
-
     /// Where it is, whether or not it exists (to remove it).
     pub fn of(runtime: &RuntimeDir, id: &str) -> ContainerRuntimeDir {
         ContainerRuntimeDir { path: runtime.path.join("containers").join(id) }

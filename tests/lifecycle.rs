@@ -160,6 +160,13 @@ fn names_are_unique_and_id_prefixes_must_be_unambiguous() {
     let ids: Vec<&str> = ids.lines().collect();
     env.ok(&[&["rm", "-f"], ids.as_slice()].concat());
     assert_eq!(env.ok(&["ps", "-a", "-q"]), "");
+    // A removed container's name is free again; a store made before names
+    // were kept aside (no containers/.names) still refuses a name in use.
+    env.detach(&["--name", "one"], &["sleep", "100"]);
+    std::fs::remove_dir_all(env.store.path().join("containers/.names")).unwrap();
+    let taken = env.hutch(&["run", "-d", "--name", "one", "--rootfs", rootfs, "--", "true"]);
+    assert!(error_line(&taken).contains("the name \"one\" is in use"), "{}", error_line(&taken));
+    env.ok(&["rm", "-f", "one"]);
 }
 
 #[test]
@@ -598,7 +605,7 @@ fn directories(dir: &std::path::Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     let entries = entries.flatten();
     entries
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()) && e.file_name() != ".names")
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect()
 }

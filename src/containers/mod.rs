@@ -89,6 +89,8 @@ const RECORD: &str = "container.json";
 /// by pid and start time (see `liveness`).
 const STAGING_PREFIX: &str = ".creating-";
 
+/// Where names are taken (see `Containers::names`).
+const NAMES_DIR: &str = ".names";
 /// A container being removed: `.removing-PID@START-ID`, out of the list
 /// at once, its files deleted after.
 const REMOVAL_PREFIX: &str = ".removing-";
@@ -114,6 +116,11 @@ impl Containers {
         Ok(Containers { dir })
     }
 
+    /// The containers of the store that holds `container`.
+    pub fn of(container: &Container) -> Containers {
+        Containers { dir: container.dir.parent().map(Path::to_path_buf).unwrap_or_default() }
+    }
+
     /// Creates the container's directory and record. The name (generated
     /// when `None`) is checked and taken under a lock, so two containers
     /// started at once never get the same one. The directory appears with
@@ -122,21 +129,23 @@ impl Containers {
     /// made aside is swept once it is gone.
     pub fn create(&self, mut record: ContainerRecord, name: Option<&str>) -> Result<Container, Error> {
         let _lock = self.lock()?;
-        let taken: Vec<Container> = self.list()?;
+        let names = self.names()?;
         record.name = match name {
             Some(name) => {
                 names::check(name)?;
-                if let Some(other) = taken.iter().find(|c| c.record.name == name) {
-                    return Err(Error::NameInUse { name: name.into(), id: other.short_id().into() });
+                if let Some(holder) = self.name_holder(&names, name) {
+                    return Err(Error::NameInUse { name: name.into(), id: holder.get(..12).unwrap_or(&holder).into() });
                 }
                 name.to_string()
             }
-            None => names::generate(&record.id, |n| taken.iter().any(|c| c.record.name == n)),
+            None => names::generate(&record.id, |n| self.name_holder(&names, n).is_some()),
         };
+        self.take_name(&names, &record.name, &record.id)?;
         let staging = self.dir.join(staging_name(&record.id));
         fs::DirBuilder::new().mode(0o700).create(&staging).map_err(io("create", &staging))?;
         let made_aside = Container { record, dir: staging.clone() };
-        let placed = made_aside.write(RECORD, &made_aside.record).and_then(|()| {
+        // Nobody reads a directory made aside: written in place.
+        let placed = made_aside.write_in_place(RECORD, &made_aside.record).and_then(|()| {
             let dir = self.dir.join(&made_aside.record.id);
             fs::rename(&staging, &dir).map_err(io("create", &dir))?;
             Ok(Container { record: made_aside.record.clone(), dir })
@@ -174,13 +183,68 @@ impl Containers {
     /// aside; returns where it now is, for its files to be deleted (a
     /// process killed meanwhile leaves it to [`Containers::abandoned_removals`]).
     /// `None` when it is gone already.
+    /// Its name is free again from then on.
     pub fn set_aside(&self, container: &Container) -> Result<Option<PathBuf>, Error> {
         let aside = self.dir.join(format!("{REMOVAL_PREFIX}{}-{}", ProcessId::current_tag(), container.record.id));
+        let _lock = self.lock()?;
         match fs::rename(&container.dir, &aside) {
-            Ok(()) => Ok(Some(aside)),
+            Ok(()) => {
+                let names = self.names()?;
+                if self.name_holder(&names, &container.record.name).is_none() {
+                    let _ = fs::remove_file(names.join(&container.record.name));
+                }
+                Ok(Some(aside))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io("remove", &container.dir)(e).into()),
         }
+    }
+
+    /// `containers/.names/`: per name, a symlink to the id of the container
+    /// that has it (one small inode, made and read atomically), taken under
+    /// the names lock; so checking a name reads one link, not every record.
+    /// A store made before it has its names entered once. The caller holds
+    /// the names lock.
+    fn names(&self) -> Result<PathBuf, Error> {
+        let dir = self.dir.join(NAMES_DIR);
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        // Under the lock, one made aside earlier is a killed process's.
+        let prefix = format!("{NAMES_DIR}.tmp-");
+        for entry in fs::read_dir(&self.dir).map_err(io("read", &self.dir))?.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+        let building = self.dir.join(format!("{prefix}{}", ProcessId::current_tag()));
+        fs::DirBuilder::new().mode(0o700).create(&building).map_err(io("create", &building))?;
+        for c in self.list()? {
+            self.take_name(&building, &c.record.name, &c.record.id)?;
+        }
+        fs::rename(&building, &dir).map_err(io("create", &dir))?;
+        Ok(dir)
+    }
+
+    /// The id of the container that has `name`, if one does (a name whose
+    /// container is gone, its removal killed, is free).
+    fn name_holder(&self, names: &Path, name: &str) -> Option<String> {
+        let id = fs::read_link(names.join(name)).ok()?.to_string_lossy().into_owned();
+        self.dir.join(&id).join(RECORD).is_file().then_some(id)
+    }
+
+    /// Gives `name` to `id`, replacing a link left by a container that is
+    /// gone. The caller checked the name is free and holds the names lock.
+    fn take_name(&self, names: &Path, name: &str, id: &str) -> Result<(), Error> {
+        let link = names.join(name);
+        match std::os::unix::fs::symlink(id, &link) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                fs::remove_file(&link).map_err(io("remove", &link))?;
+                std::os::unix::fs::symlink(id, &link).map_err(io("create", &link))?;
+            }
+            taken => taken.map_err(io("create", &link))?,
+        }
+        Ok(())
     }
 
     /// Directories of removals whose process was killed before it deleted
@@ -196,6 +260,12 @@ impl Containers {
 
     /// The container named `key`: its full id, its name, or a unique prefix of its id.
     pub fn find(&self, key: &str) -> Result<Container, Error> {
+        // A name: one file to read.
+        let by_name = names::check(key).ok().and_then(|()| fs::read_link(self.dir.join(NAMES_DIR).join(key)).ok());
+        if let Some(c) = by_name.and_then(|id| Container::at(&self.dir.join(id)).ok()).filter(|c| c.record.name == key)
+        {
+            return Ok(c);
+        }
         let all = self.list()?;
         if let Some(c) = all.iter().find(|c| c.record.id == key || c.record.name == key) {
             return Ok(c.clone());
@@ -262,12 +332,21 @@ impl Container {
 
     pub fn write<T: Serialize>(&self, name: &str, value: &T) -> Result<(), Error> {
         let path = self.path(name);
-        let json = serde_json::to_vec_pretty(value).map_err(|e| Error::Corrupt {
+        Ok(write_atomic(&path, &self.json(&path, value)?).map_err(io("write", &path))?)
+    }
+
+    /// Writes a file nobody reads yet (in a directory made aside).
+    fn write_in_place<T: Serialize>(&self, name: &str, value: &T) -> Result<(), Error> {
+        let path = self.path(name);
+        Ok(fs::write(&path, self.json(&path, value)?).map_err(io("write", &path))?)
+    }
+
+    fn json<T: Serialize>(&self, path: &Path, value: &T) -> Result<Vec<u8>, Error> {
+        serde_json::to_vec_pretty(value).map_err(|e| Error::Corrupt {
             id: self.record.id.clone(),
-            path: path.clone(),
+            path: path.to_path_buf(),
             why: e.to_string(),
-        })?;
-        Ok(write_atomic(&path, &json).map_err(io("write", &path))?)
+        })
     }
 }
 

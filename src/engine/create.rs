@@ -148,8 +148,9 @@ impl Engine {
         };
         let container = self.containers()?.create(record, options.name.as_deref())?;
         trace::mark("container record created");
-        let runtime_dir = ContainerRuntimeDir::create(self.runtime()?, &container.record.id);
-        let prepared = runtime_dir.map_err(Error::from).and_then(|runtime_dir| {
+        // Made by the monitor when a network helper needs it.
+        let runtime_dir = self.runtime().map(|runtime| ContainerRuntimeDir::of(runtime, &container.record.id));
+        let prepared = runtime_dir.and_then(|runtime_dir| {
             let overlay = self.prepare_rootfs(&launch, &container)?;
             trace::mark("root prepared");
             let host = HostResources { network, ports };

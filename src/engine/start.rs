@@ -6,7 +6,6 @@ use super::create::Created;
 use super::{Engine, Error};
 use crate::containers::Container;
 use crate::runtime::StdioMode;
-use crate::runtime_dir::ContainerRuntimeDir;
 use crate::spec;
 use crate::trace;
 use oci_spec::runtime::Spec;
@@ -86,11 +85,9 @@ impl Engine {
         self.start(container)
     }
 
-    /// A stopped container's Spec, its runtime dir made again (it does not
-    /// outlive a reboot), and its cgroup.
+    /// A stopped container's Spec and its cgroup.
     fn prepare_start(&self, container: &Container) -> Result<Spec, Error> {
         self.keep_userns()?;
-        ContainerRuntimeDir::create(self.runtime()?, &container.record.id)?;
         let mut spec = container.spec()?;
         self.place_in_cgroup(container, &mut spec)?;
         Ok(spec)

@@ -21,6 +21,7 @@ use netstack::{Connected, NetworkMode, PortMapping};
 use nix::sched::{unshare, CloneFlags};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 /// How the monitor runs its container; the rest is in the Spec.
@@ -147,7 +148,10 @@ impl Recorder {
     fn remove(&self, spec: &Spec) {
         let _ = crate::storage::unmount_spec_root(spec);
         if let Some(c) = &self.container {
-            let _ = crate::image::store::remove_tree(&c.dir);
+            // Out of the list at once; what a kill leaves is finished later.
+            if let Ok(Some(aside)) = crate::containers::Containers::of(c).set_aside(c) {
+                let _ = crate::image::store::remove_tree(&aside);
+            }
         }
         if let Some(dir) = annotations::get(spec, annotations::STATE_DIR) {
             let _ = std::fs::remove_dir_all(dir);
@@ -169,6 +173,12 @@ fn connect_network(spec: &Spec) -> Result<Option<Connected>, SetupError> {
         .map_err(config)?
         .unwrap_or_default();
     let dir = annotations.get(annotations::STATE_DIR).map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    // Only a helper needs the container's runtime directory: made here.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| SetupError::io("create", &dir, e))?;
     netstack::connect(&mode, &ports, &dir, max_container_gid(spec)).map(Some).map_err(config)
 }
 
