@@ -35,11 +35,10 @@ const IDLE_CHECK: Duration = Duration::from_secs(5);
 const IDLE_CHECKS_TO_END: u32 = 2;
 
 /// The namespace to join: a live keeper's, started first when there is
-/// none. `None` when no keeper can be had (no runtime directory, a kernel
-/// that refuses): the caller then makes a namespace of its own, and reports
-/// what goes wrong there.
-/// Found once per plan: the open namespace keeps it alive even after its
-/// keeper ends.
+/// none; found once per plan (the open namespace stays usable even after
+/// its keeper ends). `None` when no keeper can be had (no runtime
+/// directory, a kernel that refuses): the caller then makes a namespace of
+/// its own, and reports what goes wrong there.
 pub fn namespace(plan: &UsernsPlan) -> Option<Arc<OwnedFd>> {
     plan.kept.get_or_init(|| find_or_start(plan).map(Arc::new)).clone()
 }
@@ -59,6 +58,9 @@ fn join(dir: &Path, plan: &UsernsPlan) -> Option<OwnedFd> {
     let keeper = ProcessId::from_tag(tag.trim()).filter(ProcessId::alive)?;
     let path = format!("/proc/{}/ns/user", keeper.pid);
     let ns = File::open(&path).ok()?;
+    // Checked again once open: the pid may have been reused meanwhile. A
+    // namespace the caller is in already (`hutch unshare -- hutch …`)
+    // cannot be joined.
     let ours = fs::read_link("/proc/self/ns/user").ok();
     let fresh = keeper.alive() && ours != fs::read_link(&path).ok() && maps_match(keeper.pid, plan);
     fresh.then(|| ns.into())
