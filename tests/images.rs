@@ -588,7 +588,7 @@ fn assert_nothing_left(env: &Env) {
 }
 
 #[test]
-fn pull_load_and_commit_killed_at_any_moment_leave_nothing_behind() {
+fn pull_load_save_and_commit_killed_at_any_moment_leave_nothing_behind() {
     let reg = Registry::start("killed-image");
     let name = format!("{}/test/killed:1", reg.addr);
     let extra = TarBuilder::new().dir("data/").file("data/a", &[7u8; 300_000]).file("data/b", b"b").finish();
@@ -606,6 +606,13 @@ fn pull_load_and_commit_killed_at_any_moment_leave_nothing_behind() {
     };
     kill_repeatedly(&env, &["pull", "-q", &name], &image_gone);
     kill_repeatedly(&env, &["load", "-q", "-i", archive], &image_gone);
+    // save: what a killed one leaves beside its file, the next one removes.
+    env.ok(&["pull", "-q", &name]);
+    let saved = files.path().join("saved.tar");
+    let saved = saved.to_str().unwrap();
+    kill_repeatedly(&env, &["save", "-o", saved, &name], &|| {});
+    env.ok(&["save", "-o", saved, &name]);
+    assert_eq!(temp_siblings(std::path::Path::new(saved)), Vec::<String>::new(), "no half-written archive remains");
     // A stopped container with changes to commit.
     env.ok(&["pull", "-q", &name]);
     env.ok(&["run", "--name", "changed", &name, "sh", "-c", "echo changed > /data/c"]);
