@@ -180,10 +180,9 @@ impl Containers {
     }
 
     /// Takes `container` out of the list at once by renaming its directory
-    /// aside; returns where it now is, for its files to be deleted (a
-    /// process killed meanwhile leaves it to [`Containers::abandoned_removals`]).
-    /// `None` when it is gone already.
-    /// Its name is free again from then on.
+    /// aside, and frees its name; returns where the directory now is, for
+    /// its files to be deleted (a process killed meanwhile leaves it to
+    /// [`Containers::abandoned_removals`]). `None` when it is gone already.
     pub fn set_aside(&self, container: &Container) -> Result<Option<PathBuf>, Error> {
         let aside = self.dir.join(format!("{REMOVAL_PREFIX}{}-{}", ProcessId::current_tag(), container.record.id));
         let _lock = self.lock()?;
@@ -260,7 +259,7 @@ impl Containers {
 
     /// The container named `key`: its full id, its name, or a unique prefix of its id.
     pub fn find(&self, key: &str) -> Result<Container, Error> {
-        // A name: one file to read.
+        // A name: one link to read.
         let by_name = names::check(key).ok().and_then(|()| fs::read_link(self.dir.join(NAMES_DIR).join(key)).ok());
         if let Some(c) = by_name.and_then(|id| Container::at(&self.dir.join(id)).ok()).filter(|c| c.record.name == key)
         {

@@ -101,7 +101,8 @@ impl Engine {
         Ok(plan)
     }
 
-    /// The id mapping for image work, which needs no runtime directory.
+    /// The id mapping for image work, which needs no runtime directory
+    /// (it finds the kept namespace there when there is one).
     pub(crate) fn image_plan(&self) -> &UsernsPlan {
         self.plan.get_or_init(|| {
             let mut plan = UsernsPlan::for_current_user();

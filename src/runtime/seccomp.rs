@@ -64,14 +64,10 @@ pub fn install(profile: &LinuxSeccomp, program: Option<&[u8]>) -> Result<(), Set
 /// The program of `profile`, compiled into `dir` unless it is there
 /// already; named by a digest of the profile and libseccomp's version.
 pub fn kept_program(dir: &Path, profile: &LinuxSeccomp) -> Result<PathBuf, SetupError> {
-    use sha2::Digest;
-    let json = serde_json::to_vec(profile).map_err(err)?;
     let version = libseccomp::ScmpVersion::current().map_err(err)?;
-    let mut hasher = sha2::Sha256::new();
-    hasher.update(format!("{}.{}.{}\n", version.major, version.minor, version.micro));
-    hasher.update(&json);
-    let name: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    let path = dir.join(format!("seccomp-{name}.bpf"));
+    let mut key = format!("{}.{}.{}\n", version.major, version.minor, version.micro).into_bytes();
+    key.extend(serde_json::to_vec(profile).map_err(err)?);
+    let path = dir.join(format!("seccomp-{}.bpf", crate::image::Digest::of(&key).hex()));
     if !path.exists() {
         let filter = compile(profile)?;
         // Written aside and renamed: a reader sees a whole program or none.
