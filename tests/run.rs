@@ -365,6 +365,8 @@ fn commands_share_one_kept_user_namespace_whose_keeper_ends_once_idle() {
     let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
     assert_eq!(fields[3], keeper.to_string(), "the keeper leads its own session");
     assert!(std::fs::read(format!("/proc/{keeper}/environ")).unwrap().is_empty(), "with no environment");
+    let fds = std::fs::read_dir(format!("/proc/{keeper}/fd")).unwrap().count();
+    assert_eq!(fds, 3, "and none of its descriptors but /dev/null as 0, 1 and 2");
     // Idle, it ends by itself; the next command makes a new one.
     let gone = || {
         let stat = std::fs::read_to_string(format!("/proc/{keeper}/stat")).unwrap_or_default();

@@ -95,7 +95,10 @@ fn start(dir: &Path, plan: &UsernsPlan) -> Option<()> {
             match crate::sys::fork() {
                 Ok(Forked::Child) => {
                     let _ = nix::unistd::setsid();
-                    // The write end (close-on-exec) closes at exec: the parent's read ends.
+                    // Nothing of the caller's is kept open (a pipe it reads
+                    // to its end, say); the write end closes at exec too,
+                    // which ends the parent's read.
+                    let _ = crate::sys::cloexec_from(3);
                     let mut exe = Command::new("/proc/self/exe");
                     exe.arg0("hutch").arg(ROLE).env_clear().current_dir("/");
                     let _ = exe.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).exec();
