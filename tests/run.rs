@@ -383,6 +383,38 @@ fn commands_share_one_kept_user_namespace_whose_keeper_ends_once_idle() {
 }
 
 #[test]
+fn info_version_completions_and_man_pages_describe_this_hutch() {
+    let env = Env::new("info");
+    env.ok(&["create", "--rootfs", busybox_rootfs().to_str().unwrap(), "--", "true"]);
+    let info: serde_json::Value = serde_json::from_str(&env.ok(&["info", "--format", "json"])).unwrap();
+    assert_eq!(info["store"]["path"], env.store.path().to_str().unwrap());
+    assert_eq!(info["store"]["containers"], 1);
+    assert_eq!(info["store"]["driver"], "fuse-overlay");
+    assert_eq!(info["ids"]["uid"], nix::unistd::getuid().as_raw());
+    assert_eq!(info["ids"]["mapping"], if expect_subids() { "subordinate ids" } else { "single id" });
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(info["version"]["kernel"], kernel.trim());
+    assert_eq!(info["runtime_dir"], env.h.runtime_dir.path().join("hutch").to_str().unwrap());
+    let human = env.ok(&["info"]);
+    assert!(human.contains("Storage driver:  fuse-overlay") && human.contains("Containers:      1"), "{human}");
+    let version: serde_json::Value = serde_json::from_str(&env.ok(&["version", "--format", "json"])).unwrap();
+    assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+    let bad = env.hutch(&["info", "--format", "{{.Host}}"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert_eq!(error_line(&bad), "hutch: --format {{.Host}}: only json is supported");
+
+    let bash = env.ok(&["completion", "bash"]);
+    assert!(bash.contains("complete -F _hutch") && bash.contains("pull"), "a bash completion script");
+    assert!(env.ok(&["completion", "zsh"]).starts_with("#compdef hutch"));
+    assert!(env.ok(&["completion", "fish"]).contains("complete -c hutch"));
+    let pages = Scratch::new("man");
+    env.ok(&["man", "--output", pages.path().to_str().unwrap()]);
+    let run = std::fs::read_to_string(pages.path().join("hutch-run.1")).unwrap();
+    assert!(run.contains(".TH hutch-run") && run.contains("network"), "hutch-run.1 documents run's flags");
+    assert!(pages.path().join("hutch.1").is_file() && pages.path().join("hutch-image-pull.1").is_file());
+}
+
+#[test]
 fn unshare_shows_the_store_as_containers_see_it() {
     let h = Hutch::new("unshare");
     let out = h.cmd().args(["unshare", "--", "/bin/sh", "-c", "id -u; echo $HUTCH_UNSHARE"]).output().unwrap();

@@ -100,6 +100,19 @@ impl Hierarchy {
         Some(self.dir(path))
     }
 
+    /// Whether cgroup v1 hierarchies hold controllers too.
+    pub fn is_hybrid(&self) -> bool {
+        self.hybrid
+    }
+
+    /// The controllers the cgroup `dir` offers, and whether it is
+    /// delegated to the caller (owned, so limits can be set below it).
+    pub fn delegation(&self, dir: &Path) -> (Vec<String>, bool) {
+        let uid = nix::unistd::geteuid().as_raw();
+        let owned = |name: &str| fs::metadata(dir.join(name)).is_ok_and(|m| m.uid() == uid);
+        (read_words(&dir.join("cgroup.controllers")), owned("cgroup.procs") && owned("cgroup.subtree_control"))
+    }
+
     /// `rel` (as /proc/PID/cgroup and cgroupsPath give it) under the mount.
     pub fn dir(&self, rel: &str) -> PathBuf {
         self.mount.join(rel.trim_start_matches('/'))

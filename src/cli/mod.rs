@@ -7,9 +7,10 @@ mod images;
 mod limits;
 mod run;
 mod stats;
+mod system;
 mod unshare;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "hutch", version, about = "Rootless containers and sandboxes, without a daemon")]
@@ -87,6 +88,14 @@ enum Command {
     Image(images::ImageCommand),
     /// Run a command in hutch's user namespace, to see files as containers see them
     Unshare(unshare::UnshareArgs),
+    /// Show what hutch finds on this machine (ids, namespaces, store, network, cgroups)
+    Info(system::FormatArgs),
+    /// Show hutch's version
+    Version(system::FormatArgs),
+    /// Print a shell's completion script: hutch completion bash > ~/.local/share/bash-completion/completions/hutch
+    Completion(system::CompletionArgs),
+    /// Write man pages (hutch.1, hutch-run.1, …) to a directory
+    Man(system::ManArgs),
 }
 
 #[derive(Subcommand)]
@@ -135,6 +144,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The library's errors reach the CLI through the engine's.
@@ -180,6 +195,10 @@ pub fn main() -> i32 {
         let root = &engine;
         match cli.command {
             Command::Run(args) => run::run(*args, root),
+            Command::Info(args) => system::info(args, root),
+            Command::Version(args) => system::version(args),
+            Command::Completion(args) => system::completion(args, Cli::command()),
+            Command::Man(args) => system::man(args, Cli::command()),
             Command::Create(args) => run::create(*args, root),
             Command::Start(args) => containers::start(args, root),
             Command::Stop(args) => containers::stop(args, root),

@@ -18,6 +18,7 @@ mod create;
 mod error;
 mod exec;
 mod images;
+mod info;
 mod remove;
 mod start;
 mod unshare;
@@ -28,6 +29,7 @@ pub use create::{ContainerOptions, Created, RootSource, SecurityOptions};
 pub use error::Error;
 pub use exec::{ExecOptions, Usage};
 pub use images::{ImageRemoval, PullPolicy};
+pub use info::{Info, Version};
 pub use remove::Removal;
 pub use start::Exit;
 

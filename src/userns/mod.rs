@@ -201,6 +201,15 @@ fn write_proc(path: &Path, text: &str) -> Result<(), Error> {
     })
 }
 
+/// Where this user's subordinate ranges are looked up.
+pub fn subid_source() -> &'static str {
+    if nss_subid_provider() {
+        "getsubids (an nsswitch subid provider), then /etc/subuid and /etc/subgid"
+    } else {
+        "/etc/subuid and /etc/subgid"
+    }
+}
+
 /// Container maps from the subordinate ranges, or why they cannot be used.
 fn subordinate_maps(user: &str, uid: u32, gid: u32) -> Result<(Vec<IdMapping>, Vec<IdMapping>), String> {
     const FIX: &str =

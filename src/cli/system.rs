@@ -1,0 +1,153 @@
+//! What describes hutch itself: `info`, `version`, shell completions and
+//! man pages (both made from the command-line definitions).
+
+use super::Error;
+use crate::engine::{Engine, Info, Version};
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct FormatArgs {
+    /// Output format: json
+    #[arg(short, long, value_name = "FORMAT")]
+    format: Option<String>,
+}
+
+#[derive(Args)]
+pub struct CompletionArgs {
+    /// The shell to complete for
+    shell: Shell,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Args)]
+pub struct ManArgs {
+    /// The directory to write the pages to (hutch.1, hutch-run.1, …)
+    #[arg(long, short, value_name = "DIR")]
+    output: PathBuf,
+}
+
+/// Whether `--format` asks for JSON; any other format is refused.
+fn wants_json(args: &FormatArgs) -> Result<bool, Error> {
+    match args.format.as_deref() {
+        None => Ok(false),
+        Some("json" | "{{json .}}") => Ok(true),
+        Some(other) => Err(Error::Usage(format!("--format {other}: only json is supported"))),
+    }
+}
+
+pub fn version(args: FormatArgs) -> Result<i32, Error> {
+    let v = Version::current();
+    if wants_json(&args)? {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!("Version:    {}\nOS/Arch:    {}/{}\nKernel:     {}", v.version, v.os, v.arch, v.kernel);
+    }
+    Ok(0)
+}
+
+pub fn info(args: FormatArgs, engine: &Engine) -> Result<i32, Error> {
+    let json = wants_json(&args)?;
+    let info = engine.info()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info).unwrap_or_default());
+    } else {
+        print!("{}", human(&info));
+    }
+    Ok(0)
+}
+
+fn human(i: &Info) -> String {
+    let v = &i.version;
+    let yes_no = |b: bool| if b { "delegated to you" } else { "not delegated: limits need a delegated cgroup" };
+    let opt = |o: Option<u64>| o.map_or_else(|| "-".to_string(), |n| n.to_string());
+    let mut mapping = format!("{}, looked up in {}", i.ids.mapping, i.ids.source);
+    if let Some(reason) = &i.ids.single_id_reason {
+        mapping = format!("{} ({reason})", i.ids.mapping);
+    }
+    let keeper = i
+        .user_namespaces
+        .keeper
+        .as_deref()
+        .map_or_else(|| "none now (the next command makes one)".to_string(), |tag| format!("held by process {tag}"));
+    [
+        format!("Version:          {} ({}/{}, kernel {})", v.version, v.os, v.arch, v.kernel),
+        "Ids:".into(),
+        format!(" User:            {} (uid {}, gid {})", i.ids.user, i.ids.uid, i.ids.gid),
+        format!(" Mapping:         {mapping}"),
+        format!(" uid_map:         {}", i.ids.uid_map.join("; ")),
+        format!(" gid_map:         {}", i.ids.gid_map.join("; ")),
+        "User namespaces:".into(),
+        format!(" max_user_namespaces: {}", opt(i.user_namespaces.max_user_namespaces)),
+        format!(" unprivileged_userns_clone: {}", opt(i.user_namespaces.unprivileged_userns_clone)),
+        format!(
+            " apparmor_restrict_unprivileged_userns: {}",
+            opt(i.user_namespaces.apparmor_restrict_unprivileged_userns)
+        ),
+        format!(" Kept namespace:  {keeper}"),
+        "Store:".into(),
+        format!(" Path:            {} ({})", i.store.path, i.store.filesystem),
+        format!(" Storage driver:  {}", i.store.driver),
+        format!(" Images:          {}", i.store.images),
+        format!(" Containers:      {}", i.store.containers),
+        format!("Runtime dir:      {}", i.runtime_dir),
+        "Network:".into(),
+        format!(" Default:         {}", i.network.default),
+        format!(" slirp4netns:     {}", i.network.slirp4netns),
+        format!(" pasta:           {}", i.network.pasta),
+        "Cgroups:".into(),
+        format!(" Version:         {}", i.cgroups.version),
+        format!(" Cgroup:          {}", i.cgroups.cgroup.as_deref().unwrap_or("-")),
+        format!(" Controllers:     {} ({})", i.cgroups.controllers.join(" "), yes_no(i.cgroups.delegated)),
+        "Security:".into(),
+        format!(" Seccomp:         {}", i.security.seccomp),
+        format!(" AppArmor:        {}", i.security.apparmor),
+    ]
+    .iter()
+    .map(|line| format!("{line}\n"))
+    .collect()
+}
+
+pub fn completion(args: CompletionArgs, mut command: clap::Command) -> Result<i32, Error> {
+    let shell = match args.shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut command, "hutch", &mut std::io::stdout());
+    Ok(0)
+}
+
+/// A page for hutch and one for each of its commands, as `man hutch-run`
+/// finds them.
+pub fn man(args: ManArgs, command: clap::Command) -> Result<i32, Error> {
+    let dir = args.output;
+    let io = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Write { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let mut pages = Vec::new();
+    collect_pages(command, "hutch", &mut pages);
+    for (name, page) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let mut text = Vec::new();
+        clap_mangen::Man::new(page).render(&mut text).map_err(io(&path))?;
+        std::fs::write(&path, text).map_err(io(&path))?;
+    }
+    Ok(0)
+}
+
+fn collect_pages(command: clap::Command, name: &str, pages: &mut Vec<(String, clap::Command)>) {
+    let command = command.name(name.to_string());
+    for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+        collect_pages(sub.clone(), &format!("{name}-{}", sub.get_name()), pages);
+    }
+    pages.push((name.to_string(), command));
+}
