@@ -582,6 +582,33 @@ fn a_run_d_killed_at_any_moment_leaves_a_listed_container_or_nothing() {
 }
 
 #[test]
+fn ps_images_and_inspect_take_go_templates() {
+    let env = Env::new("format");
+    let id = env.detach(&["--name", "fmt"], &["sleep", "100"]);
+    assert_eq!(env.ok(&["ps", "--format", "{{.Names}}"]), "fmt\n");
+    let line = env.ok(&["ps", "--format", "{{.ID}} {{.State}} {{upper .Names}} {{printf \"%.3s\" .Status}}"]);
+    assert_eq!(line, format!("{} running FMT Up \n", &id[..12]));
+    let table = env.ok(&["ps", "--format", "table {{.Names}}\\t{{.Status}}"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(lines[0].starts_with("NAMES   STATUS"), "a header from the fields: {table}");
+    assert!(lines[1].starts_with("fmt     Up "), "aligned under it: {table}");
+    let json: serde_json::Value = serde_json::from_str(env.ok(&["ps", "--format", "json"]).trim()).unwrap();
+    assert_eq!((json["Names"].as_str(), json["State"].as_str()), (Some("fmt"), Some("running")));
+    let pid: u32 = env.ok(&["inspect", "--format", "{{.State.Pid}}", "fmt"]).trim().parse().unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "the container's host pid");
+    let env_json = env.ok(&["inspect", "--format", "{{json .Config.Env}}", "fmt"]);
+    assert!(env_json.starts_with('[') && env_json.contains("PATH="), "{env_json}");
+    let bad = env.hutch(&["ps", "--format", "{{.Names"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(error_line(&bad).starts_with("hutch: --format \"{{.Names\": "), "{}", error_line(&bad));
+    env.ok(&["rm", "-f", "fmt"]);
+    env.busybox_image("format/box:7");
+    let images = env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{len .ID}}"]);
+    assert_eq!(images, "docker.io/format/box:7 12\n");
+}
+
+#[test]
 fn a_rm_container_whose_run_was_killed_is_removed_by_the_next_listing() {
     let env = Env::new("killed-rm");
     let mut c = env.h.cmd();

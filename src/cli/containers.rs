@@ -1,6 +1,7 @@
 //! The container verbs: ps, logs, stop, kill, start, restart, wait, rm,
 //! inspect. Containers are named by full id, name or unique id prefix.
 
+use super::format::Format;
 use super::Error;
 use crate::containers::log::{self, LogReader, Record, Stream};
 use crate::containers::{parse_signal, Container, ContainerState, Status};
@@ -22,6 +23,35 @@ pub struct PsArgs {
     /// Full ids and commands
     #[arg(long)]
     no_trunc: bool,
+    /// Output format: json, or a Go template ({{.Names}}, table {{.ID}}\t{{.Status}})
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
+}
+
+/// A row of `ps`, with Docker's field names for `--format`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct PsRow {
+    #[serde(rename = "ID")]
+    id: String,
+    image: String,
+    command: String,
+    created_at: String,
+    running_for: String,
+    ports: String,
+    state: String,
+    status: String,
+    names: String,
+}
+
+/// `ps`' column for a `--format` field, as Docker names it.
+fn ps_header(field: &str) -> String {
+    match field {
+        "ID" => "CONTAINER ID".into(),
+        "RunningFor" => "CREATED".into(),
+        "CreatedAt" => "CREATED AT".into(),
+        other => other.to_uppercase(),
+    }
 }
 
 #[derive(Args)]
@@ -102,23 +132,36 @@ pub fn ps(args: PsArgs, engine: &Engine) -> Result<i32, Error> {
         }
         return Ok(0);
     }
+    let format = args.format.as_deref().map(|f| Format::parse(f, &ps_header)).transpose()?;
+    let rows: Vec<PsRow> = rows
+        .iter()
+        .map(|(c, state)| {
+            let command = c.record.command.join(" ");
+            let command = if args.no_trunc || command.chars().count() <= 20 {
+                command
+            } else {
+                format!("{}…", command.chars().take(19).collect::<String>())
+            };
+            PsRow {
+                id: if args.no_trunc { c.record.id.clone() } else { c.short_id().to_string() },
+                image: c.record.image.clone(),
+                command: format!("\"{command}\""),
+                created_at: rfc3339(c.record.created),
+                running_for: format!("{} ago", human_duration(now().saturating_sub(c.record.created))),
+                ports: c.record.ports.join(", "),
+                state: state.status.as_str().to_string(),
+                status: status_line(state),
+                names: c.record.name.clone(),
+            }
+        })
+        .collect();
+    if let Some(format) = format {
+        print!("{}", format.render(&rows)?);
+        return Ok(0);
+    }
     let mut table = vec![["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"].map(String::from)];
-    for (c, state) in rows {
-        let command = c.record.command.join(" ");
-        let command = if args.no_trunc || command.chars().count() <= 20 {
-            command
-        } else {
-            format!("{}…", command.chars().take(19).collect::<String>())
-        };
-        table.push([
-            if args.no_trunc { c.record.id.clone() } else { c.short_id().to_string() },
-            c.record.image.clone(),
-            format!("\"{command}\""),
-            format!("{} ago", human_duration(now().saturating_sub(c.record.created))),
-            status_line(&state),
-            c.record.ports.join(", "),
-            c.record.name.clone(),
-        ]);
+    for r in rows {
+        table.push([r.id, r.image, r.command, r.running_for, r.status, r.ports, r.names]);
     }
     print!("{}", columns(&table));
     Ok(0)
@@ -274,6 +317,7 @@ pub fn inspect(name: &str, engine: &Engine) -> Result<Option<serde_json::Value>,
     let spec = container.spec().ok();
     let r = &container.record;
     let time = |t: Option<u64>| t.map(rfc3339).unwrap_or_else(|| "0001-01-01T00:00:00Z".into());
+    let process = spec.as_ref().and_then(|s| s.process().as_ref());
     Ok(Some(serde_json::json!({
         "Id": r.id,
         "Name": r.name,
@@ -292,9 +336,12 @@ pub fn inspect(name: &str, engine: &Engine) -> Result<Option<serde_json::Value>,
             "FinishedAt": time(state.finished_at),
         },
         "Config": {
+            "Hostname": spec.as_ref().and_then(|s| s.hostname().clone()),
             "Tty": r.tty,
             "OpenStdin": r.interactive,
+            "Env": process.and_then(|p| p.env().clone()).unwrap_or_default(),
             "Cmd": r.command,
+            "WorkingDir": process.map(|p| p.cwd().display().to_string()),
             "StopSignal": container.stop_signal().as_str(),
         },
         "HostConfig": {

@@ -1,5 +1,6 @@
 //! The image verbs: pull, images, rmi, inspect, history, tag, image prune.
 
+use super::format::Format;
 use super::Error;
 use crate::engine::{Engine, ImageRemoval};
 use crate::image::pull::{human_size, Platform};
@@ -27,6 +28,9 @@ pub struct ImagesArgs {
     /// Whole image ids (sha256:…)
     #[arg(long)]
     no_trunc: bool,
+    /// Output format: json, or a Go template ({{.Repository}}:{{.Tag}}, table …)
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
 }
 
 #[derive(Args)]
@@ -42,6 +46,29 @@ pub struct RmiArgs {
 pub struct ImageArg {
     #[arg(value_name = "IMAGE")]
     pub(super) image: String,
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// A container (name or id) or an image
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// Output format: json, or a Go template ({{.State.Pid}}, {{json .Config}})
+    #[arg(short, long, value_name = "FORMAT")]
+    format: Option<String>,
+}
+
+/// `inspect`: a container's document, else an image's.
+pub fn inspect(args: InspectArgs, engine: &Engine) -> Result<i32, Error> {
+    let doc = match super::containers::inspect(&args.name, engine)? {
+        Some(doc) => doc,
+        None => inspect_doc(&args.name, engine)?,
+    };
+    match args.format.as_deref() {
+        Some(format) => print!("{}", Format::parse(format, &|f| f.to_uppercase())?.render(&[doc])?),
+        None => println!("{}", serde_json::to_string_pretty(&[doc]).unwrap_or_default()),
+    }
+    Ok(0)
 }
 
 #[derive(Args)]
@@ -106,7 +133,7 @@ pub enum ImageCommand {
     /// Remove images
     Rm(RmiArgs),
     /// Show an image's configuration and layers
-    Inspect(ImageArg),
+    Inspect(InspectArgs),
     /// Show how an image was built
     History(ImageArg),
     /// Give an image another name
@@ -224,20 +251,64 @@ pub fn images(args: ImagesArgs, engine: &Engine) -> Result<i32, Error> {
         }
         return Ok(0);
     }
-    println!("{:<40} {:<16} {:<12} {:<16} SIZE", "REPOSITORY", "TAG", "IMAGE ID", "CREATED");
+    let format = args.format.as_deref().map(|f| Format::parse(f, &images_header)).transpose()?;
+    let mut rows = Vec::new();
     for i in &images {
-        let created = i.created.as_deref().map(created_ago).unwrap_or_default();
-        let size = human_size(i.size());
         let names: Vec<(String, String)> = if i.names.is_empty() {
             vec![("<none>".into(), "<none>".into())]
         } else {
             i.names.iter().map(|n| split_tag(n)).collect()
         };
-        for (repo, tag) in names {
-            println!("{repo:<40} {tag:<16} {:<12} {created:<16} {size}", id(i));
+        for (repository, tag) in names {
+            rows.push(ImagesRow {
+                id: id(i),
+                repository,
+                tag,
+                digest: i
+                    .digests
+                    .first()
+                    .and_then(|d| d.rsplit_once('@'))
+                    .map(|(_, d)| d.to_string())
+                    .unwrap_or_else(|| "<none>".into()),
+                created_since: i.created.as_deref().map(created_ago).unwrap_or_default(),
+                created_at: i.created.clone().unwrap_or_default(),
+                size: human_size(i.size()),
+            });
         }
     }
+    if let Some(format) = format {
+        print!("{}", format.render(&rows)?);
+        return Ok(0);
+    }
+    println!("{:<40} {:<16} {:<12} {:<16} SIZE", "REPOSITORY", "TAG", "IMAGE ID", "CREATED");
+    for r in rows {
+        println!("{:<40} {:<16} {:<12} {:<16} {}", r.repository, r.tag, r.id, r.created_since, r.size);
+    }
     Ok(0)
+}
+
+/// A row of `images`, with Docker's field names for `--format`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ImagesRow {
+    #[serde(rename = "ID")]
+    id: String,
+    repository: String,
+    tag: String,
+    digest: String,
+    created_since: String,
+    created_at: String,
+    size: String,
+}
+
+/// `images`' column for a `--format` field, as Docker names it.
+fn images_header(field: &str) -> String {
+    match field {
+        "ID" => "IMAGE ID".into(),
+        "CreatedSince" => "CREATED".into(),
+        "CreatedAt" => "CREATED AT".into(),
+        other => other.to_uppercase(),
+    }
 }
 
 fn split_tag(name: &str) -> (String, String) {
@@ -267,8 +338,9 @@ pub fn prune(engine: &Engine) -> Result<i32, Error> {
     Ok(0)
 }
 
-pub fn inspect(args: ImageArg, engine: &Engine) -> Result<i32, Error> {
-    let image = engine.image(&args.image)?;
+/// `inspect`'s document of an image, with Docker's field names.
+pub fn inspect_doc(name: &str, engine: &Engine) -> Result<serde_json::Value, Error> {
+    let image = engine.image(name)?;
     let config = engine.image_config(&image)?;
     let layers: Vec<serde_json::Value> = image
         .layers
@@ -277,7 +349,7 @@ pub fn inspect(args: ImageArg, engine: &Engine) -> Result<i32, Error> {
             |l| serde_json::json!({"Digest": l.digest, "DiffID": l.diff_id, "Size": l.size, "MediaType": l.media_type}),
         )
         .collect();
-    let doc = serde_json::json!([{
+    Ok(serde_json::json!({
         "Id": image.id,
         "RepoTags": image.names,
         "RepoDigests": image.digests,
@@ -289,9 +361,7 @@ pub fn inspect(args: ImageArg, engine: &Engine) -> Result<i32, Error> {
         "Size": image.size(),
         "Layers": layers,
         "Manifest": image.manifest,
-    }]);
-    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-    Ok(0)
+    }))
 }
 
 pub fn history(args: ImageArg, engine: &Engine) -> Result<i32, Error> {

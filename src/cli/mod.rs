@@ -3,6 +3,7 @@
 mod commit;
 mod containers;
 mod cp;
+mod format;
 mod images;
 mod limits;
 mod run;
@@ -68,7 +69,7 @@ enum Command {
     /// Remove images
     Rmi(images::RmiArgs),
     /// Show a container's or an image's configuration and state (JSON)
-    Inspect(images::ImageArg),
+    Inspect(images::InspectArgs),
     /// Show how an image was built
     History(images::ImageArg),
     /// Give an image another name
@@ -221,13 +222,7 @@ pub fn main() -> i32 {
             Command::Pull(args) => images::pull(args, root),
             Command::Images(args) => images::images(args, root),
             Command::Rmi(args) => images::rmi(args, root),
-            Command::Inspect(args) => match containers::inspect(&args.image, root)? {
-                Some(doc) => {
-                    println!("{}", serde_json::to_string_pretty(&[doc]).unwrap_or_default());
-                    Ok(0)
-                }
-                None => images::inspect(args, root),
-            },
+            Command::Inspect(args) => images::inspect(args, root),
             Command::History(args) => images::history(args, root),
             Command::Tag(args) => images::tag(args, root),
             Command::Load(args) => images::load(args, root),

@@ -1,6 +1,7 @@
 //! What describes hutch itself: `info`, `version`, shell completions and
 //! man pages (both made from the command-line definitions).
 
+use super::format::Format;
 use super::Error;
 use crate::engine::{Engine, Info, Version};
 use clap::{Args, ValueEnum};
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct FormatArgs {
-    /// Output format: json
+    /// Output format: json, or a Go template ({{.Store.Path}})
     #[arg(short, long, value_name = "FORMAT")]
     format: Option<String>,
 }
@@ -33,32 +34,26 @@ pub struct ManArgs {
     output: PathBuf,
 }
 
-/// Whether `--format` asks for JSON; any other format is refused.
-fn wants_json(args: &FormatArgs) -> Result<bool, Error> {
-    match args.format.as_deref() {
-        None => Ok(false),
-        Some("json" | "{{json .}}") => Ok(true),
-        Some(other) => Err(Error::Usage(format!("--format {other}: only json is supported"))),
-    }
+/// The `--format` given, if any (`{{.Field}}` names are the JSON's).
+fn format(args: &FormatArgs) -> Result<Option<Format>, Error> {
+    args.format.as_deref().map(|f| Format::parse(f, &|field| field.to_uppercase())).transpose()
 }
 
 pub fn version(args: FormatArgs) -> Result<i32, Error> {
     let v = Version::current();
-    if wants_json(&args)? {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-    } else {
-        println!("Version:    {}\nOS/Arch:    {}/{}\nKernel:     {}", v.version, v.os, v.arch, v.kernel);
+    match format(&args)? {
+        Some(format) => print!("{}", format.render(&[&v])?),
+        None => println!("Version:    {}\nOS/Arch:    {}/{}\nKernel:     {}", v.version, v.os, v.arch, v.kernel),
     }
     Ok(0)
 }
 
 pub fn info(args: FormatArgs, engine: &Engine) -> Result<i32, Error> {
-    let json = wants_json(&args)?;
+    let format = format(&args)?;
     let info = engine.info()?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&info).unwrap_or_default());
-    } else {
-        print!("{}", human(&info));
+    match format {
+        Some(format) => print!("{}", format.render(&[&info])?),
+        None => print!("{}", human(&info)),
     }
     Ok(0)
 }

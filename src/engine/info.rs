@@ -8,6 +8,7 @@ use serde::Serialize;
 
 /// hutch's version and the machine it runs on.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Version {
     pub version: &'static str,
     pub os: &'static str,
@@ -27,6 +28,7 @@ impl Version {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Info {
     pub version: Version,
     pub ids: Ids,
@@ -39,6 +41,7 @@ pub struct Info {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Ids {
     pub user: String,
     pub uid: u32,
@@ -55,6 +58,7 @@ pub struct Ids {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct UserNamespaces {
     pub max_user_namespaces: Option<u64>,
     pub unprivileged_userns_clone: Option<u64>,
@@ -64,6 +68,7 @@ pub struct UserNamespaces {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct StoreInfo {
     pub path: String,
     /// The store's filesystem, as statfs names it.
@@ -74,6 +79,7 @@ pub struct StoreInfo {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct NetworkInfo {
     /// The mode `run` uses without `--network`, or why there is none.
     pub default: String,
@@ -83,6 +89,7 @@ pub struct NetworkInfo {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct CgroupInfo {
     /// "v2", "hybrid (v1 controllers with a v2 mount)" or "none".
     pub version: String,
@@ -94,6 +101,7 @@ pub struct CgroupInfo {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct SecurityInfo {
     pub seccomp: String,
     pub apparmor: String,
