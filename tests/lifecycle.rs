@@ -602,10 +602,32 @@ fn ps_images_and_inspect_take_go_templates() {
     let bad = env.hutch(&["ps", "--format", "{{.Names"]);
     assert_eq!(bad.status.code(), Some(125));
     assert!(error_line(&bad).starts_with("hutch: --format \"{{.Names\": "), "{}", error_line(&bad));
-    env.ok(&["rm", "-f", "fmt"]);
+    // Filters: one key's values are alternatives, keys must all match.
+    env.detach(&["--name", "done"], &["true"]);
+    let names = |filters: &[&str]| {
+        let args: Vec<&str> = ["ps", "--format", "{{.Names}}"].iter().chain(filters).copied().collect();
+        let mut names: Vec<String> = env.ok(&args).lines().map(String::from).collect();
+        names.sort();
+        names
+    };
+    let wait_exited = Instant::now() + Duration::from_secs(10);
+    while names(&["--filter", "status=exited"]).is_empty() && Instant::now() < wait_exited {}
+    assert_eq!(names(&["--filter", "status=exited"]), ["done"], "a state filter shows stopped ones without -a");
+    assert_eq!(names(&["-a", "--filter", "name=fm"]), ["fmt"]);
+    assert_eq!(names(&["-a", "--filter", "exited=0"]), ["done"]);
+    assert_eq!(names(&["-a", "--filter", "status=running", "--filter", "status=exited"]), ["done", "fmt"]);
+    assert_eq!(names(&["-a", "--filter", "status=running", "--filter", "name=done"]), Vec::<String>::new());
+    let bad = env.hutch(&["ps", "--filter", "colour=red"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert_eq!(error_line(&bad), "hutch: --filter colour=red: the filters here are name, id, status, exited, ancestor");
+    env.ok(&["rm", "-f", "fmt", "done"]);
+
     env.busybox_image("format/box:7");
-    let images = env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{len .ID}}"]);
+    env.ok(&["tag", "format/box:7", "other/thing:1"]);
+    let images =
+        env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{len .ID}}", "--filter", "reference=format/*"]);
     assert_eq!(images, "docker.io/format/box:7 12\n");
+    assert_eq!(env.ok(&["images", "-q", "--filter", "dangling=true"]), "", "every image here has a name");
 }
 
 #[test]

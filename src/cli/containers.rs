@@ -1,6 +1,7 @@
 //! The container verbs: ps, logs, stop, kill, start, restart, wait, rm,
 //! inspect. Containers are named by full id, name or unique id prefix.
 
+use super::filter::Filters;
 use super::format::Format;
 use super::Error;
 use crate::containers::log::{self, LogReader, Record, Stream};
@@ -26,6 +27,25 @@ pub struct PsArgs {
     /// Output format: json, or a Go template ({{.Names}}, table {{.ID}}\t{{.Status}})
     #[arg(long, value_name = "FORMAT")]
     format: Option<String>,
+    /// Only containers that match: name=, id=, status=, exited=, ancestor= (repeatable)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    filter: Vec<String>,
+}
+
+/// Whether a container passes `ps`' filters.
+fn ps_filters_allow(filters: &Filters, c: &Container, state: &ContainerState) -> bool {
+    let ancestor = |v: &str| {
+        let named = crate::image::ImageRef::parse(v).map(|r| r.to_string()).ok();
+        let id = c.record.image_id.as_deref().unwrap_or_default().trim_start_matches("sha256:");
+        c.record.image == v
+            || named.as_deref() == Some(c.record.image.as_str())
+            || (!v.is_empty() && id.starts_with(v.trim_start_matches("sha256:")))
+    };
+    filters.allows("name", |v| c.record.name.contains(v))
+        && filters.allows("id", |v| c.record.id.starts_with(v))
+        && filters.allows("status", |v| state.status.as_str() == v)
+        && filters.allows("exited", |v| state.status == Status::Exited && state.exit_code.unwrap_or(0).to_string() == v)
+        && filters.allows("ancestor", ancestor)
 }
 
 /// A row of `ps`, with Docker's field names for `--format`.
@@ -117,6 +137,9 @@ pub struct RmArgs {
 }
 
 pub fn ps(args: PsArgs, engine: &Engine) -> Result<i32, Error> {
+    let filters = Filters::parse(&args.filter, &["name", "id", "status", "exited", "ancestor"])?;
+    // As Docker: asking for a state or an exit code shows stopped ones too.
+    let all = args.all || filters.has("status") || filters.has("exited");
     let containers = engine.list_containers()?;
     let rows: Vec<(Container, ContainerState)> = containers
         .into_iter()
@@ -124,7 +147,7 @@ pub fn ps(args: PsArgs, engine: &Engine) -> Result<i32, Error> {
             let state = c.state();
             (c, state)
         })
-        .filter(|(_, s)| args.all || s.is_running())
+        .filter(|(c, s)| (all || s.is_running()) && ps_filters_allow(&filters, c, s))
         .collect();
     if args.quiet {
         for (c, _) in rows {

@@ -1,5 +1,6 @@
 //! The image verbs: pull, images, rmi, inspect, history, tag, image prune.
 
+use super::filter::{glob_match, Filters};
 use super::format::Format;
 use super::Error;
 use crate::engine::{Engine, ImageRemoval};
@@ -31,6 +32,20 @@ pub struct ImagesArgs {
     /// Output format: json, or a Go template ({{.Repository}}:{{.Tag}}, table …)
     #[arg(long, value_name = "FORMAT")]
     format: Option<String>,
+    /// Only images that match: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    filter: Vec<String>,
+}
+
+/// Whether an image passes `images`' filters; `created_of` finds the
+/// creation time of an image named in before= or since=.
+/// (`reference=` applies to each name: see [`reference_allows`]).
+fn images_filters_allow(filters: &Filters, i: &ImageRecord, created_of: &dyn Fn(&str) -> Option<String>) -> bool {
+    let created = i.created.clone().unwrap_or_default();
+    filters.allows("dangling", |v| (v == "true") == i.names.is_empty())
+        && filters.allows("reference", |_| !i.names.is_empty())
+        && filters.allows("before", |v| created_of(v).is_some_and(|t| created < t))
+        && filters.allows("since", |v| created_of(v).is_some_and(|t| created > t))
 }
 
 #[derive(Args)]
@@ -242,7 +257,12 @@ pub fn logout(args: LogoutArgs, engine: &Engine) -> Result<i32, Error> {
 }
 
 pub fn images(args: ImagesArgs, engine: &Engine) -> Result<i32, Error> {
+    let filters = Filters::parse(&args.filter, &["dangling", "reference", "before", "since"])?;
     let mut images = engine.images()?;
+    if !filters.is_empty() {
+        let created_of = |name: &str| engine.image(name).ok().and_then(|i| i.created);
+        images.retain(|i| images_filters_allow(&filters, i, &created_of));
+    }
     images.sort_by_key(|i| std::cmp::Reverse(i.stored));
     let id = |i: &ImageRecord| if args.no_trunc { i.id.to_string() } else { i.id.short().to_string() };
     if args.quiet {
@@ -257,7 +277,7 @@ pub fn images(args: ImagesArgs, engine: &Engine) -> Result<i32, Error> {
         let names: Vec<(String, String)> = if i.names.is_empty() {
             vec![("<none>".into(), "<none>".into())]
         } else {
-            i.names.iter().map(|n| split_tag(n)).collect()
+            i.names.iter().filter(|n| reference_allows(&filters, n)).map(|n| split_tag(n)).collect()
         };
         for (repository, tag) in names {
             rows.push(ImagesRow {
@@ -285,6 +305,13 @@ pub fn images(args: ImagesArgs, engine: &Engine) -> Result<i32, Error> {
         println!("{:<40} {:<16} {:<12} {:<16} {}", r.repository, r.tag, r.id, r.created_since, r.size);
     }
     Ok(0)
+}
+
+/// Whether the name `name` passes `reference=` patterns, matched against
+/// the whole name and the short one Docker shows (`busybox:latest`).
+fn reference_allows(filters: &Filters, name: &str) -> bool {
+    let short = name.trim_start_matches("docker.io/library/").trim_start_matches("docker.io/");
+    filters.allows("reference", |v| glob_match(v, name) || glob_match(v, short))
 }
 
 /// A row of `images`, with Docker's field names for `--format`.

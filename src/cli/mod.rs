@@ -3,6 +3,7 @@
 mod commit;
 mod containers;
 mod cp;
+mod filter;
 mod format;
 mod images;
 mod limits;
