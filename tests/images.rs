@@ -42,6 +42,12 @@ fn pulled_images_run_with_their_config_and_flags_override_it() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim().len(), 71, "prints the image id");
     let listing = env.ok(&["images"]);
     assert!(listing.contains(&format!("{}/test/busybox", reg.addr)) && listing.contains(" 1 "), "{listing}");
+    let with_digests = env.ok(&["images", "--digests"]);
+    assert!(with_digests.lines().next().unwrap().contains("DIGEST"), "{with_digests}");
+    assert!(
+        with_digests.lines().nth(1).unwrap().contains(" sha256:"),
+        "the manifest digest it was pulled by: {with_digests}"
+    );
 
     assert_eq!(env.ok(&["run", "--rm", &name]), "image from /tmp as 0\n");
     assert_eq!(env.ok(&["run", "--rm", "-e", "GREETING=flag", "-w", "/", &name]), "flag from / as 0\n");

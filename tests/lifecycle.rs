@@ -617,10 +617,17 @@ fn ps_images_and_inspect_take_go_templates() {
     assert_eq!(names(&["-a", "--filter", "exited=0"]), ["done"]);
     assert_eq!(names(&["-a", "--filter", "status=running", "--filter", "status=exited"]), ["done", "fmt"]);
     assert_eq!(names(&["-a", "--filter", "status=running", "--filter", "name=done"]), Vec::<String>::new());
+    assert_eq!(names(&["--last", "1"]), ["done"], "the one created last, whatever its state");
+    assert_eq!(names(&["-l"]), ["done"]);
+    assert_eq!(names(&["-n", "2"]), ["done", "fmt"]);
     let bad = env.hutch(&["ps", "--filter", "colour=red"]);
     assert_eq!(bad.status.code(), Some(125));
     assert_eq!(error_line(&bad), "hutch: --filter colour=red: the filters here are name, id, status, exited, ancestor");
-    env.ok(&["rm", "-f", "fmt", "done"]);
+    env.ok(&["stop", "-t", "0", "fmt"]);
+    // system prune: every stopped container, and what no image needs.
+    let pruned = env.ok(&["system", "prune", "-f"]);
+    assert!(pruned.contains(&id) && pruned.contains("unused layers and blobs"), "{pruned}");
+    assert_eq!(env.ok(&["ps", "-a", "-q"]), "");
 
     env.busybox_image("format/box:7");
     env.ok(&["tag", "format/box:7", "other/thing:1"]);

@@ -30,6 +30,12 @@ pub struct PsArgs {
     /// Only containers that match: name=, id=, status=, exited=, ancestor= (repeatable)
     #[arg(short, long, value_name = "KEY=VALUE")]
     filter: Vec<String>,
+    /// The N containers created last, in any state
+    #[arg(short = 'n', long, value_name = "N")]
+    last: Option<usize>,
+    /// The container created last, in any state
+    #[arg(short, long)]
+    latest: bool,
 }
 
 /// Whether a container passes `ps`' filters.
@@ -138,8 +144,10 @@ pub struct RmArgs {
 
 pub fn ps(args: PsArgs, engine: &Engine) -> Result<i32, Error> {
     let filters = Filters::parse(&args.filter, &["name", "id", "status", "exited", "ancestor"])?;
-    // As Docker: asking for a state or an exit code shows stopped ones too.
-    let all = args.all || filters.has("status") || filters.has("exited");
+    // As Docker: asking for a state, an exit code or the last ones shows
+    // stopped ones too.
+    let last = if args.latest { Some(1) } else { args.last };
+    let all = args.all || filters.has("status") || filters.has("exited") || last.is_some();
     let containers = engine.list_containers()?;
     let rows: Vec<(Container, ContainerState)> = containers
         .into_iter()
@@ -148,6 +156,7 @@ pub fn ps(args: PsArgs, engine: &Engine) -> Result<i32, Error> {
             (c, state)
         })
         .filter(|(c, s)| (all || s.is_running()) && ps_filters_allow(&filters, c, s))
+        .take(last.unwrap_or(usize::MAX)) // newest first
         .collect();
     if args.quiet {
         for (c, _) in rows {

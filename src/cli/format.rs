@@ -83,7 +83,7 @@ fn header_line(body: &str, header_of: &dyn Fn(&str) -> String) -> String {
 }
 
 /// Tab-separated cells as columns three spaces apart.
-fn aligned(lines: &[String]) -> String {
+pub fn aligned(lines: &[String]) -> String {
     let rows: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let width = |i: usize| rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0);

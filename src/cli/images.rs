@@ -29,6 +29,9 @@ pub struct ImagesArgs {
     /// Whole image ids (sha256:…)
     #[arg(long)]
     no_trunc: bool,
+    /// Show the digest each image was pulled by
+    #[arg(long)]
+    digests: bool,
     /// Output format: json, or a Go template ({{.Repository}}:{{.Tag}}, table …)
     #[arg(long, value_name = "FORMAT")]
     format: Option<String>,
@@ -300,10 +303,21 @@ pub fn images(args: ImagesArgs, engine: &Engine) -> Result<i32, Error> {
         print!("{}", format.render(&rows)?);
         return Ok(0);
     }
-    println!("{:<40} {:<16} {:<12} {:<16} SIZE", "REPOSITORY", "TAG", "IMAGE ID", "CREATED");
+    let mut table = Vec::new();
+    let digest = |d: &str| if args.digests { format!("{d}\t") } else { String::new() };
+    table.push(format!("REPOSITORY\tTAG\t{}IMAGE ID\tCREATED\tSIZE", digest("DIGEST")));
     for r in rows {
-        println!("{:<40} {:<16} {:<12} {:<16} {}", r.repository, r.tag, r.id, r.created_since, r.size);
+        table.push(format!(
+            "{}\t{}\t{}{}\t{}\t{}",
+            r.repository,
+            r.tag,
+            digest(&r.digest),
+            r.id,
+            r.created_since,
+            r.size
+        ));
     }
+    print!("{}", super::format::aligned(&table));
     Ok(0)
 }
 

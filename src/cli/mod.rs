@@ -98,6 +98,9 @@ enum Command {
     Completion(system::CompletionArgs),
     /// Write man pages (hutch.1, hutch-run.1, …) to a directory
     Man(system::ManArgs),
+    /// Manage hutch itself
+    #[command(subcommand)]
+    System(SystemCommand),
 }
 
 #[derive(Subcommand)]
@@ -109,6 +112,14 @@ enum ContainerCommand {
     Ls(containers::PsArgs),
     /// Remove containers
     Rm(containers::RmArgs),
+}
+
+#[derive(Subcommand)]
+enum SystemCommand {
+    /// Remove stopped containers, unnamed images no container uses, and what killed commands left
+    Prune(containers::PruneArgs),
+    /// Show what hutch finds on this machine
+    Info(system::FormatArgs),
 }
 
 /// Everything a command can fail with. Each message already carries its
@@ -201,6 +212,8 @@ pub fn main() -> i32 {
             Command::Version(args) => system::version(args),
             Command::Completion(args) => system::completion(args, Cli::command()),
             Command::Man(args) => system::man(args, Cli::command()),
+            Command::System(SystemCommand::Prune(args)) => system::prune(args, root),
+            Command::System(SystemCommand::Info(args)) => system::info(args, root),
             Command::Create(args) => run::create(*args, root),
             Command::Start(args) => containers::start(args, root),
             Command::Stop(args) => containers::stop(args, root),

@@ -109,6 +109,13 @@ fn human(i: &Info) -> String {
     .collect()
 }
 
+/// `system prune`: stopped containers, then unnamed images no container
+/// uses and every unreferenced layer and blob (and `tmp/` leftovers).
+pub fn prune(args: super::containers::PruneArgs, engine: &Engine) -> Result<i32, Error> {
+    super::containers::prune(args, engine)?;
+    super::images::prune(engine)
+}
+
 pub fn completion(args: CompletionArgs, mut command: clap::Command) -> Result<i32, Error> {
     let shell = match args.shell {
         Shell::Bash => clap_complete::Shell::Bash,
