@@ -34,6 +34,7 @@ pub mod storage;
 pub mod sys;
 pub mod trace;
 pub mod userns;
+pub mod volumes;
 
 /// hutch itself failed (Docker's 125).
 pub const EXIT_HUTCH_ERROR: i32 = 125;

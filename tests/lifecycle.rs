@@ -622,7 +622,10 @@ fn ps_images_and_inspect_take_go_templates() {
     assert_eq!(names(&["-n", "2"]), ["done", "fmt"]);
     let bad = env.hutch(&["ps", "--filter", "colour=red"]);
     assert_eq!(bad.status.code(), Some(125));
-    assert_eq!(error_line(&bad), "hutch: --filter colour=red: the filters here are name, id, status, exited, ancestor");
+    assert_eq!(
+        error_line(&bad),
+        "hutch: --filter colour=red: the filters here are name, id, status, exited, ancestor, volume"
+    );
     env.ok(&["stop", "-t", "0", "fmt"]);
     // system prune: every stopped container, and what no image needs.
     let pruned = env.ok(&["system", "prune", "-f"]);
@@ -635,6 +638,45 @@ fn ps_images_and_inspect_take_go_templates() {
         env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{len .ID}}", "--filter", "reference=format/*"]);
     assert_eq!(images, "docker.io/format/box:7 12\n");
     assert_eq!(env.ok(&["images", "-q", "--filter", "dangling=true"]), "", "every image here has a name");
+}
+
+#[test]
+fn named_volumes_outlive_containers_and_go_only_when_unused() {
+    let env = Env::new("volumes");
+    let rootfs = busybox_rootfs().to_str().unwrap();
+    let run = |args: &[&str]| {
+        let all: Vec<&str> = ["run", "--rm"].iter().chain(args).copied().collect();
+        env.hutch(&all)
+    };
+    assert_eq!(env.ok(&["volume", "create", "data"]), "data\n");
+    let again = env.hutch(&["volume", "create", "data"]);
+    assert_eq!((again.status.code(), error_line(&again)), (Some(125), "hutch: volume data exists already".into()));
+    // One container writes, the next reads; read-only is honoured.
+    assert_success(&run(&["-v", "data:/data", "--rootfs", rootfs, "--", "sh", "-c", "echo kept > /data/f"]));
+    let read = run(&["-v", "data:/data:ro", "--rootfs", rootfs, "--", "cat", "/data/f"]);
+    assert_eq!(String::from_utf8_lossy(&read.stdout), "kept\n");
+    assert!(!run(&["-v", "data:/data:ro", "--rootfs", rootfs, "--", "sh", "-c", "echo x > /data/g"]).status.success());
+    // run makes a volume it does not find, as Docker does.
+    assert_success(&run(&["-v", "fresh:/x", "--rootfs", rootfs, "--", "true"]));
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "data\nfresh\n");
+    let mountpoint = env.ok(&["volume", "inspect", "--format", "{{.Mountpoint}}", "data"]);
+    let mountpoint = std::path::Path::new(mountpoint.trim());
+    assert!(mountpoint.starts_with(env.store.path()), "{}", mountpoint.display());
+    assert_eq!(std::fs::read_to_string(mountpoint.join("f")).unwrap(), "kept\n");
+    // In use, even by a stopped container: kept.
+    env.detach(&["--name", "user", "-v", "data:/data"], &["true"]);
+    let refused = env.hutch(&["volume", "rm", "data"]);
+    assert_eq!(error_line(&refused), "hutch: volume data is in use by container user: remove the container first");
+    assert_eq!(env.ok(&["ps", "-a", "--filter", "volume=data", "--format", "{{.Names}}"]), "user\n");
+    assert_eq!(env.ok(&["volume", "ls", "-q", "--filter", "dangling=true"]), "fresh\n");
+    assert_eq!(env.ok(&["volume", "prune", "-f"]), "fresh\n");
+    env.ok(&["rm", "-f", "user"]);
+    assert_eq!(env.ok(&["volume", "rm", "data"]), "data\n");
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "");
+    let left = std::fs::read_dir(env.store.path().join("volumes")).unwrap().count();
+    assert_eq!(left, 0, "nothing of the volumes is left in the store");
+    let missing = env.hutch(&["volume", "inspect", "data"]);
+    assert_eq!(error_line(&missing), "hutch: no such volume: data");
 }
 
 #[test]

@@ -173,8 +173,8 @@ fn bad_flags_and_paths_are_one_line_errors() {
     assert_eq!(out.status.code(), Some(125));
     assert_eq!(error_line(&out), "hutch: volume source /nonexistent/dir: No such file or directory (os error 2)");
 
-    let out = h.run(&["-v", "relative:/data"], &["true"]);
-    assert!(stderr(&out).contains("named volumes are not supported yet"));
+    let out = h.run(&["-v", "not a name:/data"], &["true"]);
+    assert!(stderr(&out).contains("a volume name has letters, digits"), "{}", stderr(&out));
     let out = h.run(&["--network", "bridge"], &["true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("unknown network mode \"bridge\""), "{}", stderr(&out));

@@ -27,7 +27,7 @@ pub struct PsArgs {
     /// Output format: json, or a Go template ({{.Names}}, table {{.ID}}\t{{.Status}})
     #[arg(long, value_name = "FORMAT")]
     format: Option<String>,
-    /// Only containers that match: name=, id=, status=, exited=, ancestor= (repeatable)
+    /// Only containers that match: name=, id=, status=, exited=, ancestor=, volume= (repeatable)
     #[arg(short, long, value_name = "KEY=VALUE")]
     filter: Vec<String>,
     /// The N containers created last, in any state
@@ -52,6 +52,7 @@ fn ps_filters_allow(filters: &Filters, c: &Container, state: &ContainerState) ->
         && filters.allows("status", |v| state.status.as_str() == v)
         && filters.allows("exited", |v| state.status == Status::Exited && state.exit_code.unwrap_or(0).to_string() == v)
         && filters.allows("ancestor", ancestor)
+        && filters.allows("volume", |v| c.record.volumes.iter().any(|name| name == v))
 }
 
 /// A row of `ps`, with Docker's field names for `--format`.
@@ -143,7 +144,7 @@ pub struct RmArgs {
 }
 
 pub fn ps(args: PsArgs, engine: &Engine) -> Result<i32, Error> {
-    let filters = Filters::parse(&args.filter, &["name", "id", "status", "exited", "ancestor"])?;
+    let filters = Filters::parse(&args.filter, &["name", "id", "status", "exited", "ancestor", "volume"])?;
     // As Docker: asking for a state, an exit code or the last ones shows
     // stopped ones too.
     let last = if args.latest { Some(1) } else { args.last };

@@ -11,6 +11,7 @@ mod run;
 mod stats;
 mod system;
 mod unshare;
+mod volumes;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -101,6 +102,9 @@ enum Command {
     /// Manage hutch itself
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage named volumes
+    #[command(subcommand)]
+    Volume(volumes::VolumeCommand),
 }
 
 #[derive(Subcommand)]
@@ -213,6 +217,7 @@ pub fn main() -> i32 {
             Command::Completion(args) => system::completion(args, Cli::command()),
             Command::Man(args) => system::man(args, Cli::command()),
             Command::System(SystemCommand::Prune(args)) => system::prune(args, root),
+            Command::Volume(command) => volumes::run(command, root),
             Command::System(SystemCommand::Info(args)) => system::info(args, root),
             Command::Create(args) => run::create(*args, root),
             Command::Start(args) => containers::start(args, root),

@@ -70,6 +70,9 @@ pub struct ContainerRecord {
     /// `--cgroups`: whether limits go through a delegated cgroup.
     #[serde(default)]
     pub cgroups: crate::cgroup::Mode,
+    /// The named volumes it uses (`-v NAME:/path`).
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// The store's containers.

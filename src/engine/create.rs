@@ -112,6 +112,8 @@ struct Launch {
 struct HostResources {
     network: NetworkMode,
     ports: Vec<PortMapping>,
+    /// `-v` binds, named volumes resolved to their data.
+    volumes: Vec<Volume>,
 }
 
 impl Engine {
@@ -131,6 +133,7 @@ impl Engine {
             publish.extend(launch.exposed_ports.iter().cloned());
         }
         let ports = self.published_ports(&publish, &network)?;
+        let volumes = self.resolve_volumes(&options.volumes)?;
         let record = ContainerRecord {
             id: crate::containers::new_id()?,
             image: launch.image_name.clone(),
@@ -144,6 +147,7 @@ impl Engine {
             interactive: options.interactive,
             log_max_size: options.log_max_size,
             cgroups: options.cgroups,
+            volumes: volumes.iter().filter_map(|v| v.name.clone()).collect(),
             ..Default::default()
         };
         let container = self.containers()?.create(record, options.name.as_deref())?;
@@ -153,7 +157,7 @@ impl Engine {
         let prepared = runtime_dir.and_then(|runtime_dir| {
             let overlay = self.prepare_rootfs(&launch, &container)?;
             trace::mark("root prepared");
-            let host = HostResources { network, ports };
+            let host = HostResources { network, ports, volumes };
             let spec = self.build_spec(&container, &runtime_dir, host, options, &launch, overlay)?;
             trace::mark("spec written");
             Ok(Created { container: container.clone(), spec })
@@ -235,7 +239,7 @@ impl Engine {
         launch: &Launch,
         overlay: Option<LayeredRoot>,
     ) -> Result<Spec, Error> {
-        let HostResources { network, ports } = host;
+        let HostResources { network, ports, volumes } = host;
         let hostname = options.hostname.clone().unwrap_or_else(|| container.short_id().to_string());
         // Written once, into the new container's directory, before anything
         // reads them: no need to write them aside first.
@@ -262,7 +266,7 @@ impl Engine {
             workdir: launch.workdir.clone(),
             user: launch.user.clone(),
             hostname,
-            volumes: options.volumes.clone(),
+            volumes,
             devices: options.devices.clone(),
             terminal: options.terminal,
             terminal_size: options.terminal_size,

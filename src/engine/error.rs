@@ -15,6 +15,8 @@ pub enum Error {
     #[error(transparent)]
     Containers(#[from] crate::containers::Error),
     #[error(transparent)]
+    Volumes(#[from] crate::volumes::Error),
+    #[error(transparent)]
     Userns(#[from] crate::userns::Error),
     #[error(transparent)]
     Config(#[from] crate::config::Error),

@@ -22,6 +22,7 @@ mod info;
 mod remove;
 mod start;
 mod unshare;
+mod volumes;
 
 pub use commit::CommitOptions;
 pub use copy::{CopyOptions, Side};

@@ -100,7 +100,7 @@ impl Engine {
     /// as another user, and a root directory's container has no layer),
     /// the rest from inside the user namespace, where its files of other
     /// ids may be deleted.
-    fn delete_trees(&self, mut dirs: Vec<std::path::PathBuf>) -> Result<(), Error> {
+    pub(crate) fn delete_trees(&self, mut dirs: Vec<std::path::PathBuf>) -> Result<(), Error> {
         dirs.retain(|dir| remove_tree(dir).is_err());
         if dirs.is_empty() {
             return Ok(());

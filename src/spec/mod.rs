@@ -25,10 +25,8 @@ use std::path::{Path, PathBuf};
 pub enum Error {
     #[error("invalid volume {0:?}: expected HOST-PATH:CONTAINER-PATH[:ro|rw] with an absolute container path")]
     VolumeSyntax(String),
-    #[error(
-        "invalid volume {0:?}: named volumes are not supported yet; give a host path (absolute, or starting with ./)"
-    )]
-    NamedVolume(String),
+    #[error("invalid volume {0:?}: a volume name has letters, digits, '_', '.' and '-', starting with a letter or digit; a host path is absolute or starts with ./")]
+    VolumeName(String),
     #[error("volume source {path}: {source}")]
     VolumeSource {
         path: PathBuf,
@@ -69,17 +67,21 @@ pub enum Error {
     Oci(#[from] oci_spec::OciSpecError),
 }
 
-/// A `-v` bind mount.
+/// A `-v` bind mount: of a host path, or of a named volume's data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Volume {
+    /// The host path; for a named volume, its data directory once the
+    /// engine has found or made it (empty until then).
     pub source: PathBuf,
+    /// The named volume, for `-v NAME:/path`.
+    pub name: Option<String>,
     pub destination: PathBuf,
     /// Mount options for the runtime: `ro`, `nosuid`, `nodev`, `noexec`.
     pub options: Vec<String>,
 }
 
 impl Volume {
-    /// Parses `HOST:CONTAINER[:OPTIONS]`; the host path must exist.
+    /// Parses `HOST-PATH|NAME:CONTAINER[:OPTIONS]`; a host path must exist.
     pub fn parse(arg: &str) -> Result<Volume, Error> {
         let parts: Vec<&str> = arg.split(':').collect();
         let (source, destination, options) = match parts.as_slice() {
@@ -90,8 +92,11 @@ impl Volume {
         if !destination.starts_with('/') || source.is_empty() {
             return Err(Error::VolumeSyntax(arg.into()));
         }
-        if !source.starts_with('/') && !source.starts_with('.') {
-            return Err(Error::NamedVolume(arg.into()));
+        let is_name = crate::volumes::is_volume_name(source);
+        let name_ok = source.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && source.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if is_name && !name_ok {
+            return Err(Error::VolumeName(arg.into()));
         }
         let mut flags: Vec<String> = Vec::new();
         for option in options.split(',').filter(|o| !o.is_empty()) {
@@ -104,9 +109,17 @@ impl Volume {
                 other => return Err(Error::VolumeOption { volume: arg.into(), option: other.into() }),
             }
         }
+        if is_name {
+            return Ok(Volume {
+                source: PathBuf::new(),
+                name: Some(source.into()),
+                destination: destination.into(),
+                options: flags,
+            });
+        }
         let source =
             std::fs::canonicalize(source).map_err(|e| Error::VolumeSource { path: source.into(), source: e })?;
-        Ok(Volume { source, destination: destination.into(), options: flags })
+        Ok(Volume { source, name: None, destination: destination.into(), options: flags })
     }
 }
 
@@ -547,7 +560,8 @@ mod tests {
         let v = Volume::parse("/tmp:/data:ro,noexec,rw").unwrap();
         assert_eq!(v.options, vec!["noexec".to_string()]);
         assert!(matches!(Volume::parse("/tmp:data"), Err(Error::VolumeSyntax(_))));
-        assert!(matches!(Volume::parse("myvol:/data"), Err(Error::NamedVolume(_))));
+        assert_eq!(Volume::parse("myvol:/data").unwrap().name.as_deref(), Some("myvol"));
+        assert!(matches!(Volume::parse("my vol:/data"), Err(Error::VolumeName(_))));
         assert!(matches!(Volume::parse("/tmp:/data:bogus"), Err(Error::VolumeOption { .. })));
         assert!(matches!(Volume::parse("/no/such/dir/here:/data"), Err(Error::VolumeSource { .. })));
     }
