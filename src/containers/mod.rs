@@ -51,6 +51,9 @@ pub struct ContainerRecord {
     pub command: Vec<String>,
     /// Seconds since the epoch.
     pub created: u64,
+    /// Nanoseconds past `created`: orders containers made in one second.
+    #[serde(default)]
+    pub created_nanos: u32,
     /// Published ports as `-p` shows them (`127.0.0.1:8080->80/tcp`).
     #[serde(default)]
     pub ports: Vec<String>,
@@ -178,7 +181,8 @@ impl Containers {
                 found.extend(Container::at(&entry.path()).ok());
             }
         }
-        found.sort_by(|a, b| b.record.created.cmp(&a.record.created).then(a.record.id.cmp(&b.record.id)));
+        let when = |c: &Container| (c.record.created, c.record.created_nanos);
+        found.sort_by(|a, b| when(b).cmp(&when(a)).then(a.record.id.cmp(&b.record.id)));
         Ok(found)
     }
 

@@ -9,7 +9,6 @@ use crate::config::Config;
 use crate::containers::{Container, ContainerRecord};
 use crate::image::config::RunDefaults;
 use crate::image::pull::Platform;
-use crate::image::time::now;
 use crate::image::{ImageRecord, Store};
 use crate::runtime_dir::ContainerRuntimeDir;
 use crate::spec::annotations;
@@ -134,12 +133,14 @@ impl Engine {
         }
         let ports = self.published_ports(&publish, &network)?;
         let volumes = self.resolve_volumes(&options.volumes)?;
+        let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let record = ContainerRecord {
             id: crate::containers::new_id()?,
             image: launch.image_name.clone(),
             image_id: launch.image.as_ref().map(|i| i.id.to_string()),
             command: launch.command.clone(),
-            created: now(),
+            created: created.as_secs(),
+            created_nanos: created.subsec_nanos(),
             ports: ports.iter().map(PortMapping::display).collect(),
             stop_signal: launch.stop_signal.clone(),
             auto_remove: options.auto_remove,
