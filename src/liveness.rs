@@ -81,3 +81,19 @@ impl ProcessId {
 pub fn abandoned(tag: &str) -> bool {
     !ProcessId::from_tag(tag).is_some_and(|p| p.alive())
 }
+
+/// Whether the owner of `OWNER-REST` (a name made aside, as
+/// `.creating-OWNER-ID` is after its prefix) is gone.
+pub fn owner_of_name_gone(owner_and_rest: &str) -> bool {
+    abandoned(owner_and_rest.split_once('-').map_or(owner_and_rest, |(owner, _)| owner))
+}
+
+/// The entries of `dir` named `PREFIX` + `OWNER-REST` whose owner is gone:
+/// what killed processes left aside there.
+pub fn left_by_gone_owners(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let left = entries
+        .flatten()
+        .filter(|e| e.file_name().to_str().and_then(|n| n.strip_prefix(prefix)).is_some_and(owner_of_name_gone));
+    left.map(|e| e.path()).collect()
+}

@@ -131,7 +131,7 @@ impl Volumes {
         for entry in fs::read_dir(&self.dir).map_err(io("read", &self.dir))?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(owner) = name.strip_prefix(STAGING_PREFIX) {
-                if owner_gone(owner) {
+                if crate::liveness::owner_of_name_gone(owner) {
                     let _ = fs::remove_dir_all(entry.path());
                 }
             } else if !name.starts_with('.') {
@@ -155,17 +155,8 @@ impl Volumes {
 
     /// Removals whose process was killed before it deleted them.
     pub fn abandoned_removals(&self) -> Vec<PathBuf> {
-        let Ok(entries) = fs::read_dir(&self.dir) else { return Vec::new() };
-        let abandoned = entries
-            .flatten()
-            .filter(|e| e.file_name().to_str().and_then(|n| n.strip_prefix(REMOVAL_PREFIX)).is_some_and(owner_gone));
-        abandoned.map(|e| e.path()).collect()
+        crate::liveness::left_by_gone_owners(&self.dir, REMOVAL_PREFIX)
     }
-}
-
-fn owner_gone(owner_and_name: &str) -> bool {
-    let owner = owner_and_name.split_once('-').map_or(owner_and_name, |(owner, _)| owner);
-    crate::liveness::abandoned(owner)
 }
 
 /// Docker's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.

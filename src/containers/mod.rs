@@ -105,12 +105,6 @@ fn staging_name(id: &str) -> String {
     format!("{STAGING_PREFIX}{}-{id}", ProcessId::current_tag())
 }
 
-/// Whether the process named in `.creating-OWNER-ID` or `.removing-OWNER-ID`
-/// is gone.
-fn owner_gone(owner_and_id: &str) -> bool {
-    let owner = owner_and_id.split_once('-').map_or(owner_and_id, |(owner, _)| owner);
-    crate::liveness::abandoned(owner)
-}
 const STATE: &str = "state.json";
 /// The runtime Spec the monitor runs.
 pub const SPEC: &str = "config.json";
@@ -172,7 +166,7 @@ impl Containers {
             let name = name.to_string_lossy();
             if let Some(owner) = name.strip_prefix(STAGING_PREFIX) {
                 // Holds only the record: no files of other ids.
-                if owner_gone(owner) {
+                if crate::liveness::owner_of_name_gone(owner) {
                     let _ = fs::remove_dir_all(entry.path());
                 }
             } else if name.starts_with(REMOVAL_PREFIX) {
@@ -257,11 +251,7 @@ impl Containers {
     /// them (their layers hold files of other ids: the caller deletes them
     /// in the user namespace).
     pub fn abandoned_removals(&self) -> Vec<PathBuf> {
-        let Ok(entries) = fs::read_dir(&self.dir) else { return Vec::new() };
-        let abandoned = entries
-            .flatten()
-            .filter(|e| e.file_name().to_str().and_then(|n| n.strip_prefix(REMOVAL_PREFIX)).is_some_and(owner_gone));
-        abandoned.map(|e| e.path()).collect()
+        crate::liveness::left_by_gone_owners(&self.dir, REMOVAL_PREFIX)
     }
 
     /// The container named `key`: its full id, its name, or a unique prefix of its id.
