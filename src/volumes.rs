@@ -159,12 +159,9 @@ impl Volumes {
     }
 }
 
-/// Docker's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
-fn check_name(name: &str) -> Result<(), Error> {
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if first_ok && rest_ok && name.len() >= 2 && name.len() <= 128 {
+/// Docker's rule, as for containers, and two characters at least.
+pub fn check_name(name: &str) -> Result<(), Error> {
+    if crate::containers::follows_docker_rule(name) && name.len() >= 2 {
         Ok(())
     } else {
         Err(Error::InvalidName(name.to_string()))

@@ -28,6 +28,11 @@ impl Filters {
         self.by_key.is_empty()
     }
 
+    /// The values given for `key`.
+    pub fn values(&self, key: &str) -> &[String] {
+        self.by_key.get(key).map_or(&[], Vec::as_slice)
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.by_key.contains_key(key)
     }

@@ -263,7 +263,11 @@ pub fn images(args: ImagesArgs, engine: &Engine) -> Result<i32, Error> {
     let filters = Filters::parse(&args.filter, &["dangling", "reference", "before", "since"])?;
     let mut images = engine.images()?;
     if !filters.is_empty() {
-        let created_of = |name: &str| engine.image(name).ok().and_then(|i| i.created);
+        // The images named in before= and since=, looked up once.
+        let named = filters.values("before").iter().chain(filters.values("since"));
+        let created: std::collections::HashMap<&str, Option<String>> =
+            named.map(|v| (v.as_str(), engine.image(v).ok().and_then(|i| i.created))).collect();
+        let created_of = |name: &str| created.get(name).cloned().flatten();
         images.retain(|i| images_filters_allow(&filters, i, &created_of));
     }
     images.sort_by_key(|i| std::cmp::Reverse(i.stored));

@@ -93,15 +93,12 @@ pub fn run(command: VolumeCommand, engine: &Engine) -> Result<i32, Error> {
 fn ls(args: LsArgs, engine: &Engine) -> Result<i32, Error> {
     let filters = Filters::parse(&args.filter, &["name", "dangling"])?;
     let format = args.format.as_deref().map(|f| Format::parse(f, &header)).transpose()?;
-    let mut volumes = Vec::new();
-    for v in engine.volumes()? {
-        let unused = filters.has("dangling") && engine.volume_users(&v.name)?.is_empty();
-        let keep =
-            filters.allows("name", |n| v.name.contains(n)) && filters.allows("dangling", |d| (d == "true") == unused);
-        if keep {
-            volumes.push(v);
-        }
-    }
+    let in_use = if filters.has("dangling") { engine.volumes_in_use()? } else { Default::default() };
+    let mut volumes = engine.volumes()?;
+    volumes.retain(|v| {
+        let unused = !in_use.contains_key(&v.name);
+        filters.allows("name", |n| v.name.contains(n)) && filters.allows("dangling", |d| (d == "true") == unused)
+    });
     if args.quiet {
         volumes.iter().for_each(|v| println!("{}", v.name));
     } else if let Some(format) = format {

@@ -12,6 +12,7 @@ pub mod processes;
 mod status;
 
 pub use control::parse_signal;
+pub use names::follows_docker_rule;
 pub use status::{stat_fields, ContainerState, ProcessId, Status};
 
 use crate::files::write_atomic;

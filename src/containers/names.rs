@@ -44,11 +44,16 @@ const SURNAMES: &[&str] = &[
     "ramanujan",
 ];
 
-/// Docker's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-pub fn check(name: &str) -> Result<(), Error> {
+/// Docker's rule for container and volume names:
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 128 characters.
+pub fn follows_docker_rule(name: &str) -> bool {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) && name.len() <= 128 {
+    first_ok && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) && name.len() <= 128
+}
+
+pub fn check(name: &str) -> Result<(), Error> {
+    if follows_docker_rule(name) {
         Ok(())
     } else {
         Err(Error::InvalidName(name.to_string()))

@@ -3,6 +3,7 @@
 
 use super::{Engine, Error};
 use crate::volumes::{Volume, Volumes};
+use std::collections::HashMap;
 
 impl Engine {
     fn volume_store(&self) -> Result<Volumes, Error> {
@@ -30,14 +31,16 @@ impl Engine {
         Ok(self.volume_store()?.get(name)?)
     }
 
-    /// The names of the containers that use the volume `name`.
-    pub fn volume_users(&self, name: &str) -> Result<Vec<String>, Error> {
-        let containers = self.containers()?.list()?;
-        Ok(containers
-            .into_iter()
-            .filter(|c| c.record.volumes.iter().any(|v| v == name))
-            .map(|c| c.record.name)
-            .collect())
+    /// The volumes containers (running or not) use, each with the name of
+    /// one container that uses it: one read of the records for them all.
+    pub fn volumes_in_use(&self) -> Result<HashMap<String, String>, Error> {
+        let mut in_use = HashMap::new();
+        for c in self.containers()?.list()? {
+            for volume in &c.record.volumes {
+                in_use.entry(volume.clone()).or_insert_with(|| c.record.name.clone());
+            }
+        }
+        Ok(in_use)
     }
 
     /// `volume rm`: refused while a container (running or not) uses it,
@@ -45,23 +48,21 @@ impl Engine {
     pub fn remove_volume(&self, name: &str) -> Result<(), Error> {
         let volumes = self.volume_store()?;
         volumes.get(name)?;
-        if let Some(container) = self.volume_users(name)?.into_iter().next() {
+        if let Some(container) = self.volumes_in_use()?.remove(name) {
             return Err(crate::volumes::Error::InUse { name: name.to_string(), container }.into());
         }
-        let aside = volumes.set_aside(name)?;
-        self.delete_trees(vec![aside])
+        self.delete_trees(vec![volumes.set_aside(name)?])
     }
 
     /// `volume prune`: every volume no container uses; their names.
     pub fn prune_volumes(&self) -> Result<Vec<String>, Error> {
-        let mut removed = Vec::new();
-        for volume in self.volumes()? {
-            if self.volume_users(&volume.name)?.is_empty() {
-                self.remove_volume(&volume.name)?;
-                removed.push(volume.name);
-            }
-        }
-        Ok(removed)
+        let volumes = self.volume_store()?;
+        let in_use = self.volumes_in_use()?;
+        let unused: Vec<String> =
+            volumes.list()?.into_iter().map(|v| v.name).filter(|name| !in_use.contains_key(name)).collect();
+        let aside = unused.iter().map(|name| volumes.set_aside(name)).collect::<Result<Vec<_>, _>>()?;
+        self.delete_trees(aside)?;
+        Ok(unused)
     }
 
     /// The `-v` list with named volumes found or made, their data bound.

@@ -93,9 +93,7 @@ impl Volume {
             return Err(Error::VolumeSyntax(arg.into()));
         }
         let is_name = crate::volumes::is_volume_name(source);
-        let name_ok = source.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && source.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-        if is_name && !name_ok {
+        if is_name && crate::volumes::check_name(source).is_err() {
             return Err(Error::VolumeName(arg.into()));
         }
         let mut flags: Vec<String> = Vec::new();
