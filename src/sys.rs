@@ -43,6 +43,30 @@ pub fn fork() -> Result<Forked, ForkError> {
     }
 }
 
+/// Forks a child that is the first process (PID 1) of a new PID
+/// namespace. Unlike `unshare(CLONE_NEWPID)` followed by `fork`, the
+/// caller can do it again for each new container process (a restart):
+/// unshare works once per process.
+pub fn fork_into_new_pid_namespace() -> Result<Forked, ForkError> {
+    let threads = thread_count();
+    if threads > 1 {
+        return Err(ForkError::Threaded(threads));
+    }
+    let flags = libc::c_ulong::try_from(libc::CLONE_NEWPID | libc::SIGCHLD).unwrap_or_default();
+    // SAFETY: clone with no new stack (0) and no CLONE_VM, CLONE_SETTLS or
+    // *_TID flags behaves as fork: the child gets a copy of the caller's
+    // memory and continues here on its own copy of the stack; the pointer
+    // arguments are unused for these flags. The process has one thread
+    // (checked above), so the child inherits no lock another thread held.
+    // glibc keeps no pid cache that a raw clone could leave stale (since 2.25).
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    match pid {
+        0 => Ok(Forked::Child),
+        -1 => Err(ForkError::Fork(Errno::last())),
+        pid => Ok(Forked::Parent { child: nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or(-1)) }),
+    }
+}
+
 /// This process's threads, from field 20 of /proc/self/stat (1 when /proc
 /// cannot tell: the fork itself is then the only check).
 fn thread_count() -> usize {

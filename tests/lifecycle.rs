@@ -624,7 +624,7 @@ fn ps_images_and_inspect_take_go_templates() {
     assert_eq!(bad.status.code(), Some(125));
     assert_eq!(
         error_line(&bad),
-        "hutch: --filter colour=red: the filters here are name, id, status, exited, ancestor, volume"
+        "hutch: --filter colour=red: the filters here are name, id, status, exited, ancestor, volume, label, health"
     );
     env.ok(&["stop", "-t", "0", "fmt"]);
     // system prune: every stopped container, and what no image needs.
@@ -706,4 +706,240 @@ fn directories(dir: &std::path::Path) -> Vec<String> {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()) && e.file_name() != ".names")
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect()
+}
+
+/// `inspect --format TEMPLATE NAME`, trimmed.
+fn inspected(env: &Env, template: &str, name: &str) -> String {
+    env.ok(&["inspect", "--format", template, name]).trim().to_string()
+}
+
+#[test]
+fn restart_policies_start_the_process_again_until_the_count_or_a_stop() {
+    let env = Env::new("restart");
+    // on-failure:2: three runs in all, then it stays exited with its status.
+    env.detach(&["--name", "fails", "--restart", "on-failure:2"], &["sh", "-c", "echo run; exit 3"]);
+    eventually("two restarts, then the end", || {
+        inspected(&env, "{{.State.Status}} {{.RestartCount}}", "fails") == "exited 2"
+    });
+    assert_eq!(env.ok(&["logs", "fails"]), "run\nrun\nrun\n", "one log across the restarts");
+    assert_eq!(
+        inspected(&env, "{{.State.ExitCode}} {{json .HostConfig.RestartPolicy}}", "fails"),
+        r#"3 {"MaximumRetryCount":2,"Name":"on-failure"}"#
+    );
+    // on-failure leaves a clean end alone.
+    env.detach(&["--name", "fine", "--restart", "on-failure"], &["true"]);
+    eventually("the clean end", || inspected(&env, "{{.State.Status}}", "fine") == "exited");
+    assert_eq!(inspected(&env, "{{.RestartCount}}", "fine"), "0");
+
+    // always: restarted after every end, until stopped; then it stays down.
+    env.detach(&["--name", "loop", "--restart", "always"], &["sh", "-c", "echo up; sleep 0.2"]);
+    eventually("two restarts", || inspected(&env, "{{.RestartCount}}", "loop").parse::<u32>().unwrap() >= 2);
+    let status = env.ok(&["ps", "--filter", "name=loop", "-a", "--format", "{{.Status}}"]);
+    assert!(status.starts_with("Up ") || status.starts_with("Restarting (0) "), "{status}");
+    env.ok(&["stop", "-t", "1", "loop"]);
+    let stopped = inspected(&env, "{{.State.Status}} {{.RestartCount}}", "loop");
+    assert!(stopped.starts_with("exited "), "{stopped}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(inspected(&env, "{{.State.Status}} {{.RestartCount}}", "loop"), stopped, "a stop is for good");
+    // start begins again, and kill ends it for good too.
+    env.ok(&["start", "loop"]);
+    eventually("running again", || inspected(&env, "{{.State.Status}}", "loop") != "exited");
+    env.ok(&["kill", "loop"]);
+    eventually("killed", || inspected(&env, "{{.State.Status}}", "loop") == "exited");
+    let killed = inspected(&env, "{{.RestartCount}}", "loop");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(inspected(&env, "{{.State.Status}} {{.RestartCount}}", "loop"), format!("exited {killed}"));
+
+    // In the foreground: the first run's output and status, restarts after.
+    let rootfs = busybox_rootfs().to_str().unwrap();
+    let fg = env.hutch(&[
+        "run",
+        "--name",
+        "fg",
+        "--restart",
+        "on-failure:1",
+        "--rootfs",
+        rootfs,
+        "--",
+        "sh",
+        "-c",
+        "echo fg; exit 4",
+    ]);
+    assert_eq!((fg.status.code(), String::from_utf8_lossy(&fg.stdout).into_owned()), (Some(4), "fg\n".into()));
+    eventually("one restart", || inspected(&env, "{{.State.Status}} {{.RestartCount}}", "fg") == "exited 1");
+
+    for (flags, message) in [
+        (
+            &["--restart", "on-failure:-1"][..],
+            "hutch: invalid --restart \"on-failure:-1\": the retry count must be a whole number of at least 0",
+        ),
+        (
+            &["--restart", "sometimes"][..],
+            "hutch: invalid --restart \"sometimes\": use no, on-failure[:MAX-RETRIES], always or unless-stopped",
+        ),
+        (
+            &["--restart", "always", "--rm"][..],
+            "hutch: --restart and --rm conflict: a container removed when it ends cannot restart",
+        ),
+    ] {
+        let args: Vec<&str> = ["run"].iter().chain(flags).chain(&["--rootfs", rootfs, "true"]).copied().collect();
+        let bad = env.hutch(&args);
+        assert_eq!((bad.status.code(), error_line(&bad)), (Some(125), message.to_string()));
+    }
+    env.ok(&["rm", "-f", "fails", "fine", "loop", "fg"]);
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    assert!(wait_for_no_process_using(env.store.path()).is_empty());
+}
+
+#[test]
+fn healthchecks_run_every_interval_and_ps_inspect_and_healthcheck_run_show_them() {
+    let env = Env::new("health");
+    let check = [
+        "--health-cmd",
+        "test -e /tmp/ok || { echo missing; exit 1; }",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+    ];
+    let flags: Vec<&str> = ["--name", "svc"].iter().chain(&check).copied().collect();
+    env.detach(&flags, &["sleep", "100"]);
+    let status = |name: &str| env.ok(&["ps", "-a", "--filter", &format!("name={name}"), "--format", "{{.Status}}"]);
+    assert!(status("svc").contains("(starting)"), "{}", status("svc"));
+    eventually("unhealthy after two failures", || status("svc").ends_with("(unhealthy)\n"));
+    let health: serde_json::Value = serde_json::from_str(&inspected(&env, "{{json .State.Health}}", "svc")).unwrap();
+    assert_eq!(health["Status"], "unhealthy");
+    assert!(health["FailingStreak"].as_u64().unwrap() >= 2, "{health}");
+    let last = health["Log"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["ExitCode"].as_i64(), last["Output"].as_str()), (Some(1), Some("missing\n")));
+    assert_eq!(env.ok(&["ps", "--filter", "health=unhealthy", "--format", "{{.Names}}"]), "svc\n");
+
+    env.ok(&["exec", "svc", "touch", "/tmp/ok"]);
+    eventually("healthy again after one pass", || status("svc").ends_with("(healthy)\n"));
+    assert_eq!(inspected(&env, "{{.State.Health.FailingStreak}}", "svc"), "0");
+    assert_eq!(env.hutch(&["healthcheck", "run", "svc"]).status.code(), Some(0));
+    env.ok(&["exec", "svc", "rm", "/tmp/ok"]);
+    let failed = env.hutch(&["healthcheck", "run", "svc"]);
+    assert_eq!(
+        (failed.status.code(), String::from_utf8_lossy(&failed.stdout).into_owned()),
+        (Some(1), "unhealthy\n".into())
+    );
+
+    // A check that takes too long is killed and counts as a failure.
+    env.detach(
+        &[
+            "--name",
+            "slow",
+            "--health-cmd",
+            "sleep 5",
+            "--health-timeout",
+            "300ms",
+            "--health-interval",
+            "100ms",
+            "--health-retries",
+            "1",
+        ],
+        &["sleep", "100"],
+    );
+    eventually("unhealthy by timeout", || status("slow").ends_with("(unhealthy)\n"));
+    let last = inspected(&env, "{{json (index .State.Health.Log 0)}}", "slow");
+    assert!(last.contains("\"ExitCode\":-1") && last.contains("exceeded timeout"), "{last}");
+
+    let plain = env.detach(&["--name", "plain"], &["sleep", "100"]);
+    let none = env.hutch(&["healthcheck", "run", &plain]);
+    assert_eq!(
+        error_line(&none),
+        "hutch: container plain has no healthcheck: give one with --health-cmd when creating it"
+    );
+    let bad = env.hutch(&["run", "--health-interval", "5", "--rootfs", busybox_rootfs().to_str().unwrap(), "true"]);
+    assert_eq!(error_line(&bad), "hutch: --health-interval \"5\": give a duration such as 30s, 1m30s or 500ms");
+    env.ok(&["rm", "-f", "svc", "slow", "plain"]);
+    assert!(wait_for_no_process_using(env.store.path()).is_empty(), "no checker left behind");
+}
+
+#[test]
+fn an_images_healthcheck_is_used_unless_the_run_replaces_or_disables_it() {
+    let reg = Registry::start("life-health");
+    let mut image = Image::new(vec![Layer::gzip(busybox_layer())], &["sleep", "100"]);
+    image.healthcheck =
+        serde_json::json!({"Test": ["CMD-SHELL", "echo from image"], "Interval": 200_000_000u64, "Retries": 1});
+    reg.push_image("test/health", "1", &image);
+    let name = format!("{}/test/health:1", reg.addr);
+    let env = Env::new("image-health");
+    env.ok(&["run", "-d", "--name", "img", &name]);
+    eventually("the image's check passes", || inspected(&env, "{{.State.Health.Status}}", "img") == "healthy");
+    assert!(inspected(&env, "{{json .State.Health.Log}}", "img").contains("from image"));
+    // --health-cmd replaces the test; the image's interval stays.
+    env.ok(&["run", "-d", "--name", "mine", "--health-cmd", "exit 1", &name]);
+    eventually("the run's check fails", || inspected(&env, "{{.State.Health.Status}}", "mine") == "unhealthy");
+    assert_eq!(
+        inspected(&env, "{{json .Config.Healthcheck}}", "mine"),
+        r#"{"Interval":200000000,"Retries":1,"StartPeriod":0,"Test":["CMD-SHELL","exit 1"],"Timeout":0}"#
+    );
+    env.ok(&["run", "-d", "--name", "off", "--no-healthcheck", &name]);
+    assert_eq!(inspected(&env, "{{json .State.Health}}", "off"), "null");
+    assert!(!env.ok(&["ps", "--filter", "name=off", "--format", "{{.Status}}"]).contains('('));
+    env.ok(&["rm", "-f", "img", "mine", "off"]);
+}
+
+#[test]
+fn labels_env_files_sizes_disk_usage_and_system_prune_and_reset() {
+    let env = Env::new("system");
+    let env_file = env.store.path().join("app.env");
+    std::fs::write(&env_file, "# settings\nA=from-file\n\nB=\"quoted\"\n").unwrap();
+    env.busybox_image("local/sys:1");
+    let out = env.ok(&[
+        "run",
+        "--name",
+        "big",
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "-e",
+        "A=from-flag",
+        "--label",
+        "team=data",
+        "-l",
+        "tier",
+        "-v",
+        "keep:/data",
+        "local/sys:1",
+        "sh",
+        "-c",
+        "echo $A $B; head -c 300000 /dev/zero > /big",
+    ]);
+    assert_eq!(out, "from-flag \"quoted\"\n", "-e wins over the file; quotes are kept, as Docker does");
+    let names = |filter: &str| env.ok(&["ps", "-a", "--filter", filter, "--format", "{{.Names}}"]);
+    assert_eq!(names("label=team=data"), "big\n");
+    assert_eq!(names("label=tier"), "big\n");
+    assert_eq!(names("label=team=web"), "");
+    assert_eq!(env.ok(&["ps", "-a", "--format", "{{.Labels}}"]), "team=data,tier=\n");
+    assert_eq!(inspected(&env, "{{json .Config.Labels}}", "big"), r#"{"team":"data","tier":""}"#);
+    let size = env.ok(&["ps", "-a", "-s", "--format", "{{.Size}}"]);
+    assert!(size.starts_with("300.0 kB (virtual "), "{size}");
+    assert!(env.ok(&["ps", "-a", "-s"]).lines().next().unwrap().ends_with("SIZE"));
+
+    let df = env.ok(&["system", "df", "--format", "{{.Type}}: {{.TotalCount}} {{.Active}}"]);
+    // As Docker: a volume any container uses, even a stopped one, is active.
+    assert_eq!(df, "Images: 1 1\nContainers: 1 0\nLocal Volumes: 1 1\nBuild Cache: 0 0\n");
+    let table = env.ok(&["system", "df"]);
+    assert!(table.starts_with("TYPE") && table.contains("RECLAIMABLE"), "{table}");
+    // Without -a the named image stays; with -a and --volumes all goes.
+    env.ok(&["system", "prune", "-f"]);
+    assert_eq!(env.ok(&["images", "-q"]).lines().count(), 1);
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "keep\n");
+    env.ok(&["system", "prune", "-a", "--volumes", "-f"]);
+    assert_eq!((env.ok(&["images", "-q"]), env.ok(&["volume", "ls", "-q"])), (String::new(), String::new()));
+
+    // reset: everything, running containers included, after asking.
+    env.busybox_image("local/sys:2");
+    env.ok(&["run", "-d", "--name", "up", "-v", "vol:/v", "local/sys:2", "sleep", "100"]);
+    let unasked = env.hutch(&["system", "reset"]);
+    assert_eq!(unasked.status.code(), Some(125));
+    assert!(error_line(&unasked).contains("give -f to reset without asking"), "{}", error_line(&unasked));
+    env.ok(&["system", "reset", "-f"]);
+    assert!(wait_for_no_process_using(env.store.path()).is_empty());
+    assert_eq!(
+        (env.ok(&["ps", "-aq"]), env.ok(&["images", "-q"]), env.ok(&["volume", "ls", "-q"])),
+        (String::new(), String::new(), String::new())
+    );
 }

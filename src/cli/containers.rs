@@ -5,8 +5,9 @@ use super::filter::Filters;
 use super::format::Format;
 use super::Error;
 use crate::containers::log::{self, LogReader, Record, Stream};
-use crate::containers::{parse_signal, Container, ContainerState, Status};
+use crate::containers::{parse_signal, Container, ContainerState, HealthStatus, Status};
 use crate::engine::{Engine, ExecOptions, Removal};
+use crate::image::pull::human_size;
 use crate::image::time::{human_duration, now, rfc3339};
 use crate::runtime::{self, StdioMode};
 use clap::Args;
@@ -27,9 +28,12 @@ pub struct PsArgs {
     /// Output format: json, or a Go template ({{.Names}}, table {{.ID}}\t{{.Status}})
     #[arg(long, value_name = "FORMAT")]
     format: Option<String>,
-    /// Only containers that match: name=, id=, status=, exited=, ancestor=, volume= (repeatable)
+    /// Only containers that match: name=, id=, status=, exited=, ancestor=, volume=, label=, health= (repeatable)
     #[arg(short, long, value_name = "KEY=VALUE")]
     filter: Vec<String>,
+    /// Show each container's size: its writable layer (and with the image, "virtual")
+    #[arg(short, long)]
+    size: bool,
     /// The N containers created last, in any state
     #[arg(short = 'n', long, value_name = "N")]
     last: Option<usize>,
@@ -53,6 +57,11 @@ fn ps_filters_allow(filters: &Filters, c: &Container, state: &ContainerState) ->
         && filters.allows("exited", |v| state.status == Status::Exited && state.exit_code.unwrap_or(0).to_string() == v)
         && filters.allows("ancestor", ancestor)
         && filters.allows("volume", |v| c.record.volumes.iter().any(|name| name == v))
+        && filters.allows("label", |v| super::filter::label_matches(c.record.labels.iter(), v))
+        && filters.allows("health", |v| {
+            let health = c.health().map(|h| h.status.as_str());
+            health.unwrap_or("none") == v
+        })
 }
 
 /// A row of `ps`, with Docker's field names for `--format`.
@@ -69,6 +78,10 @@ struct PsRow {
     state: String,
     status: String,
     names: String,
+    /// `k=v,k2=v2`, as Docker prints them.
+    labels: String,
+    /// With `-s`: "12B (virtual 4.3MB)".
+    size: String,
 }
 
 /// `ps`' column for a `--format` field, as Docker names it.
@@ -144,7 +157,8 @@ pub struct RmArgs {
 }
 
 pub fn ps(args: PsArgs, engine: &Engine) -> Result<i32, Error> {
-    let filters = Filters::parse(&args.filter, &["name", "id", "status", "exited", "ancestor", "volume"])?;
+    let filters =
+        Filters::parse(&args.filter, &["name", "id", "status", "exited", "ancestor", "volume", "label", "health"])?;
     // As Docker: asking for a state, an exit code or the last ones shows
     // stopped ones too.
     let last = if args.latest { Some(1) } else { args.last };
@@ -183,13 +197,24 @@ pub fn ps(args: PsArgs, engine: &Engine) -> Result<i32, Error> {
                 running_for: format!("{} ago", human_duration(now().saturating_sub(c.record.created))),
                 ports: c.record.ports.join(", "),
                 state: state.status.as_str().to_string(),
-                status: status_line(state),
+                status: status_line(state, c.health().map(|h| h.status)),
                 names: c.record.name.clone(),
+                labels: c.record.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                size: if args.size { size_line(engine, c) } else { String::new() },
             }
         })
         .collect();
     if let Some(format) = format {
         print!("{}", format.render(&rows)?);
+        return Ok(0);
+    }
+    if args.size {
+        let mut table =
+            vec![["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES", "SIZE"].map(String::from)];
+        for r in rows {
+            table.push([r.id, r.image, r.command, r.running_for, r.status, r.ports, r.names, r.size]);
+        }
+        print!("{}", columns(&table));
         return Ok(0);
     }
     let mut table = vec![["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"].map(String::from)];
@@ -200,12 +225,25 @@ pub fn ps(args: PsArgs, engine: &Engine) -> Result<i32, Error> {
     Ok(0)
 }
 
-/// "Up 5 seconds", "Exited (0) 2 minutes ago", "Created".
-fn status_line(state: &ContainerState) -> String {
+/// Docker's SIZE column: what the container wrote, and with its image.
+fn size_line(engine: &Engine, c: &Container) -> String {
+    let size = engine.container_size(c);
+    format!("{} (virtual {})", human_size(size.writable), human_size(size.writable + size.image))
+}
+
+/// "Up 5 seconds (healthy)", "Exited (0) 2 minutes ago", "Restarting (1)
+/// 3 seconds ago", "Created".
+fn status_line(state: &ContainerState, health: Option<HealthStatus>) -> String {
     let since = |t: Option<u64>| human_duration(now().saturating_sub(t.unwrap_or_else(now)));
     match state.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", since(state.started_at)),
+        Status::Running => match health {
+            Some(health) => format!("Up {} ({})", since(state.started_at), health.as_str()),
+            None => format!("Up {}", since(state.started_at)),
+        },
+        Status::Restarting => {
+            format!("Restarting ({}) {} ago", state.exit_code.unwrap_or(0), since(state.finished_at))
+        }
         Status::Exited => {
             let oom = if state.oom_killed { ", OOMKilled" } else { "" };
             format!("Exited ({}{oom}) {} ago", state.exit_code.unwrap_or(0), since(state.finished_at))
@@ -300,7 +338,7 @@ pub fn stop(args: StopArgs, engine: &Engine) -> Result<i32, Error> {
 
 pub fn kill(args: KillArgs, engine: &Engine) -> Result<i32, Error> {
     let sig = parse_signal(&args.signal).map_err(Error::Usage)?;
-    each(&args.containers, engine, |c| match c.signal(sig)? {
+    each(&args.containers, engine, |c| match c.kill(sig)? {
         true => Ok(()),
         false => Err(Error::NotRunning(c.record.name.clone())),
     })
@@ -362,12 +400,15 @@ pub fn inspect(name: &str, engine: &Engine) -> Result<Option<serde_json::Value>,
         "State": {
             "Status": state.status.as_str(),
             "Running": state.is_running(),
+            "Restarting": state.status == Status::Restarting,
             "Pid": state.pid.filter(|_| state.is_running()).unwrap_or(0),
             "ExitCode": state.exit_code.unwrap_or(0),
             "OOMKilled": state.oom_killed,
             "StartedAt": time(state.started_at),
             "FinishedAt": time(state.finished_at),
+            "Health": container.health(),
         },
+        "RestartCount": state.restart_count,
         "Config": {
             "Hostname": spec.as_ref().and_then(|s| s.hostname().clone()),
             "Tty": r.tty,
@@ -376,9 +417,12 @@ pub fn inspect(name: &str, engine: &Engine) -> Result<Option<serde_json::Value>,
             "Cmd": r.command,
             "WorkingDir": process.map(|p| p.cwd().display().to_string()),
             "StopSignal": container.stop_signal().as_str(),
+            "Labels": r.labels,
+            "Healthcheck": r.healthcheck,
         },
         "HostConfig": {
             "AutoRemove": r.auto_remove,
+            "RestartPolicy": r.restart,
             "Cgroups": r.cgroups,
             "Resources": limits_json(&spec, &state),
             "LogConfig": { "Type": "k8s-file", "MaxSize": r.log_max_size.unwrap_or(log::DEFAULT_MAX_SIZE) },
@@ -490,14 +534,26 @@ pub fn attach(args: AttachArgs, engine: &Engine) -> Result<i32, Error> {
     if container.state().live_monitor().is_none() {
         return Err(Error::Usage(format!("container {name} is not running: start it with hutch start -a {name}")));
     }
-    let stdin = container.record.interactive && !args.no_stdin;
+    attach_to(&container, !args.no_stdin)
+}
+
+/// Relays a detached container's streams (stdin too when it keeps one
+/// open and `stdin`) until it ends or the user detaches; the status it
+/// ended with. A container that restarts ends this at its first end.
+pub(super) fn attach_to(container: &Container, stdin: bool) -> Result<i32, Error> {
+    let name = &container.record.name;
+    let stdin = container.record.interactive && stdin;
     match runtime::attach::attach(&container.dir, container.record.tty, stdin) {
         Ok(runtime::attach::Ended::Detached) => {
             eprintln!("\r\nhutch: detached from {name}, which keeps running (hutch attach {name} to return)");
             Ok(0)
         }
         Ok(runtime::attach::Ended::Container) => {
-            let state = container.wait_stopped(Some(Duration::from_secs(10))).unwrap_or_else(|| container.state());
+            let state = match container.record.restart.is_no() {
+                true => container.wait_stopped(Some(Duration::from_secs(10))).unwrap_or_else(|| container.state()),
+                // Recorded before the monitor closes the attach socket.
+                false => container.state(),
+            };
             Ok(state.exit_code.unwrap_or(0))
         }
         Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
@@ -515,24 +571,42 @@ pub struct PortArgs {
     /// Only this container port: PORT[/PROTO]
     #[arg(value_name = "PORT[/PROTO]")]
     port: Option<String>,
+    /// Output format: json, or a Go template ({{.HostPort}}, {{.ContainerPort}}, {{.HostIP}})
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
 }
 
 /// `port`: the published ports, `80/tcp -> 0.0.0.0:8080` per line.
+/// A row of `port`, for `--format`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct PortRow {
+    /// `80/tcp`
+    container_port: String,
+    #[serde(rename = "HostIP")]
+    host_ip: String,
+    host_port: String,
+}
+
 pub fn port(args: PortArgs, engine: &Engine) -> Result<i32, Error> {
     let container = engine.container(&args.container)?;
     let wanted = args.port.map(|p| if p.contains('/') { p } else { format!("{p}/tcp") });
-    let mut found = false;
+    let mut rows = Vec::new();
     for mapping in &container.record.ports {
         let Some((host, inside)) = mapping.split_once("->") else { continue };
         if wanted.as_deref().is_none_or(|w| w == inside) {
-            println!("{inside} -> {host}");
-            found = true;
+            let (ip, port) = host.rsplit_once(':').unwrap_or(("", host));
+            rows.push(PortRow { container_port: inside.into(), host_ip: ip.into(), host_port: port.into() });
         }
     }
-    match (found, wanted) {
-        (false, Some(w)) => Err(Error::Usage(format!("container {} does not publish {w}", container.record.name))),
-        _ => Ok(0),
+    if let (true, Some(w)) = (rows.is_empty(), wanted) {
+        return Err(Error::Usage(format!("container {} does not publish {w}", container.record.name)));
     }
+    match args.format.as_deref() {
+        Some(format) => print!("{}", Format::parse(format, &|f| f.to_uppercase())?.render(&rows)?),
+        None => rows.iter().for_each(|r| println!("{} -> {}:{}", r.container_port, r.host_ip, r.host_port)),
+    }
+    Ok(0)
 }
 
 #[derive(Args)]
@@ -549,6 +623,19 @@ pub fn prune(args: PruneArgs, engine: &Engine) -> Result<i32, Error> {
         println!("{id}");
     }
     Ok(0)
+}
+
+/// `healthcheck run`: the check once; "unhealthy" and status 1 when it fails.
+pub fn healthcheck(args: ContainerArg, engine: &Engine) -> Result<i32, Error> {
+    let container = engine.container(&args.container)?;
+    let health = engine.check_health(&container)?;
+    match health.log.last() {
+        Some(last) if last.exit_code == 0 => Ok(0),
+        _ => {
+            println!("unhealthy");
+            Ok(1)
+        }
+    }
 }
 
 /// `top`: the container's processes (every process in its PID namespace),

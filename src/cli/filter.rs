@@ -43,6 +43,15 @@ impl Filters {
     }
 }
 
+/// `label=KEY` (the label is set) or `label=KEY=VALUE` (set to VALUE).
+pub fn label_matches<'a>(mut labels: impl Iterator<Item = (&'a String, &'a String)>, wanted: &str) -> bool {
+    let (key, value) = match wanted.split_once('=') {
+        Some((key, value)) => (key, Some(value)),
+        None => (wanted, None),
+    };
+    labels.any(|(k, v)| k == key && value.is_none_or(|value| v == value))
+}
+
 /// Docker's `reference` patterns: `*` matches within a path component.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     match pattern.split_once('*') {

@@ -146,6 +146,7 @@ fn to_json(v: &Value) -> serde_json::Value {
         Value::Nil => serde_json::Value::Null,
         Value::Bool(b) => (*b).into(),
         Value::Int(i) => (*i).into(),
+        Value::Uint(u) => (*u).into(),
         Value::Float(f) => (*f).into(),
         Value::String(s) => s.to_string().into(),
         Value::List(items) => items.iter().map(to_json).collect(),

@@ -153,11 +153,11 @@ pub enum ImageCommand {
     /// Show an image's configuration and layers
     Inspect(InspectArgs),
     /// Show how an image was built
-    History(ImageArg),
+    History(HistoryArgs),
     /// Give an image another name
     Tag(TagArgs),
-    /// Remove unnamed images, unused layers and leftovers of interrupted pulls
-    Prune,
+    /// Remove unnamed (-a: all) images no container uses, unused layers and leftovers of interrupted pulls
+    Prune(ImagePruneArgs),
     /// Load images from an archive
     Load(LoadArgs),
     /// Save images to an archive
@@ -172,7 +172,7 @@ pub fn image(command: ImageCommand, engine: &Engine) -> Result<i32, Error> {
         ImageCommand::Inspect(a) => inspect(a, engine),
         ImageCommand::History(a) => history(a, engine),
         ImageCommand::Tag(a) => tag(a, engine),
-        ImageCommand::Prune => prune(engine),
+        ImageCommand::Prune(a) => prune(a, engine),
         ImageCommand::Load(a) => load(a, engine),
         ImageCommand::Save(a) => save(a, engine),
     }
@@ -377,8 +377,22 @@ pub fn rmi(args: RmiArgs, engine: &Engine) -> Result<i32, Error> {
     Ok(0)
 }
 
-pub fn prune(engine: &Engine) -> Result<i32, Error> {
-    let freed = engine.prune_images()?;
+#[derive(Args)]
+pub struct ImagePruneArgs {
+    /// Every image no container uses, not only unnamed ones
+    #[arg(short, long)]
+    all: bool,
+    /// Do not ask (hutch never asks before a prune: accepted for Docker's sake)
+    #[arg(short, long)]
+    force: bool,
+}
+
+pub fn prune(args: ImagePruneArgs, engine: &Engine) -> Result<i32, Error> {
+    let _ = args.force;
+    let (lines, freed) = engine.prune_images(args.all)?;
+    for line in lines {
+        println!("{line}");
+    }
     println!("Removed {freed} unused layers and blobs");
     Ok(0)
 }
@@ -409,21 +423,74 @@ pub fn inspect_doc(name: &str, engine: &Engine) -> Result<serde_json::Value, Err
     }))
 }
 
-pub fn history(args: ImageArg, engine: &Engine) -> Result<i32, Error> {
+#[derive(Args)]
+pub struct HistoryArgs {
+    image: String,
+    /// Output format: json, or a Go template ({{.CreatedBy}}, table {{.ID}}\t{{.Size}})
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
+    /// Only the layers' ids
+    #[arg(short, long)]
+    quiet: bool,
+    /// Commands in full
+    #[arg(long)]
+    no_trunc: bool,
+}
+
+/// A row of `history`, with Docker's field names for `--format`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct HistoryRow {
+    #[serde(rename = "ID")]
+    id: String,
+    created_since: String,
+    created_at: String,
+    created_by: String,
+    size: String,
+    comment: String,
+}
+
+pub fn history(args: HistoryArgs, engine: &Engine) -> Result<i32, Error> {
     let image = engine.image(&args.image)?;
     let config = engine.image_config(&image)?;
-    println!("{:<24} {:<60} SIZE", "CREATED", "CREATED BY");
     let mut layers = image.layers.iter();
     let mut rows = Vec::new();
-    for h in config.history().iter().flatten() {
+    let entries: Vec<_> = config.history().iter().flatten().collect();
+    let last = entries.len().saturating_sub(1);
+    for (i, h) in entries.into_iter().enumerate() {
         let size = if h.empty_layer().unwrap_or(false) { 0 } else { layers.next().map_or(0, |l| l.size) };
-        let created = h.created().as_deref().map(created_ago).unwrap_or_default();
-        let by: String = h.created_by().clone().unwrap_or_default().chars().take(60).collect();
-        rows.push(format!("{created:<24} {by:<60} {}", human_size(size)));
+        let by = h.created_by().clone().unwrap_or_default();
+        rows.push(HistoryRow {
+            // As Docker: the image's id on its newest entry, <missing> below.
+            id: if i == last { image.id.short().to_string() } else { "<missing>".into() },
+            created_since: h.created().as_deref().map(created_ago).unwrap_or_default(),
+            created_at: h.created().clone().unwrap_or_default(),
+            created_by: if args.no_trunc { by } else { by.chars().take(60).collect() },
+            size: human_size(size),
+            comment: h.comment().clone().unwrap_or_default(),
+        });
     }
-    for row in rows.iter().rev() {
-        println!("{row}");
+    rows.reverse();
+    if args.quiet {
+        rows.iter().for_each(|r| println!("{}", r.id));
+        return Ok(0);
     }
+    if let Some(format) = args.format.as_deref() {
+        let header = |field: &str| match field {
+            "ID" => "IMAGE".into(),
+            "CreatedSince" => "CREATED".into(),
+            "CreatedAt" => "CREATED AT".into(),
+            "CreatedBy" => "CREATED BY".into(),
+            other => other.to_uppercase(),
+        };
+        print!("{}", Format::parse(format, &header)?.render(&rows)?);
+        return Ok(0);
+    }
+    let mut table = vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"].map(String::from)];
+    for r in rows {
+        table.push([r.id, r.created_since, r.created_by, r.size, r.comment]);
+    }
+    print!("{}", super::containers::columns(&table));
     Ok(0)
 }
 

@@ -73,7 +73,7 @@ enum Command {
     /// Show a container's or an image's configuration and state (JSON)
     Inspect(images::InspectArgs),
     /// Show how an image was built
-    History(images::ImageArg),
+    History(images::HistoryArgs),
     /// Give an image another name
     Tag(images::TagArgs),
     /// Load images from a docker-archive or oci-archive tarball, or an OCI layout
@@ -105,6 +105,9 @@ enum Command {
     /// Manage named volumes
     #[command(subcommand)]
     Volume(volumes::VolumeCommand),
+    /// Run containers' healthchecks
+    #[command(subcommand)]
+    Healthcheck(HealthcheckCommand),
 }
 
 #[derive(Subcommand)]
@@ -120,10 +123,20 @@ enum ContainerCommand {
 
 #[derive(Subcommand)]
 enum SystemCommand {
-    /// Remove stopped containers, unnamed images no container uses, and what killed commands left
-    Prune(containers::PruneArgs),
+    /// Remove stopped containers, unnamed (-a: all) images no container uses, and what killed commands left
+    Prune(system::SystemPruneArgs),
     /// Show what hutch finds on this machine
     Info(system::FormatArgs),
+    /// Show what images, containers and volumes take on disk
+    Df(system::FormatArgs),
+    /// Remove every container, image and volume, and the store
+    Reset(system::ResetArgs),
+}
+
+#[derive(Subcommand)]
+enum HealthcheckCommand {
+    /// Run a container's healthcheck once: exits 0 when healthy, 1 when not
+    Run(containers::ContainerArg),
 }
 
 /// Everything a command can fail with. Each message already carries its
@@ -219,6 +232,9 @@ pub fn main() -> i32 {
             Command::System(SystemCommand::Prune(args)) => system::prune(args, root),
             Command::Volume(command) => volumes::run(command, root),
             Command::System(SystemCommand::Info(args)) => system::info(args, root),
+            Command::System(SystemCommand::Df(args)) => system::df(args, root),
+            Command::System(SystemCommand::Reset(args)) => system::reset(args, root),
+            Command::Healthcheck(HealthcheckCommand::Run(args)) => containers::healthcheck(args, root),
             Command::Create(args) => run::create(*args, root),
             Command::Start(args) => containers::start(args, root),
             Command::Stop(args) => containers::stop(args, root),

@@ -3,6 +3,7 @@
 
 use super::limits::LimitArgs;
 use super::Error;
+use crate::containers::{HealthConfig, RestartPolicy};
 use crate::engine::{ContainerOptions, Engine, PullPolicy, RootSource, SecurityOptions};
 use crate::image::pull::Platform;
 use crate::runtime::{self, StdioMode};
@@ -10,8 +11,10 @@ use crate::spec::device::Device;
 use crate::spec::resources::parse_size;
 use crate::spec::{SeccompChoice, Volume};
 use clap::{ArgAction, Args};
+use std::collections::BTreeMap;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Args)]
 #[command(disable_help_flag = true)]
@@ -31,6 +34,33 @@ pub struct RunArgs {
     /// Set an environment variable (KEY=VALUE, or KEY to pass yours on)
     #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
     env: Vec<String>,
+    /// Read environment variables from a file: KEY=VALUE lines (# comments)
+    #[arg(long, value_name = "FILE")]
+    env_file: Vec<PathBuf>,
+    /// Set a label on the container: KEY[=VALUE]
+    #[arg(short = 'l', long = "label", value_name = "KEY[=VALUE]")]
+    labels: Vec<String>,
+    /// Restart policy: no, on-failure[:MAX-RETRIES], always or unless-stopped
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    restart: String,
+    /// Command run to check the container's health (as CMD-SHELL)
+    #[arg(long, value_name = "COMMAND")]
+    health_cmd: Option<String>,
+    /// Time between health checks (e.g. 30s, 1m30s)
+    #[arg(long, value_name = "DURATION")]
+    health_interval: Option<String>,
+    /// Failed checks in a row that make the container unhealthy
+    #[arg(long, value_name = "N")]
+    health_retries: Option<u32>,
+    /// Time during which failed checks do not count
+    #[arg(long, value_name = "DURATION")]
+    health_start_period: Option<String>,
+    /// Longest time one check may take
+    #[arg(long, value_name = "DURATION")]
+    health_timeout: Option<String>,
+    /// No healthcheck, even when the image has one
+    #[arg(long)]
+    no_healthcheck: bool,
     /// Working directory inside the container
     #[arg(short = 'w', long, value_name = "DIR")]
     workdir: Option<PathBuf>,
@@ -161,7 +191,7 @@ fn options(args: &RunArgs) -> Result<ContainerOptions, Error> {
         root,
         command,
         name: args.name.clone(),
-        env: args.env.clone(),
+        env: environment(args)?,
         workdir: args.workdir.clone(),
         user: args.user.clone(),
         hostname: args.hostname.clone(),
@@ -189,7 +219,92 @@ fn options(args: &RunArgs) -> Result<ContainerOptions, Error> {
         log_max_size: log_max_size(&args.log_opt)?,
         preserve_fds: args.preserve_fds,
         terminal_size: runtime::terminal_size(std::io::stdin().as_fd()),
+        labels: labels(&args.labels),
+        restart: RestartPolicy::parse(&args.restart).map_err(Error::Usage)?,
+        healthcheck: healthcheck(args)?,
+        no_healthcheck: args.no_healthcheck,
     })
+}
+
+/// `-e` values after those of `--env-file`s, so `-e` wins.
+fn environment(args: &RunArgs) -> Result<Vec<String>, Error> {
+    let mut env = Vec::new();
+    for path in &args.env_file {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::Usage(format!("--env-file {}: {e}", path.display())))?;
+        env.extend(env_file_lines(&text));
+    }
+    env.extend(args.env.iter().cloned());
+    Ok(env)
+}
+
+/// Docker's env file: one `KEY=VALUE` (or `KEY`, passed on) per line;
+/// blank lines and lines starting with `#` skipped; values taken as they
+/// are, quotes included.
+fn env_file_lines(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.lines()
+        .map(|line| line.trim_start())
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_string)
+}
+
+/// `--label KEY=VALUE` (`KEY` alone: an empty value).
+fn labels(given: &[String]) -> BTreeMap<String, String> {
+    given
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (l.clone(), String::new()),
+        })
+        .collect()
+}
+
+/// The `--health-*` flags, when any is given.
+fn healthcheck(args: &RunArgs) -> Result<Option<HealthConfig>, Error> {
+    let nanos = |flag: &str, value: &Option<String>| -> Result<u64, Error> {
+        let Some(text) = value else { return Ok(0) };
+        let duration = parse_go_duration(text)
+            .ok_or_else(|| Error::Usage(format!("{flag} {text:?}: give a duration such as 30s, 1m30s or 500ms")))?;
+        if duration.is_zero() {
+            return Err(Error::Usage(format!("{flag} {text:?}: must be more than 0")));
+        }
+        Ok(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX))
+    };
+    let config = HealthConfig {
+        test: args.health_cmd.iter().flat_map(|cmd| ["CMD-SHELL".to_string(), cmd.clone()]).collect(),
+        interval: nanos("--health-interval", &args.health_interval)?,
+        timeout: nanos("--health-timeout", &args.health_timeout)?,
+        start_period: nanos("--health-start-period", &args.health_start_period)?,
+        retries: args.health_retries.unwrap_or(0),
+    };
+    Ok((config != HealthConfig::default()).then_some(config))
+}
+
+/// A Go duration, as Docker takes them: `1h2m3.5s`, `500ms`, `10us`.
+fn parse_go_duration(text: &str) -> Option<Duration> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let seconds = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += number * seconds;
+        rest = &rest[unit_end..];
+    }
+    Duration::try_from_secs_f64(total).ok()
 }
 
 /// `--log-opt max-size=10m`
@@ -223,4 +338,24 @@ fn security_options(options: &[String]) -> Result<SecurityOptions, Error> {
         }
     }
     Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse() {
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("10"), None);
+        assert_eq!(parse_go_duration("3 days"), None);
+    }
+
+    #[test]
+    fn env_files_skip_comments_and_blank_lines() {
+        let lines: Vec<String> = env_file_lines("# c\nA=1\n\n  B=\"x y\"\nC\n").collect();
+        assert_eq!(lines, ["A=1", "B=\"x y\"", "C"]);
+    }
 }

@@ -1,6 +1,7 @@
 //! `hutch stats`: what running containers use, read from their cgroups
 //! (CPU, memory, block I/O, processes) and their network namespaces.
 
+use super::format::Format;
 use super::Error;
 use crate::containers::processes::host_memory;
 use crate::containers::{Container, Containers};
@@ -17,6 +18,9 @@ pub struct StatsArgs {
     /// Show every container (default: running ones)
     #[arg(short, long)]
     all: bool,
+    /// Output format: json, or a Go template ({{.Name}} {{.CPUPerc}}, table {{.Name}}\t{{.MemUsage}})
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
     /// Containers to show (default: every running one)
     #[arg(value_name = "CONTAINER")]
     containers: Vec<String>,
@@ -35,13 +39,14 @@ pub fn stats(args: StatsArgs, engine: &Engine) -> Result<i32, Error> {
         }
         Ok(args.containers.iter().map(|n| store.find(n)).collect::<Result<_, _>>()?)
     };
+    let format = args.format.as_deref().map(|f| Format::parse(f, &header)).transpose()?;
     let mut previous = Readings::take(engine, &chosen(&store)?);
     let terminal = std::io::stdout().is_terminal();
     loop {
         std::thread::sleep(if args.no_stream { ONE_SHOT_INTERVAL } else { INTERVAL });
         let containers = chosen(&store)?;
         let now = Readings::take(engine, &containers);
-        let table = table(&containers, &previous, &now);
+        let table = render(&rows(&containers, &previous, &now), format.as_ref())?;
         let mut out = std::io::stdout().lock();
         if terminal && !args.no_stream {
             let _ = out.write_all(b"\x1b[2J\x1b[H");
@@ -72,12 +77,64 @@ impl Readings {
     }
 }
 
-fn table(containers: &[Container], before: &Readings, now: &Readings) -> String {
-    let mut rows =
+/// A row of `stats`, with Docker's field names for `--format`.
+#[derive(serde::Serialize)]
+struct StatsRow {
+    #[serde(rename = "ID")]
+    id: String,
+    #[serde(rename = "Container")]
+    container: String,
+    #[serde(rename = "Name")]
+    name: String,
+    #[serde(rename = "CPUPerc")]
+    cpu_perc: String,
+    #[serde(rename = "MemUsage")]
+    mem_usage: String,
+    #[serde(rename = "MemPerc")]
+    mem_perc: String,
+    #[serde(rename = "NetIO")]
+    net_io: String,
+    #[serde(rename = "BlockIO")]
+    block_io: String,
+    #[serde(rename = "PIDs")]
+    pids: String,
+}
+
+/// `stats`' column for a `--format` field, as Docker names it.
+fn header(field: &str) -> String {
+    match field {
+        "ID" => "CONTAINER ID",
+        "Container" => "CONTAINER",
+        "CPUPerc" => "CPU %",
+        "MemUsage" => "MEM USAGE / LIMIT",
+        "MemPerc" => "MEM %",
+        "NetIO" => "NET I/O",
+        "BlockIO" => "BLOCK I/O",
+        other => return other.to_uppercase(),
+    }
+    .into()
+}
+
+fn render(rows: &[StatsRow], format: Option<&Format>) -> Result<String, Error> {
+    if let Some(format) = format {
+        return format.render(rows);
+    }
+    let mut table =
         vec![["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
             .map(String::from)];
+    for r in rows {
+        table.push(
+            [&r.id, &r.name, &r.cpu_perc, &r.mem_usage, &r.mem_perc, &r.net_io, &r.block_io, &r.pids]
+                .map(String::clone),
+        );
+    }
+    Ok(super::containers::columns(&table))
+}
+
+fn rows(containers: &[Container], before: &Readings, now: &Readings) -> Vec<StatsRow> {
     let elapsed = now.at.duration_since(before.at).as_micros().max(1) as f64;
     let host_memory = host_memory();
+    let mut rows = Vec::new();
     for c in containers {
         let Usage { cgroup: usage, network } = now.of(&c.record.id);
         let earlier = before.of(&c.record.id).cgroup;
@@ -87,20 +144,24 @@ fn table(containers: &[Container], before: &Readings, now: &Readings) -> String 
             .map_or_else(unknown, |p| format!("{:.2}%", p.max(0.0)));
         let limit = usage.and_then(|u| u.memory_limit).or(host_memory);
         let memory = usage.and_then(|u| u.memory);
-        rows.push([
-            c.short_id().to_string(),
-            c.record.name.clone(),
-            cpu,
-            memory.map_or_else(unknown, |m| format!("{} / {}", binary(m), limit.map_or_else(unknown, binary))),
-            memory.zip(limit).map_or_else(unknown, |(m, l)| format!("{:.2}%", m as f64 / l.max(1) as f64 * 100.0)),
-            network.map_or_else(unknown, |(rx, tx)| format!("{} / {}", decimal(rx), decimal(tx))),
-            usage
+        rows.push(StatsRow {
+            id: c.short_id().to_string(),
+            container: c.short_id().to_string(),
+            name: c.record.name.clone(),
+            cpu_perc: cpu,
+            mem_usage: memory
+                .map_or_else(unknown, |m| format!("{} / {}", binary(m), limit.map_or_else(unknown, binary))),
+            mem_perc: memory
+                .zip(limit)
+                .map_or_else(unknown, |(m, l)| format!("{:.2}%", m as f64 / l.max(1) as f64 * 100.0)),
+            net_io: network.map_or_else(unknown, |(rx, tx)| format!("{} / {}", decimal(rx), decimal(tx))),
+            block_io: usage
                 .and_then(|u| Some(format!("{} / {}", decimal(u.io_read?), decimal(u.io_written?))))
                 .unwrap_or_else(unknown),
-            usage.and_then(|u| u.pids).map_or_else(unknown, |p| p.to_string()),
-        ]);
+            pids: usage.and_then(|u| u.pids).map_or_else(unknown, |p| p.to_string()),
+        });
     }
-    super::containers::columns(&rows)
+    rows
 }
 
 /// "1.5MiB", as Docker shows memory.

@@ -4,6 +4,7 @@
 use super::format::Format;
 use super::Error;
 use crate::engine::{Engine, Info, Version};
+use crate::image::pull::human_size;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
@@ -109,11 +110,86 @@ fn human(i: &Info) -> String {
     .collect()
 }
 
-/// `system prune`: stopped containers, then unnamed images no container
-/// uses and every unreferenced layer and blob (and `tmp/` leftovers).
-pub fn prune(args: super::containers::PruneArgs, engine: &Engine) -> Result<i32, Error> {
-    super::containers::prune(args, engine)?;
-    super::images::prune(engine)
+#[derive(Args)]
+pub struct SystemPruneArgs {
+    /// Remove every image no container uses, not only unnamed ones
+    #[arg(short, long)]
+    all: bool,
+    /// Remove volumes no container uses too
+    #[arg(long)]
+    volumes: bool,
+    /// Do not ask (hutch never asks before a prune: accepted for Docker's sake)
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// `system prune`: stopped containers, then images no container uses
+/// (unnamed ones, or all with `-a`), with `--volumes` unused volumes, and
+/// what killed commands left.
+pub fn prune(args: SystemPruneArgs, engine: &Engine) -> Result<i32, Error> {
+    let _ = args.force;
+    for id in engine.prune_containers()? {
+        println!("Deleted container: {id}");
+    }
+    if args.volumes {
+        for name in engine.prune_volumes()? {
+            println!("Deleted volume: {name}");
+        }
+    }
+    let (lines, freed) = engine.prune_images(args.all)?;
+    for line in lines {
+        println!("{line}");
+    }
+    println!("Removed {freed} unused layers and blobs");
+    Ok(0)
+}
+
+/// `system df`: what images, containers and volumes take, and what a
+/// prune would free.
+pub fn df(args: FormatArgs, engine: &Engine) -> Result<i32, Error> {
+    let lines = engine.disk_usage()?;
+    if let Some(format) = args.format.as_deref() {
+        let format = Format::parse(format, &|field| match field {
+            "TotalCount" => "TOTAL".into(),
+            other => other.to_uppercase(),
+        })?;
+        print!("{}", format.render(&lines)?);
+        return Ok(0);
+    }
+    let mut table = vec![["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"].map(String::from)];
+    for l in lines {
+        let percent = (l.reclaimable * 100).checked_div(l.size).unwrap_or(0);
+        table.push([
+            l.kind,
+            l.total_count.to_string(),
+            l.active.to_string(),
+            human_size(l.size),
+            format!("{} ({percent}%)", human_size(l.reclaimable)),
+        ]);
+    }
+    print!("{}", super::containers::columns(&table));
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct ResetArgs {
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// `system reset`: every container, image and volume, and the store.
+pub fn reset(args: ResetArgs, engine: &Engine) -> Result<i32, Error> {
+    if !args.force {
+        let question = "This removes every container (running ones are killed), image and volume of yours, and the store. Go on? [y/N] ";
+        let answer = crate::prompt::ask(question, false)
+            .map_err(|e| Error::Usage(format!("cannot ask for confirmation ({e}): give -f to reset without asking")))?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(1);
+        }
+    }
+    engine.reset()?;
+    Ok(0)
 }
 
 pub fn completion(args: CompletionArgs, mut command: clap::Command) -> Result<i32, Error> {

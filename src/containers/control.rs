@@ -3,13 +3,17 @@
 //! owns the container's user namespace, so it may signal it), and learns of
 //! the end from the monitor, which records the status before it exits.
 
-use super::{Container, ContainerState, Error};
+use super::{Container, ContainerState, Error, Status};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::os::fd::AsFd;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+
+/// Marks a container its user stopped or killed: its monitor does not
+/// restart it.
+const STOPPED_BY_USER: &str = "stopped-by-user";
 
 impl Container {
     /// Sends `sig` to the container's first process; Ok(false) when the
@@ -28,12 +32,45 @@ impl Container {
         }
     }
 
+    /// `kill`: `sig` to the container's first process, as a user's end:
+    /// its restart policy does not start it again. A container waiting
+    /// to restart stops waiting. Ok(false) when it is not running.
+    pub fn kill(&self, sig: Signal) -> Result<bool, Error> {
+        if self.record.restart.is_no() {
+            return self.signal(sig);
+        }
+        let path = self.path(STOPPED_BY_USER);
+        std::fs::write(&path, b"").map_err(super::io("write", &path))?;
+        if self.signal(sig)? {
+            return Ok(true);
+        }
+        let state = self.state();
+        match state.monitor_alive() {
+            // Its monitor reads the mark and ends.
+            Some(monitor) if state.status == Status::Restarting => {
+                let _ = kill(Pid::from_raw(monitor.pid), Signal::SIGTERM);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Whether the user stopped or killed it since it was last started.
+    pub fn stopped_by_user(&self) -> bool {
+        self.path(STOPPED_BY_USER).exists()
+    }
+
+    /// A new start: a stop before it no longer counts.
+    pub fn clear_stopped_by_user(&self) {
+        let _ = std::fs::remove_file(self.path(STOPPED_BY_USER));
+    }
+
     /// Waits until the container is no longer running (at most `timeout`);
     /// returns the final state, or None when the time ran out.
     pub fn wait_stopped(&self, timeout: Option<Duration>) -> Option<ContainerState> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let state = self.state();
-        let Some(monitor) = state.live_monitor() else { return Some(state) };
+        let Some(monitor) = state.monitor_alive() else { return Some(state) };
         let Ok(pidfd) = crate::sys::pidfd_open(monitor.pid) else { return Some(self.state()) };
         // Opened after the check: make sure it is the same process.
         if !monitor.alive() {
@@ -60,13 +97,13 @@ impl Container {
     /// final state.
     pub fn stop(&self, timeout: Duration) -> Result<ContainerState, Error> {
         let sig = self.stop_signal();
-        if !self.signal(sig)? {
+        if !self.kill(sig)? {
             return Ok(self.state());
         }
         if let Some(state) = self.wait_stopped(Some(timeout)) {
             return Ok(state);
         }
-        self.signal(Signal::SIGKILL)?;
+        self.kill(Signal::SIGKILL)?;
         Ok(self.wait_stopped(None).unwrap_or_else(|| self.state()))
     }
 

@@ -6,13 +6,17 @@
 //! (`state.rs`) do not need to.
 
 mod control;
+pub mod health;
 pub mod log;
 mod names;
 pub mod processes;
+pub mod restart;
 mod status;
 
 pub use control::parse_signal;
+pub use health::{Health, HealthConfig, HealthStatus, ProbeResult};
 pub use names::follows_docker_rule;
+pub use restart::RestartPolicy;
 pub use status::{stat_fields, ContainerState, ProcessId, Status};
 
 use crate::files::write_atomic;
@@ -77,6 +81,19 @@ pub struct ContainerRecord {
     /// The named volumes it uses (`-v NAME:/path`).
     #[serde(default)]
     pub volumes: Vec<String>,
+    /// Those of `volumes` made for it alone (`-v /path`, an image's
+    /// VOLUME): `rm -v` removes them with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anonymous_volumes: Vec<String>,
+    /// `--label KEY=VALUE`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `--restart`: what its monitor does when its process ends.
+    #[serde(default, skip_serializing_if = "RestartPolicy::is_no")]
+    pub restart: RestartPolicy,
+    /// Its healthcheck (`--health-cmd`, or the image's HEALTHCHECK).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthConfig>,
 }
 
 /// The store's containers.

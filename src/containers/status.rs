@@ -11,6 +11,9 @@ pub enum Status {
     #[default]
     Created,
     Running,
+    /// Its process ended and its monitor starts it again after a pause
+    /// (`--restart`).
+    Restarting,
     Exited,
 }
 
@@ -19,6 +22,7 @@ impl Status {
         match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Restarting => "restarting",
             Status::Exited => "exited",
         }
     }
@@ -46,6 +50,9 @@ pub struct ContainerState {
     /// The kernel's OOM killer ended a process of the container.
     #[serde(default)]
     pub oom_killed: bool,
+    /// How often its monitor started its process again (`--restart`).
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 /// The status of a container whose monitor was killed: its container got
@@ -65,7 +72,8 @@ impl ContainerState {
 
     /// A "running" record whose monitor is gone is an exited container.
     pub(super) fn checked(mut self) -> ContainerState {
-        if self.status == Status::Running && !self.monitor.is_some_and(|m| m.alive()) {
+        let monitored = matches!(self.status, Status::Running | Status::Restarting);
+        if monitored && !self.monitor.is_some_and(|m| m.alive()) {
             self.status = Status::Exited;
             self.exit_code.get_or_insert(KILLED_WITH_MONITOR);
         }
@@ -79,6 +87,11 @@ impl ContainerState {
     /// The monitor of a running container.
     pub fn live_monitor(&self) -> Option<ProcessId> {
         self.monitor.filter(|m| self.is_running() && m.alive())
+    }
+
+    /// The monitor of a container that runs or waits to restart.
+    pub fn monitor_alive(&self) -> Option<ProcessId> {
+        self.monitor.filter(|m| matches!(self.status, Status::Running | Status::Restarting) && m.alive())
     }
 }
 

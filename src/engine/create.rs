@@ -6,7 +6,7 @@ use super::images::PullPolicy;
 use super::{Engine, Error};
 use crate::cgroup;
 use crate::config::Config;
-use crate::containers::{Container, ContainerRecord};
+use crate::containers::{Container, ContainerRecord, HealthConfig, RestartPolicy};
 use crate::image::config::RunDefaults;
 use crate::image::pull::Platform;
 use crate::image::{ImageRecord, Store};
@@ -18,6 +18,7 @@ use crate::storage::{self, LayeredRoot};
 use crate::trace;
 use netstack::{NetworkMode, PortMapping};
 use oci_spec::runtime::{LinuxResources, Spec};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Where a container's root filesystem comes from.
@@ -84,6 +85,14 @@ pub struct ContainerOptions {
     pub preserve_fds: u32,
     /// Rows and columns of the caller's terminal, for `-t`.
     pub terminal_size: Option<(u16, u16)>,
+    /// `--label KEY=VALUE`.
+    pub labels: BTreeMap<String, String>,
+    /// `--restart`.
+    pub restart: RestartPolicy,
+    /// `--health-*`: what is set replaces the image's HEALTHCHECK.
+    pub healthcheck: Option<HealthConfig>,
+    /// `--no-healthcheck`: none, whatever the image says.
+    pub no_healthcheck: bool,
 }
 
 /// A container on disk, not started: its record and its Spec.
@@ -105,6 +114,7 @@ struct Launch {
     env: Vec<String>,
     workdir: Option<PathBuf>,
     user: Option<String>,
+    healthcheck: Option<HealthConfig>,
 }
 
 /// What the container is given from the host, checked before it starts.
@@ -123,6 +133,11 @@ impl Engine {
         // First: hutch's own descriptors from here on must not be taken
         // for the caller's.
         check_preserved_fds(options.preserve_fds)?;
+        if options.auto_remove && !options.restart.is_no() {
+            return Err(Error::Conflict(
+                "--restart and --rm conflict: a container removed when it ends cannot restart",
+            ));
+        }
         self.keep_userns()?;
         let launch = self.resolve_image(options)?;
         trace::mark("image resolved");
@@ -149,6 +164,9 @@ impl Engine {
             log_max_size: options.log_max_size,
             cgroups: options.cgroups,
             volumes: volumes.iter().filter_map(|v| v.name.clone()).collect(),
+            labels: options.labels.clone(),
+            restart: options.restart,
+            healthcheck: launch.healthcheck.clone(),
             ..Default::default()
         };
         let container = self.containers()?.create(record, options.name.as_deref())?;
@@ -186,6 +204,7 @@ impl Engine {
                     env: options.env.clone(),
                     workdir: options.workdir.clone(),
                     user: options.user.clone(),
+                    healthcheck: chosen_healthcheck(options, None),
                 });
             }
             RootSource::Image { name, pull, platform, entrypoint } => (name, *pull, platform, entrypoint),
@@ -197,7 +216,9 @@ impl Engine {
         let command = defaults
             .command(entrypoint.as_deref(), &options.command)
             .ok_or_else(|| Error::NoImageCommand(name.clone()))?;
+        let image_check = self.image_healthcheck(&image);
         Ok(Launch {
+            healthcheck: chosen_healthcheck(options, image_check.as_ref()),
             command,
             env: defaults.env.iter().chain(&options.env).cloned().collect(),
             workdir: options.workdir.clone().or(defaults.workdir.map(PathBuf::from)),
@@ -340,6 +361,19 @@ impl Engine {
         netstack::check_available(&ports)?;
         Ok(ports)
     }
+}
+
+/// `--health-*` over the image's HEALTHCHECK; none with `--no-healthcheck`
+/// or a test of `NONE`.
+fn chosen_healthcheck(options: &ContainerOptions, image: Option<&HealthConfig>) -> Option<HealthConfig> {
+    if options.no_healthcheck {
+        return None;
+    }
+    let chosen = match &options.healthcheck {
+        Some(given) => given.over(image),
+        None => image?.clone(),
+    };
+    chosen.command().is_some().then_some(chosen)
 }
 
 /// `--preserve-fds N` passes on descriptors 3 to 3+N-1: each must be open.

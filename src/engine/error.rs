@@ -70,6 +70,10 @@ pub enum Error {
     CopyWithoutContainer,
     #[error("no place for logins: set REGISTRY_AUTH_FILE or HOME")]
     NoLoginFile,
+    #[error("container {0} has no healthcheck: give one with --health-cmd when creating it")]
+    NoHealthcheck(String),
+    #[error("{0}")]
+    Conflict(&'static str),
     /// A helper process's own failure, as the one line it reported.
     #[error("{0}")]
     Helper(String),

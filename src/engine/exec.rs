@@ -4,7 +4,8 @@
 
 use super::{Engine, Error};
 use crate::containers::processes::{self, ProcessInfo};
-use crate::containers::Container;
+use crate::containers::{Container, Health};
+use crate::monitor::health;
 use crate::runtime::StdioMode;
 use crate::spec::ExecConfig;
 use std::path::Path;
@@ -35,6 +36,25 @@ impl Engine {
         let status = crate::launch::exec(&spec, &process, pid, plan, stdio);
         crate::trace::mark("exec: process ended");
         Ok(status?)
+    }
+}
+
+impl Engine {
+    /// `healthcheck run`: runs the container's check once and records the
+    /// result; the health that follows.
+    pub fn check_health(&self, container: &Container) -> Result<Health, Error> {
+        let name = || container.record.name.clone();
+        let config = container.record.healthcheck.clone().ok_or_else(|| Error::NoHealthcheck(name()))?;
+        let state = container.state();
+        let (Some(_), Some(pid)) = (state.live_monitor(), state.pid) else {
+            return Err(Error::NotRunning(name()));
+        };
+        let spec = container.spec()?;
+        let process = health::check_process(&spec, &config).ok_or_else(|| Error::NoHealthcheck(name()))?;
+        let result = health::check(&spec, &process, pid, self.plan()?.uses_helpers, config.timeout());
+        let started = state.started_at.unwrap_or_default();
+        let in_start_period = crate::image::time::now() < started + config.start_period().as_secs();
+        Ok(container.record_health(result, in_start_period)?)
     }
 }
 

@@ -162,6 +162,14 @@ impl Engine {
             .map_err(|e| Error::BadImageConfig { image: image.id.short().to_string(), why: e.to_string() })
     }
 
+    /// The image's HEALTHCHECK (Docker's `config.Healthcheck`, which the
+    /// OCI image config does not name).
+    pub(crate) fn image_healthcheck(&self, image: &ImageRecord) -> Option<crate::containers::HealthConfig> {
+        let bytes = self.store().ok()?.read_blob(&image.id).ok()?;
+        let config: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        serde_json::from_value(config.get("config")?.get("Healthcheck")?.clone()).ok()
+    }
+
     /// Gives the image `source` the name `target` (taken from any other).
     pub fn tag(&self, source: &str, target: &str) -> Result<(), Error> {
         let store = self.store()?;
@@ -189,11 +197,25 @@ impl Engine {
         })?)
     }
 
-    /// `image prune`: returns how many layers and blobs went.
-    pub fn prune_images(&self) -> Result<usize, Error> {
+    /// `image prune [-a]`: unnamed images no container uses (with `all`,
+    /// every image no container uses), then unused layers and blobs.
+    /// Returns `rmi`'s lines for the images and how many layers and blobs went.
+    pub fn prune_images(&self, all: bool) -> Result<(Vec<String>, usize), Error> {
         let store = self.store()?;
         let users = self.image_users()?;
-        Ok(in_userns(self.image_plan(), || image::gc::prune(&store, &users_of(&users)).map_err(|e| e.to_string()))?)
+        let unused: Vec<String> = match all {
+            true => {
+                let images = store.images()?;
+                images.iter().filter(|i| users_of(&users)(&i.id).is_empty()).map(|i| i.id.to_string()).collect()
+            }
+            false => Vec::new(),
+        };
+        Ok(in_userns(self.image_plan(), || {
+            let removed =
+                image::gc::remove_images(&store, &unused, false, &users_of(&users)).map_err(|e| e.to_string())?;
+            let freed = image::gc::prune(&store, &users_of(&users)).map_err(|e| e.to_string())?;
+            Ok((removed, freed))
+        })?)
     }
 
     /// Checks the login with the registry, then keeps it in auth.json.

@@ -15,6 +15,7 @@
 mod commit;
 mod copy;
 mod create;
+mod disk;
 mod error;
 mod exec;
 mod images;
@@ -27,6 +28,7 @@ mod volumes;
 pub use commit::CommitOptions;
 pub use copy::{CopyOptions, Side};
 pub use create::{ContainerOptions, Created, RootSource, SecurityOptions};
+pub use disk::{ContainerSize, DiskUsageLine};
 pub use error::Error;
 pub use exec::{ExecOptions, Usage};
 pub use images::{ImageRemoval, PullPolicy};

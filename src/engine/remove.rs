@@ -19,11 +19,11 @@ pub enum Removal {
 impl Engine {
     /// Removes a container; a running one only with [`Removal::Force`].
     pub fn remove(&self, container: &Container, removal: Removal) -> Result<(), Error> {
-        if container.state().is_running() {
+        if container.state().monitor_alive().is_some() {
             if removal != Removal::Force {
                 return Err(Error::Running(container.record.name.clone()));
             }
-            container.signal(nix::sys::signal::Signal::SIGKILL)?;
+            container.kill(nix::sys::signal::Signal::SIGKILL)?;
             container.wait_stopped(None);
             crate::trace::mark("rm: container stopped");
         }

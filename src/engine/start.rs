@@ -37,7 +37,28 @@ impl Engine {
             self.remove_files(&container);
             trace::mark("container removed");
         }
-        Ok(Exit { code: result?, oom_killed })
+        let code = result?;
+        self.restart_in_background(&container, code)?;
+        Ok(Exit { code, oom_killed })
+    }
+
+    /// After a foreground run whose restart policy asks for more: a
+    /// detached monitor restarts it (after the first pause), as Docker's
+    /// daemon would once its client has shown the first run.
+    fn restart_in_background(&self, container: &Container, code: i32) -> Result<(), Error> {
+        let policy = container.record.restart;
+        if !policy.restarts(code, 0, container.stopped_by_user()) {
+            return Ok(());
+        }
+        std::thread::sleep(crate::containers::restart::delay(None, Duration::ZERO));
+        if container.stopped_by_user() {
+            return Ok(());
+        }
+        let spec = self.prepare_start(container)?;
+        let stdio =
+            StdioMode { terminal: container.record.tty, interactive: container.record.interactive, preserve_fds: 0 };
+        crate::launch::start_detached(&spec, self.plan()?, stdio, 1)?;
+        Ok(())
     }
 
     /// Starts a created container with a detached monitor; returns once it
@@ -47,7 +68,7 @@ impl Engine {
         let Created { container, mut spec, .. } = created;
         let started = self
             .place_in_cgroup(&container, &mut spec)
-            .and_then(|()| Ok(crate::launch::start_detached(&spec, self.plan()?, stdio)?));
+            .and_then(|()| Ok(crate::launch::start_detached(&spec, self.plan()?, stdio, 0)?));
         trace::mark("container started");
         if started.is_err() && container.record.auto_remove {
             self.remove_files(&container);
@@ -63,7 +84,7 @@ impl Engine {
         let spec = self.prepare_start(container)?;
         let stdio =
             StdioMode { terminal: container.record.tty, interactive: container.record.interactive, preserve_fds: 0 };
-        crate::launch::start_detached(&spec, self.plan()?, stdio)?;
+        crate::launch::start_detached(&spec, self.plan()?, stdio, 0)?;
         Ok(())
     }
 

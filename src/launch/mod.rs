@@ -95,12 +95,14 @@ fn open_log(target: &LogTarget) -> Option<Log> {
 
 /// Starts the container described by `spec` with a detached monitor;
 /// returns once it runs (its pid), or with why it could not start.
-pub fn start_detached(spec: &Spec, plan: &UsernsPlan, stdio: StdioMode) -> Result<i32, RunError> {
+/// `restarts`: how often its restart policy restarted it before (a
+/// foreground run it takes over from).
+pub fn start_detached(spec: &Spec, plan: &UsernsPlan, stdio: StdioMode, restarts: u32) -> Result<i32, RunError> {
     let (ours, theirs) = Channel::pair().map_err(|errno| RunError::Sys { op: "socketpair", errno })?;
     match userns::fork_into_userns(plan)? {
         Forked::Child => {
             drop(ours);
-            monitor::run(spec, &MonitorPlan::detached(stdio, plan), theirs)
+            monitor::run(spec, &MonitorPlan::detached(stdio, plan, restarts), theirs)
         }
         Forked::Parent { child } => {
             drop(theirs);

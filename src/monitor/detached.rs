@@ -4,8 +4,10 @@
 //! signals sent to it, and records the end.
 
 use super::attach::AttachServer;
-use super::Recorder;
+use super::health::Checker;
+use super::{MonitorPlan, Recorder};
 use crate::containers::log::{self, LogWriter, Stream};
+use crate::containers::restart;
 use crate::runtime::channel::{Channel, Message};
 use crate::runtime::{container, exit_code, fail, signals, wait_for, SetupError, StdioMode};
 use crate::sys::{die_with_parent, exit_now, Forked};
@@ -39,73 +41,159 @@ pub(super) fn leave_caller(channel: &Channel) {
 
 pub(super) fn run(
     spec: &Spec,
-    stdio: StdioMode,
+    plan: &MonitorPlan,
     channel: Channel,
-    setgroups_allowed: bool,
     network: Option<Connected>,
     record: Recorder,
 ) -> ! {
+    let MonitorPlan { stdio, setgroups_allowed, restarts, .. } = *plan;
     let forwarded = signals::forwarded();
     let setup = forwarded
         .thread_block()
-        .and_then(|()| SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK))
-        .and_then(|signals| Ok((signals, OutputPipes::new(stdio)?, Channel::pair()?)));
-    let (signals, pipes, (ours, theirs)) = match setup {
-        Ok(setup) => setup,
+        .and_then(|()| SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK));
+    let signals = match setup {
+        Ok(signals) => signals,
         Err(e) => fail(&channel, SetupError::sys("monitor setup", "", e)),
     };
-    let child = match crate::sys::fork() {
-        Err(e) => fail(&channel, e.into()),
-        Ok(Forked::Child) => {
-            die_with_parent();
-            drop((ours, channel, signals));
-            if let Err(e) = pipes.install() {
-                fail(&theirs, SetupError::sys("dup2", "", e));
-            }
-            let netns = network.as_ref().map(|n| n.netns());
-            container::start(spec, stdio, theirs, setgroups_allowed, netns)
-        }
-        Ok(Forked::Parent { child }) => child,
-    };
-    drop(theirs);
-    let (mut sources, mut input) = pipes.monitor_ends();
-    let mut terminal = None;
-    // The container's end of the channel closes when its command starts
-    // (close-on-exec) or after it reported why it could not.
-    while let Ok(Some((message, fd))) = ours.recv() {
-        match (message, fd) {
-            (Message::TerminalMaster, Some(master)) => {
-                terminal = master.try_clone().ok();
-                if stdio.interactive {
-                    input = master.try_clone().ok();
-                }
-                sources.push((master, Stream::Stdout));
-            }
-            (Message::Failed { code, message }, _) => {
-                let _ = channel.send(&Message::Failed { code, message }, None);
-                let status = wait_for(child);
-                record.exited(status);
-                exit_now(status)
-            }
-            _ => {}
-        }
-    }
-    // Bound before `run -d` returns, so an `attach` right after finds it.
-    let attach = AttachServer::new(record.container.as_ref().map(|c| c.dir.as_path()), input, terminal);
-    record.started(child);
-    let _ = channel.send(&Message::ContainerPid(child.as_raw()), None);
-    drop(channel);
-    let log = record
+    let mut log = record
         .container
         .as_ref()
         .and_then(|c| LogWriter::open(&c.path(log::FILE), c.record.log_max_size.unwrap_or(log::DEFAULT_MAX_SIZE)).ok());
-    let status = Capture { child, signals, sources, log, attach }.until_exit();
+    let run = Run { spec, stdio, setgroups_allowed, network: &network, record: &record, signals: &signals };
+    // hutch hears of the first start only; later ones are the policy's.
+    let mut caller = Some(channel);
+    let mut restarts = restarts;
+    let mut pause = None;
+    let status = loop {
+        let began = Instant::now();
+        let (status, attach) = run.once(&mut caller, restarts, &mut log);
+        let policy = record.restart_policy();
+        if !policy.restarts(status, restarts, record.stopped_by_user()) {
+            break (status, attach);
+        }
+        restarts += 1;
+        let wait = restart::delay(pause, began.elapsed());
+        pause = Some(wait);
+        record.restarting(status, restarts);
+        drop(attach);
+        if !run.pause(wait) {
+            break (status, None);
+        }
+    };
+    let (status, attach) = status;
     drop(network);
     record.exited(status);
+    drop(attach);
     if record.auto_remove() {
         record.remove(spec);
     }
     exit_now(status)
+}
+
+/// What each start of the container's process shares.
+struct Run<'a> {
+    spec: &'a Spec,
+    stdio: StdioMode,
+    setgroups_allowed: bool,
+    network: &'a Option<Connected>,
+    record: &'a Recorder,
+    signals: &'a SignalFd,
+}
+
+impl Run<'_> {
+    /// Starts the container's process and keeps it until it ends; its
+    /// status. A first start that fails is reported to hutch (`caller`),
+    /// and the monitor ends with it.
+    fn once(
+        &self,
+        caller: &mut Option<Channel>,
+        restarts: u32,
+        log: &mut Option<LogWriter>,
+    ) -> (i32, Option<AttachServer>) {
+        let mut failed = |e: SetupError| match caller.take() {
+            Some(channel) => fail(&channel, e),
+            None => (e.code(), None),
+        };
+        let (pipes, (ours, theirs)) = match OutputPipes::new(self.stdio).and_then(|p| Ok((p, Channel::pair()?))) {
+            Ok(setup) => setup,
+            Err(e) => return failed(SetupError::sys("monitor setup", "", e)),
+        };
+        let child = match crate::sys::fork_into_new_pid_namespace() {
+            Err(e) => return failed(e.into()),
+            Ok(Forked::Child) => {
+                die_with_parent();
+                drop((ours, caller.take()));
+                if let Err(e) = pipes.install() {
+                    fail(&theirs, SetupError::sys("dup2", "", e));
+                }
+                let netns = self.network.as_ref().map(|n| n.netns());
+                container::start(self.spec, self.stdio, theirs, self.setgroups_allowed, netns)
+            }
+            Ok(Forked::Parent { child }) => child,
+        };
+        drop(theirs);
+        let (mut sources, mut input) = pipes.monitor_ends();
+        let mut terminal = None;
+        // The container's end of the channel closes when its command starts
+        // (close-on-exec) or after it reported why it could not.
+        while let Ok(Some((message, fd))) = ours.recv() {
+            match (message, fd) {
+                (Message::TerminalMaster, Some(master)) => {
+                    terminal = master.try_clone().ok();
+                    if self.stdio.interactive {
+                        input = master.try_clone().ok();
+                    }
+                    sources.push((master, Stream::Stdout));
+                }
+                (Message::Failed { code, message }, _) => {
+                    if let Some(channel) = caller.take() {
+                        let _ = channel.send(&Message::Failed { code, message }, None);
+                        let status = wait_for(child);
+                        self.record.exited(status);
+                        exit_now(status)
+                    }
+                    return (wait_for(child), None);
+                }
+                _ => {}
+            }
+        }
+        let record = self.record;
+        // Bound before `run -d` returns, so an `attach` right after finds it.
+        let attach = AttachServer::new(record.container.as_ref().map(|c| c.dir.as_path()), input, terminal);
+        record.started(child, restarts);
+        if let Some(channel) = caller.take() {
+            let _ = channel.send(&Message::ContainerPid(child.as_raw()), None);
+        }
+        let checker =
+            record.container.as_ref().and_then(|c| Checker::start(self.spec, c, child, self.setgroups_allowed));
+        let (status, attach) = Capture { child, signals: self.signals, sources, log, attach }.until_exit();
+        if let Some(checker) = checker {
+            checker.stop();
+        }
+        (status, Some(attach))
+    }
+
+    /// Waits `wait` before a restart; false when a signal came meanwhile
+    /// (`stop` or `kill` of a restarting container: no restart then).
+    fn pause(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return !self.record.stopped_by_user();
+            }
+            let millis = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+            let mut fds = [PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+            if let Ok(1..) = poll(&mut fds, PollTimeout::try_from(millis).unwrap_or(PollTimeout::ZERO)) {
+                while let Ok(Some(info)) = self.signals.read_signal() {
+                    let ending = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT];
+                    if ending.iter().any(|&sig| info.ssi_signo == sig as u32) {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Pipes for the container's stdout and stderr, and for its stdin with
@@ -156,11 +244,11 @@ impl OutputPipes {
 }
 
 /// The monitor's loop while its container runs.
-struct Capture {
+struct Capture<'a> {
     child: Pid,
-    signals: SignalFd,
+    signals: &'a SignalFd,
     sources: Vec<(OwnedFd, Stream)>,
-    log: Option<LogWriter>,
+    log: &'a mut Option<LogWriter>,
     attach: AttachServer,
 }
 
@@ -169,8 +257,10 @@ struct Capture {
 /// kernel kills them.
 const DRAIN_TIME: Duration = Duration::from_secs(1);
 
-impl Capture {
-    fn until_exit(mut self) -> i32 {
+impl Capture<'_> {
+    /// The container's status, and the attach server, kept open until
+    /// that status is recorded (an attached client reads it then).
+    fn until_exit(mut self) -> (i32, AttachServer) {
         let mut status = None;
         let mut deadline = None;
         loop {
@@ -196,7 +286,7 @@ impl Capture {
                 }
             }
         }
-        status.unwrap_or(crate::EXIT_HUTCH_ERROR)
+        (status.unwrap_or(crate::EXIT_HUTCH_ERROR), self.attach)
     }
 
     /// Readiness of the signal descriptor, of each source, then of the
@@ -214,7 +304,7 @@ impl Capture {
     fn copy_ready(&mut self, ready: &[bool]) {
         let mut buf = vec![0u8; 64 * 1024];
         let mut i = 0;
-        let (log, attach) = (&mut self.log, &mut self.attach);
+        let (log, attach) = (&mut *self.log, &mut self.attach);
         self.sources.retain(|(fd, stream)| {
             let was_ready = ready.get(i).copied().unwrap_or(false);
             i += 1;

@@ -9,14 +9,16 @@
 
 mod attach;
 mod detached;
+pub(crate) mod health;
 
 use crate::cgroup::{ContainerCgroup, Hierarchy};
-use crate::containers::{Container, ContainerState, ProcessId, Status};
+use crate::containers::{Container, ContainerState, ProcessId, RestartPolicy, Status};
 use crate::image::time::now;
 use crate::runtime::channel::{Channel, Message};
 use crate::runtime::{container, fail, wait_for, SetupError, StdioMode};
 use crate::spec::annotations;
 use crate::sys::{die_with_parent, exit_now, Forked};
+use health::Checker;
 use netstack::{Connected, NetworkMode, PortMapping};
 use nix::sched::{unshare, CloneFlags};
 use nix::unistd::Pid;
@@ -34,33 +36,39 @@ pub struct MonitorPlan {
     /// The monitor leaves hutch and keeps the container's output in its
     /// log; otherwise hutch relays the container's streams and signals.
     pub detached: bool,
+    /// Restarts its restart policy made before this monitor: not 0 when
+    /// it takes over after a foreground run.
+    pub restarts: u32,
 }
 
 impl MonitorPlan {
     pub fn foreground(stdio: StdioMode, plan: &crate::userns::UsernsPlan) -> MonitorPlan {
-        MonitorPlan { stdio, setgroups_allowed: plan.uses_helpers, detached: false }
+        MonitorPlan { stdio, setgroups_allowed: plan.uses_helpers, detached: false, restarts: 0 }
     }
 
-    pub fn detached(stdio: StdioMode, plan: &crate::userns::UsernsPlan) -> MonitorPlan {
-        MonitorPlan { stdio, setgroups_allowed: plan.uses_helpers, detached: true }
+    pub fn detached(stdio: StdioMode, plan: &crate::userns::UsernsPlan, restarts: u32) -> MonitorPlan {
+        MonitorPlan { stdio, setgroups_allowed: plan.uses_helpers, detached: true, restarts }
     }
 }
 
 /// Never returns: exits with the container's status.
 pub fn run(spec: &Spec, plan: &MonitorPlan, channel: Channel) -> ! {
-    let MonitorPlan { stdio, setgroups_allowed, detached } = *plan;
+    let MonitorPlan { stdio, setgroups_allowed, detached, restarts } = *plan;
     if detached {
         detached::leave_caller(&channel);
     }
     let record = Recorder::from_spec(spec);
+    if let (Some(c), 0) = (&record.container, restarts) {
+        c.clear_stopped_by_user();
+    }
     let network = match prepare(spec) {
         Ok(network) => network,
         Err(e) => fail(&channel, e),
     };
     if detached {
-        detached::run(spec, stdio, channel, setgroups_allowed, network, record)
+        detached::run(spec, plan, channel, network, record)
     }
-    match crate::sys::fork() {
+    match crate::sys::fork_into_new_pid_namespace() {
         Err(e) => fail(&channel, e.into()),
         Ok(Forked::Child) => {
             die_with_parent();
@@ -68,10 +76,14 @@ pub fn run(spec: &Spec, plan: &MonitorPlan, channel: Channel) -> ! {
             container::start(spec, stdio, channel, setgroups_allowed, netns)
         }
         Ok(Forked::Parent { child }) => {
-            record.started(child);
+            record.started(child, 0);
             let _ = channel.send(&Message::ContainerPid(child.as_raw()), None);
             drop(channel);
+            let checker = record.container.as_ref().and_then(|c| Checker::start(spec, c, child, setgroups_allowed));
             let status = wait_for(child);
+            if let Some(checker) = checker {
+                checker.stop();
+            }
             crate::trace::mark("monitor: container exited");
             drop(network); // stops the helper: its ports are free again
             record.exited(status);
@@ -83,8 +95,8 @@ pub fn run(spec: &Spec, plan: &MonitorPlan, channel: Channel) -> ! {
 /// Everything the container's first process needs from the monitor: for
 /// a root mounted from layers, a mount namespace of the monitor's own that
 /// holds that mount out of the host's sight (the container gets a child of
-/// it; a root directory needs none), the network, and a new PID namespace
-/// for the children from here on (the first is the container's PID 1).
+/// it; a root directory needs none), and the network. (The container's
+/// process is forked into a new PID namespace, one per start.)
 fn prepare(spec: &Spec) -> Result<Option<Connected>, SetupError> {
     let config = |e: crate::storage::Error| SetupError::config(e.to_string());
     if crate::storage::from_spec(spec).map_err(config)?.is_some() {
@@ -94,7 +106,6 @@ fn prepare(spec: &Spec) -> Result<Option<Connected>, SetupError> {
     }
     let network = connect_network(spec)?;
     crate::trace::mark("monitor: network connected");
-    unshare(CloneFlags::CLONE_NEWPID).map_err(|e| SetupError::sys("unshare", "", e))?;
     Ok(network)
 }
 
@@ -114,12 +125,33 @@ impl Recorder {
         Recorder { container: dir.and_then(|d| Container::at(&d).ok()), cgroup }
     }
 
-    fn started(&self, pid: Pid) {
+    fn started(&self, pid: Pid, restart_count: u32) {
         if let Some(c) = &self.container {
             let mut state = ContainerState::running(ProcessId::current(), pid.as_raw(), now());
             state.cgroup = self.cgroup.as_ref().map(|cg| cg.dir.clone());
+            state.restart_count = restart_count;
             let _ = c.write_state(&state);
         }
+    }
+
+    /// Records an end after which the process starts again.
+    fn restarting(&self, code: i32, restart_count: u32) {
+        let Some(c) = &self.container else { return };
+        let mut state = c.state();
+        state.status = Status::Restarting;
+        state.pid = None;
+        state.exit_code = Some(code);
+        state.finished_at = Some(now());
+        state.restart_count = restart_count;
+        let _ = c.write_state(&state);
+    }
+
+    fn restart_policy(&self) -> RestartPolicy {
+        self.container.as_ref().map(|c| c.record.restart).unwrap_or_default()
+    }
+
+    fn stopped_by_user(&self) -> bool {
+        self.container.as_ref().is_some_and(Container::stopped_by_user)
     }
 
     /// Records the end (and whether the OOM killer caused it), and removes

@@ -16,6 +16,7 @@ pub(crate) mod exec;
 mod init;
 pub mod inroot;
 pub mod inside;
+pub mod probe;
 pub mod process;
 mod rootfs;
 pub mod seccomp;

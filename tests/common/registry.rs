@@ -211,6 +211,8 @@ pub struct Image {
     /// `ExposedPorts` (`8080/tcp`).
     pub exposed_ports: Vec<String>,
     pub stop_signal: String,
+    /// Docker's `Healthcheck` (`HEALTHCHECK` in a Dockerfile); null for none.
+    pub healthcheck: serde_json::Value,
 }
 
 impl Image {
@@ -226,6 +228,7 @@ impl Image {
             diff_ids: None,
             exposed_ports: Vec::new(),
             stop_signal: String::new(),
+            healthcheck: serde_json::Value::Null,
         }
     }
 
@@ -237,7 +240,7 @@ impl Image {
             .enumerate()
             .map(|(i, _)| serde_json::json!({"created": "2024-01-01T00:00:00Z", "created_by": format!("layer {i}")}))
             .collect();
-        serde_json::to_vec(&serde_json::json!({
+        let mut config = serde_json::json!({
             "created": "2024-01-01T00:00:00Z",
             "architecture": self.arch,
             "os": "linux",
@@ -249,8 +252,11 @@ impl Image {
             },
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
             "history": history,
-        }))
-        .unwrap()
+        });
+        if !self.healthcheck.is_null() {
+            config["config"]["Healthcheck"] = self.healthcheck.clone();
+        }
+        serde_json::to_vec(&config).unwrap()
     }
 }
 
