@@ -153,6 +153,21 @@ impl Volumes {
         }
     }
 
+    /// Removes those of `names` that no container of the store lists:
+    /// for the monitor of a `--rm` container, which may delete any file
+    /// (it runs in the user namespace).
+    pub fn remove_unused(&self, containers: &crate::containers::Containers, names: &[String]) {
+        let listed = containers.list().unwrap_or_default();
+        for name in names {
+            if listed.iter().any(|c| c.record.volumes.contains(name)) {
+                continue;
+            }
+            if let Ok(aside) = self.set_aside(name) {
+                let _ = crate::image::store::remove_tree(&aside);
+            }
+        }
+    }
+
     /// Removals whose process was killed before it deleted them.
     pub fn abandoned_removals(&self) -> Vec<PathBuf> {
         crate::liveness::left_by_gone_owners(&self.dir, REMOVAL_PREFIX)

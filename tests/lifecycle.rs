@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::registry::{busybox_layer, Image, Layer, Registry};
+use common::registry::{busybox_layer, Image, Layer, Registry, TarBuilder};
 use common::*;
 use std::time::{Duration, Instant};
 
@@ -942,4 +942,70 @@ fn labels_env_files_sizes_disk_usage_and_system_prune_and_reset() {
         (env.ok(&["ps", "-aq"]), env.ok(&["images", "-q"]), env.ok(&["volume", "ls", "-q"])),
         (String::new(), String::new(), String::new())
     );
+}
+
+#[test]
+fn volumes_are_filled_from_the_image_mounted_by_mount_shared_by_volumes_from_and_removed_by_rm_v() {
+    let reg = Registry::start("life-vols");
+    let seeded = TarBuilder::new()
+        .dir("data/")
+        .file_mode("data/seed", b"seed\n", 0o640, 1000, 1000)
+        .dir("cache/")
+        .file("cache/c", b"cached\n")
+        .finish();
+    let mut image = Image::new(vec![Layer::gzip(busybox_layer()), Layer::gzip(seeded)], &["sleep", "100"]);
+    image.volumes = vec!["/cache".into()];
+    reg.push_image("test/vols", "1", &image);
+    let name = format!("{}/test/vols:1", reg.addr);
+    let env = Env::new("vols");
+    let volumes = || env.ok(&["volume", "ls", "-q"]).lines().map(String::from).collect::<Vec<_>>();
+    let run = |args: &[&str], script: &str| {
+        let all: Vec<&str> =
+            ["run", "--rm"].iter().chain(args).chain(&[name.as_str(), "sh", "-c", script]).copied().collect();
+        env.ok(&all)
+    };
+
+    // A new volume gets the image's files there, owners and modes kept.
+    let owner = if expect_subids() { "1000:1000" } else { "0:0" };
+    assert_eq!(
+        run(&["-v", "seeded:/data"], "cat /data/seed; stat -c %u:%g:%a /data/seed"),
+        format!("seed\n{owner}:640\n")
+    );
+    // Not empty any more: left as the containers made it.
+    run(&["-v", "seeded:/data"], "rm /data/seed; echo mine > /data/own");
+    assert_eq!(run(&["-v", "seeded:/data"], "ls /data"), "own\n");
+    assert_eq!(run(&["-v", "bare:/data:nocopy"], "ls /data"), "", "nocopy: the volume stays empty");
+    assert_eq!(
+        volumes(),
+        ["bare", "seeded"],
+        "--rm removes no named volume, and the image's VOLUME's anonymous one went"
+    );
+
+    // --mount, in its three kinds.
+    let host = env.store.path().join("host-dir");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("h"), "from host\n").unwrap();
+    let bind = format!("type=bind,src={},dst=/h,readonly", host.display());
+    let out = run(
+        &["--mount", "type=volume,src=m1,dst=/m", "--mount", &bind, "--mount", "type=tmpfs,dst=/t,tmpfs-size=1m"],
+        "echo x > /m/f && cat /h/h && (echo y > /h/g 2>/dev/null || echo read-only) && grep ' /t ' /proc/mounts | cut -d' ' -f3",
+    );
+    assert_eq!(out, "from host\nread-only\ntmpfs\n");
+    let bad = env.hutch(&["run", "--mount", "type=bind,dst=/x", &name]);
+    assert_eq!(error_line(&bad), "hutch: invalid --mount \"type=bind,dst=/x\": a bind needs a source (src=/host/path)");
+
+    // Anonymous volumes (-v /path, the image's VOLUME), shared by --volumes-from.
+    env.ok(&["run", "-d", "--name", "owner", "-v", "/scratch", "-v", "seeded:/data", &name]);
+    let binds: Vec<String> = serde_json::from_str(&inspected(&env, "{{json .HostConfig.Binds}}", "owner")).unwrap();
+    assert_eq!(binds.len(), 3, "{binds:?}");
+    assert_eq!(volumes().len(), 5, "two anonymous ones: {:?}", volumes());
+    env.ok(&["exec", "owner", "sh", "-c", "echo shared > /scratch/s"]);
+    let out = run(
+        &["--volumes-from", "owner:ro"],
+        "cat /scratch/s /cache/c /data/own; touch /scratch/t 2>/dev/null || echo read-only",
+    );
+    assert_eq!(out, "shared\ncached\nmine\nread-only\n");
+    env.ok(&["stop", "-t", "0", "owner"]);
+    env.ok(&["rm", "-v", "owner"]);
+    assert_eq!(volumes(), ["bare", "m1", "seeded"], "rm -v removes the anonymous volumes only");
 }

@@ -149,7 +149,7 @@ pub struct RmArgs {
     /// Stop running containers first (SIGKILL)
     #[arg(short, long)]
     force: bool,
-    /// Also remove anonymous volumes (hutch has none: accepted for Docker's sake)
+    /// Also remove the anonymous volumes the container was given (-v /path, the image's VOLUMEs)
     #[arg(short, long)]
     volumes: bool,
     #[arg(required = true, value_name = "CONTAINER")]
@@ -355,9 +355,14 @@ pub fn wait(args: ContainersArgs, engine: &Engine) -> Result<i32, Error> {
 }
 
 pub fn rm(args: RmArgs, engine: &Engine) -> Result<i32, Error> {
-    let _ = args.volumes;
     let removal = if args.force { Removal::Force } else { Removal::IfStopped };
-    each(&args.containers, engine, |c| Ok(engine.remove(c, removal)?))
+    each(&args.containers, engine, |c| {
+        engine.remove(c, removal)?;
+        if args.volumes {
+            engine.remove_anonymous_volumes(c)?;
+        }
+        Ok(())
+    })
 }
 
 pub fn start(args: StartArgs, engine: &Engine) -> Result<i32, Error> {
@@ -423,6 +428,7 @@ pub fn inspect(name: &str, engine: &Engine) -> Result<Option<serde_json::Value>,
         "HostConfig": {
             "AutoRemove": r.auto_remove,
             "RestartPolicy": r.restart,
+            "Binds": r.binds,
             "Cgroups": r.cgroups,
             "Resources": limits_json(&spec, &state),
             "LogConfig": { "Type": "k8s-file", "MaxSize": r.log_max_size.unwrap_or(log::DEFAULT_MAX_SIZE) },

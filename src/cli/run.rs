@@ -9,7 +9,7 @@ use crate::image::pull::Platform;
 use crate::runtime::{self, StdioMode};
 use crate::spec::device::Device;
 use crate::spec::resources::parse_size;
-use crate::spec::{SeccompChoice, Volume};
+use crate::spec::{MountArg, SeccompChoice, Volume};
 use clap::{ArgAction, Args};
 use std::collections::BTreeMap;
 use std::os::fd::AsFd;
@@ -73,6 +73,12 @@ pub struct RunArgs {
     /// Bind mount a host path: HOST:CONTAINER[:ro|rw]
     #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:OPTS]")]
     volumes: Vec<String>,
+    /// Mount a bind, volume or tmpfs: type=bind|volume|tmpfs,src=…,dst=…[,readonly]
+    #[arg(long = "mount", value_name = "type=TYPE,src=…,dst=…")]
+    mounts: Vec<String>,
+    /// Mount the binds and volumes of another container: CONTAINER[:ro|rw]
+    #[arg(long, value_name = "CONTAINER[:ro|rw]")]
+    volumes_from: Vec<String>,
     /// Give the container a host device: HOST[:CONTAINER][:PERMISSIONS]
     #[arg(long = "device", value_name = "HOST[:CONTAINER][:rwm]")]
     devices: Vec<String>,
@@ -187,6 +193,14 @@ fn options(args: &RunArgs) -> Result<ContainerOptions, Error> {
             (source, rest.to_vec())
         }
     };
+    let mut binds: Vec<Volume> = args.volumes.iter().map(|v| Volume::parse(v)).collect::<Result<_, _>>()?;
+    let mut tmpfs = args.tmpfs.clone();
+    for mount in &args.mounts {
+        match MountArg::parse(mount)? {
+            MountArg::Bind(volume) => binds.push(volume),
+            MountArg::Tmpfs(spec) => tmpfs.push(spec),
+        }
+    }
     Ok(ContainerOptions {
         root,
         command,
@@ -195,7 +209,8 @@ fn options(args: &RunArgs) -> Result<ContainerOptions, Error> {
         workdir: args.workdir.clone(),
         user: args.user.clone(),
         hostname: args.hostname.clone(),
-        volumes: args.volumes.iter().map(|v| Volume::parse(v)).collect::<Result<_, _>>()?,
+        volumes: binds,
+        volumes_from: args.volumes_from.clone(),
         devices: args
             .devices
             .iter()
@@ -209,7 +224,7 @@ fn options(args: &RunArgs) -> Result<ContainerOptions, Error> {
         init: args.init,
         read_only: args.read_only,
         auto_remove: args.rm,
-        tmpfs: args.tmpfs.clone(),
+        tmpfs,
         cap_add: args.cap_add.clone(),
         cap_drop: args.cap_drop.clone(),
         privileged: args.privileged,

@@ -85,6 +85,10 @@ pub struct ContainerRecord {
     /// VOLUME): `rm -v` removes them with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub anonymous_volumes: Vec<String>,
+    /// Its binds and volumes as `-v` takes them (Docker's HostConfig.Binds),
+    /// for `--volumes-from`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binds: Vec<String>,
     /// `--label KEY=VALUE`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,

@@ -19,7 +19,7 @@ use crate::trace;
 use netstack::{NetworkMode, PortMapping};
 use oci_spec::runtime::{LinuxResources, Spec};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where a container's root filesystem comes from.
 #[derive(Clone, Debug)]
@@ -57,7 +57,10 @@ pub struct ContainerOptions {
     /// `NAME|UID[:GROUP|GID]`.
     pub user: Option<String>,
     pub hostname: Option<String>,
+    /// `-v` and `--mount` binds and volumes.
     pub volumes: Vec<Volume>,
+    /// `--volumes-from CONTAINER[:ro|rw]`: its binds and volumes too.
+    pub volumes_from: Vec<String>,
     pub devices: Vec<Device>,
     /// `None`: the config file's default, else pasta or slirp4netns.
     pub network: Option<NetworkMode>,
@@ -110,6 +113,8 @@ struct Launch {
     stop_signal: Option<String>,
     /// The image's ExposedPorts (`80/tcp`), published by `-P`.
     exposed_ports: Vec<String>,
+    /// The image's VOLUMEs.
+    image_volumes: Vec<String>,
     command: Vec<String>,
     env: Vec<String>,
     workdir: Option<PathBuf>,
@@ -147,7 +152,7 @@ impl Engine {
             publish.extend(launch.exposed_ports.iter().cloned());
         }
         let ports = self.published_ports(&publish, &network)?;
-        let volumes = self.resolve_volumes(&options.volumes)?;
+        let volumes = self.resolve_volumes(&self.requested_volumes(options, &launch)?)?;
         let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let record = ContainerRecord {
             id: crate::containers::new_id()?,
@@ -164,6 +169,8 @@ impl Engine {
             log_max_size: options.log_max_size,
             cgroups: options.cgroups,
             volumes: volumes.iter().filter_map(|v| v.name.clone()).collect(),
+            anonymous_volumes: volumes.iter().filter(|v| v.anonymous).filter_map(|v| v.name.clone()).collect(),
+            binds: volumes.iter().map(Volume::to_bind).collect(),
             labels: options.labels.clone(),
             restart: options.restart,
             healthcheck: launch.healthcheck.clone(),
@@ -200,6 +207,7 @@ impl Engine {
                     image_name: dir.display().to_string(),
                     stop_signal: None,
                     exposed_ports: Vec::new(),
+                    image_volumes: Vec::new(),
                     command: options.command.clone(),
                     env: options.env.clone(),
                     workdir: options.workdir.clone(),
@@ -227,7 +235,34 @@ impl Engine {
             image_name: name.clone(),
             stop_signal: defaults.stop_signal.clone(),
             exposed_ports: defaults.exposed_ports.clone(),
+            image_volumes: defaults.volumes.clone(),
         })
+    }
+
+    /// `-v` and `--mount`, then what `--volumes-from` takes, then an
+    /// anonymous volume for each of the image's VOLUMEs no other covers.
+    fn requested_volumes(&self, options: &ContainerOptions, launch: &Launch) -> Result<Vec<Volume>, Error> {
+        let mut requested = options.volumes.clone();
+        for source in &options.volumes_from {
+            let (name, mode) = match source.rsplit_once(':') {
+                Some((name, mode @ ("ro" | "rw"))) => (name, Some(mode == "ro")),
+                _ => (source.as_str(), None),
+            };
+            let container = self.container(name)?;
+            for bind in &container.record.binds {
+                let volume = Volume::parse(bind)?;
+                requested.push(match mode {
+                    Some(read_only) => volume.with_read_only(read_only),
+                    None => volume,
+                });
+            }
+        }
+        for path in &launch.image_volumes {
+            if !requested.iter().any(|v| v.destination == Path::new(path)) {
+                requested.push(Volume::parse(path)?);
+            }
+        }
+        Ok(requested)
     }
 
     /// The store's `containers/ID/`: the mount point of the image's root

@@ -44,6 +44,7 @@ impl Engine {
             let leftover = c.record.auto_remove && c.state().status == crate::containers::Status::Exited;
             if leftover {
                 self.remove_files(c);
+                let _ = self.remove_anonymous_volumes(c);
             }
             !leftover
         });

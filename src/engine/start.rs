@@ -35,6 +35,7 @@ impl Engine {
         let oom_killed = container.state().oom_killed;
         if container.record.auto_remove {
             self.remove_files(&container);
+            self.remove_anonymous_volumes(&container)?;
             trace::mark("container removed");
         }
         let code = result?;

@@ -2,6 +2,7 @@
 //! bound into containers, removed only when no container uses them.
 
 use super::{Engine, Error};
+use crate::containers::Container;
 use crate::volumes::{Volume, Volumes};
 use std::collections::HashMap;
 
@@ -65,18 +66,42 @@ impl Engine {
         Ok(unused)
     }
 
-    /// The `-v` list with named volumes found or made, their data bound.
+    /// The `-v` list with named volumes found or made, anonymous ones
+    /// made and named, their data bound.
     pub(crate) fn resolve_volumes(&self, requested: &[crate::spec::Volume]) -> Result<Vec<crate::spec::Volume>, Error> {
-        if requested.iter().all(|v| v.name.is_none()) {
+        if requested.iter().all(|v| v.name.is_none() && !v.anonymous) {
             return Ok(requested.to_vec());
         }
         let volumes = self.volume_store()?;
         requested
             .iter()
-            .map(|v| match &v.name {
-                Some(name) => Ok(crate::spec::Volume { source: volumes.get_or_create(name)?.mountpoint, ..v.clone() }),
-                None => Ok(v.clone()),
+            .map(|v| {
+                let volume = match (&v.name, v.anonymous) {
+                    (Some(name), _) => volumes.get_or_create(name)?,
+                    (None, true) => volumes.create(None)?,
+                    (None, false) => return Ok(v.clone()),
+                };
+                Ok(crate::spec::Volume { source: volume.mountpoint, name: Some(volume.name), ..v.clone() })
             })
             .collect()
+    }
+
+    /// `rm -v`, and a `--rm` container's end: the anonymous volumes the
+    /// container was given, unless another container uses them too.
+    pub fn remove_anonymous_volumes(&self, container: &Container) -> Result<(), Error> {
+        if container.record.anonymous_volumes.is_empty() {
+            return Ok(());
+        }
+        let in_use = self.volumes_in_use()?;
+        let volumes = self.volume_store()?;
+        let mut aside = Vec::new();
+        for name in container.record.anonymous_volumes.iter().filter(|name| !in_use.contains_key(*name)) {
+            match volumes.set_aside(name) {
+                Ok(dir) => aside.push(dir),
+                Err(crate::volumes::Error::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.delete_trees(aside)
     }
 }

@@ -13,6 +13,8 @@ pub struct RunDefaults {
     pub user: Option<String>,
     pub stop_signal: Option<String>,
     pub exposed_ports: Vec<String>,
+    /// Its VOLUMEs: each gets an anonymous volume.
+    pub volumes: Vec<String>,
 }
 
 impl RunDefaults {
@@ -27,6 +29,7 @@ impl RunDefaults {
             user: non_empty(c.user()),
             stop_signal: non_empty(c.stop_signal()),
             exposed_ports: c.exposed_ports().clone().unwrap_or_default(),
+            volumes: c.volumes().clone().unwrap_or_default(),
         }
     }
 

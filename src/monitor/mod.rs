@@ -24,7 +24,7 @@ use nix::sched::{unshare, CloneFlags};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How the monitor runs its container; the rest is in the Spec.
 #[derive(Clone, Copy, Debug)]
@@ -181,8 +181,13 @@ impl Recorder {
         let _ = crate::storage::unmount_spec_root(spec);
         if let Some(c) = &self.container {
             // Out of the list at once; what a kill leaves is finished later.
-            if let Ok(Some(aside)) = crate::containers::Containers::of(c).set_aside(c) {
+            let containers = crate::containers::Containers::of(c);
+            if let Ok(Some(aside)) = containers.set_aside(c) {
                 let _ = crate::image::store::remove_tree(&aside);
+            }
+            let store = c.dir.parent().and_then(Path::parent);
+            if let Some(volumes) = store.and_then(|root| crate::volumes::Volumes::open(root).ok()) {
+                volumes.remove_unused(&containers, &c.record.anonymous_volumes);
             }
         }
         if let Some(dir) = annotations::get(spec, annotations::STATE_DIR) {

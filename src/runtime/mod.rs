@@ -12,6 +12,7 @@ pub mod attach;
 mod capabilities;
 pub(crate) mod channel;
 pub(crate) mod container;
+mod copy_up;
 pub(crate) mod exec;
 mod init;
 pub mod inroot;

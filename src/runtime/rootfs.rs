@@ -145,6 +145,9 @@ fn bind_mount(root: BorrowedFd<'_>, m: &Mount, opts: &MountOptions) -> Result<()
         .as_ref()
         .ok_or_else(|| SetupError::config(format!("bind mount on {} has no source", dest.display())))?;
     let is_dir = std::fs::metadata(source).map_err(|e| SetupError::io("bind mount source", source, e))?.is_dir();
+    if is_dir && opts.data.iter().any(|o| o == crate::spec::COPY_UP) {
+        super::copy_up::fill_empty_volume(root, dest, source)?;
+    }
     let target = if is_dir { inroot::mkdir_all(root, dest) } else { inroot::ensure_file(root, dest) }
         .map_err(|e| SetupError::sys("create mount point", dest, e))?;
     let mut flags = MsFlags::MS_BIND;

@@ -5,6 +5,9 @@ pub mod annotations;
 pub mod device;
 pub mod resources;
 pub mod security;
+mod volume;
+
+pub use volume::{MountArg, Volume, COPY_UP};
 
 use crate::runtime::{inroot, process::DEFAULT_PATH};
 use crate::storage::LayeredRoot;
@@ -33,8 +36,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("unknown volume option {option:?} in {volume:?} (expected ro, rw, nosuid, nodev, noexec)")]
+    #[error("unknown volume option {option:?} in {volume:?} (expected ro, rw, nosuid, nodev, noexec, nocopy)")]
     VolumeOption { volume: String, option: String },
+    #[error("invalid --mount {mount:?}: {why}")]
+    MountSyntax { mount: String, why: String },
     #[error("the root filesystem {path}: {source}")]
     Rootfs {
         path: PathBuf,
@@ -65,60 +70,6 @@ pub enum Error {
     Limit { flag: String, why: String },
     #[error("building the runtime spec: {0}")]
     Oci(#[from] oci_spec::OciSpecError),
-}
-
-/// A `-v` bind mount: of a host path, or of a named volume's data.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Volume {
-    /// The host path; for a named volume, its data directory once the
-    /// engine has found or made it (empty until then).
-    pub source: PathBuf,
-    /// The named volume, for `-v NAME:/path`.
-    pub name: Option<String>,
-    pub destination: PathBuf,
-    /// Mount options for the runtime: `ro`, `nosuid`, `nodev`, `noexec`.
-    pub options: Vec<String>,
-}
-
-impl Volume {
-    /// Parses `HOST-PATH|NAME:CONTAINER[:OPTIONS]`; a host path must exist.
-    pub fn parse(arg: &str) -> Result<Volume, Error> {
-        let parts: Vec<&str> = arg.split(':').collect();
-        let (source, destination, options) = match parts.as_slice() {
-            [s, d] => (*s, *d, ""),
-            [s, d, o] => (*s, *d, *o),
-            _ => return Err(Error::VolumeSyntax(arg.into())),
-        };
-        if !destination.starts_with('/') || source.is_empty() {
-            return Err(Error::VolumeSyntax(arg.into()));
-        }
-        let is_name = crate::volumes::is_volume_name(source);
-        if is_name && crate::volumes::check_name(source).is_err() {
-            return Err(Error::VolumeName(arg.into()));
-        }
-        let mut flags: Vec<String> = Vec::new();
-        for option in options.split(',').filter(|o| !o.is_empty()) {
-            match option {
-                "ro" | "nosuid" | "nodev" | "noexec" => flags.push(option.to_string()),
-                "rw" => flags.retain(|f| f != "ro"),
-                "suid" | "dev" | "exec" => flags.retain(|f| *f != format!("no{option}")),
-                // SELinux relabelling and propagation requests: nothing to do rootless.
-                "z" | "Z" | "rprivate" | "private" => {}
-                other => return Err(Error::VolumeOption { volume: arg.into(), option: other.into() }),
-            }
-        }
-        if is_name {
-            return Ok(Volume {
-                source: PathBuf::new(),
-                name: Some(source.into()),
-                destination: destination.into(),
-                options: flags,
-            });
-        }
-        let source =
-            std::fs::canonicalize(source).map_err(|e| Error::VolumeSource { path: source.into(), source: e })?;
-        Ok(Volume { source, name: None, destination: destination.into(), options: flags })
-    }
 }
 
 /// Host files bind-mounted over the container's /etc entries.
@@ -550,19 +501,6 @@ mod tests {
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\n";
     const GROUP: &str = "root:x:0:\nwheel:x:10:app\nstaff:x:50:app,other\napp:x:1000:\n";
-
-    #[test]
-    fn volumes_parse_like_docker() {
-        let v = Volume::parse("/tmp:/data:ro").unwrap();
-        assert_eq!((v.destination.as_path(), v.options.clone()), (Path::new("/data"), vec!["ro".to_string()]));
-        let v = Volume::parse("/tmp:/data:ro,noexec,rw").unwrap();
-        assert_eq!(v.options, vec!["noexec".to_string()]);
-        assert!(matches!(Volume::parse("/tmp:data"), Err(Error::VolumeSyntax(_))));
-        assert_eq!(Volume::parse("myvol:/data").unwrap().name.as_deref(), Some("myvol"));
-        assert!(matches!(Volume::parse("my vol:/data"), Err(Error::VolumeName(_))));
-        assert!(matches!(Volume::parse("/tmp:/data:bogus"), Err(Error::VolumeOption { .. })));
-        assert!(matches!(Volume::parse("/no/such/dir/here:/data"), Err(Error::VolumeSource { .. })));
-    }
 
     #[test]
     fn users_resolve_by_name_and_number() {

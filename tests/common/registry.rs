@@ -213,6 +213,8 @@ pub struct Image {
     pub stop_signal: String,
     /// Docker's `Healthcheck` (`HEALTHCHECK` in a Dockerfile); null for none.
     pub healthcheck: serde_json::Value,
+    /// `Volumes` (`VOLUME /path`).
+    pub volumes: Vec<String>,
 }
 
 impl Image {
@@ -229,6 +231,7 @@ impl Image {
             exposed_ports: Vec::new(),
             stop_signal: String::new(),
             healthcheck: serde_json::Value::Null,
+            volumes: Vec::new(),
         }
     }
 
@@ -253,6 +256,10 @@ impl Image {
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
             "history": history,
         });
+        if !self.volumes.is_empty() {
+            let volumes = self.volumes.iter().map(|p| (p.clone(), serde_json::json!({})));
+            config["config"]["Volumes"] = volumes.collect::<serde_json::Map<_, _>>().into();
+        }
         if !self.healthcheck.is_null() {
             config["config"]["Healthcheck"] = self.healthcheck.clone();
         }
