@@ -19,7 +19,8 @@ as_user() { # USER CMD… — a login-like environment without root's variables
   local user=$1; shift
   local home; home=$(getent passwd "$user" | cut -d: -f6)
   runuser -u "$user" -- env -i HOME="$home" USER="$user" LOGNAME="$user" PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
-    HUTCH_BIN="$stage/bin/hutch" FUSE_OVERLAY_BIN="$stage/fuse-overlay" HUTCH_VM_SCRIPTS="$stage/vm" "$@"
+    HUTCH_BIN="$stage/bin/hutch" FUSE_OVERLAY_BIN="$stage/fuse-overlay" HUTCH_VM_SCRIPTS="$stage/vm" \
+    HUTCH_TEST_DEB_DIR="$stage/deb" "$@"
 }
 
 if [ "$mode" = demo ]; then
@@ -50,6 +51,9 @@ for l in sys.stdin:
 install -m 0755 target/debug/hutch "$stage/bin/hutch"
 install -m 0755 target/debug/fuse-overlay "$stage/fuse-overlay"
 install -d -m 0755 "$stage/vm" && install -m 0644 tests/vm/*.sh "$stage/vm/"
+# The release package, made from these binaries (tests/run.rs checks it).
+install -d -m 0755 "$stage/deb" && bash packaging/deb.sh --bin-dir target/debug --out "$stage/deb" >/dev/null
+chmod 0644 "$stage"/deb/*.deb
 while read -r t; do install -m 0755 "$t" "$stage/bin/$(basename "$t")"; done < "$stage/tests.txt"
 
 passed=0; failed=0

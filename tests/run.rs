@@ -498,3 +498,60 @@ fn a_newuidmap_without_privilege_falls_back_with_the_fix() {
         assert!(note.contains(&want) && note.contains("chmod u+s"), "{note}");
     }
 }
+
+/// The release package: `packaging/deb.sh`'s output (CI makes it from the
+/// binaries under test; otherwise it is made here from the checkout).
+/// The scratch directory it was made in, if any, lives as long as it is used.
+fn release_package() -> (std::path::PathBuf, Option<Scratch>) {
+    let (dir, made_here) = match std::env::var_os("HUTCH_TEST_DEB_DIR") {
+        Some(dir) => (std::path::PathBuf::from(dir), None),
+        None => {
+            let out = Scratch::new("deb");
+            let bin_dir = hutch_bin().parent().unwrap().to_path_buf();
+            let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/deb.sh");
+            let made = std::process::Command::new("bash")
+                .arg(script)
+                .args(["--bin-dir".as_ref(), bin_dir.as_os_str(), "--out".as_ref(), out.path().as_os_str()])
+                .output()
+                .unwrap();
+            assert_success(&made);
+            (out.path().to_path_buf(), Some(out))
+        }
+    };
+    let debs: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(debs.len(), 1, "one package in {}", dir.display());
+    (debs[0].clone(), made_here)
+}
+
+#[test]
+fn the_deb_package_holds_both_binaries_man_pages_completions_and_the_runtime_dependencies() {
+    let (deb, _made_here) = release_package();
+    let field = |name: &str| {
+        let out = std::process::Command::new("dpkg-deb")
+            .args(["-f".as_ref(), deb.as_os_str(), name.as_ref()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(field("Package"), "hutch");
+    let depends = field("Depends");
+    for needed in ["uidmap", "fuse3", "passt | slirp4netns", "libseccomp2"] {
+        assert!(depends.contains(needed), "{depends}");
+    }
+    let root = Scratch::new("deb-root");
+    assert_success(&std::process::Command::new("dpkg-deb").arg("-x").arg(&deb).arg(root.path()).output().unwrap());
+    let packaged = root.path().join("usr/bin/hutch");
+    let version = |bin: &std::path::Path| {
+        let out = std::process::Command::new(bin).args(["version", "--format", "{{.Version}}"]).output().unwrap();
+        assert_success(&out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(version(&packaged), version(&hutch_bin()));
+    assert!(root.path().join("usr/bin/fuse-overlay").is_file());
+    assert!(root.path().join("usr/share/man/man1/hutch-run.1.gz").is_file());
+    let bash = std::fs::read_to_string(root.path().join("usr/share/bash-completion/completions/hutch")).unwrap();
+    assert!(bash.contains("hutch"), "a bash completion script");
+    assert!(root.path().join("usr/share/zsh/vendor-completions/_hutch").is_file());
+    assert!(root.path().join("usr/share/fish/vendor_completions.d/hutch.fish").is_file());
+    assert!(deb.file_name().unwrap().to_string_lossy().ends_with(".deb"));
+}
