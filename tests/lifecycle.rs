@@ -914,6 +914,12 @@ fn labels_env_files_sizes_disk_usage_and_system_prune_and_reset() {
     assert_eq!(names("label=team=web"), "");
     assert_eq!(env.ok(&["ps", "-a", "--format", "{{.Labels}}"]), "team=data,tier=\n");
     assert_eq!(inspected(&env, "{{json .Config.Labels}}", "big"), r#"{"team":"data","tier":""}"#);
+    env.ok(&["commit", "-c", "LABEL team=data", "big", "local/labelled:1"]);
+    let labelled = |filter: &str| env.ok(&["images", "--filter", filter, "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(labelled("label=team=data"), "docker.io/local/labelled:1\n");
+    assert_eq!(labelled("label=team"), "docker.io/local/labelled:1\n");
+    assert_eq!(labelled("label=team=web"), "");
+    env.ok(&["rmi", "local/labelled:1"]);
     let size = env.ok(&["ps", "-a", "-s", "--format", "{{.Size}}"]);
     assert!(size.starts_with("300.0 kB (virtual "), "{size}");
     assert!(env.ok(&["ps", "-a", "-s"]).lines().next().unwrap().ends_with("SIZE"));

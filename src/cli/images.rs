@@ -8,6 +8,7 @@ use crate::image::pull::{human_size, Platform};
 use crate::image::time::{human_duration, now, parse_rfc3339};
 use crate::image::ImageRecord;
 use clap::{Args, Subcommand};
+use std::collections::HashMap;
 
 #[derive(Args)]
 pub struct PullArgs {
@@ -35,7 +36,7 @@ pub struct ImagesArgs {
     /// Output format: json, or a Go template ({{.Repository}}:{{.Tag}}, table …)
     #[arg(long, value_name = "FORMAT")]
     format: Option<String>,
-    /// Only images that match: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE
+    /// Only images that match: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE, label=KEY[=VALUE]
     #[arg(short, long, value_name = "KEY=VALUE")]
     filter: Vec<String>,
 }
@@ -43,12 +44,18 @@ pub struct ImagesArgs {
 /// Whether an image passes `images`' filters; `created_of` finds the
 /// creation time of an image named in before= or since=.
 /// (`reference=` applies to each name: see [`reference_allows`]).
-fn images_filters_allow(filters: &Filters, i: &ImageRecord, created_of: &dyn Fn(&str) -> Option<String>) -> bool {
+fn images_filters_allow(
+    filters: &Filters,
+    i: &ImageRecord,
+    created_of: &dyn Fn(&str) -> Option<String>,
+    labels_of: &dyn Fn(&ImageRecord) -> HashMap<String, String>,
+) -> bool {
     let created = i.created.clone().unwrap_or_default();
     filters.allows("dangling", |v| (v == "true") == i.names.is_empty())
         && filters.allows("reference", |_| !i.names.is_empty())
         && filters.allows("before", |v| created_of(v).is_some_and(|t| created < t))
         && filters.allows("since", |v| created_of(v).is_some_and(|t| created > t))
+        && filters.allows("label", |v| super::filter::label_matches(labels_of(i).iter(), v))
 }
 
 #[derive(Args)]
@@ -260,7 +267,7 @@ pub fn logout(args: LogoutArgs, engine: &Engine) -> Result<i32, Error> {
 }
 
 pub fn images(args: ImagesArgs, engine: &Engine) -> Result<i32, Error> {
-    let filters = Filters::parse(&args.filter, &["dangling", "reference", "before", "since"])?;
+    let filters = Filters::parse(&args.filter, &["dangling", "reference", "before", "since", "label"])?;
     let mut images = engine.images()?;
     if !filters.is_empty() {
         // The images named in before= and since=, looked up once.
@@ -268,7 +275,12 @@ pub fn images(args: ImagesArgs, engine: &Engine) -> Result<i32, Error> {
         let created: std::collections::HashMap<&str, Option<String>> =
             named.map(|v| (v.as_str(), engine.image(v).ok().and_then(|i| i.created))).collect();
         let created_of = |name: &str| created.get(name).cloned().flatten();
-        images.retain(|i| images_filters_allow(&filters, i, &created_of));
+        // Read only for a label= filter: the image's config.
+        let labels_of = |i: &ImageRecord| {
+            let config = engine.image_config(i).ok().and_then(|c| c.config().clone());
+            config.and_then(|c| c.labels().clone()).unwrap_or_default()
+        };
+        images.retain(|i| images_filters_allow(&filters, i, &created_of, &labels_of));
     }
     images.sort_by_key(|i| std::cmp::Reverse(i.stored));
     let id = |i: &ImageRecord| if args.no_trunc { i.id.to_string() } else { i.id.short().to_string() };

@@ -207,8 +207,8 @@ mod tests {
     fn mounts_parse_like_docker() {
         let m = MountArg::parse("type=bind,src=/tmp,dst=/data,readonly").unwrap();
         assert_eq!(m, MountArg::Bind(Volume::parse("/tmp:/data:ro").unwrap()));
-        let m = MountArg::parse("type=volume,source=v,target=/data").unwrap();
-        assert_eq!(m, MountArg::Bind(Volume::parse("v:/data").unwrap()));
+        let m = MountArg::parse("type=volume,source=vol,target=/data").unwrap();
+        assert_eq!(m, MountArg::Bind(Volume::parse("vol:/data").unwrap()));
         assert_eq!(MountArg::parse("dst=/data").unwrap(), MountArg::Bind(Volume::parse("/data").unwrap()));
         let m = MountArg::parse("type=tmpfs,dst=/scratch,tmpfs-size=1m,tmpfs-mode=1770").unwrap();
         assert_eq!(m, MountArg::Tmpfs("/scratch:size=1m,mode=1770".into()));
