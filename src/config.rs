@@ -33,6 +33,16 @@ pub struct Config {
     pub network: NetworkConfig,
     #[serde(default)]
     pub registries: RegistriesConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `auto` (the kernel overlay where it works and is exact, else
+    /// fuse-overlay), `overlay` or `fuse-overlay`.
+    pub driver: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -10,12 +10,13 @@ use common::*;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
-/// The entries of a directory of the store, sorted; lock files left out.
+/// The entries of a directory of the store, sorted; lock files and the
+/// layers' format files (`layers/HEX.json`, which go with their layer) left out.
 fn entries(env: &Env, dir: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(env.store.path().join(dir))
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
-    v.retain(|name| !name.starts_with('.'));
+    v.retain(|name| !name.starts_with('.') && !(dir == "layers" && name.ends_with(".json")));
     v.sort();
     v
 }
@@ -104,15 +105,13 @@ fn whiteouts_and_opaque_directories_hide_lower_files() {
     let image = Image::new(vec![Layer::gzip(busybox_layer()), Layer::gzip(lower), Layer::zstd(upper)], &["sh"]);
     reg.push_image("test/wh", "1", &image);
     let env = Env::new("whiteouts");
-    let out = env.ok(&[
-        "run",
-        "--rm",
-        &format!("{}/test/wh:1", reg.addr),
-        "sh",
-        "-c",
-        "test -e /etc/gone || echo gone; cat /etc/kept; echo; find /data",
-    ]);
-    assert_eq!(out, "gone\n2\n/data\n/data/c\n");
+    let name = format!("{}/test/wh:1", reg.addr);
+    // Both drivers read the layers as unpacked (whiteouts as the kernel reads them).
+    for driver in ["overlay", "fuse-overlay"] {
+        let script = "test -e /etc/gone || echo gone; cat /etc/kept; echo; find /data";
+        let out = env.ok(&["--storage-driver", driver, "run", "--rm", &name, "sh", "-c", script]);
+        assert_eq!(out, "gone\n2\n/data\n/data/c\n", "{driver}");
+    }
 }
 
 #[test]
@@ -125,6 +124,10 @@ fn device_nodes_of_a_layer_show_as_devices_that_cannot_be_opened() {
     let script = "stat -c '%F %t:%T %a' /devs/null; cat /devs/null 2>/dev/null || echo refused; ls /devs";
     let out = env.ok(&["run", "--rm", &format!("{}/test/devices:1", reg.addr), "sh", "-c", script]);
     assert_eq!(out, "character special file 1:3 666\nrefused\nnull\n");
+    // Only fuse-overlay shows device nodes: chosen for this image.
+    env.ok(&["create", "--name", "devs", &format!("{}/test/devices:1", reg.addr)]);
+    let driver = env.ok(&["inspect", "--format", "{{.GraphDriver.Name}}: {{.GraphDriver.Why}}", "devs"]);
+    assert_eq!(driver, "fuse-overlay: the image has device nodes, which only fuse-overlay shows\n");
 }
 
 #[test]
@@ -137,7 +140,7 @@ fn the_root_is_a_fuse_overlay_whose_writable_layer_outlives_the_container() {
     let name = format!("{}/test/fuseroot:1", reg.addr);
     let script =
         "grep -c ' / fuse' /proc/mounts; echo changed >> /data/base; rm /bin/ls; mkdir /data/new; echo n > /data/new/f";
-    let out = env.ok(&["run", "--name", "kept", &name, "sh", "-c", script]);
+    let out = env.ok(&["--storage-driver", "fuse-overlay", "run", "--name", "kept", &name, "sh", "-c", script]);
     assert_eq!(out, "1\n", "the root is one FUSE mount");
     // The container's writable layer stays in the store, in the layer
     // format, where inspect says it is.
@@ -155,7 +158,8 @@ fn the_root_is_a_fuse_overlay_whose_writable_layer_outlives_the_container() {
     assert!(upper.join("bin/.wh.ls").exists(), "a removal is a whiteout");
     assert_eq!(std::fs::read_to_string(upper.join("data/new/f")).unwrap(), "n\n");
     // The image's layers never change.
-    let again = env.ok(&["run", "--rm", &name, "sh", "-c", "cat /data/base; ls /bin/ls"]);
+    let again =
+        env.ok(&["--storage-driver", "fuse-overlay", "run", "--rm", &name, "sh", "-c", "cat /data/base; ls /bin/ls"]);
     assert_eq!(again, "from the image\n/bin/ls\n");
     assert_eq!(entries(&env, "containers").len(), 1, "--rm leaves nothing behind");
 }
@@ -628,4 +632,107 @@ fn pull_load_save_and_commit_killed_at_any_moment_leave_nothing_behind() {
     kill_repeatedly(&env, &["commit", "changed", "killed/commit:1"], &commit_gone);
     assert_eq!(env.ok(&["run", "--rm", &name, "cat", "/data/b"]), "b", "the image still runs");
     assert_nothing_left(&env);
+}
+
+#[test]
+fn the_kernel_overlay_serves_exact_images_and_commit_turns_its_whiteouts_into_ocis() {
+    let reg = Registry::start("kernel-overlay");
+    let data = TarBuilder::new().dir("data/").file("data/old", b"old\n").finish();
+    let image = Image::new(vec![Layer::gzip(busybox_layer()), Layer::gzip(data)], &["sh"]);
+    reg.push_image("test/kernel", "1", &image);
+    let name = format!("{}/test/kernel:1", reg.addr);
+    let env = Env::new("kernel-overlay");
+    let script = "grep -c ' / overlay ' /proc/mounts; rm /bin/ls; rm -r /data; mkdir /data; echo new > /data/new";
+    assert_eq!(env.ok(&["run", "--name", "k", &name, "sh", "-c", script]), "1\n", "the root is a kernel overlay");
+    let driver =
+        env.ok(&["inspect", "--format", "{{.GraphDriver.Name}} {{.GraphDriver.Volatile}}: {{.GraphDriver.Why}}", "k"]);
+    assert_eq!(driver, "overlay false: the kernel overlay works on this store and shows these layers exactly\n");
+    // The kernel's whiteouts become OCI ones in the committed layer: fuse-overlay,
+    // which would show a c 0 0 entry as a device, reads them as removals.
+    env.ok(&["commit", "k", "local/committed:1"]);
+    let check = "ls /bin/ls 2>/dev/null || echo no-ls; ls /data; cat /data/new";
+    for driver in ["fuse-overlay", "overlay"] {
+        let out = env.ok(&["--storage-driver", driver, "run", "--rm", "local/committed:1", "sh", "-c", check]);
+        assert_eq!(out, "no-ls\nnew\nnew\n", "{driver}");
+    }
+    let saved = env.store.path().join("saved.tar");
+    env.ok(&["save", "-o", saved.to_str().unwrap(), "local/committed:1"]);
+    let names = top_layer_names(&saved);
+    assert!(names.contains(&"bin/.wh.ls".to_string()) && names.contains(&"data/.wh..wh..opq".to_string()), "{names:?}");
+
+    // --rm: volatile, as podman mounts it.
+    let mounts = env.ok(&["run", "--rm", &name, "sh", "-c", "grep ' / overlay ' /proc/mounts"]);
+    assert!(mounts.contains("volatile"), "{mounts}");
+    // Forced to fuse-overlay by the config file.
+    std::fs::write(env.h.config_file(), "[storage]\ndriver = \"fuse-overlay\"\n").unwrap();
+    env.ok(&["create", "--name", "configured", &name]);
+    assert_eq!(env.ok(&["inspect", "--format", "{{.GraphDriver.Name}}", "configured"]), "fuse-overlay\n");
+    std::fs::remove_file(env.h.config_file()).unwrap();
+    let bad = env.hutch(&["--storage-driver", "btrfs", "run", "--rm", &name, "true"]);
+    assert_eq!(error_line(&bad), "hutch: unknown storage driver \"btrfs\" (known: overlay, fuse-overlay)");
+
+    // A store from before: layers without their format (OCI whiteouts) stay on fuse-overlay.
+    for entry in std::fs::read_dir(env.store.path().join("layers")).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "json") {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    env.ok(&["create", "--name", "old", &name]);
+    let why = env.ok(&["inspect", "--format", "{{.GraphDriver.Name}}: {{.GraphDriver.Why}}", "old"]);
+    assert_eq!(
+        why,
+        "fuse-overlay: a layer was unpacked by an earlier hutch, with .wh. whiteouts only fuse-overlay reads\n"
+    );
+    env.ok(&["rm", "-f", "k", "configured", "old"]);
+}
+
+#[test]
+fn owners_the_namespace_cannot_map_keep_an_image_on_fuse_overlay() {
+    let reg = Registry::start("owners-driver");
+    let owned = TarBuilder::new().dir("home/").file_mode("home/app", b"x", 0o644, 1000, 1000).finish();
+    let image = Image::new(vec![Layer::gzip(busybox_layer()), Layer::gzip(owned)], &["sh"]);
+    reg.push_image("test/owned", "1", &image);
+    let name = format!("{}/test/owned:1", reg.addr);
+    let env = Env::new("owners-driver");
+    let out = env.ok(&["run", "--name", "o", &name, "stat", "-c", "%u", "/home/app"]);
+    assert_eq!(out, if expect_subids() { "1000\n" } else { "0\n" }, "kept as metadata only without subordinate ids");
+    let driver = env.ok(&["inspect", "--format", "{{.GraphDriver.Name}}", "o"]);
+    let forced = env.hutch(&["--storage-driver", "overlay", "run", "--rm", &name, "true"]);
+    if expect_subids() {
+        assert_eq!(driver, "overlay\n", "subordinate ids map the owner: the kernel overlay is exact");
+        assert_success(&forced);
+    } else {
+        assert_eq!(driver, "fuse-overlay\n", "only fuse-overlay shows an owner kept in an xattr");
+        assert_eq!(
+            error_line(&forced),
+            "hutch: storage driver overlay cannot serve this image: files of the image belong to ids outside your mapping (no subordinate ids): fuse-overlay keeps their owners, the kernel overlay cannot (use --storage-driver auto)"
+        );
+    }
+}
+
+/// The entry names of the top layer of a `save`d archive.
+fn top_layer_names(archive: &std::path::Path) -> Vec<String> {
+    let mut outer = tar::Archive::new(std::fs::File::open(archive).unwrap());
+    let mut files = std::collections::HashMap::new();
+    for entry in outer.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        files.insert(path, bytes);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    let top = manifest[0]["Layers"].as_array().unwrap().last().unwrap().as_str().unwrap().to_string();
+    let blob = &files[&top];
+    let reader: Box<dyn std::io::Read> = if blob.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(&blob[..]))
+    } else {
+        Box::new(&blob[..])
+    };
+    let names: Vec<String> = tar::Archive::new(reader)
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names
 }

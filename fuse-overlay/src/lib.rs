@@ -51,7 +51,7 @@ mod overlay;
 mod splice;
 mod sys;
 
-pub use layer::{device_value, parse_device, parse_owner, DEVICE_XATTR, OWNER_XATTR};
+pub use layer::{device_value, parse_device, parse_owner, DEVICE_XATTR, OPAQUE_MARKER, OWNER_XATTR, WHITEOUT_PREFIX};
 pub use mount::{Config, Error as MountError, Mount};
 pub use options::{parse_mount_options, Error, OverlayOptions};
 

@@ -448,6 +448,8 @@ fn graph_driver(spec: &Option<oci_spec::runtime::Spec>) -> serde_json::Value {
     let lowers: Vec<String> = layered.lowers.iter().map(|l| l.display().to_string()).collect();
     serde_json::json!({
         "Name": layered.driver.name(),
+        "Why": layered.why,
+        "Volatile": layered.volatile,
         "Data": {
             "LowerDir": lowers.join(":"),
             "UpperDir": layered.upper(),

@@ -21,6 +21,9 @@ struct Cli {
     /// The image store (default: $HUTCH_ROOT, else $XDG_DATA_HOME/hutch)
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<std::path::PathBuf>,
+    /// Storage driver for new containers: auto (the kernel overlay where it works, else fuse-overlay), overlay or fuse-overlay
+    #[arg(long, global = true, value_name = "DRIVER")]
+    storage_driver: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -221,7 +224,10 @@ pub fn main() -> i32 {
     };
     crate::trace::mark("arguments parsed");
     let notes = |note: &str| eprintln!("hutch: note: {note}");
-    let result = store_root(cli.root).map(|root| crate::engine::Engine::new(root, notes)).and_then(|engine| {
+    let storage_driver = cli.storage_driver;
+    let engine =
+        store_root(cli.root).map(|root| crate::engine::Engine::new(root, notes).with_storage_driver(storage_driver));
+    let result = engine.and_then(|engine| {
         let root = &engine;
         match cli.command {
             Command::Run(args) => run::run(*args, root),

@@ -89,7 +89,11 @@ fn human(i: &Info) -> String {
         format!(" Kept namespace:  {keeper}"),
         "Store:".into(),
         format!(" Path:            {} ({})", i.store.path, i.store.filesystem),
-        format!(" Storage driver:  {}", i.store.driver),
+        match i.store.driver.as_str() {
+            "auto" => " Storage driver:  auto (the kernel overlay where it works and shows an image exactly, else fuse-overlay)".into(),
+            forced => format!(" Storage driver:  {forced} (forced)"),
+        },
+        format!(" Kernel overlay:  {}", i.store.kernel_overlay),
         format!(" Images:          {}", i.store.images),
         format!(" Containers:      {}", i.store.containers),
         format!("Runtime dir:      {}", i.runtime_dir),

@@ -89,7 +89,7 @@ pub(crate) fn tagged_name(name: &str) -> Result<String, Error> {
 fn write_tar_file(upper: &Path, tmp: &Path) -> Result<(), String> {
     let fail = |e: std::io::Error| format!("writing the layer of {}: {e}", upper.display());
     let mut out = BufWriter::new(std::fs::File::create(tmp).map_err(fail)?);
-    let mut tar = TreeWriter::new(&mut out);
+    let mut tar = TreeWriter::for_layer(&mut out);
     tar.append_contents(upper).map_err(fail)?;
     tar.finish().map_err(fail)?;
     out.flush().map_err(fail)?;

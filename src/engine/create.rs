@@ -14,7 +14,7 @@ use crate::runtime_dir::ContainerRuntimeDir;
 use crate::spec::annotations;
 use crate::spec::device::Device;
 use crate::spec::{self, ContainerConfig, EtcFiles, SeccompChoice, Volume};
-use crate::storage::{self, LayeredRoot};
+use crate::storage::LayeredRoot;
 use crate::trace;
 use netstack::{NetworkMode, PortMapping};
 use oci_spec::runtime::{LinuxResources, Spec};
@@ -280,8 +280,15 @@ impl Engine {
         }
         let rootfs = container.path("rootfs");
         std::fs::create_dir(&rootfs).map_err(super::error::io("create", &rootfs))?;
-        let layered =
-            LayeredRoot { driver: storage::driver(storage::DEFAULT_DRIVER)?, lowers, dir: container.dir.clone() };
+        let formats: Vec<_> = image.layers.iter().rev().map(|l| store.layer_format(&l.diff_id)).collect();
+        let choice = self.storage_choice(&store, &formats)?;
+        let layered = LayeredRoot {
+            driver: choice.driver,
+            lowers,
+            dir: container.dir.clone(),
+            volatile: container.record.auto_remove,
+            why: choice.why.to_string(),
+        };
         layered.driver.create_layer(&layered)?;
         Ok(Some(layered))
     }

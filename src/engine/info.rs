@@ -73,7 +73,10 @@ pub struct StoreInfo {
     pub path: String,
     /// The store's filesystem, as statfs names it.
     pub filesystem: String,
-    pub driver: &'static str,
+    /// What new containers get: `auto`, or the driver forced.
+    pub driver: String,
+    /// Whether the kernel overlay works on this store, and why not.
+    pub kernel_overlay: String,
     pub images: usize,
     pub containers: usize,
 }
@@ -147,10 +150,20 @@ impl Engine {
     fn store_info(&self) -> Result<StoreInfo, Error> {
         let images = self.images()?.len();
         let containers = self.containers()?.list()?.len();
+        let driver = match self.storage_preference()? {
+            crate::storage::Preference::Auto => "auto".to_string(),
+            crate::storage::Preference::Named(d) => d.name().to_string(),
+        };
+        let probe = self.storage_probe(&crate::image::Store::open(&self.root)?);
+        let kernel_overlay = match probe.overlay_works {
+            true => "works here (overlayfs with userxattr in a user namespace)".to_string(),
+            false => format!("refused here: {}", probe.why),
+        };
         Ok(StoreInfo {
             path: self.root.display().to_string(),
             filesystem: filesystem_name(&self.root),
-            driver: crate::storage::DEFAULT_DRIVER,
+            driver,
+            kernel_overlay,
             images,
             containers,
         })

@@ -22,6 +22,7 @@ mod images;
 mod info;
 mod remove;
 mod start;
+mod storage;
 mod unshare;
 mod volumes;
 
@@ -54,6 +55,8 @@ pub struct Engine {
     fallback_noted: OnceCell<()>,
     /// Killed removals finished (see `finish_abandoned_removals`).
     removals_finished: OnceCell<()>,
+    /// `--storage-driver`, over the config file's `[storage] driver`.
+    storage_driver: Option<String>,
 }
 
 impl Engine {
@@ -67,7 +70,14 @@ impl Engine {
             plan: OnceCell::new(),
             fallback_noted: OnceCell::new(),
             removals_finished: OnceCell::new(),
+            storage_driver: None,
         }
+    }
+
+    /// The storage driver containers get: a name, or `auto` (the default).
+    pub fn with_storage_driver(mut self, name: Option<String>) -> Engine {
+        self.storage_driver = name;
+        self
     }
 
     pub(crate) fn note(&self, text: &str) {

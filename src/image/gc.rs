@@ -78,7 +78,10 @@ fn remove_unreferenced(store: &Store) -> Result<usize, Error> {
     for dir in ["blobs/sha256", "layers"] {
         let path = store.root().join(dir);
         for entry in std::fs::read_dir(&path).map_err(super::io("read", &path))?.flatten() {
-            if !keep.contains(entry.file_name().to_string_lossy().as_ref()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // A layer's format goes with its layer.
+            let owner = name.strip_suffix(super::store::LAYER_FORMAT_SUFFIX).unwrap_or(&name);
+            if !keep.contains(owner) {
                 remove_tree(&entry.path())?;
                 removed += 1;
             }

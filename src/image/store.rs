@@ -51,6 +51,11 @@ pub struct LayerRecord {
     pub media_type: String,
 }
 
+/// Next to `layers/HEX`: how it was unpacked (see `storage::LayerFormat`).
+pub const LAYER_FORMAT_SUFFIX: &str = ".json";
+/// What the kernel overlay can do on this store (see `storage::StoreProbe`).
+const STORAGE_PROBE: &str = "storage.json";
+
 impl ImageRecord {
     pub fn size(&self) -> u64 {
         self.layers.iter().map(|l| l.size).sum()
@@ -259,6 +264,35 @@ impl Store {
         sync_parent(target)
     }
 
+    /// How the layer `diff_id` was unpacked (`layers/HEX.json`); None for
+    /// a layer an earlier hutch unpacked.
+    pub fn layer_format(&self, diff_id: &Digest) -> Option<crate::storage::LayerFormat> {
+        let bytes = fs::read(self.layer_format_path(diff_id)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn write_layer_format(&self, diff_id: &Digest, format: &crate::storage::LayerFormat) -> Result<(), Error> {
+        let path = self.layer_format_path(diff_id);
+        let bytes = serde_json::to_vec(format).unwrap_or_default();
+        Ok(crate::files::write_atomic(&path, &bytes).map_err(io("write", &path))?)
+    }
+
+    fn layer_format_path(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("layers").join(format!("{}{LAYER_FORMAT_SUFFIX}", diff_id.hex()))
+    }
+
+    /// What the host lets the kernel overlay do on this store, as last
+    /// probed (`storage.json`).
+    pub fn storage_probe(&self) -> Option<crate::storage::StoreProbe> {
+        serde_json::from_slice(&fs::read(self.root.join(STORAGE_PROBE)).ok()?).ok()
+    }
+
+    pub fn write_storage_probe(&self, probe: &crate::storage::StoreProbe) -> Result<(), Error> {
+        let path = self.root.join(STORAGE_PROBE);
+        let bytes = serde_json::to_vec(probe).unwrap_or_default();
+        Ok(crate::files::write_atomic(&path, &bytes).map_err(io("write", &path))?)
+    }
+
     /// Renames an unpacked layer into place. Another pull may have won the
     /// race: then its copy stays and ours is removed.
     pub fn commit_layer(&self, staging: &Path, diff_id: &Digest) -> Result<(), Error> {
@@ -288,6 +322,12 @@ impl Store {
                 }
             };
         self.commit_layer(&staging, &layer.diff_id)?;
+        let format = crate::storage::LayerFormat {
+            kernel_whiteouts: report.whiteouts_as_files == 0,
+            owners_in_xattr: report.owners_in_xattr,
+            device_placeholders: report.device_placeholders,
+        };
+        self.write_layer_format(&layer.diff_id, &format)?;
         if let Some(note) = report.note() {
             eprintln!("hutch: note: layer {}: {note}", layer.digest.short());
         }

@@ -1,12 +1,12 @@
 //! A directory tree as a tar stream: a container's writable layer for
 //! `hutch commit`, a container's or the host's files for `hutch cp`.
 //!
-//! A layer directory is in the OCI layer format already (whiteouts are
-//! `.wh.NAME` files, opaque directories hold `.wh..wh..opq`; see
-//! fuse-overlay's crate docs), so the tar holds it as it is, except what
-//! the format keeps in xattrs: an owner the user namespace cannot map
-//! becomes the header's uid/gid again, and a device placeholder a device
-//! entry. Layers are read in hutch's user namespace, where their files
+//! A layer directory becomes an OCI layer: whiteouts as fuse-overlay
+//! writes them (`.wh.NAME` files, `.wh..wh..opq`) stay as they are; as the
+//! kernel overlay writes them (`c 0 0` nodes, the `user.overlay.opaque`
+//! xattr) they become those files. What the format keeps in xattrs goes
+//! back into the headers: an owner the user namespace cannot map becomes
+//! the header's uid/gid again, and a device placeholder a device entry. Layers are read in hutch's user namespace, where their files
 //! have their in-container owners. Entries go in name order, so the same
 //! tree gives the same bytes; multiply-linked files become hardlinks.
 
@@ -30,11 +30,19 @@ pub struct TreeWriter<W: Write> {
     /// it become hardlinks to that path.
     first_paths: HashMap<(u64, u64), PathBuf>,
     entries: u64,
+    /// The tree is a layer: kernel whiteouts become OCI ones.
+    layer: bool,
 }
 
 impl<W: Write> TreeWriter<W> {
     pub fn new(out: W) -> TreeWriter<W> {
-        TreeWriter { tar: tar::Builder::new(out), first_paths: HashMap::new(), entries: 0 }
+        TreeWriter { tar: tar::Builder::new(out), first_paths: HashMap::new(), entries: 0, layer: false }
+    }
+
+    /// For a layer's directory (a container's writable layer): whiteouts
+    /// in the kernel overlay's format become OCI whiteouts.
+    pub fn for_layer(out: W) -> TreeWriter<W> {
+        TreeWriter { layer: true, ..TreeWriter::new(out) }
     }
 
     /// What is under the directory `dir`, entries named from the root of
@@ -64,6 +72,9 @@ impl<W: Write> TreeWriter<W> {
         let mut children: Vec<OsString> =
             fs::read_dir(dir).and_then(|list| list.map(|e| e.map(|e| e.file_name())).collect()).map_err(at(dir))?;
         children.sort();
+        if self.layer && is_kernel_opaque(dir) {
+            self.whiteout(&name.join(".wh..wh..opq"))?;
+        }
         for child in children {
             self.append(&dir.join(&child), &name.join(&child), false)?;
         }
@@ -74,6 +85,12 @@ impl<W: Write> TreeWriter<W> {
         let kind = meta.file_type();
         if kind.is_socket() {
             return Ok(()); // sockets belong to running processes, not images
+        }
+        if self.layer && kind.is_char_device() && meta.rdev() == 0 {
+            let hidden = name.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+            let mut whiteout = b".wh.".to_vec();
+            whiteout.extend_from_slice(hidden);
+            return self.whiteout(&name.with_file_name(std::ffi::OsStr::from_bytes(&whiteout)));
         }
         let mut header = Header::new_gnu();
         header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
@@ -113,6 +130,19 @@ impl<W: Write> TreeWriter<W> {
         }
     }
 
+    /// An empty OCI whiteout file (`.wh.NAME` or `.wh..wh..opq`).
+    fn whiteout(&mut self, name: &Path) -> io::Result<()> {
+        let mut header = Header::new_gnu();
+        header.set_entry_type(EntryType::Regular);
+        header.set_mode(0o600);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(0);
+        self.entries += 1;
+        self.tar.append_data(&mut header, name, io::empty())
+    }
+
     /// The file's own xattrs (file capabilities among them) as PAX records.
     fn append_xattrs(&mut self, path: &Path) -> io::Result<()> {
         let mut records = Vec::new();
@@ -135,6 +165,13 @@ impl<W: Write> TreeWriter<W> {
 /// An error that names the file it is about.
 fn at(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
     move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Whether the kernel overlay marked `dir` opaque (it hides the layers below).
+fn is_kernel_opaque(dir: &Path) -> bool {
+    ["user.overlay.opaque", "trusted.overlay.opaque"]
+        .iter()
+        .any(|key| matches!(xattr::get(dir, key), Ok(Some(v)) if v == b"y"))
 }
 
 /// The `UID:GID` an entry keeps in the owner xattr, if any.

@@ -2,9 +2,12 @@
 //! directory, safely and rootless; `cp` unpacks its streams with the same
 //! code, placed as `Placement` says.
 //!
-//! The layer keeps the OCI format: whiteouts stay `.wh.NAME` files and
-//! opaque directories a `.wh..wh..opq` file (the format fuse-overlay reads;
-//! see its crate docs). Every entry is created relative to descriptors
+//! A layer is kept in the kernel overlay's format, which both storage
+//! drivers read: a whiteout `.wh.NAME` becomes a `c 0 0` node NAME (which a
+//! user namespace may make since Linux 5.8), an opaque marker
+//! `.wh..wh..opq` the `user.overlay.opaque` xattr of its directory. Where
+//! the filesystem refuses either, the OCI file stays (fuse-overlay reads
+//! that too) and the report says so. Every entry is created relative to descriptors
 //! opened without following symlinks, and any entry that would leave the
 //! layer (`..`, an absolute path, a symlinked parent, a hardlink to
 //! something outside or not yet unpacked) fails the whole layer.
@@ -29,6 +32,10 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 use tar::EntryType;
 
+/// The kernel overlay's opaque-directory mark, in the `user` namespace
+/// (`userxattr` mounts read that one).
+const OPAQUE_XATTR: &str = "user.overlay.opaque";
+
 /// What was unpacked, and what could not be kept as it was.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -36,6 +43,11 @@ pub struct Report {
     pub owners_in_xattr: u64,
     pub xattrs_refused: u64,
     pub devices_skipped: u64,
+    /// Device nodes kept as fuse-overlay placeholders.
+    pub device_placeholders: u64,
+    /// Whiteouts and opaque markers kept as OCI files (the filesystem
+    /// refused the kernel's format).
+    pub whiteouts_as_files: u64,
 }
 
 impl Report {
@@ -123,6 +135,8 @@ pub struct Placement {
     /// Whether a non-directory entry may replace a directory (a layer's
     /// may; `cp` refuses, as Docker does).
     pub replace_directories: bool,
+    /// OCI whiteouts become the kernel overlay's (a layer's).
+    pub kernel_whiteouts: bool,
     /// What the first component of every entry's path becomes.
     pub top: Top,
 }
@@ -136,8 +150,13 @@ pub enum Top {
 }
 
 impl Placement {
-    pub const LAYER: Placement =
-        Placement { owners: Owners::FromArchive, device_placeholders: true, replace_directories: true, top: Top::Keep };
+    pub const LAYER: Placement = Placement {
+        owners: Owners::FromArchive,
+        device_placeholders: true,
+        replace_directories: true,
+        kernel_whiteouts: true,
+        top: Top::Keep,
+    };
 }
 
 /// Opens a directory to unpack into.
@@ -231,6 +250,10 @@ impl Unpacker {
         };
         let mode = header.mode().unwrap_or(0o644);
         let mtime = header.mtime().ok().map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+        let is_file = matches!(kind, EntryType::Regular | EntryType::Continuous);
+        if self.placement.kernel_whiteouts && is_file && self.kernel_whiteout(&parent, name) {
+            return Ok(());
+        }
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let mut file = create_file(parent.as_fd(), name).map_err(|e| fail("create", &e))?;
@@ -272,6 +295,7 @@ impl Unpacker {
                 let minor = header.device_minor().ok().flatten().unwrap_or(0);
                 let rdev = libc::makedev(major, minor);
                 if self.placement.device_placeholders {
+                    self.report.device_placeholders += 1;
                     let value = fuse_overlay::device_value(kind.bits(), rdev);
                     let file = create_file(parent.as_fd(), name).map_err(|e| fail("create", &e))?;
                     xattr::FileExt::set_xattr(&file, fuse_overlay::DEVICE_XATTR, value.as_bytes())
@@ -288,6 +312,26 @@ impl Unpacker {
             other => return Err(hostile(&format!("unsupported tar entry type {other:?}"))),
         }
         Ok(())
+    }
+
+    /// Makes an OCI whiteout entry (`.wh.NAME`, `.wh..wh..opq`) in the
+    /// kernel overlay's format; false when `name` is no whiteout, or the
+    /// filesystem refuses the format (the entry is then made as it is).
+    fn kernel_whiteout(&mut self, parent: &OwnedFd, name: &OsStr) -> bool {
+        let Some(hidden) = name.as_bytes().strip_prefix(fuse_overlay::WHITEOUT_PREFIX) else { return false };
+        let made = if name.as_bytes() == fuse_overlay::OPAQUE_MARKER.to_bytes() {
+            let dir = parent.try_clone().map(File::from);
+            dir.is_ok_and(|dir| xattr::FileExt::set_xattr(&dir, OPAQUE_XATTR, b"y").is_ok())
+        } else {
+            let hidden = OsStr::from_bytes(hidden);
+            // What an earlier entry of this layer put there goes.
+            make_room(parent.as_fd(), hidden, SFlag::S_IFCHR).is_ok()
+                && mknodat(parent.as_fd(), hidden, SFlag::S_IFCHR, Mode::empty(), 0).is_ok()
+        };
+        if !made {
+            self.report.whiteouts_as_files += 1;
+        }
+        made
     }
 
     /// An entry's path as components in the tree, its first one placed as

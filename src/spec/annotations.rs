@@ -18,6 +18,10 @@ pub const ROOTFS_DRIVER: &str = "io.hutch.rootfs.driver";
 pub const ROOTFS_LOWERS: &str = "io.hutch.rootfs.lowers";
 /// The directory holding the writable layer (`upper/`, `work/`).
 pub const ROOTFS_UPPER: &str = "io.hutch.rootfs.upper";
+/// "true": the writable layer is never synced (a `--rm` container's).
+pub const ROOTFS_VOLATILE: &str = "io.hutch.rootfs.volatile";
+/// Why the container got its storage driver, for `inspect`.
+pub const ROOTFS_WHY: &str = "io.hutch.rootfs.why";
 
 /// The seccomp profile's program, compiled by hutch (see `runtime::seccomp`).
 pub const SECCOMP_PROGRAM: &str = "io.hutch.seccomp.program";

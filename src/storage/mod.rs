@@ -1,22 +1,28 @@
 //! Storage drivers: how an image's layers and a container's writable layer
-//! become the container's root directory. One small interface, so a second
-//! driver (say, the kernel's overlayfs with `userxattr` where the kernel
-//! allows it in a user namespace) can sit next to the default one.
-//!
-//! The default, `fuse-overlay`, works everywhere hutch does: kernels from
-//! 4.18, without subordinate ids, and on stores the kernel overlay refuses
-//! (NFS homes, overlay itself).
+//! become the container's root directory. Two sit behind one small
+//! interface: the kernel's overlayfs (`overlay.rs`), chosen wherever it is
+//! exact and the host allows it, and `fuse-overlay` (`fuse.rs`), which
+//! works everywhere hutch does: kernels from 4.18, owners kept in xattrs
+//! without subordinate ids, stores the kernel overlay refuses (NFS homes,
+//! overlay itself). `choice.rs` picks one per container.
 
+mod choice;
 mod fuse;
+mod overlay;
 
-use crate::spec::annotations::{ROOTFS_DRIVER, ROOTFS_LOWERS, ROOTFS_UPPER};
+pub use choice::{choose, probe_kernel_overlay, Choice, LayerFormat, Preference, StoreProbe};
+
+use crate::spec::annotations::{ROOTFS_DRIVER, ROOTFS_LOWERS, ROOTFS_UPPER, ROOTFS_VOLATILE, ROOTFS_WHY};
 use oci_spec::runtime::Spec;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// The driver containers get unless they name another.
+/// The driver of containers made before drivers had names, and of those
+/// the kernel overlay cannot serve.
 pub const DEFAULT_DRIVER: &str = fuse::FuseOverlay::NAME;
+/// The kernel's overlayfs.
+pub const KERNEL_DRIVER: &str = overlay::KernelOverlay::NAME;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -28,6 +34,8 @@ pub enum Error {
     Io(#[from] crate::files::IoError),
     #[error("mounting the root filesystem with {driver}: {why}")]
     Mount { driver: &'static str, why: String },
+    #[error("storage driver {driver} cannot serve this image: {why} (use --storage-driver auto)")]
+    Unusable { driver: &'static str, why: String },
 }
 
 /// An image's root filesystem: its layers, topmost first, and the
@@ -37,6 +45,10 @@ pub struct LayeredRoot {
     pub driver: &'static dyn Driver,
     pub lowers: Vec<PathBuf>,
     pub dir: PathBuf,
+    /// The writable layer need not survive a crash (`--rm`): never synced.
+    pub volatile: bool,
+    /// Why this driver (for `inspect`).
+    pub why: String,
 }
 
 impl LayeredRoot {
@@ -77,7 +89,7 @@ pub trait Driver: Sync + std::fmt::Debug {
     }
 }
 
-const DRIVERS: &[&dyn Driver] = &[&fuse::FuseOverlay];
+const DRIVERS: &[&dyn Driver] = &[&overlay::KernelOverlay, &fuse::FuseOverlay];
 
 pub fn driver(name: &str) -> Result<&'static dyn Driver, Error> {
     DRIVERS.iter().copied().find(|d| d.name() == name).ok_or_else(|| Error::UnknownDriver(name.to_string()))
@@ -89,6 +101,10 @@ pub fn annotate(annotations: &mut HashMap<String, String>, root: &LayeredRoot) {
     annotations.insert(ROOTFS_DRIVER.to_string(), root.driver.name().to_string());
     annotations.insert(ROOTFS_LOWERS.to_string(), serde_json::to_string(&lowers).unwrap_or_default());
     annotations.insert(ROOTFS_UPPER.to_string(), root.dir.to_string_lossy().into_owned());
+    annotations.insert(ROOTFS_WHY.to_string(), root.why.clone());
+    if root.volatile {
+        annotations.insert(ROOTFS_VOLATILE.to_string(), "true".into());
+    }
 }
 
 /// The layered root a Spec's annotations name; none when the container's
@@ -101,7 +117,13 @@ pub fn from_spec(spec: &Spec) -> Result<Option<LayeredRoot>, Error> {
     let dir = annotations.get(ROOTFS_UPPER).ok_or_else(|| Error::Annotation(format!("no {ROOTFS_UPPER}")))?;
     // Containers made before drivers had names used the default.
     let driver = driver(annotations.get(ROOTFS_DRIVER).map_or(DEFAULT_DRIVER, String::as_str))?;
-    Ok(Some(LayeredRoot { driver, lowers, dir: PathBuf::from(dir) }))
+    Ok(Some(LayeredRoot {
+        driver,
+        lowers,
+        dir: PathBuf::from(dir),
+        volatile: annotations.get(ROOTFS_VOLATILE).is_some_and(|v| v == "true"),
+        why: annotations.get(ROOTFS_WHY).cloned().unwrap_or_default(),
+    }))
 }
 
 /// Mounts the root filesystem a Spec names on its root path (nothing to
