@@ -101,10 +101,12 @@ bench_image_start() {
   else
     echo "(podman skipped: not installed or cannot run the image here)"
   fi
-  echo "== image start: run --rm IMAGE true (busybox image; hutch: fuse-overlay), no network"
+  echo "== image start: run --rm IMAGE true (busybox image), no network; hutch's two storage drivers"
   hyperfine -N --warmup 3 --runs ${RUNS:-30} --export-json "$work/image.json" \
-    -n "hutch (fuse-overlay)" "$hutch_run --network none $img true" "${peers[@]}" >/dev/null
-  ratios "$work/image.json" "hutch (fuse-overlay)"
+    -n "hutch (overlay)" "$hutch_run --storage-driver overlay --network none $img true" \
+    -n "hutch (fuse-overlay)" "$hutch_run --storage-driver fuse-overlay --network none $img true" \
+    "${peers[@]}" >/dev/null
+  ratios "$work/image.json" "hutch (overlay)"
   echo "== image start with a network of the container's own"
   hyperfine -N --warmup 3 --runs ${RUNS:-30} --export-json "$work/image-net.json" \
     -n "hutch pasta" "$hutch_run --network pasta $img true" \

@@ -16,7 +16,8 @@ fn entries(env: &Env, dir: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(env.store.path().join(dir))
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
-    v.retain(|name| !name.starts_with('.') && !(dir == "layers" && name.ends_with(".json")));
+    let format_file = |name: &str| dir == "layers" && name.ends_with(".json");
+    v.retain(|name| !name.starts_with('.') && !format_file(name));
     v.sort();
     v
 }

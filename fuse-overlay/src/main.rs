@@ -25,13 +25,14 @@ struct Args {
 }
 
 fn usage() -> String {
-    "usage: fuse-overlay [-f] [-d] -o lowerdir=DIR[:DIR…][,upperdir=DIR,workdir=DIR][,OPTION…] MOUNTPOINT".to_string()
+    "usage: fuse-overlay [-f] [-d] -o lowerdir=DIR[:DIR…][,upperdir=DIR,workdir=DIR][,OPTION…] [SOURCE] MOUNTPOINT"
+        .to_string()
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
     let mut foreground = false;
     let mut options = Vec::new();
-    let mut mountpoint = None;
+    let mut positional = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -44,11 +45,19 @@ fn parse_args() -> Result<Option<Args>, String> {
             "-o" => options.push(args.next().ok_or("-o needs a value")?),
             o if o.starts_with("-o") => options.push(o[2..].to_string()),
             o if o.starts_with('-') => return Err(format!("unknown flag {o}")),
-            _ if mountpoint.is_some() => return Err(format!("one mount point only ({a} is a second)")),
-            _ => mountpoint = Some(PathBuf::from(a)),
+            _ => positional.push(PathBuf::from(a)),
         }
     }
-    let mountpoint = mountpoint.ok_or("no mount point given")?;
+    // `PROG MNT`, or `PROG SOURCE MNT` as mount(8) and fstab call it
+    // through mount.fuse3 (the source names nothing: the layers are in -o).
+    let mountpoint = match <[PathBuf; 1]>::try_from(positional.clone()) {
+        Ok([mountpoint]) => mountpoint,
+        Err(_) => match <[PathBuf; 2]>::try_from(positional) {
+            Ok([_source, mountpoint]) => mountpoint,
+            Err(given) if given.is_empty() => return Err("no mount point given".into()),
+            Err(given) => return Err(format!("one mount point (and a source before it) only: {} given", given.len())),
+        },
+    };
     Ok(Some(Args { foreground, options, mountpoint }))
 }
 

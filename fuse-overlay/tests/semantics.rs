@@ -52,6 +52,7 @@ fn main() {
         Trial::test("full_disk_during_copy_up_shows_no_half_file", full_disk_during_copy_up_shows_no_half_file),
         Trial::test("bad_directories_are_clear_errors", bad_directories_are_clear_errors),
         Trial::test("the_binary_mounts_like_fuse_overlayfs", the_binary_mounts_like_fuse_overlayfs),
+        Trial::test("mount_8_mounts_it_through_mount_fuse3", mount_8_mounts_it_through_mount_fuse3),
     ];
     libtest_mimic::run(&args, tests).exit();
 }
@@ -874,6 +875,29 @@ fn the_binary_mounts_like_fuse_overlayfs() -> R {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().cast_signed()), nix::sys::signal::Signal::SIGTERM)?;
     check!(child.wait()?.success(), "SIGTERM ends it cleanly");
     check!(names(o.mnt()).is_empty(), "and unmounts");
+    Ok(())
+}
+
+/// `mount -t fuse PROG#SOURCE MNT -o …`, as fstab has it: mount(8) runs
+/// mount.fuse3, which runs the program as `PROG SOURCE MNT -o OPTS` (the
+/// form `-t fuse.fuse-overlay` takes too, with the program on the PATH).
+fn mount_8_mounts_it_through_mount_fuse3() -> R {
+    let bin = std::env::var_os("FUSE_OVERLAY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_fuse-overlay")));
+    let o = Overlay::new("mount8", 1);
+    write(o.lower(0).join("a"), "1");
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        o.lower(0).display(),
+        o.upper().display(),
+        o.base.join("work").display()
+    );
+    let source = format!("{}#fuse-overlay", bin.display());
+    let out = Command::new("mount").args(["-t", "fuse", &source]).arg(o.mnt()).args(["-o", &opts]).output()?;
+    check!(out.status.success(), "mount -t fuse {source}: {}", String::from_utf8_lossy(&out.stderr));
+    check!(names(o.mnt()) == ["a"], "mounted: {:?}", names(o.mnt()));
+    nix::mount::umount(&o.mnt())?;
     Ok(())
 }
 
