@@ -394,7 +394,7 @@ impl FileSystem for OverlayFs {
             let now = self.present(&node, self.ov.stat(&node)?);
             let uid = if valid.contains(SetattrValid::UID) { attr.st_uid } else { now.st_uid };
             let gid = if valid.contains(SetattrValid::GID) { attr.st_gid } else { now.st_gid };
-            let kept = self.ov.give_owner(dir.as_fd(), name, node.kind, (uid, gid), false)?;
+            let kept = self.ov.give_owner(dir.as_fd(), name, (uid, gid), false)?;
             node.state().owner = kept;
         }
         if valid.contains(SetattrValid::SIZE) {

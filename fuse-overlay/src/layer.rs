@@ -78,7 +78,8 @@ pub fn probe(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Probe> {
         Ok(st) => Ok(Probe::Entry(st)),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => match sys::stat_at(dir, &whiteout_name(name)) {
             Ok(_) => Ok(Probe::Whiteout),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Probe::Absent),
+            // A name too long for the prefix has no `.wh.` whiteout.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENAMETOOLONG)) => Ok(Probe::Absent),
             Err(e) => Err(e),
         },
         Err(e) => Err(e),

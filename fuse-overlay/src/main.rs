@@ -102,8 +102,7 @@ fn run() -> Result<(), String> {
             let _ = nix::mount::umount2(&mountpoint, nix::mount::MntFlags::MNT_DETACH);
         }
     });
-    mount.wait();
-    Ok(())
+    mount.serve_then_exit()
 }
 
 fn stop_signals() -> nix::sys::signal::SigSet {

@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -97,6 +98,9 @@ pub struct Mount {
     threads: Vec<JoinHandle<()>>,
     /// Things the user should know (an upper without xattrs, say).
     pub notes: Vec<String>,
+    /// Set by [`Mount::serve_then_exit`]: the first thread that finds the
+    /// filesystem unmounted ends the process.
+    exit_when_unmounted: Arc<AtomicBool>,
 }
 
 impl Mount {
@@ -113,12 +117,30 @@ impl Mount {
         let files = fs.open_files();
         let server = Arc::new(Server::new(fs));
         let mut threads = Vec::new();
+        let exit_when_unmounted = Arc::new(AtomicBool::new(false));
         for _ in 0..config.threads.max(1) {
             let device = session.clone_fuse_file().map_err(|e| mount_err(e.to_string()))?;
             let (server, files, size) = (server.clone(), files.clone(), session.bufsize());
-            threads.push(std::thread::spawn(move || serve(&device, &server, SpliceReplier::new(files), size)));
+            let exit = exit_when_unmounted.clone();
+            threads.push(std::thread::spawn(move || {
+                serve(&device, &server, SpliceReplier::new(files), size);
+                if exit.load(Ordering::Relaxed) {
+                    crate::sys::exit_now(0);
+                }
+            }));
         }
-        Ok(Mount { session, threads, notes })
+        Ok(Mount { session, threads, notes, exit_when_unmounted })
+    }
+
+    /// For a process that only serves this mount (the binary, hutch's
+    /// server): serves until unmounted, then ends the process at once, so
+    /// that by the time a script's `umount` of a lower layer comes, the
+    /// server has let go of it (tearing down thread by thread, as `wait`
+    /// does, kept the layers open a moment longer).
+    pub fn serve_then_exit(self) -> ! {
+        self.exit_when_unmounted.store(true, Ordering::Relaxed);
+        self.wait();
+        crate::sys::exit_now(0)
     }
 
     /// Serves until the filesystem is unmounted (by `umount` or the

@@ -586,7 +586,7 @@ impl Overlay {
         let _t = write(&self.tree);
         let (dir, dst) = self.claim_name(parent, name)?;
         let parent_st = stat_fd(dst.as_fd())?;
-        let over_whiteout = stat_at(dst.as_fd(), &whiteout_name(name)).is_ok();
+        let over_whiteout = is_whiteout_at(dst.as_fd(), name) || stat_at(dst.as_fd(), &whiteout_name(name)).is_ok();
         let in_place = owner == self.own_ids
             && parent_st.st_mode & libc::S_ISGID == 0
             && !matches!(mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK)
@@ -666,7 +666,7 @@ impl Overlay {
         // directories its setgid bit (the kernel did not see the real parent).
         let setgid_parent = parent_st.st_mode & libc::S_ISGID != 0;
         let gid = if setgid_parent { parent_owner.map_or(parent_st.st_gid, |o| o.1) } else { gid };
-        let owner_kept = self.give_owner(work, tmp, kind, (uid, gid), true)?;
+        let owner_kept = self.give_owner(work, tmp, (uid, gid), true)?;
         let setgid = if setgid_parent && kind == libc::S_IFDIR { libc::S_ISGID } else { 0 };
         set_mode(work, tmp, &st, mode & 0o7777 | setgid)?;
         if kind == libc::S_IFDIR && replaces_whiteout {
@@ -674,7 +674,9 @@ impl Overlay {
                 rustix::fs::openat(work, tmp, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW, Mode::empty())?;
             make_marker(new_dir.as_fd(), OPAQUE_MARKER)?;
         }
-        rustix::fs::renameat_with(work, tmp, dst, name, RenameFlags::NOREPLACE)?;
+        // Over a whiteout node, which the rename replaces; else onto a free name.
+        let rflags = if replaces_whiteout { RenameFlags::empty() } else { RenameFlags::NOREPLACE };
+        rustix::fs::renameat_with(work, tmp, dst, name, rflags)?;
         if replaces_whiteout {
             remove_whiteout(dst.as_fd(), name)?;
         }
@@ -688,7 +690,6 @@ impl Overlay {
         &self,
         dir: BorrowedFd<'_>,
         name: &CStr,
-        kind: u32,
         owner: (u32, u32),
         fresh: bool,
     ) -> io::Result<Option<(u32, u32)>> {
@@ -697,16 +698,22 @@ impl Overlay {
         }
         let path = layer::proc_path(dir, Some(name));
         let (uid, gid) = (Uid::from_raw(owner.0), Gid::from_raw(owner.1));
+        // Only regular files and directories may carry `user.*` xattrs
+        // (a device placeholder is a regular file on disk).
+        let on_disk = stat_at(dir, name)?.st_mode & libc::S_IFMT;
+        let keeps_xattrs = matches!(on_disk, libc::S_IFREG | libc::S_IFDIR);
         match rustix::fs::chownat(dir, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(()) if fresh || kind == libc::S_IFLNK => Ok(None),
+            Ok(()) if fresh || !keeps_xattrs => Ok(None),
             Ok(()) => match xattr::remove(&path, OWNER_XATTR) {
                 Err(e) if !matches!(e.raw_os_error(), Some(libc::ENODATA | libc::EOPNOTSUPP)) => Err(e),
                 _ => Ok(None),
             },
-            Err(rustix::io::Errno::INVAL) if kind != libc::S_IFLNK => {
+            Err(rustix::io::Errno::INVAL) if keeps_xattrs => {
                 xattr::set(&path, OWNER_XATTR, format!("{}:{}", owner.0, owner.1).as_bytes())?;
                 Ok(Some(owner))
             }
+            // An id the namespace cannot map, on a file that cannot keep it:
+            // what the kernel answers on any filesystem here.
             Err(e) => Err(e.into()),
         }
     }
@@ -734,8 +741,11 @@ impl Overlay {
         let lower = !in_upper || self.lower_has(parent, &path, &layers, name)?;
         self.copy_up_dirs(&dir)?;
         let dst = self.layer_dir(0, parent, &path)?;
-        // The whiteout first: until the upper entry is gone it changes nothing.
-        if lower {
+        // The whiteout first: until the upper entry is gone it changes
+        // nothing. A name too long for the `.wh.` prefix gets the kernel's
+        // whiteout node instead, which takes the name itself: made after.
+        let node_whiteout = lower && !fits_whiteout_prefix(name);
+        if lower && !node_whiteout {
             make_marker(dst.as_fd(), &whiteout_name(name))?;
         }
         if in_upper {
@@ -745,6 +755,9 @@ impl Overlay {
             } else {
                 rustix::fs::unlinkat(&dst, name, AtFlags::empty())?;
             }
+        }
+        if node_whiteout {
+            make_whiteout_node(dst.as_fd(), name)?;
         }
         self.forget_name(&f, parent, name, in_upper);
         Ok(())
@@ -810,6 +823,7 @@ impl Overlay {
         self.copy_up_dirs(&new_dir)?;
         let (src_dir, dst_dir) =
             (self.layer_dir(UPPER, old_parent, &old_path)?, self.layer_dir(UPPER, new_parent, &new_path)?);
+        let mut node_whiteout_after = false;
         // Prepared so that each step leaves a consistent tree: the moving
         // directory hides what lower layers hold at its new name, the old
         // name is whited out before the entry leaves it.
@@ -822,7 +836,11 @@ impl Overlay {
             }
         } else {
             if self.lower_has(old_parent, &old_path, &old_layers, old)? {
-                make_marker(src_dir.as_fd(), &whiteout_name(old))?;
+                if fits_whiteout_prefix(old) {
+                    make_marker(src_dir.as_fd(), &whiteout_name(old))?;
+                } else {
+                    node_whiteout_after = true;
+                }
             }
             if dest.as_ref().is_some_and(|d| is_dir(&d.st) && d.in_upper()) {
                 clear_dir(dst_dir.as_fd(), new)?;
@@ -830,6 +848,9 @@ impl Overlay {
         }
         let rflags = RenameFlags::from_bits_retain(flags);
         rustix::fs::renameat_with(&src_dir, old, &dst_dir, new, rflags)?;
+        if node_whiteout_after {
+            make_whiteout_node(src_dir.as_fd(), old)?;
+        }
         if !exchange {
             remove_whiteout(dst_dir.as_fd(), new)?;
         }
@@ -966,11 +987,29 @@ fn make_marker(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     }
 }
 
+/// Removes the `.wh.` whiteout of `name` (a name too long for one has none).
 fn remove_whiteout(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     match rustix::fs::unlinkat(dir, whiteout_name(name), AtFlags::empty()) {
-        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Ok(()) | Err(rustix::io::Errno::NOENT | rustix::io::Errno::NAMETOOLONG) => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether `.wh.NAME` is a name the filesystem takes (NAME_MAX is 255).
+fn fits_whiteout_prefix(name: &CStr) -> bool {
+    name.to_bytes().len() + layer::WHITEOUT_PREFIX.len() <= 255
+}
+
+/// The kernel overlay's whiteout, `c 0 0` at the name itself (a user
+/// namespace may make one since Linux 5.8).
+fn make_whiteout_node(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    let mode = rustix::fs::Mode::empty();
+    Ok(rustix::fs::mknodat(dir, name, rustix::fs::FileType::CharacterDevice, mode, 0)?)
+}
+
+/// Whether `name` in `dir` is a whiteout node.
+fn is_whiteout_at(dir: BorrowedFd<'_>, name: &CStr) -> bool {
+    stat_at(dir, name).is_ok_and(|st| layer::is_whiteout_node(&st))
 }
 
 /// Removes the markers an upper directory that looks empty may still hold,

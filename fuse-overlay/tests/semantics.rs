@@ -53,6 +53,10 @@ fn main() {
         Trial::test("bad_directories_are_clear_errors", bad_directories_are_clear_errors),
         Trial::test("the_binary_mounts_like_fuse_overlayfs", the_binary_mounts_like_fuse_overlayfs),
         Trial::test("mount_8_mounts_it_through_mount_fuse3", mount_8_mounts_it_through_mount_fuse3),
+        Trial::test("special_files_change_owner_like_regular_ones", move || {
+            special_files_change_owner_like_regular_ones(subids)
+        }),
+        Trial::test("names_of_255_bytes_work_for_every_call", names_of_255_bytes_work_for_every_call),
     ];
     libtest_mimic::run(&args, tests).exit();
 }
@@ -898,6 +902,65 @@ fn mount_8_mounts_it_through_mount_fuse3() -> R {
     check!(out.status.success(), "mount -t fuse {source}: {}", String::from_utf8_lossy(&out.stderr));
     check!(names(o.mnt()) == ["a"], "mounted: {:?}", names(o.mnt()));
     nix::mount::umount(&o.mnt())?;
+    Ok(())
+}
+
+/// chown and lchown of a fifo, a socket and a symlink: as on any
+/// filesystem in the namespace (they cannot carry the owner xattr, so an
+/// id the namespace cannot map is EINVAL, as the kernel says for it).
+fn special_files_change_owner_like_regular_ones(subids: bool) -> R {
+    let o = Overlay::new("special-owners", 1).mount();
+    nix::unistd::mkfifo(&o.m("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o644))?;
+    let _socket = std::os::unix::net::UnixListener::bind(o.m("sock"))?;
+    std::os::unix::fs::symlink("fifo", o.m("link"))?;
+    let (uid, gid) = if subids { (1, 2) } else { (0, 0) };
+    for name in ["fifo", "sock"] {
+        std::os::unix::fs::chown(o.m(name), Some(uid), Some(gid))?;
+        let st = fs::symlink_metadata(o.m(name))?;
+        check!((st.uid(), st.gid()) == (uid, gid), "{name} changes owner: {}:{}", st.uid(), st.gid());
+        if !subids {
+            let refused = std::os::unix::fs::chown(o.m(name), Some(7), Some(7));
+            check!(errno_of(refused) == libc::EINVAL, "{name}: an unmapped id is EINVAL");
+            let st = fs::symlink_metadata(o.m(name))?;
+            check!(st.uid() == 0, "{name}: and nothing changed");
+        }
+    }
+    std::os::unix::fs::lchown(o.m("link"), Some(uid), Some(gid))?;
+    check!(fs::symlink_metadata(o.m("link"))?.uid() == uid, "lchown of a symlink");
+    let over = nix::sys::stat::mknod(&o.m("fifo"), nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::empty(), 0);
+    check!(over == Err(nix::errno::Errno::EEXIST), "mknod over an existing name is EEXIST: {over:?}");
+    Ok(())
+}
+
+/// NAME_MAX (255 bytes) is the limit for names in the overlay as on its
+/// layers' filesystem: a removal of such a name from a lower layer is
+/// whited out with the kernel's whiteout node, which needs no prefix.
+fn names_of_255_bytes_work_for_every_call() -> R {
+    let long = |c: char| c.to_string().repeat(255);
+    let o = Overlay::new("name-max", 1);
+    write(o.lower(0).join(long('a')), "lower");
+    fs::create_dir(o.lower(0).join(long('b')))?;
+    write(o.lower(0).join(long('h')), "moved");
+    let mut o = o.mount();
+    fs::write(o.m(&long('c')), "new")?;
+    fs::create_dir(o.m(&long('d')))?;
+    std::os::unix::fs::symlink("x", o.m(&long('e')))?;
+    fs::hard_link(o.m(&long('c')), o.m(&long('f')))?;
+    fs::OpenOptions::new().write(true).open(o.m(&long('c')))?.set_len(2)?;
+    fs::rename(o.m(&long('c')), o.m(&long('g')))?;
+    fs::remove_file(o.m(&long('a')))?;
+    fs::remove_dir(o.m(&long('b')))?;
+    fs::rename(o.m(&long('h')), o.m(&long('i')))?;
+    check!(fs::symlink_metadata(o.m(&long('a'))).is_err(), "the lower file is gone");
+    fs::write(o.m(&long('a')), "again")?;
+    let long_names = |o: &Overlay| names(o.mnt()).iter().map(|n| n.chars().next().unwrap_or('?')).collect::<String>();
+    check!(long_names(&o) == "adefgi", "listed: {}", long_names(&o));
+    o.remount();
+    check!(long_names(&o) == "adefgi", "after a remount: {}", long_names(&o));
+    check!(read(o.m(&long('a'))) == "again" && read(o.m(&long('i'))) == "moved", "contents kept");
+    check!(read(o.m(&long('g'))) == "ne", "truncated and renamed");
+    let too_long = fs::write(o.m(&"z".repeat(256)), "");
+    check!(errno_of(too_long) == libc::ENAMETOOLONG, "256 bytes are too long");
     Ok(())
 }
 

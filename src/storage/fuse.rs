@@ -32,9 +32,10 @@ impl Driver for FuseOverlay {
             die_with_parent();
             match fuse_overlay::Mount::new(&config, target) {
                 Ok(mount) => {
-                    let answered = reply.send(Ok(()));
-                    mount.wait();
-                    answered
+                    // The monitor ends with its container; unmounted, this
+                    // process lets go of the layers at once.
+                    let _ = reply.send(Ok(()));
+                    mount.serve_then_exit()
                 }
                 Err(e) => reply.send(Err(e.to_string())),
             }
