@@ -843,9 +843,7 @@ fn bad_directories_are_clear_errors() -> R {
 }
 
 fn the_binary_mounts_like_fuse_overlayfs() -> R {
-    let bin = std::env::var_os("FUSE_OVERLAY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_fuse-overlay")));
+    let bin = fuse_overlay_bin();
     let o = Overlay::new("binary", 2);
     write(o.lower(0).join("a"), "1");
     write(o.lower(1).join("b"), "2");
@@ -886,9 +884,7 @@ fn the_binary_mounts_like_fuse_overlayfs() -> R {
 /// mount.fuse3, which runs the program as `PROG SOURCE MNT -o OPTS` (the
 /// form `-t fuse.fuse-overlay` takes too, with the program on the PATH).
 fn mount_8_mounts_it_through_mount_fuse3() -> R {
-    let bin = std::env::var_os("FUSE_OVERLAY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_fuse-overlay")));
+    let bin = fuse_overlay_bin();
     let o = Overlay::new("mount8", 1);
     write(o.lower(0).join("a"), "1");
     let opts = format!(
@@ -962,6 +958,14 @@ fn names_of_255_bytes_work_for_every_call() -> R {
     let too_long = fs::write(o.m(&"z".repeat(256)), "");
     check!(errno_of(too_long) == libc::ENAMETOOLONG, "256 bytes are too long");
     Ok(())
+}
+
+/// The binary under test: $FUSE_OVERLAY_BIN (CI copies it where the test
+/// users can run it), else cargo's.
+fn fuse_overlay_bin() -> PathBuf {
+    std::env::var_os("FUSE_OVERLAY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_fuse-overlay")))
 }
 
 fn set_mtime(path: &Path, secs: i64) {

@@ -55,11 +55,7 @@ impl Engine {
         if container.stopped_by_user() {
             return Ok(());
         }
-        let spec = self.prepare_start(container)?;
-        let stdio =
-            StdioMode { terminal: container.record.tty, interactive: container.record.interactive, preserve_fds: 0 };
-        crate::launch::start_detached(&spec, self.plan()?, stdio, 1)?;
-        Ok(())
+        self.start_monitor(container, 1)
     }
 
     /// Starts a created container with a detached monitor; returns once it
@@ -77,21 +73,28 @@ impl Engine {
         started.map(drop)
     }
 
-    /// Starts a stopped container in the background (a running one is left be).
+    /// Starts a stopped container in the background (a running one, or
+    /// one its monitor is about to restart, is left be).
     pub fn start(&self, container: &Container) -> Result<(), Error> {
-        if container.state().is_running() {
+        if container.state().monitor_alive().is_some() {
             return Ok(());
         }
+        self.start_monitor(container, 0)
+    }
+
+    /// A detached monitor for a stopped container, with the streams it was
+    /// created with; `restarts`: how often its policy restarted it before.
+    fn start_monitor(&self, container: &Container, restarts: u32) -> Result<(), Error> {
         let spec = self.prepare_start(container)?;
         let stdio =
             StdioMode { terminal: container.record.tty, interactive: container.record.interactive, preserve_fds: 0 };
-        crate::launch::start_detached(&spec, self.plan()?, stdio, 0)?;
+        crate::launch::start_detached(&spec, self.plan()?, stdio, restarts)?;
         Ok(())
     }
 
     /// Starts a stopped container in the foreground (`start -a`).
     pub fn start_attached(&self, container: &Container, interactive: bool) -> Result<Exit, Error> {
-        if container.state().is_running() {
+        if container.state().monitor_alive().is_some() {
             return Err(Error::AlreadyRunning(container.record.name.clone()));
         }
         let spec = self.prepare_start(container)?;
