@@ -88,6 +88,6 @@ fn config_path() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+        .or_else(|| crate::files::home_dir().map(|h| h.join(".config")))?;
     Some(base.join("hutch").join("config.toml"))
 }

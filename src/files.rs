@@ -102,3 +102,14 @@ pub fn tree_size(dir: &Path) -> u64 {
     }
     total
 }
+
+/// The caller's home: `$HOME`, else the password database's entry, as
+/// other tools find it where nothing set HOME (a Slurm task started with
+/// `--export=NONE`, a cron job).
+pub fn home_dir() -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_absolute()) {
+        return Some(home);
+    }
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten()?;
+    Some(user.dir).filter(|d| d.is_absolute())
+}

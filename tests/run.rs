@@ -558,3 +558,109 @@ fn the_deb_package_holds_both_binaries_man_pages_completions_and_the_runtime_dep
     assert!(root.path().join("usr/share/fish/vendor_completions.d/hutch.fish").is_file());
     assert!(deb.file_name().unwrap().to_string_lossy().ends_with(".deb"));
 }
+
+#[test]
+fn a_root_directory_the_user_cannot_write_gets_a_writable_layer_over_it() {
+    let env = Env::new("readonly-root");
+    let dir = Scratch::new("readonly-root-dir");
+    let root = dir.path().join("rootfs");
+    make_busybox_rootfs(&root);
+    let before = |p: &std::path::Path| std::fs::read_dir(p).unwrap().count();
+    let (top, etc) = (before(&root), before(&root.join("etc")));
+    for d in [root.join("etc"), root.clone()] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    let rootfs = root.to_str().unwrap();
+    let script = "cat /etc/hostname >/dev/null && echo x > /made && cat /made && grep -c ' / ' /proc/mounts";
+    let out = env.ok(&["run", "--rm", "--rootfs", rootfs, "sh", "-c", script]);
+    assert_eq!(out, "x\n1\n", "mount points and changes go to a layer over the root");
+    assert_eq!((before(&root), before(&root.join("etc"))), (top, etc), "nothing was written into the directory");
+    env.ok(&["create", "--name", "ro", "--rootfs", rootfs, "true"]);
+    let driver = env.ok(&["inspect", "--format", "{{.GraphDriver.Name}}", "ro"]);
+    assert_eq!(driver, "overlay\n", "the user's own directory: the kernel overlay");
+    env.ok(&["rm", "ro"]);
+    for d in [root.clone(), root.join("etc")] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // Another user's tree (here the host's /usr, owned by root, which on a
+    // merged-/usr system holds a shell and its libraries where a root
+    // would): fuse-overlay lets the container's root change it, and
+    // nothing reaches the host.
+    let name = format!("hutch-test-{}", std::process::id());
+    let script = format!("echo y > /{name} && cat /{name} && test -s /etc/hostname && echo has-etc");
+    let out = env.ok(&["run", "--rm", "--rootfs", "/usr", "/bin/sh", "-c", &script]);
+    assert_eq!(out, "y\nhas-etc\n");
+    assert!(!std::path::Path::new("/usr").join(&name).exists(), "the host's /usr is untouched");
+    env.ok(&["create", "--name", "foreign", "--rootfs", "/usr", "true"]);
+    let why = env.ok(&["inspect", "--format", "{{.GraphDriver.Name}}: {{.GraphDriver.Why}}", "foreign"]);
+    assert_eq!(why, "fuse-overlay: the root directory belongs to ids outside your mapping: only fuse-overlay lets the container change it\n");
+    env.ok(&["rm", "foreign"]);
+}
+
+#[test]
+fn pid_and_ipc_host_share_the_hosts_processes_and_shared_memory() {
+    let env = Env::new("pid-ipc-host");
+    let rootfs = busybox_rootfs().to_str().unwrap();
+    let shm = format!("hutch-test-{}", std::process::id());
+    let writer = format!("echo from-a > /dev/shm/{shm}; exec sleep 100");
+    env.ok(&["run", "-d", "--name", "a", "--pid", "host", "--ipc", "host", "--rootfs", rootfs, "sh", "-c", &writer]);
+    let pid = env.ok(&["inspect", "--format", "{{.State.Pid}}", "a"]).trim().to_string();
+    let shared = std::path::Path::new("/dev/shm").join(&shm);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !shared.exists() {
+        assert!(Instant::now() < deadline, "the first container wrote its shared memory");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A second container sees the first's memory and its process, by host pid.
+    let reader = format!(
+        "cat /dev/shm/{shm}; test -d /proc/{pid} && echo sees-a; grep -c . /proc/self/status >/dev/null; echo $$"
+    );
+    let out = env.ok(&["run", "--rm", "--pid", "host", "--ipc", "host", "--rootfs", rootfs, "sh", "-c", &reader]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..2], ["from-a", "sees-a"], "{out}");
+    assert_ne!(lines[2], "1", "not PID 1 of a namespace of its own");
+    // Without them: its own.
+    let private = format!("test -e /dev/shm/{shm} || echo own-shm; test -d /proc/{pid} || echo own-pids; echo $$");
+    let out = env.ok(&["run", "--rm", "--rootfs", rootfs, "sh", "-c", &private]);
+    assert_eq!(out, "own-shm\nown-pids\n1\n");
+    env.ok(&["rm", "-f", "a"]);
+    let _ = std::fs::remove_file(&shared);
+    let bad = env.hutch(&["run", "--rm", "--pid", "container:a", "--rootfs", rootfs, "true"]);
+    assert_eq!(error_line(&bad), "hutch: --pid \"container:a\": use host or private");
+}
+
+#[test]
+fn env_host_passes_the_callers_environment_but_not_what_would_break_the_image() {
+    let h = Hutch::new("env-host");
+    let mut c = h.cmd();
+    c.env("SLURM_PROCID", "3").env("PMI_RANK", "3").env("MY_SETTING", "host").env("LD_PRELOAD", "/nonexistent.so");
+    c.env("PATH", "/host/only/bin:/usr/bin:/bin");
+    c.args(["run", "--rm", "--env-host", "-e", "MY_SETTING=flag", "--rootfs"]).arg(busybox_rootfs());
+    c.args(["--", "/bin/sh", "-c", "echo $SLURM_PROCID $PMI_RANK $MY_SETTING ${LD_PRELOAD:-no-preload} $HOME $PATH"]);
+    let out = c.output().unwrap();
+    assert_success(&out);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "3 3 flag no-preload /root /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    );
+    let plain = h.sh(&[], "echo ${SLURM_PROCID:-unset}");
+    assert_eq!(plain, "unset\n", "without --env-host nothing passes");
+}
+
+#[test]
+fn without_home_in_the_environment_the_store_is_found_from_the_password_database() {
+    let h = Hutch::new("no-home");
+    let home = nix::unistd::User::from_uid(nix::unistd::getuid()).unwrap().unwrap().dir;
+    let mut c = h.cmd();
+    c.env_remove("HOME").env_remove("HUTCH_ROOT").env_remove("XDG_DATA_HOME").env_remove("USER");
+    c.args(["info", "--format", "{{.Store.Path}}"]);
+    let out = c.output().unwrap();
+    assert_success(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), home.join(".local/share/hutch").to_str().unwrap());
+    let mut c = h.cmd();
+    c.env_remove("HOME").env_remove("HUTCH_ROOT").env_remove("XDG_DATA_HOME");
+    c.args(["run", "--rm", "--rootfs"]).arg(busybox_rootfs()).args(["--", "echo", "ran"]);
+    let out = c.output().unwrap();
+    assert_success(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n", "a Slurm task with --export=NONE runs");
+}

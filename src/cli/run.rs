@@ -61,6 +61,15 @@ pub struct RunArgs {
     /// No healthcheck, even when the image has one
     #[arg(long)]
     no_healthcheck: bool,
+    /// PID namespace: private (the default) or host (the host's processes, as MPI's shared memory needs)
+    #[arg(long, value_name = "MODE")]
+    pid: Option<String>,
+    /// IPC namespace: private (the default) or host (the host's System V IPC, /dev/shm and /dev/mqueue)
+    #[arg(long, value_name = "MODE")]
+    ipc: Option<String>,
+    /// Pass your environment in (less PATH, LD_*, HOME and the shell's own), under the image's and -e
+    #[arg(long)]
+    env_host: bool,
     /// Working directory inside the container
     #[arg(short = 'w', long, value_name = "DIR")]
     workdir: Option<PathBuf>,
@@ -238,7 +247,19 @@ fn options(args: &RunArgs) -> Result<ContainerOptions, Error> {
         restart: RestartPolicy::parse(&args.restart).map_err(Error::Usage)?,
         healthcheck: healthcheck(args)?,
         no_healthcheck: args.no_healthcheck,
+        pid_host: host_or_private("--pid", args.pid.as_deref())?,
+        ipc_host: host_or_private("--ipc", args.ipc.as_deref())?,
+        env_host: args.env_host,
     })
+}
+
+/// `--pid`/`--ipc`: whether the host's namespace is asked for.
+fn host_or_private(flag: &str, mode: Option<&str>) -> Result<bool, Error> {
+    match mode {
+        None | Some("private") => Ok(false),
+        Some("host") => Ok(true),
+        Some(other) => Err(Error::Usage(format!("{flag} {other:?}: use host or private"))),
+    }
 }
 
 /// `-e` values after those of `--env-file`s, so `-e` wins.

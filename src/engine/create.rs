@@ -14,11 +14,12 @@ use crate::runtime_dir::ContainerRuntimeDir;
 use crate::spec::annotations;
 use crate::spec::device::Device;
 use crate::spec::{self, ContainerConfig, EtcFiles, SeccompChoice, Volume};
-use crate::storage::LayeredRoot;
+use crate::storage::{self, LayeredRoot};
 use crate::trace;
 use netstack::{NetworkMode, PortMapping};
 use oci_spec::runtime::{LinuxResources, Spec};
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Where a container's root filesystem comes from.
@@ -96,6 +97,13 @@ pub struct ContainerOptions {
     pub healthcheck: Option<HealthConfig>,
     /// `--no-healthcheck`: none, whatever the image says.
     pub no_healthcheck: bool,
+    /// `--pid host`: the host's PID namespace.
+    pub pid_host: bool,
+    /// `--ipc host`: the host's IPC namespace and shared memory.
+    pub ipc_host: bool,
+    /// `--env-host`: the caller's environment passed in (see
+    /// [`host_environment`]), under the image's and the flags'.
+    pub env_host: bool,
 }
 
 /// A container on disk, not started: its record and its Spec.
@@ -181,7 +189,7 @@ impl Engine {
         // Made by the monitor when a network helper needs it.
         let runtime_dir = self.runtime().map(|runtime| ContainerRuntimeDir::of(runtime, &container.record.id));
         let prepared = runtime_dir.and_then(|runtime_dir| {
-            let overlay = self.prepare_rootfs(&launch, &container)?;
+            let overlay = self.prepare_rootfs(&launch, &container, options)?;
             trace::mark("root prepared");
             let host = HostResources { network, ports, volumes };
             let spec = self.build_spec(&container, &runtime_dir, host, options, &launch, overlay)?;
@@ -209,7 +217,7 @@ impl Engine {
                     exposed_ports: Vec::new(),
                     image_volumes: Vec::new(),
                     command: options.command.clone(),
-                    env: options.env.clone(),
+                    env: host_environment(options).chain(options.env.iter().cloned()).collect(),
                     workdir: options.workdir.clone(),
                     user: options.user.clone(),
                     healthcheck: chosen_healthcheck(options, None),
@@ -228,7 +236,7 @@ impl Engine {
         Ok(Launch {
             healthcheck: chosen_healthcheck(options, image_check.as_ref()),
             command,
-            env: defaults.env.iter().chain(&options.env).cloned().collect(),
+            env: host_environment(options).chain(defaults.env.iter().chain(&options.env).cloned()).collect(),
             workdir: options.workdir.clone().or(defaults.workdir.map(PathBuf::from)),
             user: options.user.clone().or(defaults.user),
             image: Some(image),
@@ -268,19 +276,44 @@ impl Engine {
     /// The store's `containers/ID/`: the mount point of the image's root
     /// (`rootfs/`) and the container's writable layer, which the monitor
     /// joins with the image's layers through the storage driver.
-    fn prepare_rootfs(&self, launch: &Launch, container: &Container) -> Result<Option<LayeredRoot>, Error> {
-        let Some(image) = &launch.image else { return Ok(None) };
+    fn prepare_rootfs(
+        &self,
+        launch: &Launch,
+        container: &Container,
+        options: &ContainerOptions,
+    ) -> Result<Option<LayeredRoot>, Error> {
+        // A directory is mounted as it is (one that is missing fails with
+        // its own error when the Spec is built).
+        if launch.image.is_none()
+            && matches!(&options.root, RootSource::Directory(dir) if !dir.is_dir() || writable(dir))
+        {
+            return Ok(None);
+        }
         let store = Store::open(&self.root)?;
-        let lowers: Vec<PathBuf> = image.layers.iter().rev().map(|l| store.layer_path(&l.diff_id)).collect();
         // Held while checking, so an rmi cannot take the layers away
         // meanwhile; from then on `rmi` sees the container's record.
-        let _lock = store.lock_shared()?;
-        if let Some(missing) = lowers.iter().find(|l| !l.is_dir()) {
-            return Err(Error::LayerMissing(missing.clone()));
-        }
+        let _lock = launch.image.as_ref().map(|_| store.lock_shared()).transpose()?;
+        let (lowers, formats) = match (&launch.image, &options.root) {
+            (Some(image), _) => {
+                let lowers: Vec<PathBuf> = image.layers.iter().rev().map(|l| store.layer_path(&l.diff_id)).collect();
+                if let Some(missing) = lowers.iter().find(|l| !l.is_dir()) {
+                    return Err(Error::LayerMissing(missing.clone()));
+                }
+                (lowers, image.layers.iter().rev().map(|l| store.layer_format(&l.diff_id)).collect())
+            }
+            (None, RootSource::Directory(dir)) => {
+                // A root the caller cannot write (a shared, read-only
+                // image): its mount points and the container's changes go
+                // to a writable layer over it, not into it.
+                let dir = std::fs::canonicalize(dir).map_err(super::error::io("open", dir))?;
+                let unmapped_owners = !self.owns_in_userns(&dir)? || !self.owns_in_userns(&dir.join("etc"))?;
+                let format = storage::LayerFormat { kernel_whiteouts: true, unmapped_owners, ..Default::default() };
+                (vec![dir], vec![Some(format)])
+            }
+            (None, RootSource::Image { .. }) => return Ok(None), // resolved to an image record before
+        };
         let rootfs = container.path("rootfs");
         std::fs::create_dir(&rootfs).map_err(super::error::io("create", &rootfs))?;
-        let formats: Vec<_> = image.layers.iter().rev().map(|l| store.layer_format(&l.diff_id)).collect();
         let choice = self.storage_choice(&store, &formats)?;
         let layered = LayeredRoot {
             driver: choice.driver,
@@ -291,6 +324,15 @@ impl Engine {
         };
         layered.driver.create_layer(&layered)?;
         Ok(Some(layered))
+    }
+
+    /// Whether `path` (if it exists) has an owner and group the user
+    /// namespace maps: only then may the container's root change it
+    /// through the kernel overlay.
+    fn owns_in_userns(&self, path: &Path) -> Result<bool, Error> {
+        let Ok(meta) = std::fs::metadata(path) else { return Ok(true) };
+        let plan = self.plan()?;
+        Ok(plan.maps_host_uid(meta.uid()) && plan.maps_host_gid(meta.gid()))
     }
 
     /// The container's runtime Spec, saved in its directory.
@@ -347,6 +389,8 @@ impl Engine {
             no_new_privileges: options.security.no_new_privileges,
             seccomp: options.security.seccomp.clone(),
             etc_files,
+            pid_host: options.pid_host,
+            ipc_host: options.ipc_host,
         };
         if options.privileged {
             self.note("--privileged gives every capability inside the user namespace only: no host devices, kernel modules or host-wide settings");
@@ -405,6 +449,20 @@ impl Engine {
     }
 }
 
+/// With `--env-host`, the caller's environment as `KEY=VALUE`, less what
+/// would break the image or point at the host: PATH, LD_*, HOME, the
+/// shell's own, XDG_RUNTIME_DIR and hutch's settings. A batch job's
+/// SLURM_*, PMI_*, PMIX_* and OMPI_* variables go through.
+fn host_environment(options: &ContainerOptions) -> impl Iterator<Item = String> {
+    const KEPT_OUT: [&str; 8] = ["PATH", "HOME", "HOSTNAME", "PWD", "OLDPWD", "SHLVL", "_", "XDG_RUNTIME_DIR"];
+    let vars = if options.env_host { std::env::vars_os().collect() } else { Vec::new() };
+    vars.into_iter().filter_map(|(key, value)| {
+        let (key, value) = (key.into_string().ok()?, value.into_string().ok()?);
+        let kept_out = KEPT_OUT.contains(&key.as_str()) || key.starts_with("LD_") || key.starts_with("HUTCH_");
+        (!kept_out && !key.is_empty()).then(|| format!("{key}={value}"))
+    })
+}
+
 /// `--health-*` over the image's HEALTHCHECK; none with `--no-healthcheck`
 /// or a test of `NONE`.
 fn chosen_healthcheck(options: &ContainerOptions, image: Option<&HealthConfig>) -> Option<HealthConfig> {
@@ -416,6 +474,14 @@ fn chosen_healthcheck(options: &ContainerOptions, image: Option<&HealthConfig>) 
         None => image?.clone(),
     };
     chosen.command().is_some().then_some(chosen)
+}
+
+/// Whether the caller may make entries in `dir` and in its `etc/` (where
+/// the container's /etc files are mounted).
+fn writable(dir: &Path) -> bool {
+    let may_write = |d: &Path| nix::unistd::access(d, nix::unistd::AccessFlags::W_OK).is_ok();
+    let etc = dir.join("etc");
+    may_write(dir) && (!etc.is_dir() || may_write(&etc))
 }
 
 /// `--preserve-fds N` passes on descriptors 3 to 3+N-1: each must be open.

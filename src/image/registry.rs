@@ -358,8 +358,8 @@ pub fn auth_files() -> Vec<PathBuf> {
     match std::env::var_os("DOCKER_CONFIG") {
         Some(dir) => files.push(PathBuf::from(dir).join("config.json")),
         None => {
-            if let Some(home) = std::env::var_os("HOME") {
-                files.push(PathBuf::from(home).join(".docker/config.json"));
+            if let Some(home) = crate::files::home_dir() {
+                files.push(home.join(".docker/config.json"));
             }
         }
     }

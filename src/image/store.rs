@@ -177,8 +177,12 @@ impl Store {
         let base = std::env::var_os("XDG_DATA_HOME")
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-            .ok_or_else(|| Error::Invalid("neither HUTCH_ROOT, XDG_DATA_HOME nor HOME is set: use --root".into()))?;
+            .or_else(|| crate::files::home_dir().map(|h| h.join(".local/share")))
+            .ok_or_else(|| {
+                Error::Invalid(
+                    "no HUTCH_ROOT, XDG_DATA_HOME, HOME, nor a home in the password database: use --root".into(),
+                )
+            })?;
         Ok(base.join("hutch"))
     }
 
@@ -326,6 +330,7 @@ impl Store {
             kernel_whiteouts: report.whiteouts_as_files == 0,
             owners_in_xattr: report.owners_in_xattr,
             device_placeholders: report.device_placeholders,
+            unmapped_owners: false,
         };
         self.write_layer_format(&layer.diff_id, &format)?;
         if let Some(note) = report.note() {

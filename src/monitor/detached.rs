@@ -118,7 +118,7 @@ impl Run<'_> {
             Ok(setup) => setup,
             Err(e) => return failed(SetupError::sys("monitor setup", "", e)),
         };
-        let child = match crate::sys::fork_into_new_pid_namespace() {
+        let child = match super::fork_container(self.spec) {
             Err(e) => return failed(e.into()),
             Ok(Forked::Child) => {
                 die_with_parent();

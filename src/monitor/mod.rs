@@ -68,7 +68,7 @@ pub fn run(spec: &Spec, plan: &MonitorPlan, channel: Channel) -> ! {
     if detached {
         detached::run(spec, plan, channel, network, record)
     }
-    match crate::sys::fork_into_new_pid_namespace() {
+    match fork_container(spec) {
         Err(e) => fail(&channel, e.into()),
         Ok(Forked::Child) => {
             die_with_parent();
@@ -107,6 +107,17 @@ fn prepare(spec: &Spec) -> Result<Option<Connected>, SetupError> {
     let network = connect_network(spec)?;
     crate::trace::mark("monitor: network connected");
     Ok(network)
+}
+
+/// Forks the container's first process: PID 1 of a new PID namespace (one
+/// per start), or an ordinary child where it shares the host's (`--pid host`).
+fn fork_container(spec: &Spec) -> Result<Forked, crate::sys::ForkError> {
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    if namespaces.iter().any(|ns| ns.typ() == oci_spec::runtime::LinuxNamespaceType::Pid) {
+        crate::sys::fork_into_new_pid_namespace()
+    } else {
+        crate::sys::fork()
+    }
 }
 
 /// Where the monitor records the container's state (its directory in the

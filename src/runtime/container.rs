@@ -170,7 +170,8 @@ pub fn exec_in(
 }
 
 /// The namespaces this process creates; the user namespace exists already
-/// (the monitor made it) and so does the PID namespace (we are its PID 1).
+/// (the monitor made it) and so does the PID namespace (we are its PID 1,
+/// or share the host's).
 fn namespaces_to_create(spec: &Spec) -> CloneFlags {
     let mut flags = CloneFlags::empty();
     let list = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();

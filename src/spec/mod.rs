@@ -125,6 +125,10 @@ pub struct ContainerConfig {
     pub no_new_privileges: bool,
     pub seccomp: SeccompChoice,
     pub etc_files: EtcFiles,
+    /// `--pid host`: the host's PID namespace (its /proc bound in).
+    pub pid_host: bool,
+    /// `--ipc host`: the host's IPC namespace, /dev/shm and /dev/mqueue.
+    pub ipc_host: bool,
 }
 
 /// The Spec for `cfg`, with the id maps of `plan`.
@@ -180,7 +184,7 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
         if cfg.privileged { (&[], &[]) } else { (security::MASKED_PATHS, security::READONLY_PATHS) };
     let strings = |l: &[&str]| l.iter().map(|p| p.to_string()).collect::<Vec<_>>();
     let mut linux = LinuxBuilder::default()
-        .namespaces(namespaces(&cfg.network)?)
+        .namespaces(namespaces(cfg)?)
         .masked_paths(strings(masked))
         .readonly_paths(strings(readonly))
         .uid_mappings(plan.uid_map.iter().map(map).collect::<Result<Vec<_>, _>>()?)
@@ -199,16 +203,16 @@ pub fn build(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Spec, Error> {
         .build()?)
 }
 
-fn namespaces(network: &NetworkMode) -> Result<Vec<oci_spec::runtime::LinuxNamespace>, Error> {
-    let mut types = vec![
-        LinuxNamespaceType::User,
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Mount,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Ipc,
-        LinuxNamespaceType::Cgroup,
-    ];
-    if network.needs_namespace() {
+fn namespaces(cfg: &ContainerConfig) -> Result<Vec<oci_spec::runtime::LinuxNamespace>, Error> {
+    let mut types =
+        vec![LinuxNamespaceType::User, LinuxNamespaceType::Mount, LinuxNamespaceType::Uts, LinuxNamespaceType::Cgroup];
+    if !cfg.pid_host {
+        types.push(LinuxNamespaceType::Pid);
+    }
+    if !cfg.ipc_host {
+        types.push(LinuxNamespaceType::Ipc);
+    }
+    if cfg.network.needs_namespace() {
         types.push(LinuxNamespaceType::Network);
     }
     Ok(types.into_iter().map(|t| LinuxNamespaceBuilder::default().typ(t).build()).collect::<Result<_, _>>()?)
@@ -267,17 +271,36 @@ fn mounts(cfg: &ContainerConfig, plan: &UsernsPlan) -> Result<Vec<Mount>, Error>
     } else {
         mount("/sys", "bind", "/sys", &["rbind", "nosuid", "noexec", "nodev", "ro"])?
     };
+    // A fresh procfs, shm and mqueue need PID and IPC namespaces of our
+    // own; sharing the host's, the host's are bound in.
+    let proc = if cfg.pid_host {
+        mount("/proc", "bind", "/proc", &["rbind", "nosuid", "noexec", "nodev"])?
+    } else {
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?
+    };
+    let host = ["rbind", "nosuid", "noexec", "nodev"];
+    let ipc = if cfg.ipc_host {
+        // The host's mqueue filesystem, where it has one mounted.
+        let mqueue = Path::new("/dev/mqueue").is_dir().then(|| mount("/dev/mqueue", "bind", "/dev/mqueue", &host));
+        std::iter::once(mount("/dev/shm", "bind", "/dev/shm", &host)).chain(mqueue).collect::<Result<Vec<_>, _>>()?
+    } else {
+        vec![
+            mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"])?,
+            mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
+        ]
+    };
     let mut list = vec![
-        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        proc,
         mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"])?,
         mount("/dev/pts", "devpts", "devpts", devpts_opts)?,
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"])?,
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
+    ];
+    list.extend(ipc);
+    list.extend([
         sys,
         mount("/etc/hosts", "bind", &cfg.etc_files.hosts, &["bind"])?,
         mount("/etc/hostname", "bind", &cfg.etc_files.hostname, &["bind"])?,
         mount("/etc/resolv.conf", "bind", &cfg.etc_files.resolv_conf, &["bind"])?,
-    ];
+    ]);
     for d in &cfg.devices {
         list.push(mount(&d.container.to_string_lossy(), "bind", &d.host, &["bind", "nosuid", "noexec"])?);
     }

@@ -25,6 +25,10 @@ pub struct LayerFormat {
     pub owners_in_xattr: u64,
     /// Device nodes kept as fuse-overlay placeholders.
     pub device_placeholders: u64,
+    /// Files of ids outside the user's mapping (a `--rootfs` directory
+    /// of another user's): the kernel overlay lets no one change them.
+    #[serde(default)]
+    pub unmapped_owners: bool,
 }
 
 /// What the kernel lets an unprivileged user do with overlayfs on a store.
@@ -97,6 +101,9 @@ fn kernel_blocker(probe: &StoreProbe, layers: &[Option<LayerFormat>]) -> Option<
                 "files of the image belong to ids outside your mapping (no subordinate ids): fuse-overlay keeps their owners, the kernel overlay cannot"
             }
             Some(f) if f.device_placeholders > 0 => "the image has device nodes, which only fuse-overlay shows",
+            Some(f) if f.unmapped_owners => {
+                "the root directory belongs to ids outside your mapping: only fuse-overlay lets the container change it"
+            }
             Some(_) => continue,
         };
         return Some(why);

@@ -129,6 +129,16 @@ impl UsernsPlan {
         maps(&self.gid_map, id)
     }
 
+    /// Whether host uid `id` appears in the container (as some uid).
+    pub fn maps_host_uid(&self, id: u32) -> bool {
+        self.uid_map.iter().any(|m| id >= m.host_id && id - m.host_id < m.size)
+    }
+
+    /// Whether host gid `id` appears in the container (as some gid).
+    pub fn maps_host_gid(&self, id: u32) -> bool {
+        self.gid_map.iter().any(|m| id >= m.host_id && id - m.host_id < m.size)
+    }
+
     /// The host uid that container uid `id` is stored as.
     pub fn host_uid(&self, id: u32) -> Option<u32> {
         self.uid_map
