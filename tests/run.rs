@@ -619,6 +619,9 @@ fn pid_and_ipc_host_share_the_hosts_processes_and_shared_memory() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(&lines[..2], ["from-a", "sees-a"], "{out}");
     assert_ne!(lines[2], "1", "not PID 1 of a namespace of its own");
+    let top = env.ok(&["top", "a"]);
+    assert_eq!(top.lines().count(), 2, "top lists the container's processes, not the host's: {top}");
+    assert!(top.lines().nth(1).unwrap().contains("sleep 100"), "{top}");
     // Without them: its own.
     let private = format!("test -e /dev/shm/{shm} || echo own-shm; test -d /proc/{pid} || echo own-pids; echo $$");
     let out = env.ok(&["run", "--rm", "--rootfs", rootfs, "sh", "-c", &private]);

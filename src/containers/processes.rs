@@ -29,12 +29,35 @@ pub fn in_pid_namespace_of(pid: i32) -> Option<Vec<ProcessInfo>> {
     let entries = std::fs::read_dir("/proc").ok()?;
     let mut pids: Vec<u32> = entries.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
     pids.sort_unstable();
-    let found = pids
+    let found: Vec<ProcessInfo> = pids
         .into_iter()
         .filter(|p| namespace(&p.to_string()).as_ref() == Some(&theirs))
         .filter_map(|p| read_process(p, ticks)) // None: ended meanwhile
         .collect();
+    // The host's PID namespace (`--pid host`): the container's processes
+    // are its first process and what descends from it.
+    if namespace("self").as_ref() == Some(&theirs) {
+        return Some(descendants_of(pid, found));
+    }
     Some(found)
+}
+
+/// `root` and the processes below it, in pid order.
+fn descendants_of(root: i32, all: Vec<ProcessInfo>) -> Vec<ProcessInfo> {
+    let mut kept: std::collections::HashSet<u32> = u32::try_from(root).into_iter().collect();
+    // Parents have lower pids only until pids wrap: repeat until stable.
+    loop {
+        let before = kept.len();
+        for p in &all {
+            if p.ppid.is_some_and(|pp| kept.contains(&pp)) {
+                kept.insert(p.pid);
+            }
+        }
+        if kept.len() == before {
+            break;
+        }
+    }
+    all.into_iter().filter(|p| kept.contains(&p.pid)).collect()
 }
 
 fn read_process(pid: u32, ticks: u64) -> Option<ProcessInfo> {
