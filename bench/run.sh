@@ -117,6 +117,13 @@ bench_image_start() {
     -n "1 start" "$hutch_run --network none $img true" \
     -n "16 at once" "sh -c 'for i in \$(seq 16); do $hutch_run --network none $img true & done; wait'" >/dev/null
   ratios "$work/parallel.json" "1 start"
+  if [ -n "$driver" ]; then
+    echo "== the same 16 at once with podman ($driver), against hutch's 16"
+    hyperfine -N --warmup 1 --runs ${RUNS_PARALLEL:-5} --export-json "$work/parallel-podman.json" \
+      -n "hutch 16 at once" "sh -c 'for i in \$(seq 16); do $hutch_run --network none $img true & done; wait'" \
+      -n "podman 16 at once" "sh -c 'for i in \$(seq 16); do ${podman[*]} run --rm --network none docker.io/$img true & done; wait'" >/dev/null
+    ratios "$work/parallel-podman.json" "hutch 16 at once"
+  fi
   [ -n "$driver" ] && podman rmi -f docker.io/$img >/dev/null 2>&1
   "$hutch" unshare rm -rf "$store" 2>/dev/null || true
 }
