@@ -30,10 +30,7 @@ pub enum ForkError {
 /// a threaded process may inherit a lock some other thread held, and hang
 /// in the allocator. Every fork in hutch goes through here.
 pub fn fork() -> Result<Forked, ForkError> {
-    let threads = thread_count();
-    if threads > 1 {
-        return Err(ForkError::Threaded(threads));
-    }
+    single_threaded()?;
     // SAFETY: the process has one thread (checked above), so the child
     // inherits no lock held by another thread and may run any code.
     match unsafe { nix::unistd::fork() } {
@@ -48,10 +45,7 @@ pub fn fork() -> Result<Forked, ForkError> {
 /// caller can do it again for each new container process (a restart):
 /// unshare works once per process.
 pub fn fork_into_new_pid_namespace() -> Result<Forked, ForkError> {
-    let threads = thread_count();
-    if threads > 1 {
-        return Err(ForkError::Threaded(threads));
-    }
+    single_threaded()?;
     let flags = libc::c_ulong::try_from(libc::CLONE_NEWPID | libc::SIGCHLD).unwrap_or_default();
     // SAFETY: clone with no new stack (0) and no CLONE_VM, CLONE_SETTLS or
     // *_TID flags behaves as fork: the child gets a copy of the caller's
@@ -64,6 +58,14 @@ pub fn fork_into_new_pid_namespace() -> Result<Forked, ForkError> {
         0 => Ok(Forked::Child),
         -1 => Err(ForkError::Fork(Errno::last())),
         pid => Ok(Forked::Parent { child: nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or(-1)) }),
+    }
+}
+
+/// Every fork's precondition: one thread (see [`fork`]).
+fn single_threaded() -> Result<(), ForkError> {
+    match thread_count() {
+        threads if threads > 1 => Err(ForkError::Threaded(threads)),
+        _ => Ok(()),
     }
 }
 

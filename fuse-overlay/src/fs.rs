@@ -394,7 +394,8 @@ impl FileSystem for OverlayFs {
             let now = self.present(&node, self.ov.stat(&node)?);
             let uid = if valid.contains(SetattrValid::UID) { attr.st_uid } else { now.st_uid };
             let gid = if valid.contains(SetattrValid::GID) { attr.st_gid } else { now.st_gid };
-            let kept = self.ov.give_owner(dir.as_fd(), name, (uid, gid), false)?;
+            let on_disk = stat_at(dir.as_fd(), name)?.st_mode & libc::S_IFMT;
+            let kept = self.ov.give_owner(dir.as_fd(), name, on_disk, (uid, gid), false)?;
             node.state().owner = kept;
         }
         if valid.contains(SetattrValid::SIZE) {

@@ -586,7 +586,12 @@ impl Overlay {
         let _t = write(&self.tree);
         let (dir, dst) = self.claim_name(parent, name)?;
         let parent_st = stat_fd(dst.as_fd())?;
-        let over_whiteout = is_whiteout_at(dst.as_fd(), name) || stat_at(dst.as_fd(), &whiteout_name(name)).is_ok();
+        // This server whites out a name as `.wh.NAME`, or, when that is
+        // too long, with a whiteout node at the name itself.
+        let over_whiteout = match fits_whiteout_prefix(name) {
+            true => stat_at(dst.as_fd(), &whiteout_name(name)).is_ok(),
+            false => is_whiteout_at(dst.as_fd(), name),
+        };
         let in_place = owner == self.own_ids
             && parent_st.st_mode & libc::S_ISGID == 0
             && !matches!(mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK)
@@ -666,7 +671,7 @@ impl Overlay {
         // directories its setgid bit (the kernel did not see the real parent).
         let setgid_parent = parent_st.st_mode & libc::S_ISGID != 0;
         let gid = if setgid_parent { parent_owner.map_or(parent_st.st_gid, |o| o.1) } else { gid };
-        let owner_kept = self.give_owner(work, tmp, (uid, gid), true)?;
+        let owner_kept = self.give_owner(work, tmp, kind, (uid, gid), true)?;
         let setgid = if setgid_parent && kind == libc::S_IFDIR { libc::S_ISGID } else { 0 };
         set_mode(work, tmp, &st, mode & 0o7777 | setgid)?;
         if kind == libc::S_IFDIR && replaces_whiteout {
@@ -686,10 +691,13 @@ impl Overlay {
     /// Gives `name` in `dir` the owner `(uid, gid)`; an owner the namespace
     /// cannot map is kept in the owner xattr (returned) instead. A `fresh`
     /// entry has no owner xattr to clear and is already ours.
+    /// `kind` is the entry's type on disk (a device placeholder is a
+    /// regular file there).
     pub fn give_owner(
         &self,
         dir: BorrowedFd<'_>,
         name: &CStr,
+        kind: u32,
         owner: (u32, u32),
         fresh: bool,
     ) -> io::Result<Option<(u32, u32)>> {
@@ -698,10 +706,8 @@ impl Overlay {
         }
         let path = layer::proc_path(dir, Some(name));
         let (uid, gid) = (Uid::from_raw(owner.0), Gid::from_raw(owner.1));
-        // Only regular files and directories may carry `user.*` xattrs
-        // (a device placeholder is a regular file on disk).
-        let on_disk = stat_at(dir, name)?.st_mode & libc::S_IFMT;
-        let keeps_xattrs = matches!(on_disk, libc::S_IFREG | libc::S_IFDIR);
+        // Only regular files and directories may carry `user.*` xattrs.
+        let keeps_xattrs = matches!(kind, libc::S_IFREG | libc::S_IFDIR);
         match rustix::fs::chownat(dir, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(()) if fresh || !keeps_xattrs => Ok(None),
             Ok(()) => match xattr::remove(&path, OWNER_XATTR) {

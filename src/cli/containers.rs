@@ -180,9 +180,14 @@ pub fn ps(args: PsArgs, engine: &Engine) -> Result<i32, Error> {
         return Ok(0);
     }
     let format = args.format.as_deref().map(|f| Format::parse(f, &ps_header)).transpose()?;
+    let sizes = match args.size {
+        true => engine.container_sizes(&rows.iter().map(|(c, _)| c).collect::<Vec<_>>()),
+        false => Vec::new(),
+    };
     let rows: Vec<PsRow> = rows
         .iter()
-        .map(|(c, state)| {
+        .enumerate()
+        .map(|(i, (c, state))| {
             let command = c.record.command.join(" ");
             let command = if args.no_trunc || command.chars().count() <= 20 {
                 command
@@ -200,7 +205,7 @@ pub fn ps(args: PsArgs, engine: &Engine) -> Result<i32, Error> {
                 status: status_line(state, c.health().map(|h| h.status)),
                 names: c.record.name.clone(),
                 labels: c.record.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
-                size: if args.size { size_line(engine, c) } else { String::new() },
+                size: sizes.get(i).map(size_line).unwrap_or_default(),
             }
         })
         .collect();
@@ -226,8 +231,7 @@ pub fn ps(args: PsArgs, engine: &Engine) -> Result<i32, Error> {
 }
 
 /// Docker's SIZE column: what the container wrote, and with its image.
-fn size_line(engine: &Engine, c: &Container) -> String {
-    let size = engine.container_size(c);
+fn size_line(size: &crate::engine::ContainerSize) -> String {
     format!("{} (virtual {})", human_size(size.writable), human_size(size.writable + size.image))
 }
 

@@ -227,12 +227,11 @@ impl Engine {
         };
         let platform = platform.clone().unwrap_or_else(Platform::host);
         let image = self.find_or_pull(name, pull, platform)?;
-        let config = self.image_config(&image)?;
+        let (config, image_check) = self.image_run_config(&image)?;
         let defaults = RunDefaults::from_config(&config);
         let command = defaults
             .command(entrypoint.as_deref(), &options.command)
             .ok_or_else(|| Error::NoImageCommand(name.clone()))?;
-        let image_check = self.image_healthcheck(&image);
         Ok(Launch {
             healthcheck: chosen_healthcheck(options, image_check.as_ref()),
             command,

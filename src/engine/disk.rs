@@ -31,10 +31,18 @@ pub struct DiskUsageLine {
 }
 
 impl Engine {
-    pub fn container_size(&self, container: &Container) -> ContainerSize {
-        let image =
-            container.record.image_id.as_deref().and_then(|id| self.image(id).ok()).map_or(0, |image| image.size());
-        ContainerSize { writable: tree_size(&container.path("upper")), image }
+    /// `ps -s`: each container's size, in order (the images read once).
+    pub fn container_sizes(&self, containers: &[&Container]) -> Vec<ContainerSize> {
+        let with_images = containers.iter().any(|c| c.record.image_id.is_some());
+        let images = if with_images { self.images().unwrap_or_default() } else { Vec::new() };
+        let image_size = |id: &str| images.iter().find(|i| i.id.as_str() == id).map_or(0, |i| i.size());
+        containers
+            .iter()
+            .map(|c| ContainerSize {
+                writable: tree_size(&c.path("upper")),
+                image: c.record.image_id.as_deref().map_or(0, image_size),
+            })
+            .collect()
     }
 
     /// `system df`: images, containers, local volumes and build cache.
@@ -45,10 +53,11 @@ impl Engine {
         let image_line = line("Images", images.iter().map(|i| (used_images.contains(i.id.as_str()), i.size())));
         let container_line =
             line("Containers", containers.iter().map(|c| (c.state().is_running(), tree_size(&c.path("upper")))));
-        let in_use = self.volumes_in_use()?;
+        let in_use: HashSet<&str> =
+            containers.iter().flat_map(|c| c.record.volumes.iter().map(String::as_str)).collect();
         let volumes = self.volumes()?;
         let volume_line =
-            line("Local Volumes", volumes.iter().map(|v| (in_use.contains_key(&v.name), tree_size(&v.mountpoint))));
+            line("Local Volumes", volumes.iter().map(|v| (in_use.contains(v.name.as_str()), tree_size(&v.mountpoint))));
         let build_cache = DiskUsageLine { kind: "Build Cache".into(), ..Default::default() };
         Ok(vec![image_line, container_line, volume_line, build_cache])
     }

@@ -157,17 +157,31 @@ impl Engine {
 
     /// An image's config.
     pub fn image_config(&self, image: &ImageRecord) -> Result<ImageConfiguration, Error> {
-        let bytes = self.store()?.read_blob(&image.id)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::BadImageConfig { image: image.id.short().to_string(), why: e.to_string() })
+        Ok(self.image_run_config(image)?.0)
     }
 
-    /// The image's HEALTHCHECK (Docker's `config.Healthcheck`, which the
-    /// OCI image config does not name).
-    pub(crate) fn image_healthcheck(&self, image: &ImageRecord) -> Option<crate::containers::HealthConfig> {
-        let bytes = self.store().ok()?.read_blob(&image.id).ok()?;
-        let config: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-        serde_json::from_value(config.get("config")?.get("Healthcheck")?.clone()).ok()
+    /// An image's config and its HEALTHCHECK (Docker's
+    /// `config.Healthcheck`, which the OCI config type does not name),
+    /// from one read of the config blob.
+    pub(crate) fn image_run_config(
+        &self,
+        image: &ImageRecord,
+    ) -> Result<(ImageConfiguration, Option<crate::containers::HealthConfig>), Error> {
+        #[derive(serde::Deserialize)]
+        struct DockerConfig {
+            config: Option<DockerRunConfig>,
+        }
+        #[derive(serde::Deserialize)]
+        struct DockerRunConfig {
+            #[serde(rename = "Healthcheck")]
+            healthcheck: Option<crate::containers::HealthConfig>,
+        }
+        let bytes = self.store()?.read_blob(&image.id)?;
+        let bad =
+            |e: serde_json::Error| Error::BadImageConfig { image: image.id.short().to_string(), why: e.to_string() };
+        let config = serde_json::from_slice(&bytes).map_err(bad)?;
+        let docker: Option<DockerConfig> = serde_json::from_slice(&bytes).ok();
+        Ok((config, docker.and_then(|d| d.config?.healthcheck)))
     }
 
     /// Gives the image `source` the name `target` (taken from any other).
