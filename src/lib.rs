@@ -15,11 +15,13 @@
 //!   `child.rs` runs work in a forked child, `sys.rs` holds every `unsafe`,
 //!   `trace.rs` times the phases of a command (`HUTCH_TRACE=1`).
 
+pub mod build;
 pub mod cgroup;
 pub mod child;
 pub mod cli;
 pub mod config;
 pub mod containers;
+pub mod dockerfile;
 pub mod engine;
 pub mod files;
 pub mod image;

@@ -23,7 +23,13 @@ pub struct CommitArgs {
 
 pub fn commit(args: CommitArgs, engine: &Engine) -> Result<i32, Error> {
     let container = engine.container(&args.container)?;
-    let options = CommitOptions { name: args.image, author: args.author, message: args.message, changes: args.change };
+    let options = CommitOptions {
+        name: args.image,
+        author: args.author,
+        message: args.message,
+        changes: args.change,
+        ..Default::default()
+    };
     let image = engine.commit(&container, options)?;
     println!("{}", image.id);
     Ok(0)

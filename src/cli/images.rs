@@ -150,6 +150,8 @@ pub struct LogoutArgs {
 
 #[derive(Subcommand)]
 pub enum ImageCommand {
+    /// Build an image from a Dockerfile
+    Build(Box<super::build::BuildArgs>),
     /// List images
     #[command(alias = "list", name = "ls")]
     Ls(ImagesArgs),
@@ -173,6 +175,7 @@ pub enum ImageCommand {
 
 pub fn image(command: ImageCommand, engine: &Engine) -> Result<i32, Error> {
     match command {
+        ImageCommand::Build(a) => super::build::build(*a, engine),
         ImageCommand::Ls(a) => images(a, engine),
         ImageCommand::Pull(a) => pull(a, engine),
         ImageCommand::Rm(a) => rmi(a, engine),

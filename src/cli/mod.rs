@@ -1,5 +1,6 @@
 //! The command line: Docker's verbs and flags. Each verb group has a file.
 
+mod build;
 mod commit;
 mod containers;
 mod cp;
@@ -60,6 +61,8 @@ enum Command {
     Top(containers::ContainerArg),
     /// Show containers' use of CPU, memory, network, block I/O and processes
     Stats(stats::StatsArgs),
+    /// Build an image from a Dockerfile
+    Build(Box<build::BuildArgs>),
     /// Make a new image of a container's changes
     Commit(commit::CommitArgs),
     /// Copy files between a container and the host
@@ -148,6 +151,8 @@ enum HealthcheckCommand {
 pub enum Error {
     #[error(transparent)]
     Engine(#[from] crate::engine::Error),
+    #[error(transparent)]
+    Build(#[from] crate::build::Error),
     /// A flag's value or a combination of flags the command cannot take.
     #[error("{0}")]
     Usage(String),
@@ -201,6 +206,7 @@ impl Error {
     fn exit_code(&self) -> i32 {
         match self {
             Error::Engine(e) => e.exit_code(),
+            Error::Build(e) => e.exit_code(),
             _ => crate::EXIT_HUTCH_ERROR,
         }
     }
@@ -253,6 +259,7 @@ pub fn main() -> i32 {
             Command::Exec(args) => containers::exec(args, root),
             Command::Attach(args) => containers::attach(args, root),
             Command::Commit(args) => commit::commit(args, root),
+            Command::Build(args) => build::build(*args, root),
             Command::Cp(args) => cp::cp(args, root),
             Command::Port(args) => containers::port(args, root),
             Command::Top(args) => containers::top(args, root),

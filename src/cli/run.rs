@@ -3,6 +3,7 @@
 
 use super::limits::LimitArgs;
 use super::Error;
+use crate::containers::health::parse_go_duration;
 use crate::containers::{HealthConfig, RestartPolicy};
 use crate::engine::{ContainerOptions, Engine, PullPolicy, RootSource, SecurityOptions};
 use crate::image::pull::Platform;
@@ -14,7 +15,6 @@ use clap::{ArgAction, Args};
 use std::collections::BTreeMap;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Args)]
 #[command(disable_help_flag = true)]
@@ -250,6 +250,7 @@ fn options(args: &RunArgs) -> Result<ContainerOptions, Error> {
         pid_host: host_or_private("--pid", args.pid.as_deref())?,
         ipc_host: host_or_private("--ipc", args.ipc.as_deref())?,
         env_host: args.env_host,
+        image_volumes: true,
     })
 }
 
@@ -285,7 +286,7 @@ fn env_file_lines(text: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 /// `--label KEY=VALUE` (`KEY` alone: an empty value).
-fn labels(given: &[String]) -> BTreeMap<String, String> {
+pub(super) fn labels(given: &[String]) -> BTreeMap<String, String> {
     given
         .iter()
         .map(|l| match l.split_once('=') {
@@ -314,33 +315,6 @@ fn healthcheck(args: &RunArgs) -> Result<Option<HealthConfig>, Error> {
         retries: args.health_retries.unwrap_or(0),
     };
     Ok((config != HealthConfig::default()).then_some(config))
-}
-
-/// A Go duration, as Docker takes them: `1h2m3.5s`, `500ms`, `10us`.
-fn parse_go_duration(text: &str) -> Option<Duration> {
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let number_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
-        let number: f64 = rest[..number_end].parse().ok()?;
-        rest = &rest[number_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let seconds = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += number * seconds;
-        rest = &rest[unit_end..];
-    }
-    Duration::try_from_secs_f64(total).ok()
 }
 
 /// `--log-opt max-size=10m`
@@ -382,6 +356,7 @@ mod tests {
 
     #[test]
     fn go_durations_parse() {
+        use std::time::Duration;
         assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));

@@ -11,8 +11,9 @@ use crate::image::tree_tar::TreeWriter;
 use crate::image::{ImageRecord, ImageRef, Store};
 use crate::runtime::inside::{self, Root};
 use serde_json::{json, Map, Value};
+use std::collections::HashSet;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What `commit` records besides the layer.
 #[derive(Clone, Debug, Default)]
@@ -24,11 +25,20 @@ pub struct CommitOptions {
     pub message: Option<String>,
     /// Dockerfile instructions for the new config.
     pub changes: Vec<String>,
+    /// Config keys to record instead of the container's command and
+    /// environment (a build step says what its image's config is).
+    pub config: Option<Map<String, Value>>,
+    /// The history line; `hutch commit NAME` when `None`.
+    pub created_by: Option<String>,
+    /// RFC 3339 (a reproducible build's); now when `None`.
+    pub created: Option<String>,
+    /// A build's step: kept for the build cache, not listed.
+    pub intermediate: bool,
 }
 
 impl Engine {
     /// Makes a new image of `container`'s changes; returns it.
-    pub fn commit(&self, container: &Container, options: CommitOptions) -> Result<ImageRecord, Error> {
+    pub fn commit(&self, container: &Container, mut options: CommitOptions) -> Result<ImageRecord, Error> {
         let store = Store::open(&self.root)?;
         let name = &container.record.name;
         let Some(image_id) = &container.record.image_id else {
@@ -36,41 +46,70 @@ impl Engine {
         };
         let base =
             store.find(image_id).map_err(|_| Error::ImageGone { name: name.clone(), image: image_id.clone() })?;
-        let tagged = options.name.as_deref().map(tagged_name).transpose()?;
         let base_config = store.read_blob(&base.id)?;
-        let mut config = container_config(&base, &base_config, container)?;
-        for change in &options.changes {
-            apply_change(&mut config, change).map_err(|e| Error::BadChange { change: e.change, why: e.why })?;
-        }
-        let info = CommitInfo {
-            name: tagged,
-            author: options.author,
-            message: options.message,
-            created_by: format!("hutch commit {name}"),
-            config,
+        let config = match options.config.take() {
+            Some(config) => config,
+            None => container_config(&base, &base_config, container)?,
         };
+        let info = commit_info(options, config, || format!("hutch commit {name}"))?;
         let plan = self.plan()?;
         let state = container.state();
         if let (Some(_), Some(pid)) = (state.live_monitor(), state.pid) {
             flush_running(pid, plan)?;
         }
-        let upper = match crate::storage::from_spec(&container.spec()?)? {
-            Some(layered) => layered.upper(),
-            None => return Err(Error::NoLayers(name.clone())),
+        let spec = container.spec()?;
+        let Some(layered) = crate::storage::from_spec(&spec)? else {
+            return Err(Error::NoLayers(name.clone()));
         };
+        let upper = layered.upper();
+        let mount_points = made_for_mounts(&spec, &layered);
         // In the user namespace, where the layer's files have their owners.
         Ok(crate::userns::in_userns(plan, || {
             let _lock = store.lock_shared().map_err(|e| e.to_string())?;
             let tmp = store.temp_path("commit");
-            let written = write_tar_file(&upper, &tmp);
-            let image =
-                written.and_then(|()| commit_image(&store, &base, &base_config, &tmp, info).map_err(|e| e.to_string()));
+            let written = write_tar_file(&upper, &tmp, mount_points);
+            let image = written
+                .and_then(|()| commit_image(&store, &base, &base_config, Some(&tmp), info).map_err(|e| e.to_string()));
             if image.is_err() {
                 let _ = std::fs::remove_file(&tmp);
             }
             image
         })?)
     }
+}
+
+impl Engine {
+    /// A new image of `base`'s layers with a new config (`options.config`
+    /// and `changes` applied) and no new layer: a build's ENV, CMD, LABEL….
+    pub fn derive_image(&self, base: &ImageRecord, options: CommitOptions) -> Result<ImageRecord, Error> {
+        let store = Store::open(&self.root)?;
+        let base_config = store.read_blob(&base.id)?;
+        let info = commit_info(options, Map::new(), || "hutch commit".to_string())?;
+        let _lock = store.lock_shared()?;
+        Ok(commit_image(&store, base, &base_config, None, info)?)
+    }
+}
+
+/// The new image's name, history line and config keys (`config` with the
+/// options' own and their `--change`s applied).
+fn commit_info(
+    mut options: CommitOptions,
+    config: Map<String, Value>,
+    created_by: impl FnOnce() -> String,
+) -> Result<CommitInfo, Error> {
+    let mut config = options.config.take().unwrap_or(config);
+    for change in &options.changes {
+        apply_change(&mut config, change).map_err(|e| Error::BadChange { change: e.change, why: e.why })?;
+    }
+    Ok(CommitInfo {
+        name: options.name.as_deref().map(tagged_name).transpose()?,
+        author: options.author,
+        message: options.message,
+        created_by: options.created_by.unwrap_or_else(created_by),
+        config,
+        created: options.created,
+        intermediate: options.intermediate,
+    })
 }
 
 /// Writes what the running container `pid` has cached in the kernel into
@@ -86,14 +125,47 @@ pub(crate) fn tagged_name(name: &str) -> Result<String, Error> {
     ImageRef::parse(name)?.tagged_name().ok_or_else(|| Error::NotATag(name.to_string()))
 }
 
-fn write_tar_file(upper: &Path, tmp: &Path) -> Result<(), String> {
+fn write_tar_file(upper: &Path, tmp: &Path, leave_out: HashSet<PathBuf>) -> Result<(), String> {
     let fail = |e: std::io::Error| format!("writing the layer of {}: {e}", upper.display());
     let mut out = BufWriter::new(std::fs::File::create(tmp).map_err(fail)?);
-    let mut tar = TreeWriter::for_layer(&mut out);
+    let mut tar = TreeWriter::for_layer(&mut out).keeping(move |path| !leave_out.contains(path));
     tar.append_contents(upper).map_err(fail)?;
     tar.finish().map_err(fail)?;
     out.flush().map_err(fail)?;
     out.get_ref().sync_all().map_err(fail)
+}
+
+/// What the runtime made in the writable layer only to mount over it
+/// (`/proc`, `/etc/hosts`, a bind's target, and parents it had to make)
+/// and that is still empty: not part of the image, as in Docker.
+fn made_for_mounts(spec: &oci_spec::runtime::Spec, layered: &crate::storage::LayeredRoot) -> HashSet<PathBuf> {
+    let upper = layered.upper();
+    // The image's own entry at `rel` (the top layer's that has one).
+    let in_image = |rel: &Path| layered.lowers.iter().find_map(|lower| lower.join(rel).symlink_metadata().ok());
+    let mut made = HashSet::new();
+    for mount in spec.mounts().iter().flatten() {
+        let rel = mount.destination().strip_prefix("/").unwrap_or(mount.destination());
+        for path in rel.ancestors().filter(|p| !p.as_os_str().is_empty()) {
+            let host = upper.join(path);
+            let Ok(meta) = host.symlink_metadata() else { break };
+            let empty = match meta.is_dir() {
+                true => std::fs::read_dir(&host)
+                    .is_ok_and(|mut list| list.all(|entry| entry.is_ok_and(|entry| made.contains(&entry.path())))),
+                false => meta.is_file() && meta.len() == 0,
+            };
+            // A directory of the image copied up only to hold mount points
+            // stays out too, unless its owner or mode changed.
+            let unchanged = |image: std::fs::Metadata| {
+                use std::os::unix::fs::MetadataExt;
+                meta.is_dir() && (image.mode(), image.uid(), image.gid()) == (meta.mode(), meta.uid(), meta.gid())
+            };
+            if !empty || !in_image(path).is_none_or(unchanged) {
+                break;
+            }
+            made.insert(host);
+        }
+    }
+    made
 }
 
 /// The settings a container ran with, as image config keys: its command

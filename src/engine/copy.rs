@@ -16,7 +16,6 @@
 use super::{Engine, Error};
 use crate::image::tree_tar::TreeWriter;
 use crate::image::unpack::{unpack_stream, Owners, Placement, Top};
-use crate::runtime::inside::{self, Root};
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -111,19 +110,7 @@ impl Engine {
         container: &str,
         work: impl FnOnce() -> Result<T, String>,
     ) -> Result<crate::child::Child<T>, Error> {
-        let container = self.container(container)?;
-        let plan = self.plan()?;
-        let state = container.state();
-        let spec; // a stopped container's root is mounted from its spec
-        let target = match (state.live_monitor(), state.pid) {
-            (Some(_), Some(pid)) => Root::Running(pid),
-            _ => {
-                spec = container.spec()?;
-                Root::Stopped(&spec)
-            }
-        };
-        let name = container.record.name.clone();
-        Ok(inside::spawn(target, plan, move || work().map_err(|e| format!("container {name}: {e}")))?)
+        self.in_container(&self.container(container)?, work)
     }
 }
 

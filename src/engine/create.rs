@@ -104,6 +104,53 @@ pub struct ContainerOptions {
     /// `--env-host`: the caller's environment passed in (see
     /// [`host_environment`]), under the image's and the flags'.
     pub env_host: bool,
+    /// An anonymous volume for each of the image's VOLUMEs (`run` makes
+    /// them; a build step's container does not, as BuildKit).
+    pub image_volumes: bool,
+}
+
+impl ContainerOptions {
+    /// `run ROOT COMMAND` with every flag at its default.
+    pub fn new(root: RootSource, command: Vec<String>) -> ContainerOptions {
+        ContainerOptions {
+            root,
+            command,
+            name: None,
+            env: Vec::new(),
+            workdir: None,
+            user: None,
+            hostname: None,
+            volumes: Vec::new(),
+            volumes_from: Vec::new(),
+            devices: Vec::new(),
+            network: None,
+            publish: Vec::new(),
+            publish_all: false,
+            terminal: false,
+            interactive: false,
+            init: false,
+            read_only: false,
+            auto_remove: false,
+            tmpfs: Vec::new(),
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            privileged: false,
+            security: SecurityOptions::default(),
+            resources: None,
+            cgroups: cgroup::Mode::default(),
+            log_max_size: None,
+            preserve_fds: 0,
+            terminal_size: None,
+            labels: BTreeMap::new(),
+            restart: RestartPolicy::default(),
+            healthcheck: None,
+            no_healthcheck: false,
+            pid_host: false,
+            ipc_host: false,
+            env_host: false,
+            image_volumes: true,
+        }
+    }
 }
 
 /// A container on disk, not started: its record and its Spec.
@@ -264,7 +311,7 @@ impl Engine {
                 });
             }
         }
-        for path in &launch.image_volumes {
+        for path in launch.image_volumes.iter().filter(|_| options.image_volumes) {
             if !requested.iter().any(|v| v.destination == Path::new(path)) {
                 requested.push(Volume::parse(path)?);
             }
@@ -293,6 +340,13 @@ impl Engine {
         // meanwhile; from then on `rmi` sees the container's record.
         let _lock = launch.image.as_ref().map(|_| store.lock_shared()).transpose()?;
         let (lowers, formats) = match (&launch.image, &options.root) {
+            (Some(image), _) if image.layers.is_empty() => {
+                // FROM scratch: an empty directory is the one lower layer.
+                let empty = container.path("empty");
+                std::fs::create_dir(&empty).map_err(super::error::io("create", &empty))?;
+                let format = storage::LayerFormat { kernel_whiteouts: true, ..Default::default() };
+                (vec![empty], vec![Some(format)])
+            }
             (Some(image), _) => {
                 let lowers: Vec<PathBuf> = image.layers.iter().rev().map(|l| store.layer_path(&l.diff_id)).collect();
                 if let Some(missing) = lowers.iter().find(|l| !l.is_dir()) {

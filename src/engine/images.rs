@@ -54,12 +54,7 @@ impl Engine {
     }
 
     /// The image `name` from the store, pulled first by `policy`.
-    pub(crate) fn find_or_pull(
-        &self,
-        name: &str,
-        policy: PullPolicy,
-        platform: Platform,
-    ) -> Result<ImageRecord, Error> {
+    pub fn find_or_pull(&self, name: &str, policy: PullPolicy, platform: Platform) -> Result<ImageRecord, Error> {
         let found = self.store()?.find(name);
         match (policy, found) {
             (PullPolicy::Always, _) => self.pull(name, platform, false),
@@ -127,11 +122,11 @@ impl Engine {
         Ok(image::archive::save(&store, &chosen, output)?)
     }
 
-    /// Every image in the store.
+    /// Every image in the store but a build's intermediate steps.
     pub fn images(&self) -> Result<Vec<ImageRecord>, Error> {
         let store = self.store()?;
         self.sweep_store(&store);
-        Ok(store.images()?)
+        Ok(store.images()?.into_iter().filter(|i| !i.intermediate).collect())
     }
 
     /// Removes what killed commands left in the store's `tmp/` (in the user
@@ -158,6 +153,13 @@ impl Engine {
     /// An image's config.
     pub fn image_config(&self, image: &ImageRecord) -> Result<ImageConfiguration, Error> {
         Ok(self.image_run_config(image)?.0)
+    }
+
+    /// An image's config blob as JSON, every key kept (Docker's too).
+    pub fn image_config_json(&self, image: &ImageRecord) -> Result<serde_json::Value, Error> {
+        let bytes = self.store()?.read_blob(&image.id)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::BadImageConfig { image: image.id.short().to_string(), why: e.to_string() })
     }
 
     /// An image's config and its HEALTHCHECK (Docker's

@@ -12,6 +12,7 @@
 //! engine.remove(&engine.container("web")?, Removal::Force)?;
 //! ```
 
+mod build;
 mod commit;
 mod copy;
 mod create;
@@ -26,6 +27,7 @@ mod storage;
 mod unshare;
 mod volumes;
 
+pub use build::ScratchDir;
 pub use commit::CommitOptions;
 pub use copy::{CopyOptions, Side};
 pub use create::{ContainerOptions, Created, RootSource, SecurityOptions};

@@ -190,6 +190,7 @@ fn store_image(
         created: config.created().clone(),
         platform: format!("{}/{}", config.os(), config.architecture()),
         stored: now(),
+        intermediate: false,
     };
     store.record(record)
 }

@@ -21,27 +21,31 @@ pub struct CommitInfo {
     pub created_by: String,
     /// Keys of the config's `config` object to replace (`Cmd`, `Env`, …).
     pub config: Map<String, Value>,
+    /// RFC 3339; now when `None`.
+    pub created: Option<String>,
+    /// A build's step: kept for the cache, not listed as an image.
+    pub intermediate: bool,
 }
 
 /// Records an image of `base`'s layers (its config `base_config`, as
 /// stored) plus the uncompressed layer tarball `layer_tar` (a file in the
-/// store's `tmp/`, moved into the blobs).
+/// store's `tmp/`, moved into the blobs), or no new layer when `None`.
 pub fn commit(
     store: &Store,
     base: &ImageRecord,
     base_config: &[u8],
-    layer_tar: &Path,
+    layer_tar: Option<&Path>,
     info: CommitInfo,
 ) -> Result<ImageRecord, Error> {
-    let layer = store_layer(store, layer_tar)?;
+    let layer = layer_tar.map(|tar| store_layer(store, tar)).transpose()?;
     let mut config: Value = serde_json::from_slice(base_config)
         .map_err(|e| Error::Invalid(format!("the config of image {}: {e}", base.id.short())))?;
-    let created = rfc3339_now();
-    update_config(&mut config, &layer.diff_id, &created, &info);
+    let created = info.created.clone().unwrap_or_else(rfc3339_now);
+    update_config(&mut config, layer.as_ref().map(|l| &l.diff_id), &created, &info);
     let bytes = serde_json::to_vec(&config).map_err(|e| Error::Invalid(e.to_string()))?;
     let id = Digest::of(&bytes);
     store.put_blob(&id, &bytes)?;
-    let layers: Vec<LayerRecord> = base.layers.iter().cloned().chain([layer]).collect();
+    let layers: Vec<LayerRecord> = base.layers.iter().cloned().chain(layer).collect();
     let manifest = write_manifest(store, &id, bytes.len() as u64, &layers)?;
     let platform = base.platform.clone();
     let names = info.name.into_iter().collect();
@@ -54,6 +58,7 @@ pub fn commit(
         created: Some(created),
         platform,
         stored: now(),
+        intermediate: info.intermediate,
     };
     store.record(record)
 }
@@ -69,7 +74,7 @@ fn store_layer(store: &Store, layer_tar: &Path) -> Result<LayerRecord, Error> {
     Ok(layer)
 }
 
-fn update_config(config: &mut Value, diff_id: &Digest, created: &str, info: &CommitInfo) {
+fn update_config(config: &mut Value, diff_id: Option<&Digest>, created: &str, info: &CommitInfo) {
     let (author, message) = (info.author.as_deref(), info.message.as_deref());
     let Some(top) = config.as_object_mut() else { return };
     top.insert("created".into(), json!(created));
@@ -81,10 +86,13 @@ fn update_config(config: &mut Value, diff_id: &Digest, created: &str, info: &Com
         run_config.extend(info.config.clone());
     }
     let rootfs = top.entry("rootfs").or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
-    if let Some(ids) = rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
+    if let (Some(ids), Some(diff_id)) = (rootfs.get_mut("diff_ids").and_then(Value::as_array_mut), diff_id) {
         ids.push(json!(diff_id));
     }
     let mut step = json!({"created": created, "created_by": info.created_by});
+    if diff_id.is_none() {
+        step["empty_layer"] = json!(true);
+    }
     if let Some(author) = author {
         step["author"] = json!(author);
     }
@@ -97,4 +105,32 @@ fn update_config(config: &mut Value, diff_id: &Digest, created: &str, info: &Com
             top.insert("history".into(), json!([step]));
         }
     }
+}
+
+/// An image with no layers and an empty config (`FROM scratch`), kept as
+/// a build's intermediate image.
+pub fn empty_image(store: &Store, os: &str, arch: &str) -> Result<ImageRecord, Error> {
+    let config = json!({
+        "architecture": arch,
+        "os": os,
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": []},
+        "history": [],
+    });
+    let bytes = serde_json::to_vec(&config).map_err(|e| Error::Invalid(e.to_string()))?;
+    let id = Digest::of(&bytes);
+    store.put_blob(&id, &bytes)?;
+    let manifest = write_manifest(store, &id, bytes.len() as u64, &[])?;
+    let record = ImageRecord {
+        id,
+        names: Vec::new(),
+        digests: Vec::new(),
+        manifest,
+        layers: Vec::new(),
+        created: None,
+        platform: format!("{os}/{arch}"),
+        stored: now(),
+        intermediate: true,
+    };
+    store.record(record)
 }

@@ -160,6 +160,7 @@ impl Puller<'_> {
             created: config.created().clone(),
             platform: format!("{}/{}", config.os(), config.architecture()),
             stored: super::time::now(),
+            intermediate: false,
         };
         let record = self.store.record(record)?;
         self.say(&format!("Stored {image} as {}", record.id.short()));

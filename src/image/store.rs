@@ -40,6 +40,9 @@ pub struct ImageRecord {
     pub platform: String,
     /// When it was stored (seconds since the epoch).
     pub stored: u64,
+    /// A build's step, kept for its cache: not listed among the images.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub intermediate: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -406,6 +409,7 @@ impl Store {
                             list.push(n.clone());
                         }
                     }
+                    existing.intermediate &= record.intermediate;
                     existing.clone()
                 }
                 None => {

@@ -23,6 +23,9 @@ use tar::{EntryType, Header};
 /// Xattrs that describe the layer format rather than the file: never copied.
 const FORMAT_XATTR_PREFIXES: [&[u8]; 3] = [b"user.hutch.", b"user.overlay.", b"trusted.overlay."];
 
+/// Which paths go into the stream.
+type Keep = Box<dyn Fn(&Path) -> bool>;
+
 /// Builds one tar stream of trees and files.
 pub struct TreeWriter<W: Write> {
     tar: tar::Builder<W>,
@@ -32,11 +35,44 @@ pub struct TreeWriter<W: Write> {
     entries: u64,
     /// The tree is a layer: kernel whiteouts become OCI ones.
     layer: bool,
+    /// Which paths below a directory go in (a build context's
+    /// `.dockerignore`); all when `None`.
+    keep: Option<Keep>,
+    /// Every entry's permission bits (COPY `--chmod`).
+    mode: Option<u32>,
+    /// Entries owned by 0:0 whatever owns the files (a build's sources).
+    root_owned: bool,
 }
 
 impl<W: Write> TreeWriter<W> {
     pub fn new(out: W) -> TreeWriter<W> {
-        TreeWriter { tar: tar::Builder::new(out), first_paths: HashMap::new(), entries: 0, layer: false }
+        TreeWriter {
+            tar: tar::Builder::new(out),
+            first_paths: HashMap::new(),
+            entries: 0,
+            layer: false,
+            keep: None,
+            mode: None,
+            root_owned: false,
+        }
+    }
+
+    /// Leaves out what is below a directory and `keep` refuses.
+    pub fn keeping(mut self, keep: impl Fn(&Path) -> bool + 'static) -> TreeWriter<W> {
+        self.keep = Some(Box::new(keep));
+        self
+    }
+
+    /// Entries owned by root (0:0), whoever owns the files.
+    pub fn owned_by_root(mut self) -> TreeWriter<W> {
+        self.root_owned = true;
+        self
+    }
+
+    /// Gives every entry the permission bits `mode`.
+    pub fn with_mode(mut self, mode: Option<u32>) -> TreeWriter<W> {
+        self.mode = mode;
+        self
     }
 
     /// For a layer's directory (a container's writable layer): whiteouts
@@ -62,6 +98,25 @@ impl<W: Write> TreeWriter<W> {
         Ok(())
     }
 
+    /// The entries of the tar stream `input` (ADD's archives), as they are.
+    pub fn append_archive(&mut self, input: impl io::Read) -> io::Result<()> {
+        let mut archive = tar::Archive::new(input);
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let mut header = entry.header().clone();
+            let path = entry.path()?.into_owned();
+            self.entries += 1;
+            match (header.entry_type(), entry.link_name()?) {
+                (EntryType::Link | EntryType::Symlink, Some(target)) => {
+                    let target = target.into_owned();
+                    self.tar.append_link(&mut header, &path, target)?
+                }
+                _ => self.tar.append_data(&mut header, &path, &mut entry)?,
+            }
+        }
+        Ok(())
+    }
+
     /// Ends the stream; the number of entries written.
     pub fn finish(self) -> io::Result<u64> {
         self.tar.into_inner()?.flush()?;
@@ -76,7 +131,10 @@ impl<W: Write> TreeWriter<W> {
             self.whiteout(&name.join(".wh..wh..opq"))?;
         }
         for child in children {
-            self.append(&dir.join(&child), &name.join(&child), false)?;
+            let path = dir.join(&child);
+            if self.keep.as_ref().is_none_or(|keep| keep(&path)) {
+                self.append(&path, &name.join(&child), false)?;
+            }
         }
         Ok(())
     }
@@ -94,9 +152,18 @@ impl<W: Write> TreeWriter<W> {
         }
         let mut header = Header::new_gnu();
         header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+        if let Some(mode) = self.mode.filter(|_| !kind.is_symlink()) {
+            header.set_mode(mode);
+        }
         if let Some((uid, gid)) = stored_owner(path) {
             header.set_uid(uid.into());
             header.set_gid(gid.into());
+        }
+        if self.root_owned {
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_username("")?;
+            header.set_groupname("")?;
         }
         self.entries += 1;
         if !kind.is_dir() && meta.nlink() > 1 {

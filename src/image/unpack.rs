@@ -189,7 +189,7 @@ pub fn diff_id_of(blob: &Path) -> Result<Digest, Error> {
 
 /// The uncompressed tar stream, by the stream's magic bytes rather than the
 /// media type (registries mislabel).
-fn decompressed(file: File) -> io::Result<Box<dyn Read>> {
+pub fn decompressed(file: File) -> io::Result<Box<dyn Read>> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let head = reader.fill_buf()?;
     if head.starts_with(&[0x1f, 0x8b]) {

@@ -435,8 +435,19 @@ fn resolve_user(rootfs: &Path, overlay: Option<&LayeredRoot>, spec: Option<&str>
             .unwrap_or_default(),
         None => root.as_ref().map(|r| read_in_root(r.as_fd(), path)).unwrap_or_default(),
     };
-    let (passwd, group) = (read("/etc/passwd"), read("/etc/group"));
-    let spec = spec.unwrap_or("0");
+    user_ids(&read("/etc/passwd"), &read("/etc/group"), spec.unwrap_or("0"))
+}
+
+/// The ids a `USER`, `--chown` or `WORKDIR` owner names (`NAME|UID[:GROUP|GID]`),
+/// given the container's /etc/passwd and /etc/group; a uid without a passwd
+/// entry and without a group gets `lone_uid_gid(uid)` as its group.
+pub fn owner_ids(passwd: &str, group: &str, spec: &str, lone_uid_gid: fn(u32) -> u32) -> Result<(u32, u32), Error> {
+    let ids = user_ids(passwd, group, spec)?;
+    let known = spec.split(':').next().is_some_and(|u| passwd_entry(passwd, u).is_some());
+    Ok((ids.uid, if known || spec.contains(':') { ids.gid } else { lone_uid_gid(ids.uid) }))
+}
+
+fn user_ids(passwd: &str, group: &str, spec: &str) -> Result<UserIds, Error> {
     let (user, grp) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -444,7 +455,7 @@ fn resolve_user(rootfs: &Path, overlay: Option<&LayeredRoot>, spec: Option<&str>
     if user.is_empty() || grp == Some("") {
         return Err(Error::UserSyntax(spec.into()));
     }
-    let entry = passwd_entry(&passwd, user);
+    let entry = passwd_entry(passwd, user);
     let uid = match user.parse::<u32>() {
         Ok(uid) => uid,
         Err(_) => entry.as_ref().map(|e| e.1).ok_or_else(|| Error::UnknownUser { name: user.into() })?,
@@ -452,14 +463,14 @@ fn resolve_user(rootfs: &Path, overlay: Option<&LayeredRoot>, spec: Option<&str>
     let gid = match grp {
         Some(g) => match g.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => group_id(&group, g).ok_or_else(|| Error::UnknownGroup { name: g.into() })?,
+            Err(_) => group_id(group, g).ok_or_else(|| Error::UnknownGroup { name: g.into() })?,
         },
         // Docker's rule: a uid without a passwd entry runs with gid 0.
         None => entry.as_ref().map_or(0, |e| e.2),
     };
     let name = entry.as_ref().map(|e| e.0.clone());
     let additional_gids = match (&name, grp) {
-        (Some(n), None) => supplementary_groups(&group, n, gid),
+        (Some(n), None) => supplementary_groups(group, n, gid),
         _ => Vec::new(),
     };
     let home = entry.map(|e| e.3).unwrap_or_else(|| if uid == 0 { "/root".into() } else { "/".into() });

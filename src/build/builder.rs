@@ -1,0 +1,1009 @@
+//! Runs a Dockerfile's steps. A stage's state is its current image, its
+//! run config (ahead of the image while config instructions accumulate),
+//! its ARGs and a WORKDIR still to make. RUN, COPY and ADD each make a
+//! layer in a container of the current image, committed as an
+//! intermediate image under a cache key: the parent image, the config,
+//! the instruction with its variables substituted, and what it reads (the
+//! sources' contents, the build arguments in its environment).
+
+use super::config::{self, RunConfig};
+use super::pattern::IgnoreRules;
+use super::receive::{self, Destination, MakeDir};
+use super::sources::SourceTree;
+use super::stages::{Stage, Stages};
+use super::{BuildOptions, Context, DockerfileSource, Error};
+use crate::dockerfile::words::{expand, expand_words, split_raw};
+use crate::dockerfile::{self, Args, Instruction};
+use crate::engine::{CommitOptions, ContainerOptions, Engine, PullPolicy, Removal, RootSource, ScratchDir};
+use crate::image::pull::Platform;
+use crate::image::{Digest, ImageRecord};
+use crate::runtime::StdioMode;
+use crate::spec::Volume;
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Build arguments Docker passes to RUN without an ARG line.
+const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// Builds `options`' Dockerfile; `progress` gets each line worth showing
+/// (steps, cache hits, the images made). Returns the final image.
+pub fn build(engine: &Engine, options: BuildOptions, progress: &dyn Fn(&str)) -> Result<ImageRecord, Error> {
+    let mut scratch = Vec::new();
+    let context_dir = match &options.context {
+        Context::Directory(dir) => dir.clone(),
+        Context::Tar(_) | Context::Empty => {
+            let dir = engine.scratch_dir("build-context")?;
+            let path = dir.path().to_path_buf();
+            scratch.push(dir);
+            path
+        }
+    };
+    let mut options = options;
+    if let Context::Tar(input) = std::mem::replace(&mut options.context, Context::Empty) {
+        unpack_context(input, &context_dir)?;
+    }
+    if !context_dir.is_dir() {
+        return Err(Error::Usage(format!("{}: the build context must be a directory", context_dir.display())));
+    }
+    let (file_name, text, ignore_path) = read_dockerfile(&options.dockerfile, &context_dir)?;
+    let parsed = dockerfile::parse(&file_name, &text)?;
+    if let Some(syntax) = &parsed.syntax {
+        progress(&format!("note: # syntax={syntax} noted; hutch reads the Dockerfile itself"));
+    }
+    let escape = parsed.escape;
+    let stages = Stages::split(parsed, &file_name)?;
+    let rules = std::fs::read_to_string(&ignore_path).map(|t| IgnoreRules::parse(&t)).unwrap_or_default();
+    let platform = options.platform.clone().unwrap_or_else(Platform::host);
+    let mut builder = Builder {
+        engine,
+        progress,
+        file: file_name,
+        escape,
+        context: SourceTree::new(context_dir, rules),
+        platform,
+        given_args: options.build_args.iter().cloned().collect(),
+        used_args: RefCell::new(BTreeSet::new()),
+        global: BTreeMap::new(),
+        results: vec![None; stages.stages.len()],
+        step: 0,
+        total: 0,
+        options: &options,
+        _scratch: scratch,
+    };
+    builder.global = builder.global_args(&stages)?;
+    let target = stages.target(options.target.as_deref())?;
+    let needed = stages.needed(target, &|text| builder.expand_global(text));
+    builder.total = needed.iter().map(|i| 1 + stages.stages[*i].instructions.len()).sum();
+    for index in needed {
+        let image = builder.stage(&stages, &stages.stages[index], index == target)?;
+        builder.results[index] = Some(image);
+    }
+    let unused: Vec<&String> = builder.given_args.keys().filter(|k| !builder.used_args.borrow().contains(*k)).collect();
+    if !unused.is_empty() {
+        let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+        progress(&format!("note: build arguments not used by any ARG: {}", names.join(", ")));
+    }
+    let image = builder.results[target].clone().ok_or_else(|| Error::Usage("the target stage was not built".into()))?;
+    let kept = engine.keep_built(&image, &options.tags)?;
+    for name in &kept.names {
+        progress(&format!("Successfully tagged {name}"));
+    }
+    Ok(kept)
+}
+
+/// The Dockerfile's name (for messages), its text, and where its
+/// `.dockerignore` would be (`NAME.dockerignore` beside it first).
+fn read_dockerfile(source: &Option<DockerfileSource>, context: &Path) -> Result<(String, String, PathBuf), Error> {
+    let path = match source {
+        Some(DockerfileSource::Text(text)) => {
+            return Ok(("Dockerfile".into(), text.clone(), context.join(".dockerignore")));
+        }
+        Some(DockerfileSource::Path(path)) => path.clone(),
+        None => {
+            let dockerfile = context.join("Dockerfile");
+            let containerfile = context.join("Containerfile");
+            if !dockerfile.exists() && containerfile.exists() {
+                containerfile
+            } else {
+                dockerfile
+            }
+        }
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    let own_ignore = PathBuf::from(format!("{}.dockerignore", path.display()));
+    let ignore = if own_ignore.exists() { own_ignore } else { context.join(".dockerignore") };
+    let shown = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    Ok((shown, text, ignore))
+}
+
+/// A context given as a tar stream, unpacked as the caller's files.
+fn unpack_context(input: Box<dyn std::io::Read>, dir: &Path) -> Result<(), Error> {
+    use crate::image::unpack::{open_tree, unpack_stream, Owners, Placement, Top};
+    let root = open_tree(dir).map_err(|e| Error::Usage(format!("{}: {e}", dir.display())))?;
+    let placement = Placement {
+        owners: Owners::Caller,
+        device_placeholders: false,
+        replace_directories: true,
+        kernel_whiteouts: false,
+        top: Top::Keep,
+    };
+    unpack_stream(input, root, placement).map_err(|e| Error::Usage(format!("the context on stdin: {e}")))?;
+    Ok(())
+}
+
+struct Builder<'a> {
+    engine: &'a Engine,
+    progress: &'a dyn Fn(&str),
+    file: String,
+    escape: char,
+    context: SourceTree,
+    platform: Platform,
+    options: &'a BuildOptions,
+    given_args: BTreeMap<String, Option<String>>,
+    used_args: RefCell<BTreeSet<String>>,
+    /// The ARGs before the first FROM, and the platform ones.
+    global: BTreeMap<String, Option<String>>,
+    /// Each stage's image, once built.
+    results: Vec<Option<ImageRecord>>,
+    step: usize,
+    total: usize,
+    _scratch: Vec<ScratchDir>,
+}
+
+/// A stage being built.
+struct State {
+    image: ImageRecord,
+    config: RunConfig,
+    /// MAINTAINER's, the config's top-level `author`.
+    author: Option<String>,
+    /// ARGs declared in the stage, with their values.
+    args: Vec<(String, Option<String>)>,
+    /// A WORKDIR not made yet: the next layer makes it.
+    workdir_to_make: Option<MakeDir>,
+    /// CMD was set in this stage (ENTRYPOINT keeps it then).
+    cmd_set: bool,
+}
+
+impl State {
+    fn lookup(&self, name: &str) -> Option<String> {
+        let from_env = config::env(&self.config).into_iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        from_env.or_else(|| self.args.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| v.clone()))
+    }
+
+    /// What the cache key of a step of this state starts with.
+    fn key_base(&self) -> String {
+        format!("{}\n{}\n{:?}\n", self.image.id, Value::Object(self.config.clone()), self.author)
+    }
+}
+
+impl Builder<'_> {
+    fn say(&self, line: &str) {
+        (self.progress)(line);
+    }
+
+    fn fail(&self, instruction: &Instruction, why: impl std::fmt::Display) -> Error {
+        Error::Step {
+            file: self.file.clone(),
+            line: instruction.line,
+            instruction: instruction.keyword.clone(),
+            why: why.to_string(),
+        }
+    }
+
+    fn build_arg(&self, name: &str) -> Option<String> {
+        let given = self.given_args.get(name)?;
+        self.used_args.borrow_mut().insert(name.to_string());
+        given.clone().or_else(|| std::env::var(name).ok())
+    }
+
+    fn global_args(&self, stages: &Stages) -> Result<BTreeMap<String, Option<String>>, Error> {
+        let host = Platform::host();
+        let mut global: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for (prefix, platform) in [("TARGET", &self.platform), ("BUILD", &host)] {
+            let variant = platform.variant.clone().unwrap_or_default();
+            let full = format!(
+                "{}/{}{}",
+                platform.os,
+                platform.arch,
+                platform.variant.as_ref().map(|v| format!("/{v}")).unwrap_or_default()
+            );
+            global.insert(format!("{prefix}PLATFORM"), Some(full));
+            global.insert(format!("{prefix}OS"), Some(platform.os.clone()));
+            global.insert(format!("{prefix}ARCH"), Some(platform.arch.clone()));
+            global.insert(format!("{prefix}VARIANT"), Some(variant));
+        }
+        for instruction in &stages.global_args {
+            let lookup = |name: &str| global.get(name).cloned().flatten();
+            for (name, default) in self.arg_words(instruction, &lookup)? {
+                let value = self.build_arg(&name).or(default);
+                global.insert(name, value);
+            }
+        }
+        Ok(global)
+    }
+
+    fn expand_global(&self, text: &str) -> String {
+        expand(text, self.escape, &|name| self.global.get(name).cloned().flatten()).unwrap_or_else(|_| text.to_string())
+    }
+
+    /// `ARG A=1 B`: each name with its default, substituted.
+    fn arg_words(
+        &self,
+        instruction: &Instruction,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<(String, Option<String>)>, Error> {
+        let Args::Shell(text) = &instruction.args else {
+            return Err(self.fail(instruction, "expected ARG NAME[=DEFAULT]"));
+        };
+        let words = split_raw(text, self.escape).map_err(|e| self.fail(instruction, e))?;
+        words
+            .iter()
+            .map(|word| match word.split_once('=') {
+                Some((name, default)) => {
+                    let default = expand(default, self.escape, lookup).map_err(|e| self.fail(instruction, e))?;
+                    Ok((name.to_string(), Some(default)))
+                }
+                None => Ok((word.clone(), None)),
+            })
+            .collect()
+    }
+
+    fn announce(&mut self, instruction: &Instruction) {
+        self.step += 1;
+        self.say(&format!("STEP {}/{}: {}", self.step, self.total, instruction.source));
+    }
+
+    /// Builds one stage; returns its image.
+    fn stage(&mut self, stages: &Stages, stage: &Stage, last: bool) -> Result<ImageRecord, Error> {
+        self.announce(&stage.from);
+        let base = self.expand_global(&stage.base);
+        let image = self.base_image(stages, stage, &base)?;
+        let image_config = self.engine.image_config_json(&image)?;
+        let mut state = State {
+            config: image_config.get("config").and_then(Value::as_object).cloned().unwrap_or_default(),
+            author: None,
+            image,
+            args: Vec::new(),
+            workdir_to_make: None,
+            cmd_set: false,
+        };
+        // The base's ONBUILD triggers run first, and are not inherited.
+        let triggers: Vec<String> =
+            state.config.remove("OnBuild").and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+        for trigger in triggers {
+            let parsed = dockerfile::parse(&format!("{} (ONBUILD of {base})", self.file), &trigger)?;
+            for instruction in parsed.instructions {
+                self.say(&format!("ONBUILD {}", instruction.source));
+                self.instruction(stages, stage, &mut state, &instruction)?;
+            }
+        }
+        for instruction in &stage.instructions {
+            self.announce(instruction);
+            self.instruction(stages, stage, &mut state, instruction)?;
+        }
+        if let Some(dir) = state.workdir_to_make.clone() {
+            let key = format!("{}WORKDIR {}", state.key_base(), dir.path.display());
+            self.layer_step(&mut state, &stage.from, &key, "WORKDIR", |builder, container, dir| {
+                builder.make_dir(container, dir)
+            })?;
+        }
+        if last {
+            for (key, value) in &self.options.labels {
+                config::insert(&mut state.config, "Labels", key, json!(value));
+            }
+        }
+        self.finish_config(state, stage)
+    }
+
+    /// The image a stage starts from: an earlier stage's, `scratch`, or
+    /// one from the store or a registry.
+    fn base_image(&self, stages: &Stages, stage: &Stage, base: &str) -> Result<ImageRecord, Error> {
+        if let Some(index) = stages.find(base, stage.index) {
+            return self.results[index]
+                .clone()
+                .ok_or_else(|| self.fail(&stage.from, format!("stage {base} was not built")));
+        }
+        let platform = match stage.from.flags.iter().find(|f| f.name == "platform").and_then(|f| f.value.as_deref()) {
+            Some(text) => Platform::parse(&self.expand_global(text)).map_err(|e| self.fail(&stage.from, e))?,
+            None => self.platform.clone(),
+        };
+        if base.eq_ignore_ascii_case("scratch") {
+            return Ok(self.engine.scratch_image(&platform)?);
+        }
+        self.engine.find_or_pull(base, self.options.pull, platform).map_err(|e| self.fail(&stage.from, e))
+    }
+
+    /// The stage's image with its config as the instructions left it (a
+    /// new image without a layer when the config changed since the last).
+    fn finish_config(&mut self, state: State, stage: &Stage) -> Result<ImageRecord, Error> {
+        let stored = self.engine.image_config_json(&state.image)?;
+        let stored_config = stored.get("config").and_then(Value::as_object).cloned().unwrap_or_default();
+        let stored_author = stored.get("author").and_then(Value::as_str).map(str::to_string);
+        if stored_config == state.config && (state.author.is_none() || state.author == stored_author) {
+            return Ok(state.image);
+        }
+        let key = cache_key(&format!("{}CONFIG", state.key_base()));
+        if let Some(cached) = self.cached(&key) {
+            return Ok(cached);
+        }
+        let mut config = state.config.clone();
+        // Keys the stage removed must be removed from the stored config too.
+        for key in stored_config.keys().filter(|k| !state.config.contains_key(*k)) {
+            config.insert(key.clone(), Value::Null);
+        }
+        let options = CommitOptions {
+            author: state.author.clone(),
+            config: Some(config),
+            created_by: Some(format!("{} (config)", stage.from.source)),
+            created: self.created(),
+            intermediate: true,
+            ..Default::default()
+        };
+        let image = self.engine.derive_image(&state.image, options)?;
+        self.engine.remember_step(&key, &image)?;
+        self.say(&format!("--> {}", image.id.short()));
+        Ok(image)
+    }
+
+    fn created(&self) -> Option<String> {
+        self.options.timestamp.map(crate::image::time::rfc3339)
+    }
+
+    fn cached(&self, key: &Digest) -> Option<ImageRecord> {
+        if self.options.no_cache {
+            return None;
+        }
+        self.engine.cached_step(key)
+    }
+
+    fn instruction(
+        &mut self,
+        stages: &Stages,
+        stage: &Stage,
+        state: &mut State,
+        instruction: &Instruction,
+    ) -> Result<(), Error> {
+        let text = match &instruction.args {
+            Args::Shell(text) => text.clone(),
+            Args::Exec(words) => serde_json::to_string(words).unwrap_or_default(),
+        };
+        let lookup = |name: &str| state.lookup(name);
+        let one_word = |text: &str| expand(text, self.escape, &lookup).map_err(|e| self.fail(instruction, e));
+        match instruction.keyword.as_str() {
+            "ARG" => {
+                for (name, default) in self.arg_words(instruction, &lookup)? {
+                    let value = self.build_arg(&name).or(default).or_else(|| self.global.get(&name).cloned().flatten());
+                    state.args.push((name, value));
+                }
+            }
+            "ENV" | "LABEL" => {
+                let pairs = self.pairs(instruction, &text, &lookup)?;
+                for (key, value) in pairs {
+                    match instruction.keyword.as_str() {
+                        "ENV" => config::set_env(&mut state.config, &key, &value),
+                        _ => config::insert(&mut state.config, "Labels", &key, json!(value)),
+                    }
+                }
+            }
+            "EXPOSE" => {
+                let words = expand_words(&text, self.escape, &lookup).map_err(|e| self.fail(instruction, e))?;
+                for port in words {
+                    for port in expose_ports(&port).map_err(|e| self.fail(instruction, e))? {
+                        config::insert(&mut state.config, "ExposedPorts", &port, json!({}));
+                    }
+                }
+            }
+            "VOLUME" => {
+                let paths = match &instruction.args {
+                    Args::Exec(words) => words.clone(),
+                    Args::Shell(text) => {
+                        expand_words(text, self.escape, &lookup).map_err(|e| self.fail(instruction, e))?
+                    }
+                };
+                for path in paths.iter().filter(|p| !p.is_empty()) {
+                    config::insert(&mut state.config, "Volumes", path, json!({}));
+                }
+            }
+            "USER" => {
+                let user = one_word(&text)?;
+                state.config.insert("User".into(), json!(user));
+            }
+            "WORKDIR" => {
+                let dir = one_word(&text)?;
+                let current = config::text(&state.config, "WorkingDir").unwrap_or_else(|| "/".into());
+                let path = Path::new(&current).join(&dir);
+                let path = format!("/{}", super::pattern::clean(&path.to_string_lossy()));
+                state.config.insert("WorkingDir".into(), json!(path));
+                state.workdir_to_make =
+                    Some(MakeDir { path: PathBuf::from(&path), owner: config::text(&state.config, "User") });
+            }
+            "CMD" => {
+                state.config.insert("Cmd".into(), json!(config::command(&state.config, &instruction.args)));
+                state.cmd_set = true;
+            }
+            "ENTRYPOINT" => {
+                state.config.insert("Entrypoint".into(), json!(config::command(&state.config, &instruction.args)));
+                if !state.cmd_set {
+                    state.config.insert("Cmd".into(), Value::Null);
+                }
+            }
+            "SHELL" => match &instruction.args {
+                Args::Exec(words) if !words.is_empty() => {
+                    state.config.insert("Shell".into(), json!(words));
+                }
+                _ => {
+                    return Err(self.fail(instruction, "expected the JSON form: SHELL [\"executable\", \"parameters\"]"))
+                }
+            },
+            "STOPSIGNAL" => {
+                let signal = one_word(&text)?;
+                state.config.insert("StopSignal".into(), json!(signal));
+            }
+            "HEALTHCHECK" => {
+                let check = config::healthcheck(&instruction.flags, &instruction.args)
+                    .map_err(|e| self.fail(instruction, e))?;
+                state.config.insert("Healthcheck".into(), check);
+            }
+            "ONBUILD" => {
+                let trigger = text.trim();
+                let keyword = trigger.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+                if matches!(keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
+                    return Err(self.fail(instruction, format!("{keyword} is not allowed as an ONBUILD trigger")));
+                }
+                let triggers = state.config.entry("OnBuild").or_insert_with(|| json!([]));
+                if !triggers.is_array() {
+                    *triggers = json!([]);
+                }
+                if let Some(list) = triggers.as_array_mut() {
+                    list.push(json!(trigger));
+                }
+            }
+            "MAINTAINER" => state.author = Some(one_word(&text)?),
+            "RUN" => self.run(state, instruction)?,
+            "COPY" | "ADD" => self.copy(stages, stage, state, instruction)?,
+            "FROM" => return Err(self.fail(instruction, "FROM inside a stage")),
+            other => return Err(self.fail(instruction, format!("{other} is not supported"))),
+        }
+        Ok(())
+    }
+
+    /// `KEY=VALUE …` (or the old `KEY VALUE`), each substituted with the
+    /// values from before the instruction.
+    fn pairs(
+        &self,
+        instruction: &Instruction,
+        text: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<(String, String)>, Error> {
+        let fail = |e: String| self.fail(instruction, e);
+        let words = split_raw(text, self.escape).map_err(fail)?;
+        if words.first().is_some_and(|w| !w.contains('=')) {
+            let (key, value) =
+                text.trim().split_once(char::is_whitespace).ok_or_else(|| fail("expected KEY=VALUE".into()))?;
+            return Ok(vec![(key.to_string(), expand(value.trim(), self.escape, lookup).map_err(fail)?)]);
+        }
+        words
+            .iter()
+            .map(|word| {
+                let (key, value) = word.split_once('=').ok_or_else(|| fail(format!("{word}: expected KEY=VALUE")))?;
+                let key = expand(key, self.escape, lookup).map_err(fail)?;
+                if key.is_empty() {
+                    return Err(fail(format!("{word}: the name is empty")));
+                }
+                Ok((key, expand(value, self.escape, lookup).map_err(fail)?))
+            })
+            .collect()
+    }
+
+    /// Runs `make` (which changes the files of `container`) as a cached
+    /// step: reuses the image of an earlier build with the same `key`,
+    /// else creates a container of the current image, lets `make` work in
+    /// it, commits it and removes it.
+    fn layer_step(
+        &mut self,
+        state: &mut State,
+        instruction: &Instruction,
+        key: &str,
+        created_by: &str,
+        make: impl FnOnce(&Self, &crate::containers::Container, Option<MakeDir>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let key = cache_key(key);
+        if let Some(cached) = self.cached(&key) {
+            self.say(&format!("--> Using cache {}", cached.id.hex()));
+            state.image = cached;
+            state.workdir_to_make = None;
+            return Ok(());
+        }
+        let options = self.step_container(state, Vec::new(), Vec::new(), Vec::new());
+        let created = self.engine.create(&options)?;
+        let container = created.container.clone();
+        let made = make(self, &container, state.workdir_to_make.clone()).and_then(|()| {
+            let options = CommitOptions {
+                author: state.author.clone(),
+                config: Some(state.config.clone()),
+                created_by: Some(created_by.to_string()),
+                created: self.created(),
+                intermediate: true,
+                ..Default::default()
+            };
+            Ok(self.engine.commit(&container, options)?)
+        });
+        drop(created);
+        let removed = self.engine.remove(&container, Removal::Force);
+        let image = made.map_err(|e| match e {
+            Error::Step { .. } => e,
+            other => self.fail(instruction, other),
+        })?;
+        removed?;
+        self.engine.remember_step(&key, &image)?;
+        self.say(&format!("--> {}", image.id.short()));
+        state.image = image;
+        state.workdir_to_make = None;
+        Ok(())
+    }
+
+    /// Makes the WORKDIR `dir` in `container`.
+    fn make_dir(&self, container: &crate::containers::Container, dir: Option<MakeDir>) -> Result<(), Error> {
+        let helper = self.engine.in_container(container, move || receive::receive(dir.as_ref(), None))?;
+        helper.wait().map_err(crate::engine::Error::from)?;
+        Ok(())
+    }
+
+    /// A container of the stage's current image for one step: the stage's
+    /// environment, user and directory, no entrypoint, no volumes.
+    fn step_container(
+        &self,
+        state: &State,
+        command: Vec<String>,
+        volumes: Vec<Volume>,
+        tmpfs: Vec<String>,
+    ) -> ContainerOptions {
+        let root = RootSource::Image {
+            name: state.image.id.to_string(),
+            pull: PullPolicy::Never,
+            platform: None,
+            entrypoint: Some(String::new()),
+        };
+        let command = if command.is_empty() { vec!["/nonexistent-build-step".into()] } else { command };
+        let mut options = ContainerOptions::new(root, command);
+        let env = config::env(&state.config);
+        let args = state.args.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?)));
+        let proxies = PROXY_ARGS.iter().filter_map(|k| Some((k.to_string(), self.given_args.get(*k)?.clone()?)));
+        let mut all: Vec<(String, String)> =
+            args.chain(proxies).filter(|(k, _)| !env.iter().any(|(e, _)| e == k)).collect();
+        all.extend(env);
+        options.env = all.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        options.user = Some(config::text(&state.config, "User").unwrap_or_else(|| "0".into()));
+        options.workdir = Some(PathBuf::from(config::text(&state.config, "WorkingDir").unwrap_or_else(|| "/".into())));
+        options.network = self.options.network.clone();
+        options.volumes = volumes;
+        options.tmpfs = tmpfs;
+        options.image_volumes = false;
+        options.no_healthcheck = true;
+        options
+    }
+
+    fn run(&mut self, state: &mut State, instruction: &Instruction) -> Result<(), Error> {
+        let command = run_command(&state.config, instruction);
+        let (volumes, tmpfs, network) = self.run_mounts(instruction)?;
+        let env_args: Vec<String> =
+            state.args.iter().filter_map(|(k, v)| Some(format!("{k}={}", v.as_ref()?))).collect();
+        let key = format!(
+            "{}RUN {:?} {:?} {:?} {:?} {:?}",
+            state.key_base(),
+            command,
+            env_args,
+            volumes_key(&volumes),
+            tmpfs,
+            network
+        );
+        let created_by =
+            format!("RUN {}", instruction.source.strip_prefix("RUN").unwrap_or(&instruction.source).trim());
+        let key_digest = cache_key(&key);
+        if let Some(cached) = self.cached(&key_digest) {
+            self.say(&format!("--> Using cache {}", cached.id.hex()));
+            state.image = cached;
+            state.workdir_to_make = None;
+            return Ok(());
+        }
+        let mut options = self.step_container(state, command, volumes, tmpfs);
+        if let Some(network) = network {
+            options.network = Some(network);
+        }
+        let created = self.engine.create(&options)?;
+        let container = created.container.clone();
+        // A WORKDIR still to make goes into this step's layer, made before
+        // the command starts in it.
+        let workdir = state.workdir_to_make.take().map(|dir| self.make_dir(&container, Some(dir)));
+        let ran = match workdir {
+            Some(Err(e)) => Err(e),
+            _ => self.engine.run(created, StdioMode::default()).map_err(Error::from),
+        };
+        let made = match ran {
+            Ok(exit) if exit.code == 0 => {
+                let commit = CommitOptions {
+                    author: state.author.clone(),
+                    config: Some(state.config.clone()),
+                    created_by: Some(created_by),
+                    created: self.created(),
+                    intermediate: true,
+                    ..Default::default()
+                };
+                self.engine.commit(&container, commit).map_err(|e| self.fail(instruction, e))
+            }
+            Ok(exit) => Err(self.fail(instruction, format!("{} exited with status {}", instruction.source, exit.code))),
+            Err(e) => Err(self.fail(instruction, e)),
+        };
+        let removed = self.engine.remove(&container, Removal::Force);
+        let image = made?;
+        removed?;
+        self.engine.remember_step(&key_digest, &image)?;
+        self.say(&format!("--> {}", image.id.short()));
+        state.image = image;
+        Ok(())
+    }
+
+    /// RUN's `--mount`s as binds and tmpfs mounts, and its `--network`.
+    fn run_mounts(&self, instruction: &Instruction) -> Result<RunMounts, Error> {
+        let (mut volumes, mut tmpfs, mut network) = (Vec::new(), Vec::new(), None);
+        for flag in &instruction.flags {
+            let value = flag.value.clone().unwrap_or_default();
+            match flag.name.as_str() {
+                "network" => {
+                    let mode = match value.as_str() {
+                        "default" => None,
+                        other => Some(other.parse().map_err(|e| self.fail(instruction, e))?),
+                    };
+                    network = mode;
+                }
+                "mount" => {
+                    match self.run_mount(&value).map_err(|e| self.fail(instruction, format!("--mount={value}: {e}")))? {
+                        RunMount::Bind(volume) => volumes.push(volume),
+                        RunMount::Tmpfs(spec) => tmpfs.push(spec),
+                        RunMount::Nothing => {}
+                    }
+                }
+                other => return Err(self.fail(instruction, format!("unknown flag --{other}"))),
+            }
+        }
+        Ok((volumes, tmpfs, network))
+    }
+
+    fn run_mount(&self, spec: &str) -> Result<RunMount, String> {
+        let mut fields = BTreeMap::new();
+        for part in spec.split(',') {
+            let (key, value) = part.split_once('=').unwrap_or((part, "true"));
+            fields.insert(key.to_string(), value.to_string());
+        }
+        let field = |names: &[&str]| names.iter().find_map(|n| fields.get(*n).cloned());
+        let kind = field(&["type"]).unwrap_or_else(|| "bind".into());
+        let target = field(&["target", "dst", "destination"]);
+        let read_only = field(&["readonly", "ro"]).is_some_and(|v| v != "false");
+        match kind.as_str() {
+            "bind" => {
+                if field(&["from"]).is_some() {
+                    return Err("from= is not supported yet: COPY --from the stage instead".into());
+                }
+                let target = target.ok_or("needs target=")?;
+                let source = field(&["source", "src"]).unwrap_or_default();
+                let selected = self.context.select(&[if source.is_empty() { ".".into() } else { source }])?;
+                let path = selected.into_iter().next().ok_or("nothing to bind")?;
+                // A bind of the context is read-only: the build must not change it.
+                let _ = read_only;
+                Ok(RunMount::Bind(
+                    Volume::parse(&format!("{}:{target}:ro", path.display())).map_err(|e| e.to_string())?,
+                ))
+            }
+            "cache" => {
+                let target = target.ok_or("needs target=")?;
+                let id = field(&["id"]).unwrap_or_else(|| target.clone());
+                let dir = self.engine.cache_mount_dir(&id).map_err(|e| e.to_string())?;
+                let mode = if read_only { "ro" } else { "rw" };
+                Ok(RunMount::Bind(
+                    Volume::parse(&format!("{}:{target}:{mode}", dir.display())).map_err(|e| e.to_string())?,
+                ))
+            }
+            "tmpfs" => {
+                let target = target.ok_or("needs target=")?;
+                let size = field(&["size", "tmpfs-size"]).map(|s| format!(":size={s}")).unwrap_or_default();
+                Ok(RunMount::Tmpfs(format!("{target}{size}")))
+            }
+            "secret" => {
+                let id = field(&["id"]).ok_or("needs id=")?;
+                let target = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
+                match self.options.secrets.get(&id) {
+                    Some(source) => Ok(RunMount::Bind(
+                        Volume::parse(&format!("{}:{target}:ro", source.display())).map_err(|e| e.to_string())?,
+                    )),
+                    None if field(&["required"]).is_some_and(|v| v != "false") => {
+                        Err(format!("secret {id} is required: give it with --secret id={id},src=PATH"))
+                    }
+                    None => Ok(RunMount::Nothing),
+                }
+            }
+            other => Err(format!("type={other}: use bind, cache, tmpfs or secret")),
+        }
+    }
+
+    fn copy(
+        &mut self,
+        stages: &Stages,
+        stage: &Stage,
+        state: &mut State,
+        instruction: &Instruction,
+    ) -> Result<(), Error> {
+        let add = instruction.keyword == "ADD";
+        let lookup = |name: &str| state.lookup(name);
+        let flag = |name: &str| instruction.flags.iter().find(|f| f.name == name).and_then(|f| f.value.clone());
+        for flag in &instruction.flags {
+            if !matches!(flag.name.as_str(), "from" | "chown" | "chmod" | "link" | "checksum" | "keep-git-dir") {
+                return Err(self.fail(instruction, format!("unknown flag --{}", flag.name)));
+            }
+        }
+        let fail = |e: String| self.fail(instruction, e);
+        let words = match &instruction.args {
+            Args::Exec(words) => words.iter().map(|w| expand(w, self.escape, &lookup)).collect::<Result<Vec<_>, _>>(),
+            Args::Shell(text) => expand_words(text, self.escape, &lookup),
+        }
+        .map_err(fail)?;
+        let Some((dest, sources)) = words.split_last().filter(|(_, s)| !s.is_empty()) else {
+            return Err(fail(format!("{} needs a source and a destination", instruction.keyword)));
+        };
+        let chown = flag("chown").map(|c| expand(&c, self.escape, &lookup)).transpose().map_err(fail)?;
+        let chmod = match flag("chmod") {
+            Some(mode) => {
+                Some(u32::from_str_radix(&mode, 8).map_err(|_| fail(format!("--chmod={mode}: not an octal mode")))?)
+            }
+            None => None,
+        };
+        let workdir = config::text(&state.config, "WorkingDir").unwrap_or_else(|| "/".into());
+        let dest_path = destination(&workdir, dest);
+        let from = flag("from").map(|f| expand(&f, self.escape, &lookup)).transpose().map_err(fail)?;
+        let mut scratch = None;
+        let (tree, source_image) = match &from {
+            Some(from) => (None, Some(self.copy_source_image(stages, stage, instruction, from)?)),
+            None if sources.iter().any(|s| s.starts_with("<<")) => {
+                let dir = self.engine.scratch_dir("build-heredoc")?;
+                for heredoc in &instruction.heredocs {
+                    let body = if heredoc.expand {
+                        expand_heredoc(&heredoc.body, self.escape, &lookup)
+                    } else {
+                        heredoc.body.clone()
+                    };
+                    std::fs::write(dir.path().join(&heredoc.name), body).map_err(|e| fail(e.to_string()))?;
+                }
+                let tree = SourceTree::new(dir.path().to_path_buf(), IgnoreRules::default());
+                scratch = Some(dir);
+                (Some(tree), None)
+            }
+            None if add && sources.iter().any(|s| is_url(s)) => {
+                return Err(fail(
+                    "ADD of a URL is not supported yet: RUN a download, or COPY the file from the context".into(),
+                ));
+            }
+            None => (Some(self.context.clone()), None),
+        };
+        let sources: Vec<String> = sources
+            .iter()
+            .map(|s| s.trim_start_matches("<<").trim_start_matches('-').trim_matches(['"', '\'']).to_string())
+            .collect();
+        let destination = Destination { path: dest_path.clone(), chown: chown.clone() };
+        let mut key =
+            format!("{}{} {:?} {dest_path} {chown:?} {chmod:?}", state.key_base(), instruction.keyword, sources);
+        let mut selected = Vec::new();
+        match (&tree, &source_image) {
+            (Some(tree), _) => {
+                selected = tree.select(&sources).map_err(fail)?;
+                if selected.len() > 1 && !dest_path.ends_with('/') {
+                    return Err(fail(format!(
+                        "{} with more than one source: the destination must be a directory ending in /",
+                        instruction.keyword
+                    )));
+                }
+                key.push_str(&tree.digest(&selected).map_err(fail)?);
+            }
+            (None, Some(image)) => key.push_str(image.id.as_str()),
+            (None, None) => {}
+        }
+        let created_by = format!("{} {}", instruction.keyword, words.join(" "));
+        self.layer_step(state, instruction, &key, &created_by, |builder, container, dir| {
+            let (reader, writer) = std::io::pipe().map_err(|e| builder.fail(instruction, e))?;
+            let receiver = builder.engine.in_container(container, move || {
+                let mut reader = reader;
+                receive::receive(dir.as_ref(), Some((&destination, &mut reader)))
+            })?;
+            let sent = match (&tree, source_image) {
+                (Some(tree), _) => tree.send(&selected, chmod, add, writer).map_err(|e| builder.fail(instruction, e)),
+                (None, Some(image)) => builder.send_from_image(&image, sources.clone(), chmod, writer),
+                (None, None) => Ok(()),
+            };
+            let note = receiver.wait().map_err(|e| builder.fail(instruction, e))?;
+            if let Some(note) = note {
+                builder.say(&format!("note: {note}"));
+            }
+            sent
+        })?;
+        drop(scratch);
+        Ok(())
+    }
+
+    /// `--from`: an earlier stage's image, or any image (pulled as FROM pulls).
+    fn copy_source_image(
+        &self,
+        stages: &Stages,
+        stage: &Stage,
+        instruction: &Instruction,
+        from: &str,
+    ) -> Result<ImageRecord, Error> {
+        if let Some(index) = stages.find(from, stage.index) {
+            return self.results[index]
+                .clone()
+                .ok_or_else(|| self.fail(instruction, format!("stage {from} was not built")));
+        }
+        self.engine
+            .find_or_pull(from, self.options.pull, self.platform.clone())
+            .map_err(|e| self.fail(instruction, format!("--from={from}: no such stage, and no such image: {e}")))
+    }
+
+    /// Sends `sources` from a container of `image` (a helper in its root
+    /// picks and sends them), into `out`.
+    fn send_from_image(
+        &self,
+        image: &ImageRecord,
+        sources: Vec<String>,
+        chmod: Option<u32>,
+        out: std::io::PipeWriter,
+    ) -> Result<(), Error> {
+        let state = State {
+            image: image.clone(),
+            config: RunConfig::new(),
+            author: None,
+            args: Vec::new(),
+            workdir_to_make: None,
+            cmd_set: false,
+        };
+        let options = self.step_container(&state, Vec::new(), Vec::new(), Vec::new());
+        let created = self.engine.create(&options)?;
+        let container = created.container.clone();
+        let sent = self.engine.in_container(&container, move || {
+            let tree = SourceTree::new(PathBuf::from("/"), IgnoreRules::default());
+            let selected = tree.select(&sources)?;
+            tree.send(&selected, chmod, false, out)
+        });
+        let sent = sent.and_then(|helper| Ok(helper.wait()?));
+        self.engine.remove(&container, Removal::Force)?;
+        Ok(sent?)
+    }
+}
+
+/// RUN's binds, tmpfs mounts and network.
+type RunMounts = (Vec<Volume>, Vec<String>, Option<netstack::NetworkMode>);
+
+enum RunMount {
+    Bind(Volume),
+    Tmpfs(String),
+    Nothing,
+}
+
+fn volumes_key(volumes: &[Volume]) -> Vec<String> {
+    volumes.iter().map(Volume::to_bind).collect()
+}
+
+/// A step's cache key.
+fn cache_key(text: &str) -> Digest {
+    Digest::of(text.as_bytes())
+}
+
+/// RUN's command: the exec form as it is; the shell form (with its
+/// here-documents) run by the stage's shell.
+fn run_command(config: &RunConfig, instruction: &Instruction) -> Vec<String> {
+    let text = match &instruction.args {
+        Args::Exec(words) => return words.clone(),
+        Args::Shell(text) => text,
+    };
+    let script = if instruction.heredocs.is_empty() {
+        text.clone()
+    } else if only_heredocs(text) {
+        instruction.heredocs.iter().map(|h| h.body.as_str()).collect()
+    } else {
+        let bodies: String = instruction.heredocs.iter().map(|h| format!("{}{}\n", h.body, h.name)).collect();
+        format!("{text}\n{bodies}")
+    };
+    config::shell(config).into_iter().chain([script]).collect()
+}
+
+/// `RUN <<EOF` (nothing but here-documents): their bodies are the script.
+fn only_heredocs(text: &str) -> bool {
+    text.split_whitespace().all(|w| w.starts_with("<<"))
+}
+
+/// COPY's here-document with its variables substituted (line by line, so
+/// quotes in the text stay as they are).
+fn expand_heredoc(body: &str, escape: char, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    let quoted: String = body
+        .chars()
+        .map(|c| if c == '"' || c == '\'' || c == escape { format!("{escape}{c}") } else { c.to_string() })
+        .collect();
+    expand(&quoted, escape, lookup).unwrap_or_else(|_| body.to_string())
+}
+
+/// COPY's destination, absolute: relative to WORKDIR; `.` and a trailing
+/// `/` (or `/.`) mean a directory.
+fn destination(workdir: &str, dest: &str) -> String {
+    let names_dir = dest.ends_with('/') || dest.ends_with("/.") || dest == "." || dest == "..";
+    let joined = if dest.starts_with('/') { dest.to_string() } else { format!("{workdir}/{dest}") };
+    let clean = format!("/{}", super::pattern::clean(&joined));
+    if names_dir && clean != "/" {
+        format!("{clean}/")
+    } else {
+        clean
+    }
+}
+
+fn is_url(source: &str) -> bool {
+    source.starts_with("http://") || source.starts_with("https://")
+}
+
+/// `80`, `53/udp`, `8000-8002/tcp` as `port/proto` keys.
+fn expose_ports(text: &str) -> Result<Vec<String>, String> {
+    let (ports, proto) = text.split_once('/').unwrap_or((text, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(format!("{text}: the protocol must be tcp, udp or sctp"));
+    }
+    let bad = || format!("{text}: not a port (1-65535) or range");
+    let (first, last) = match ports.split_once('-') {
+        Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
+        None => {
+            let port = ports.parse::<u16>().map_err(|_| bad())?;
+            (port, port)
+        }
+    };
+    if first == 0 || last < first {
+        return Err(bad());
+    }
+    Ok((first..=last).map(|p| format!("{p}/{proto}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_follow_docker() {
+        assert_eq!(destination("/app", "."), "/app/");
+        assert_eq!(destination("/app", "x"), "/app/x");
+        assert_eq!(destination("/", "/etc/"), "/etc/");
+        assert_eq!(destination("/app", "../srv/a"), "/srv/a");
+        assert_eq!(destination("/", "."), "/");
+    }
+
+    #[test]
+    fn exposed_ports_and_ranges() {
+        assert_eq!(expose_ports("80").unwrap(), ["80/tcp"]);
+        assert_eq!(expose_ports("53/UDP").unwrap(), ["53/udp"]);
+        assert_eq!(expose_ports("8000-8002").unwrap().len(), 3);
+        assert!(expose_ports("http").is_err() && expose_ports("80/xx").is_err());
+    }
+
+    #[test]
+    fn heredoc_runs() {
+        let df = dockerfile::parse("D", "FROM x\nRUN <<EOF\necho a\nEOF\nRUN cat <<A > /f\nhi\nA\n").unwrap();
+        let config = RunConfig::new();
+        assert_eq!(run_command(&config, &df.instructions[1]), ["/bin/sh", "-c", "echo a\n"]);
+        assert_eq!(run_command(&config, &df.instructions[2]), ["/bin/sh", "-c", "cat <<A > /f\nhi\nA\n"]);
+    }
+}

@@ -1,0 +1,113 @@
+//! What a Dockerfile build (`crate::build`, a front end like the CLI) needs
+//! from the engine besides creating, running and committing containers:
+//! the empty image `FROM scratch` starts from, a helper in a container's
+//! root to place copied files, and the step cache, which maps a step (its
+//! parent image, instruction and inputs, hashed) to the image it made.
+
+use super::{Engine, Error};
+use crate::child::Child;
+use crate::containers::Container;
+use crate::image::pull::Platform;
+use crate::image::{Digest, ImageRecord, Store};
+use crate::runtime::inside::{self, Root};
+use std::path::PathBuf;
+
+/// The store's directory of cached steps: `build-cache/KEY` holds an image id.
+const CACHE_DIR: &str = "build-cache";
+
+impl Engine {
+    /// The image `FROM scratch` means: no layers, an empty config.
+    pub fn scratch_image(&self, platform: &Platform) -> Result<ImageRecord, Error> {
+        let store = Store::open(&self.root)?;
+        let _lock = store.lock_shared()?;
+        Ok(crate::image::commit::empty_image(&store, &platform.os, &platform.arch)?)
+    }
+
+    /// Runs `work` in a helper whose root is the (stopped) container's,
+    /// as root of its user namespace; `wait` on the result gives its outcome.
+    pub fn in_container<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        container: &Container,
+        work: impl FnOnce() -> Result<T, String>,
+    ) -> Result<Child<T>, Error> {
+        let plan = self.plan()?;
+        let state = container.state();
+        let spec; // a stopped container's root is mounted from its spec
+        let target = match (state.live_monitor(), state.pid) {
+            (Some(_), Some(pid)) => Root::Running(pid),
+            _ => {
+                spec = container.spec()?;
+                Root::Stopped(&spec)
+            }
+        };
+        let name = container.record.name.clone();
+        Ok(inside::spawn(target, plan, move || work().map_err(|e| format!("container {name}: {e}")))?)
+    }
+
+    /// The image a step with this cache key made before, if it is still stored.
+    pub fn cached_step(&self, key: &Digest) -> Option<ImageRecord> {
+        let id = std::fs::read_to_string(self.cache_path(key)).ok()?;
+        Store::open(&self.root).ok()?.find(id.trim()).ok()
+    }
+
+    /// Remembers that the step `key` made `image`.
+    pub fn remember_step(&self, key: &Digest, image: &ImageRecord) -> Result<(), Error> {
+        let path = self.cache_path(key);
+        let dir = self.root.join(CACHE_DIR);
+        std::fs::create_dir_all(&dir).map_err(super::error::io("create", &dir))?;
+        crate::files::write_atomic(&path, image.id.as_str().as_bytes()).map_err(super::error::io("write", &path))?;
+        Ok(())
+    }
+
+    /// A build's result: listed as an image from now on, with `tags`
+    /// (moved from any other image). Returns it as recorded.
+    pub fn keep_built(&self, image: &ImageRecord, tags: &[String]) -> Result<ImageRecord, Error> {
+        let names = tags.iter().map(|t| super::commit::tagged_name(t)).collect::<Result<Vec<_>, _>>()?;
+        let store = Store::open(&self.root)?;
+        Ok(store.update_images(|images| {
+            for other in images.iter_mut() {
+                other.names.retain(|n| !names.contains(n));
+            }
+            let found = images.iter_mut().find(|i| i.id == image.id);
+            let record = found.ok_or_else(|| crate::image::Error::NotFound(image.id.to_string()))?;
+            record.intermediate = false;
+            record.names.extend(names.iter().cloned());
+            Ok(record.clone())
+        })?)
+    }
+
+    /// A new directory in the store's `tmp/` (removed with the returned
+    /// guard, or by the next command if this one is killed): a build's
+    /// unpacked context, its downloads.
+    pub fn scratch_dir(&self, what: &str) -> Result<ScratchDir, Error> {
+        let path = Store::open(&self.root)?.temp_path(what);
+        std::fs::create_dir_all(&path).map_err(super::error::io("create", &path))?;
+        Ok(ScratchDir(path))
+    }
+
+    /// A directory RUN `--mount=type=cache,id=ID` keeps between builds.
+    pub fn cache_mount_dir(&self, id: &str) -> Result<PathBuf, Error> {
+        let path = self.root.join(CACHE_DIR).join("mounts").join(Digest::of(id.as_bytes()).hex());
+        std::fs::create_dir_all(&path).map_err(super::error::io("create", &path))?;
+        Ok(path)
+    }
+
+    fn cache_path(&self, key: &Digest) -> PathBuf {
+        self.root.join(CACHE_DIR).join(key.hex())
+    }
+}
+
+/// A directory removed when dropped.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
