@@ -56,6 +56,8 @@ install -d -m 0755 "$stage/deb" && bash packaging/deb.sh --bin-dir target/debug 
 chmod 0644 "$stage"/deb/*.deb
 while read -r t; do install -m 0755 "$t" "$stage/bin/$(basename "$t")"; done < "$stage/tests.txt"
 
+# podman's results for tests/build.rs, shared by the two users (see there).
+install -d -m 1777 /var/tmp/hutch-podman-refs
 passed=0; failed=0
 log=$stage/log; : > "$log"; chmod 0666 "$log"
 run_suite() { # USER SUBIDS

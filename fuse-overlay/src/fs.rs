@@ -277,6 +277,23 @@ impl OverlayFs {
         f(&proc_path(dir.as_fd(), Some(&entry)))
     }
 
+    /// `setxattr user.hutch.owner UID:GID`: an owner the namespace cannot
+    /// map (no subordinate ids), given the only way such an owner can be
+    /// given here. Root of the namespace owns every file anyway, so this
+    /// gives nothing `chown` would not give with subordinate ids.
+    fn set_stored_owner(&self, ino: u64, value: &[u8]) -> io::Result<()> {
+        let owner =
+            std::str::from_utf8(value).ok().and_then(crate::layer::parse_owner).ok_or_else(|| errno(libc::EINVAL))?;
+        let node = self.node(ino)?;
+        self.ov.copy_up(&node, true)?;
+        let _t = read(&self.ov.tree);
+        let (dir, name) = self.parent_and_name(&node)?;
+        let on_disk = stat_at(dir.as_fd(), &name)?.st_mode & libc::S_IFMT;
+        let kept = self.ov.give_owner(dir.as_fd(), &name, on_disk, owner, false)?;
+        node.state().owner = kept;
+        Ok(())
+    }
+
     fn create_entry(
         &self,
         ctx: &Context,
@@ -638,6 +655,9 @@ impl FileSystem for OverlayFs {
     }
 
     fn setxattr(&self, _ctx: &Context, ino: u64, name: &CStr, value: &[u8], flags: u32) -> io::Result<()> {
+        if name.to_bytes() == OWNER_XATTR.as_bytes() {
+            return self.set_stored_owner(ino, value);
+        }
         if is_hidden_xattr(name.to_bytes()) {
             return Err(errno(libc::EPERM));
         }

@@ -294,12 +294,6 @@ impl Builder<'_> {
             self.announce(instruction);
             self.instruction(stages, stage, &mut state, instruction)?;
         }
-        if let Some(dir) = state.workdir_to_make.clone() {
-            let key = format!("{}WORKDIR {}", state.key_base(), dir.path.display());
-            self.layer_step(&mut state, &stage.from, &key, "WORKDIR", |builder, container, dir| {
-                builder.make_dir(container, dir)
-            })?;
-        }
         if last {
             for (key, value) in &self.options.labels {
                 config::insert(&mut state.config, "Labels", key, json!(value));
@@ -401,9 +395,8 @@ impl Builder<'_> {
             "EXPOSE" => {
                 let words = expand_words(&text, self.escape, &lookup).map_err(|e| self.fail(instruction, e))?;
                 for port in words {
-                    for port in expose_ports(&port).map_err(|e| self.fail(instruction, e))? {
-                        config::insert(&mut state.config, "ExposedPorts", &port, json!({}));
-                    }
+                    let port = expose_port(&port).map_err(|e| self.fail(instruction, e))?;
+                    config::insert(&mut state.config, "ExposedPorts", &port, json!({}));
                 }
             }
             "VOLUME" => {
@@ -957,25 +950,23 @@ fn is_url(source: &str) -> bool {
     source.starts_with("http://") || source.starts_with("https://")
 }
 
-/// `80`, `53/udp`, `8000-8002/tcp` as `port/proto` keys.
-fn expose_ports(text: &str) -> Result<Vec<String>, String> {
+/// `80`, `53/udp`, `8000-8002/tcp` as the `port/proto` key podman
+/// records (a range stays one key).
+fn expose_port(text: &str) -> Result<String, String> {
     let (ports, proto) = text.split_once('/').unwrap_or((text, "tcp"));
     let proto = proto.to_ascii_lowercase();
     if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
         return Err(format!("{text}: the protocol must be tcp, udp or sctp"));
     }
-    let bad = || format!("{text}: not a port (1-65535) or range");
-    let (first, last) = match ports.split_once('-') {
-        Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
-        None => {
-            let port = ports.parse::<u16>().map_err(|_| bad())?;
-            (port, port)
-        }
+    let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p > 0);
+    let valid = match ports.split_once('-') {
+        Some((first, last)) => port(first).zip(port(last)).is_some_and(|(f, l)| f <= l),
+        None => port(ports).is_some(),
     };
-    if first == 0 || last < first {
-        return Err(bad());
+    if !valid {
+        return Err(format!("{text}: not a port (1-65535) or range"));
     }
-    Ok((first..=last).map(|p| format!("{p}/{proto}")).collect())
+    Ok(format!("{ports}/{proto}"))
 }
 
 #[cfg(test)]
@@ -993,10 +984,10 @@ mod tests {
 
     #[test]
     fn exposed_ports_and_ranges() {
-        assert_eq!(expose_ports("80").unwrap(), ["80/tcp"]);
-        assert_eq!(expose_ports("53/UDP").unwrap(), ["53/udp"]);
-        assert_eq!(expose_ports("8000-8002").unwrap().len(), 3);
-        assert!(expose_ports("http").is_err() && expose_ports("80/xx").is_err());
+        assert_eq!(expose_port("80").unwrap(), "80/tcp");
+        assert_eq!(expose_port("53/UDP").unwrap(), "53/udp");
+        assert_eq!(expose_port("8000-8002").unwrap(), "8000-8002/tcp");
+        assert!(expose_port("http").is_err() && expose_port("80/xx").is_err() && expose_port("9-1").is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! unpacks the sources' tar stream where Docker's destination rules put
 //! it. Every entry stays inside the container's root (`image::unpack`).
 
-use super::sources::ONE_FILE;
+use super::sources::{ARCHIVES, ONE_FILE};
 use crate::image::unpack::{open_tree, unpack_stream, Owners, Placement, Top};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -51,7 +51,10 @@ pub fn receive(dir: Option<&MakeDir>, copy: Option<(&Destination, &mut dyn Read)
     make_dirs(&dir, dir_uid, dir_gid)?;
     let root = open_tree(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let placement = Placement {
-        owners: chown.map_or(Owners::FromArchive, |(uid, gid)| Owners::Fixed(uid, gid)),
+        owners: match chown {
+            Some((uid, gid)) if kind[0] != ARCHIVES => Owners::Fixed(uid, gid),
+            _ => Owners::FromArchive,
+        },
         device_placeholders: false,
         replace_directories: false,
         kernel_whiteouts: false,
@@ -80,11 +83,11 @@ fn make_dirs(path: &Path, uid: u32, gid: u32) -> Result<(), String> {
             Err(_) => {}
         }
         std::fs::create_dir(&at).map_err(|e| format!("creating {}: {e}", at.display()))?;
-        // Without subordinate ids only root maps: the directory stays root's.
-        match std::os::unix::fs::lchown(&at, Some(uid), Some(gid)) {
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-            other => other.map_err(|e| format!("chown {}: {e}", at.display()))?,
-        }
+        // Without subordinate ids, an owner the namespace cannot map is
+        // kept in the layer's owner xattr, as unpacking keeps it.
+        let dir = std::fs::File::open(&at).map_err(|e| format!("{}: {e}", at.display()))?;
+        crate::image::tree::set_owner_and_mode(&dir, uid, gid, 0o755)
+            .map_err(|e| format!("chown {}: {e}", at.display()))?;
     }
     Ok(())
 }

@@ -27,6 +27,9 @@ pub struct SourceTree {
 /// in the destination directory).
 pub const ONE_FILE: u8 = b'f';
 pub const INTO_DIRECTORY: u8 = b'd';
+/// Only archives' entries (ADD): they keep the archive's owners, even
+/// with `--chown`, as buildah does.
+pub const ARCHIVES: u8 = b'a';
 
 impl SourceTree {
     pub fn new(root: PathBuf, rules: IgnoreRules) -> SourceTree {
@@ -68,6 +71,9 @@ impl SourceTree {
             return Err(format!("{shown}: not found (excluded by .dockerignore)"));
         }
         fs::symlink_metadata(&path).map_err(|e| format!("{shown}: {}", not_found(e)))?;
+        if rel.is_empty() {
+            return Ok(path);
+        }
         let parent = path.parent().unwrap_or(&self.root);
         let inside = fs::canonicalize(parent).ok().zip(fs::canonicalize(&self.root).ok());
         match inside {
@@ -121,7 +127,12 @@ impl SourceTree {
         let archives: Vec<bool> = selected.iter().map(|p| extract && is_archive(p)).collect();
         let one_file =
             selected.len() == 1 && !archives[0] && !fs::symlink_metadata(&selected[0]).is_ok_and(|m| m.is_dir());
-        out.write_all(&[if one_file { ONE_FILE } else { INTO_DIRECTORY }]).map_err(broken)?;
+        let kind = match (one_file, archives.iter().all(|a| *a)) {
+            (true, _) => ONE_FILE,
+            (false, true) => ARCHIVES,
+            (false, false) => INTO_DIRECTORY,
+        };
+        out.write_all(&[kind]).map_err(broken)?;
         let tree = self.clone();
         let keep = move |path: &Path| {
             let is_dir = fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());

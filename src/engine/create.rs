@@ -348,11 +348,17 @@ impl Engine {
                 (vec![empty], vec![Some(format)])
             }
             (Some(image), _) => {
-                let lowers: Vec<PathBuf> = image.layers.iter().rev().map(|l| store.layer_path(&l.diff_id)).collect();
+                // A layer twice in an image (two steps that changed nothing
+                // give the same empty layer) counts once, where it is
+                // topmost: the kernel refuses overlapping lowers, and the
+                // lower copy shows nothing the upper one does not.
+                let mut seen = std::collections::HashSet::new();
+                let layers: Vec<_> = image.layers.iter().rev().filter(|l| seen.insert(&l.diff_id)).collect();
+                let lowers: Vec<PathBuf> = layers.iter().map(|l| store.layer_path(&l.diff_id)).collect();
                 if let Some(missing) = lowers.iter().find(|l| !l.is_dir()) {
                     return Err(Error::LayerMissing(missing.clone()));
                 }
-                (lowers, image.layers.iter().rev().map(|l| store.layer_format(&l.diff_id)).collect())
+                (lowers, layers.iter().map(|l| store.layer_format(&l.diff_id)).collect())
             }
             (None, RootSource::Directory(dir)) => {
                 // A root the caller cannot write (a shared, read-only

@@ -107,13 +107,14 @@ fn update_config(config: &mut Value, diff_id: Option<&Digest>, created: &str, in
     }
 }
 
-/// An image with no layers and an empty config (`FROM scratch`), kept as
-/// a build's intermediate image.
+/// An image with no layers and a config with only the default PATH
+/// (`FROM scratch`, as BuildKit and buildah make it), kept as a build's
+/// intermediate image.
 pub fn empty_image(store: &Store, os: &str, arch: &str) -> Result<ImageRecord, Error> {
     let config = json!({
         "architecture": arch,
         "os": os,
-        "config": {},
+        "config": {"Env": [format!("PATH={}", crate::runtime::process::DEFAULT_PATH)]},
         "rootfs": {"type": "layers", "diff_ids": []},
         "history": [],
     });

@@ -16,7 +16,7 @@ pub mod reference;
 pub mod registry;
 pub mod store;
 pub mod time;
-mod tree;
+pub(crate) mod tree;
 pub mod tree_tar;
 pub mod unpack;
 
