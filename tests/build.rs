@@ -78,21 +78,20 @@ impl Setup {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("Dockerfile"), case.dockerfile).unwrap();
         for file in case.files {
-            let (name, write): (&str, Box<dyn Fn(&Path)>) = match file {
-                F::Text(n, c) => (n, Box::new(move |p| std::fs::write(p, c).unwrap())),
-                F::Mode(n, c, m) => (
-                    n,
-                    Box::new(move |p| {
-                        std::fs::write(p, c).unwrap();
-                        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(*m)).unwrap();
-                    }),
-                ),
-                F::Link(n, t) => (n, Box::new(move |p| std::os::unix::fs::symlink(t, p).unwrap())),
-                F::Tar(n, entries) => (n, Box::new(move |p| std::fs::write(p, archive(n, entries)).unwrap())),
+            let name = match file {
+                F::Text(n, _) | F::Mode(n, _, _) | F::Link(n, _) | F::Tar(n, _) => n,
             };
             let path = dir.join(name);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            write(&path);
+            match file {
+                F::Text(_, c) => std::fs::write(&path, c).unwrap(),
+                F::Mode(_, c, m) => {
+                    std::fs::write(&path, c).unwrap();
+                    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(*m)).unwrap();
+                }
+                F::Link(_, t) => std::os::unix::fs::symlink(t, &path).unwrap(),
+                F::Tar(n, entries) => std::fs::write(&path, archive(n, entries)).unwrap(),
+            }
         }
         dir
     }
