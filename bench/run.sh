@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks of hutch and its peers on the same work, in one run.
-#   bench/run.sh [start|net|life|pull|all]   (as root it re-runs itself as the test user hutch-sub)
+#   bench/run.sh [start|net|life|pull|build|all]   (as root it re-runs itself as the test user hutch-sub)
 #     start  start latency: hutch vs bwrap, crun, podman, from a root directory and from an
 #            image (vs podman, with and without a network), and 16 image starts at once
 #     net    iperf3 throughput through slirp4netns and pasta: hutch vs podman vs host loopback
 #     life   a container's round trip: run -d, exec true, rm -f: hutch vs podman
 #     pull   pull + unpack of a 3-layer image (~185 MB, 10k files) from a local docker-registry:
 #            hutch vs podman pull vs skopeo copy to an OCI dir (download only, no unpack)
+#     build  hutch build vs podman build of the same Dockerfile and 10,000-file context: cold
+#            (--no-cache), fully cached, and after one file of the context changed
 # Needs: tests/host-setup.sh done (bubblewrap, crun, hyperfine), hutch built (cargo build --release).
 # Prints each tool's median and its ratio to hutch.
 set -euo pipefail
@@ -257,6 +259,55 @@ PY
   "$hutch" unshare rm -rf "$work/hutch-store" "$work/podman-root" "$work/podman-ovl" 2>/dev/null || true
 }
 
+bench_build() {
+  local store=$work/build-store img=bench/box:1 ctx=$work/build-ctx
+  tar -C "$rootfs" -cf "$work/box-rootfs.tar" .
+  HUTCH_ROOT=$store "$hutch" import "$work/box-rootfs.tar" $img >/dev/null
+  HUTCH_ROOT=$store "$hutch" save -o "$work/box.tar" $img
+  # A context of 10,000 small files (100 directories of 100), and a Dockerfile
+  # with the usual shape: settings, a COPY of the sources, two RUNs.
+  mkdir -p "$ctx"
+  python3 - "$ctx" <<'PY'
+import os, sys
+ctx = sys.argv[1]
+for d in range(100):
+    os.makedirs(f"{ctx}/src/d{d}", exist_ok=True)
+    for f in range(100):
+        open(f"{ctx}/src/d{d}/f{f}.txt", "w").write(f"file {d}/{f}\n" * 4)
+open(f"{ctx}/Dockerfile", "w").write(
+    "FROM docker.io/bench/box:1\nENV APP=/app\nWORKDIR /app\nCOPY src /app/src\n"
+    "RUN find /app/src -type f | wc -l > /app/count && mkdir -p /out\n"
+    "RUN for i in $(seq 100); do echo $i > /out/f$i; done\nLABEL bench=build\nCMD [\"cat\", \"/app/count\"]\n")
+PY
+  local hb="env HUTCH_ROOT=$store $hutch build -q --network none -t bench/built:1"
+  local podman=(podman "${podman_runtime[@]}") peers_cold=() peers_cached=() peers_change=()
+  if command -v podman >/dev/null && podman load -q -i "$work/box.tar" >/dev/null 2>&1 \
+      && "${podman[@]}" build -q --network none -t bench/built:1 "$ctx" >/dev/null 2>&1; then
+    local pb="${podman[*]} build -q --network none -t bench/built:1"
+    peers_cold+=(-n "podman build" "$pb --no-cache $ctx")
+    peers_cached+=(-n "podman build" "$pb $ctx")
+    peers_change+=(-n "podman build" --prepare "sh -c 'date +%N > $ctx/src/d7/f7.txt'" "$pb $ctx")
+  else
+    echo "(podman skipped: not installed or cannot build here)"
+  fi
+  $hb "$ctx" >/dev/null
+  echo "== cold build (--no-cache): 10,000-file context, COPY + 2 RUNs"
+  hyperfine -N --warmup 1 --runs ${RUNS_BUILD:-5} --export-json "$work/build-cold.json" \
+    -n "hutch build" "$hb --no-cache $ctx" "${peers_cold[@]}" >/dev/null
+  ratios "$work/build-cold.json" "hutch build"
+  echo "== fully cached rebuild"
+  hyperfine -N --warmup 2 --runs ${RUNS_BUILD:-10} --export-json "$work/build-cached.json" \
+    -n "hutch build" "$hb $ctx" "${peers_cached[@]}" >/dev/null
+  ratios "$work/build-cached.json" "hutch build"
+  echo "== one file of the 10,000 changed: the COPY and what follows run again"
+  hyperfine -N --warmup 1 --runs ${RUNS_BUILD:-5} --export-json "$work/build-change.json" \
+    -n "hutch build" --prepare "sh -c 'date +%N > $ctx/src/d7/f7.txt'" "$hb $ctx" "${peers_change[@]}" >/dev/null
+  ratios "$work/build-change.json" "hutch build"
+  podman rmi -f bench/built:1 docker.io/$img >/dev/null 2>&1 || true
+  podman image prune -f >/dev/null 2>&1 || true
+  "$hutch" unshare rm -rf "$store" 2>/dev/null || true
+}
+
 bench_life() {
   local store=$work/life-store
   local hutch_life="set -e; id=\$($hutch --root $store run -d --network host --rootfs $rootfs -- sleep 1000); $hutch --root $store exec \$id true; $hutch --root $store rm -f \$id >/dev/null"
@@ -279,6 +330,7 @@ case $what in
   net) bench_net ;;
   life) bench_life ;;
   pull) bench_pull ;;
-  all) bench_start; bench_net; bench_life; bench_pull ;;
-  *) echo "bench: unknown benchmark $what (start, net, life, pull or all)" >&2; exit 1 ;;
+  build) bench_build ;;
+  all) bench_start; bench_net; bench_life; bench_pull; bench_build ;;
+  *) echo "bench: unknown benchmark $what (start, net, life, pull, build or all)" >&2; exit 1 ;;
 esac

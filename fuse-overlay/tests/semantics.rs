@@ -32,7 +32,7 @@ fn main() {
         Trial::test("renames_of_every_kind", renames_of_every_kind),
         Trial::test("hardlinks_stay_one_inode", hardlinks_stay_one_inode),
         Trial::test("listing_is_stable_while_entries_change", listing_is_stable_while_entries_change),
-        Trial::test("special_files_xattrs_and_statfs", special_files_xattrs_and_statfs),
+        Trial::test("special_files_xattrs_and_statfs", move || special_files_xattrs_and_statfs(subids)),
         Trial::test("device_nodes_are_kept_as_placeholders", device_nodes_are_kept_as_placeholders),
         Trial::test("data_paths_append_truncate_sparse_mmap", data_paths_append_truncate_sparse_mmap),
         Trial::test("cached_writes_land_where_they_were_written", cached_writes_land_where_they_were_written),
@@ -435,7 +435,7 @@ fn listing_is_stable_while_entries_change() -> R {
     Ok(())
 }
 
-fn special_files_xattrs_and_statfs() -> R {
+fn special_files_xattrs_and_statfs(subids: bool) -> R {
     let o = Overlay::new("special", 1);
     write(o.lower(0).join("plain"), "p");
     xattr::set(o.lower(0).join("plain"), "user.overlay.opaque", b"y")?;
@@ -453,7 +453,19 @@ fn special_files_xattrs_and_statfs() -> R {
     check!(listed == [std::ffi::OsString::from("user.mine")], "listxattr hides the overlay's own: {listed:?}");
     xattr::remove(o.m("plain"), "user.mine")?;
     check!(xattr::get(o.m("plain"), "user.mine")?.is_none(), "removexattr");
-    check!(errno_of(xattr::set(o.m("plain"), "user.hutch.owner", b"1:1")) == libc::EPERM, "the owner xattr is ours");
+    // Setting the owner xattr gives an owner (what unpacking does for an
+    // id the namespace cannot map); it is never shown as an xattr.
+    check!(errno_of(xattr::set(o.m("plain"), "user.hutch.owner", b"one")) == libc::EINVAL, "an owner is UID:GID");
+    xattr::set(o.m("plain"), "user.hutch.owner", b"1:1")?;
+    // With one id mapped, an owner outside it shows as root and is kept.
+    let shown = if subids { 1 } else { 0 };
+    check!(fs::metadata(o.m("plain"))?.uid() == shown, "the owner xattr sets the owner");
+    if !subids {
+        let kept = xattr::get(o.upper().join("plain"), "user.hutch.owner")?;
+        check!(kept.as_deref() == Some(&b"1:1"[..]), "kept in the upper layer: {kept:?}");
+    }
+    check!(xattr::get(o.m("plain"), "user.hutch.owner")?.is_none(), "and stays the overlay's own");
+    check!(errno_of(xattr::set(o.m("plain"), "user.overlay.opaque", b"y")) == libc::EPERM, "the kernel's are refused");
     let st = nix::sys::statvfs::statvfs(&o.mnt())?;
     check!(st.blocks() > 0 && st.name_max() >= 255, "statfs answers");
     Ok(())

@@ -9,7 +9,7 @@
 use super::config::{self, RunConfig};
 use super::pattern::IgnoreRules;
 use super::receive::{self, Destination, MakeDir};
-use super::sources::SourceTree;
+use super::sources::{ContentHashes, SourceTree};
 use super::stages::{Stage, Stages};
 use super::{BuildOptions, Context, DockerfileSource, Error};
 use crate::dockerfile::words::{expand, expand_words, split_raw};
@@ -67,7 +67,9 @@ pub fn build(engine: &Engine, options: BuildOptions, progress: &dyn Fn(&str)) ->
     let stages = Stages::split(parsed, &file_name)?;
     let rules = std::fs::read_to_string(&ignore_path).map(|t| IgnoreRules::parse(&t)).unwrap_or_default();
     let platform = options.platform.clone().unwrap_or_else(Platform::host);
+    let hashes_file = engine.build_cache_file(&format!("context hashes {}", context_dir.display()))?;
     let mut builder = Builder {
+        hashes: RefCell::new(ContentHashes::load(&hashes_file)),
         engine,
         progress,
         file: file_name,
@@ -87,10 +89,13 @@ pub fn build(engine: &Engine, options: BuildOptions, progress: &dyn Fn(&str)) ->
     let target = stages.target(options.target.as_deref())?;
     let needed = stages.needed(target, &|text| builder.expand_global(text));
     builder.total = needed.iter().map(|i| 1 + stages.stages[*i].instructions.len()).sum();
-    for index in needed {
+    let built = needed.into_iter().try_for_each(|index| {
         let image = builder.stage(&stages, &stages.stages[index], index == target)?;
         builder.results[index] = Some(image);
-    }
+        Ok::<(), Error>(())
+    });
+    builder.hashes.borrow().save(&hashes_file);
+    built?;
     let unused: Vec<&String> = builder.given_args.keys().filter(|k| !builder.used_args.borrow().contains(*k)).collect();
     if !unused.is_empty() {
         let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
@@ -154,6 +159,8 @@ struct Builder<'a> {
     options: &'a BuildOptions,
     given_args: BTreeMap<String, Option<String>>,
     used_args: RefCell<BTreeSet<String>>,
+    /// The context files' content hashes, kept between builds.
+    hashes: RefCell<ContentHashes>,
     /// The ARGs before the first FROM, and the platform ones.
     global: BTreeMap<String, Option<String>>,
     /// Each stage's image, once built.
@@ -806,7 +813,7 @@ impl Builder<'_> {
                         instruction.keyword
                     )));
                 }
-                key.push_str(&tree.digest(&selected).map_err(fail)?);
+                key.push_str(&tree.digest(&selected, &mut self.hashes.borrow_mut()).map_err(fail)?);
             }
             (None, Some(image)) => key.push_str(image.id.as_str()),
             (None, None) => {}

@@ -156,18 +156,20 @@ impl SourceTree {
     }
 
     /// A digest of what `send` would send, but for times: names, types,
-    /// permissions, sizes, link targets and contents (the build cache's key).
-    pub fn digest(&self, selected: &[PathBuf]) -> Result<String, String> {
+    /// permissions, sizes, link targets and contents (the build cache's
+    /// key). A file's content is hashed again only when its size, times
+    /// or inode differ from what `known` saw.
+    pub fn digest(&self, selected: &[PathBuf], known: &mut ContentHashes) -> Result<String, String> {
         let mut sha = Sha256::new();
         for path in selected {
             let meta = fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            hash_entry(&mut sha, path, &self.relative(path), &meta)?;
+            hash_entry(&mut sha, path, &self.relative(path), &meta, known)?;
             if meta.is_dir() {
                 let mut failed = None;
                 self.walk(path, &mut |entry, rel| {
                     let hashed = fs::symlink_metadata(entry)
                         .map_err(|e| format!("{}: {e}", entry.display()))
-                        .and_then(|meta| hash_entry(&mut sha, entry, rel, &meta));
+                        .and_then(|meta| hash_entry(&mut sha, entry, rel, &meta, known));
                     if let Err(e) = hashed {
                         failed.get_or_insert(e);
                     }
@@ -182,13 +184,40 @@ impl SourceTree {
     }
 }
 
-fn hash_entry(sha: &mut Sha256, path: &Path, rel: &str, meta: &fs::Metadata) -> Result<(), String> {
-    sha.update(rel.as_bytes());
-    sha.update(format!("\0{:o}\0{}\0", meta.permissions().mode(), meta.len()).as_bytes());
-    if meta.is_symlink() {
-        let target = fs::read_link(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        sha.update(target.as_os_str().as_bytes());
-    } else if meta.is_file() {
+/// What tells a file's content changed without reading it: its size,
+/// modification and change times (seconds, nanoseconds) and inode.
+type Stamp = (u64, i64, i64, i64, i64, u64);
+
+/// The contents' hashes of a context's files from the last build, by
+/// path, with what identified the file then (size, times, inode): a
+/// rebuild reads only the files that changed.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub struct ContentHashes {
+    files: std::collections::HashMap<PathBuf, (Stamp, String)>,
+    #[serde(skip)]
+    changed: bool,
+}
+
+impl ContentHashes {
+    pub fn load(path: &Path) -> ContentHashes {
+        fs::read(path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default()
+    }
+
+    /// Writes them to `path` if anything changed (a cache: failures are ignored).
+    pub fn save(&self, path: &Path) {
+        if let (true, Ok(bytes)) = (self.changed, serde_json::to_vec(self)) {
+            let _ = crate::files::write_atomic(path, &bytes);
+        }
+    }
+
+    fn content(&mut self, path: &Path, meta: &fs::Metadata) -> Result<String, String> {
+        let stamp: Stamp = (meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ctime(), meta.ctime_nsec(), meta.ino());
+        if let Some((known, digest)) = self.files.get(path) {
+            if *known == stamp {
+                return Ok(digest.clone());
+            }
+        }
+        let mut sha = Sha256::new();
         let mut file = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut buf = vec![0u8; 64 << 10];
         loop {
@@ -198,6 +227,27 @@ fn hash_entry(sha: &mut Sha256, path: &Path, rel: &str, meta: &fs::Metadata) -> 
             }
             sha.update(&buf[..n]);
         }
+        let digest = hex::encode(sha.finalize());
+        self.files.insert(path.to_path_buf(), (stamp, digest.clone()));
+        self.changed = true;
+        Ok(digest)
+    }
+}
+
+fn hash_entry(
+    sha: &mut Sha256,
+    path: &Path,
+    rel: &str,
+    meta: &fs::Metadata,
+    known: &mut ContentHashes,
+) -> Result<(), String> {
+    sha.update(rel.as_bytes());
+    sha.update(format!("\0{:o}\0{}\0", meta.permissions().mode(), meta.len()).as_bytes());
+    if meta.is_symlink() {
+        let target = fs::read_link(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        sha.update(target.as_os_str().as_bytes());
+    } else if meta.is_file() {
+        sha.update(known.content(path, meta)?.as_bytes());
     } else {
         sha.update(meta.rdev().to_le_bytes());
     }

@@ -85,6 +85,14 @@ impl Engine {
         Ok(ScratchDir(path))
     }
 
+    /// A file of the build cache named for `what` (a context's content
+    /// hashes, say), in a directory that exists.
+    pub fn build_cache_file(&self, what: &str) -> Result<PathBuf, Error> {
+        let dir = self.root.join(CACHE_DIR).join("files");
+        std::fs::create_dir_all(&dir).map_err(super::error::io("create", &dir))?;
+        Ok(dir.join(Digest::of(what.as_bytes()).hex()))
+    }
+
     /// A directory RUN `--mount=type=cache,id=ID` keeps between builds.
     pub fn cache_mount_dir(&self, id: &str) -> Result<PathBuf, Error> {
         let path = self.root.join(CACHE_DIR).join("mounts").join(Digest::of(id.as_bytes()).hex());
