@@ -52,8 +52,10 @@ pub fn build(engine: &Engine, options: BuildOptions, progress: &dyn Fn(&str)) ->
         }
     };
     let mut options = options;
-    if let Context::Tar(input) = std::mem::replace(&mut options.context, Context::Empty) {
-        unpack_context(input, &context_dir)?;
+    if matches!(options.context, Context::Tar(_)) {
+        if let Context::Tar(input) = std::mem::replace(&mut options.context, Context::Empty) {
+            unpack_context(input, &context_dir)?;
+        }
     }
     if !context_dir.is_dir() {
         return Err(Error::Usage(format!("{}: the build context must be a directory", context_dir.display())));
@@ -67,9 +69,14 @@ pub fn build(engine: &Engine, options: BuildOptions, progress: &dyn Fn(&str)) ->
     let stages = Stages::split(parsed, &file_name)?;
     let rules = std::fs::read_to_string(&ignore_path).map(|t| IgnoreRules::parse(&t)).unwrap_or_default();
     let platform = options.platform.clone().unwrap_or_else(Platform::host);
-    let hashes_file = engine.build_cache_file(&format!("context hashes {}", context_dir.display()))?;
+    // Kept for a context directory of the caller's (a context from stdin
+    // is new each time).
+    let hashes_file = match &options.context {
+        Context::Directory(_) => Some(engine.build_cache_file(&format!("context hashes {}", context_dir.display()))?),
+        _ => None,
+    };
     let mut builder = Builder {
-        hashes: RefCell::new(ContentHashes::load(&hashes_file)),
+        hashes: RefCell::new(hashes_file.as_deref().map(ContentHashes::load).unwrap_or_default()),
         engine,
         progress,
         file: file_name,
@@ -94,7 +101,9 @@ pub fn build(engine: &Engine, options: BuildOptions, progress: &dyn Fn(&str)) ->
         builder.results[index] = Some(image);
         Ok::<(), Error>(())
     });
-    builder.hashes.borrow().save(&hashes_file);
+    if let Some(file) = &hashes_file {
+        builder.hashes.borrow().save(file);
+    }
     built?;
     let unused: Vec<&String> = builder.given_args.keys().filter(|k| !builder.used_args.borrow().contains(*k)).collect();
     if !unused.is_empty() {
@@ -537,6 +546,7 @@ impl Builder<'_> {
                 created_by: Some(created_by.to_string()),
                 created: self.created(),
                 intermediate: true,
+                consume_layer: true,
                 ..Default::default()
             };
             Ok(self.engine.commit(&container, options)?)
@@ -640,6 +650,7 @@ impl Builder<'_> {
                     created_by: Some(created_by),
                     created: self.created(),
                     intermediate: true,
+                    consume_layer: true,
                     ..Default::default()
                 };
                 self.engine.commit(&container, commit).map_err(|e| self.fail(instruction, e))

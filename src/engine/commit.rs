@@ -5,7 +5,7 @@
 use super::{Engine, Error};
 use crate::containers::Container;
 use crate::image::change::apply_change;
-use crate::image::commit::{commit as commit_image, CommitInfo};
+use crate::image::commit::{commit as commit_image, CommitInfo, NewLayer};
 use crate::image::config::RunDefaults;
 use crate::image::tree_tar::TreeWriter;
 use crate::image::{ImageRecord, ImageRef, Store};
@@ -34,6 +34,9 @@ pub struct CommitOptions {
     pub created: Option<String>,
     /// A build's step: kept for the build cache, not listed.
     pub intermediate: bool,
+    /// The container is removed next: on the kernel overlay its writable
+    /// layer becomes the image's layer as it is, without a copy.
+    pub consume_layer: bool,
 }
 
 impl Engine {
@@ -51,6 +54,7 @@ impl Engine {
             Some(config) => config,
             None => container_config(&base, &base_config, container)?,
         };
+        let consume = options.consume_layer;
         let info = commit_info(options, config, || format!("hutch commit {name}"))?;
         let plan = self.plan()?;
         let state = container.state();
@@ -63,13 +67,21 @@ impl Engine {
         };
         let upper = layered.upper();
         let mount_points = made_for_mounts(&spec, &layered);
+        // The kernel overlay's writable layer is in the store's layer format.
+        let adopt = consume && layered.driver.name() == crate::storage::KERNEL_DRIVER;
         // In the user namespace, where the layer's files have their owners.
         Ok(crate::userns::in_userns(plan, || {
             let _lock = store.lock_shared().map_err(|e| e.to_string())?;
             let tmp = store.temp_path("commit");
-            let written = write_tar_file(&upper, &tmp, mount_points);
-            let image = written
-                .and_then(|()| commit_image(&store, &base, &base_config, Some(&tmp), info).map_err(|e| e.to_string()));
+            let written = write_tar_file(&upper, &tmp, &mount_points);
+            let image = written.and_then(|stored_owners| {
+                let unpacked = match adopt {
+                    true => Some((upper.as_path(), adoptable(&upper, &mount_points, stored_owners)?)),
+                    false => None,
+                };
+                let layer = NewLayer { tar: &tmp, unpacked };
+                commit_image(&store, &base, &base_config, Some(layer), info).map_err(|e| e.to_string())
+            });
             if image.is_err() {
                 let _ = std::fs::remove_file(&tmp);
             }
@@ -125,14 +137,39 @@ pub(crate) fn tagged_name(name: &str) -> Result<String, Error> {
     ImageRef::parse(name)?.tagged_name().ok_or_else(|| Error::NotATag(name.to_string()))
 }
 
-fn write_tar_file(upper: &Path, tmp: &Path, leave_out: HashSet<PathBuf>) -> Result<(), String> {
+/// Writes the layer's tarball; how many entries had their owner from the
+/// owner xattr.
+fn write_tar_file(upper: &Path, tmp: &Path, leave_out: &HashSet<PathBuf>) -> Result<u64, String> {
     let fail = |e: std::io::Error| format!("writing the layer of {}: {e}", upper.display());
     let mut out = BufWriter::new(std::fs::File::create(tmp).map_err(fail)?);
+    let leave_out = leave_out.clone();
     let mut tar = TreeWriter::for_layer(&mut out).keeping(move |path| !leave_out.contains(path));
     tar.append_contents(upper).map_err(fail)?;
+    let stored_owners = tar.stored_owners();
     tar.finish().map_err(fail)?;
     out.flush().map_err(fail)?;
-    out.get_ref().sync_all().map_err(fail)
+    out.get_ref().sync_all().map_err(fail)?;
+    Ok(stored_owners)
+}
+
+/// Makes a kernel overlay's writable layer what unpacking its tarball
+/// would give: without the mount points left out of the tarball, its top
+/// directory 0755; returns its layer format.
+fn adoptable(
+    upper: &Path,
+    mount_points: &HashSet<PathBuf>,
+    stored_owners: u64,
+) -> Result<crate::storage::LayerFormat, String> {
+    // Children before their parents (longer paths first).
+    let mut made: Vec<&PathBuf> = mount_points.iter().collect();
+    made.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    for path in made {
+        let removed = if path.is_dir() { std::fs::remove_dir(path) } else { std::fs::remove_file(path) };
+        removed.map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(upper, mode).map_err(|e| format!("{}: {e}", upper.display()))?;
+    Ok(crate::storage::LayerFormat { kernel_whiteouts: true, owners_in_xattr: stored_owners, ..Default::default() })
 }
 
 /// What the runtime made in the writable layer only to mount over it

@@ -27,17 +27,24 @@ pub struct CommitInfo {
     pub intermediate: bool,
 }
 
+/// A new layer: its uncompressed tarball (a file in the store's `tmp/`,
+/// moved into the blobs), and the same files as a directory in the layer
+/// format, taken as they are, when there is one; else the tarball is unpacked.
+pub struct NewLayer<'a> {
+    pub tar: &'a Path,
+    pub unpacked: Option<(&'a Path, crate::storage::LayerFormat)>,
+}
+
 /// Records an image of `base`'s layers (its config `base_config`, as
-/// stored) plus the uncompressed layer tarball `layer_tar` (a file in the
-/// store's `tmp/`, moved into the blobs), or no new layer when `None`.
+/// stored) plus `layer`, or no new layer when `None`.
 pub fn commit(
     store: &Store,
     base: &ImageRecord,
     base_config: &[u8],
-    layer_tar: Option<&Path>,
+    layer: Option<NewLayer<'_>>,
     info: CommitInfo,
 ) -> Result<ImageRecord, Error> {
-    let layer = layer_tar.map(|tar| store_layer(store, tar)).transpose()?;
+    let layer = layer.map(|layer| store_layer(store, layer)).transpose()?;
     let mut config: Value = serde_json::from_slice(base_config)
         .map_err(|e| Error::Invalid(format!("the config of image {}: {e}", base.id.short())))?;
     let created = info.created.clone().unwrap_or_else(rfc3339_now);
@@ -64,13 +71,16 @@ pub fn commit(
 }
 
 /// Moves the tarball into the blobs (its digest is also its diff_id, being
-/// uncompressed) and unpacks it as a layer.
-fn store_layer(store: &Store, layer_tar: &Path) -> Result<LayerRecord, Error> {
-    let digest = super::unpack::diff_id_of(layer_tar)?;
-    let size = std::fs::metadata(layer_tar).map_err(super::io("stat", layer_tar))?.len();
-    store.commit_file(layer_tar, &store.blob_path(&digest))?;
+/// uncompressed) and the unpacked layer into place (or unpacks the tarball).
+fn store_layer(store: &Store, new: NewLayer<'_>) -> Result<LayerRecord, Error> {
+    let digest = super::unpack::diff_id_of(new.tar)?;
+    let size = std::fs::metadata(new.tar).map_err(super::io("stat", new.tar))?.len();
+    store.commit_file(new.tar, &store.blob_path(&digest))?;
     let layer = LayerRecord { digest: digest.clone(), diff_id: digest, size, media_type: MEDIA_LAYER_TAR.into() };
-    store.install_layer(&layer)?;
+    match new.unpacked {
+        Some((dir, format)) => store.adopt_layer(dir, &layer.diff_id, &format)?,
+        None => store.install_layer(&layer)?,
+    }
     Ok(layer)
 }
 

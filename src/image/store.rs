@@ -313,6 +313,18 @@ impl Store {
         }
     }
 
+    /// Takes the directory `dir` (a container's writable layer, already
+    /// in the kernel overlay's format) as the unpacked layer `diff_id`,
+    /// by renaming it: no second copy of its files. Another copy already
+    /// there wins, and `dir` is removed.
+    pub fn adopt_layer(&self, dir: &Path, diff_id: &Digest, format: &crate::storage::LayerFormat) -> Result<(), Error> {
+        if self.layer_path(diff_id).is_dir() {
+            return remove_tree(dir);
+        }
+        self.commit_layer(dir, diff_id)?;
+        self.write_layer_format(diff_id, format)
+    }
+
     /// Unpacks a layer whose blob is in the store, unless already there,
     /// and moves it into place; notes what could not be kept exactly.
     pub fn install_layer(&self, layer: &LayerRecord) -> Result<(), Error> {

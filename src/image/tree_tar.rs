@@ -42,6 +42,8 @@ pub struct TreeWriter<W: Write> {
     mode: Option<u32>,
     /// Entries owned by 0:0 whatever owns the files (a build's sources).
     root_owned: bool,
+    /// Entries whose owner came from the owner xattr.
+    stored_owners: u64,
 }
 
 impl<W: Write> TreeWriter<W> {
@@ -54,6 +56,7 @@ impl<W: Write> TreeWriter<W> {
             keep: None,
             mode: None,
             root_owned: false,
+            stored_owners: 0,
         }
     }
 
@@ -117,6 +120,11 @@ impl<W: Write> TreeWriter<W> {
         Ok(())
     }
 
+    /// How many entries had their owner from the owner xattr so far.
+    pub fn stored_owners(&self) -> u64 {
+        self.stored_owners
+    }
+
     /// Ends the stream; the number of entries written.
     pub fn finish(self) -> io::Result<u64> {
         self.tar.into_inner()?.flush()?;
@@ -158,6 +166,7 @@ impl<W: Write> TreeWriter<W> {
         if let Some((uid, gid)) = stored_owner(path) {
             header.set_uid(uid.into());
             header.set_gid(gid.into());
+            self.stored_owners += 1;
         }
         if self.root_owned {
             header.set_uid(0);
