@@ -718,3 +718,53 @@ fn bad_dockerfiles_and_failing_steps_say_where_in_one_line() {
     let line = fails(&s, "target", "ARG REG\nFROM $REG/test/bb:1\n", &[], &["--target", "nope"]);
     assert!(line.contains("--target nope: no such stage"), "{line}");
 }
+
+/// A COPY of a directory whose files changed in part: the unchanged ones
+/// come from the earlier layer, the image is what a fresh build gives, and
+/// the earlier image keeps its own files.
+#[test]
+fn a_changed_directory_copy_gives_the_new_files_and_keeps_the_old_image() {
+    let s = setup("copy-again");
+    let dockerfile = "ARG REG\nFROM $REG/test/bb:1\nCOPY --chown=app dir /d/\nRUN cat /d/* 2>/dev/null | sort > /all\n";
+    let first = Case {
+        name: "copy_again",
+        dockerfile,
+        files: &[
+            F::Text("dir/same", "same\n"),
+            F::Text("dir/changed", "old\n"),
+            F::Text("dir/gone", "gone\n"),
+            F::Text("dir/sub/deep", "deep\n"),
+        ],
+        args: &[],
+    };
+    let out = s.hutch_build(&first, "localhost/again:1", &["-q"]);
+    assert_success(&out);
+    let old_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let second = Case {
+        files: &[
+            F::Text("dir/same", "same\n"),
+            F::Text("dir/changed", "new\n"),
+            F::Text("dir/added", "added\n"),
+            F::Text("dir/sub/deep", "deep\n"),
+        ],
+        ..first
+    };
+    let out = s.hutch_build(&second, "localhost/again:2", &[]);
+    assert_success(&out);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Using cache"), "the COPY ran again");
+    let new = s.hutch_result("localhost/again:2");
+    // The same context built with no cache at all: the reference.
+    let fresh = Setup {
+        env: Env::new("copy-again-fresh"),
+        registry: Registry::start("copy-again-fresh"),
+        work: Scratch::new("build-copy-again-fresh"),
+    };
+    fresh.registry.push_image("test/bb", "1", &base_image());
+    assert_success(&fresh.hutch_build(&second, "localhost/again:2", &[]));
+    let reference = fresh.hutch_result("localhost/again:2");
+    assert_eq!(differences(&reference, &new), Vec::<String>::new());
+    assert_eq!(file_text(&s, "localhost/again:2", "/all"), "added\nnew\nsame\n");
+    assert_eq!(new["tree"]["d/same"]["uid"], 1000);
+    let old = s.env.ok(&["run", "--rm", "--network", "none", &old_id, "sh", "-c", "cat /d/changed /d/gone; ls /d"]);
+    assert_eq!(old, "old\ngone\nchanged\ngone\nsame\nsub\n", "the earlier image keeps its files");
+}

@@ -9,7 +9,7 @@
 use super::config::{self, RunConfig};
 use super::pattern::IgnoreRules;
 use super::receive::{self, Destination, MakeDir};
-use super::sources::{ContentHashes, SourceTree};
+use super::sources::{ContentHashes, Manifest, SourceTree};
 use super::stages::{Stage, Stages};
 use super::{BuildOptions, Context, DockerfileSource, Error};
 use crate::dockerfile::words::{expand, expand_words, split_raw};
@@ -814,7 +814,10 @@ impl Builder<'_> {
         let destination = Destination { path: dest_path.clone(), chown: chown.clone() };
         let mut key =
             format!("{}{} {:?} {dest_path} {chown:?} {chmod:?}", state.key_base(), instruction.keyword, sources);
+        // The same COPY before the sources changed: its files to reuse.
+        let same_copy = format!("earlier copy {key}");
         let mut selected = Vec::new();
+        let mut manifest = Manifest::new();
         match (&tree, &source_image) {
             (Some(tree), _) => {
                 selected = tree.select(&sources).map_err(fail)?;
@@ -824,20 +827,38 @@ impl Builder<'_> {
                         instruction.keyword
                     )));
                 }
-                key.push_str(&tree.digest(&selected, &mut self.hashes.borrow_mut()).map_err(fail)?);
+                let (digest, files) = tree.digest(&selected, &mut self.hashes.borrow_mut()).map_err(fail)?;
+                key.push_str(&digest);
+                manifest = files;
             }
             (None, Some(image)) => key.push_str(image.id.as_str()),
             (None, None) => {}
         }
+        let earlier = if manifest.is_empty() { None } else { self.earlier_copy(&same_copy) };
+        let unchanged: Vec<String> = match &earlier {
+            Some((_, files)) => {
+                manifest.iter().filter(|(k, v)| files.get(*k) == Some(v)).map(|(k, _)| k.clone()).collect()
+            }
+            None => Vec::new(),
+        };
+        let dest_dir = PathBuf::from(dest_path.trim_end_matches('/'));
         let created_by = format!("{} {}", instruction.keyword, words.join(" "));
         self.layer_step(state, instruction, &key, &created_by, |builder, container, dir| {
+            let linked = match &earlier {
+                Some((image, _)) if !unchanged.is_empty() => {
+                    builder.engine.link_from_layer(container, image, &dest_dir, unchanged)?
+                }
+                _ => std::collections::HashSet::new(),
+            };
             let (reader, writer) = std::io::pipe().map_err(|e| builder.fail(instruction, e))?;
             let receiver = builder.engine.in_container(container, move || {
                 let mut reader = reader;
                 receive::receive(dir.as_ref(), Some((&destination, &mut reader)))
             })?;
             let sent = match (&tree, source_image) {
-                (Some(tree), _) => tree.send(&selected, chmod, add, writer).map_err(|e| builder.fail(instruction, e)),
+                (Some(tree), _) => {
+                    tree.send(&selected, chmod, add, linked, writer).map_err(|e| builder.fail(instruction, e))
+                }
                 (None, Some(image)) => builder.send_from_image(&image, sources.clone(), chmod, writer),
                 (None, None) => Ok(()),
             };
@@ -848,7 +869,26 @@ impl Builder<'_> {
             sent
         })?;
         drop(scratch);
+        if !manifest.is_empty() {
+            self.remember_copy(&same_copy, &state.image, manifest);
+        }
         Ok(())
+    }
+
+    /// The image the same COPY made last, with the files it put in place.
+    fn earlier_copy(&self, same_copy: &str) -> Option<(ImageRecord, Manifest)> {
+        let path = self.engine.build_cache_file(same_copy).ok()?;
+        let (id, files): (String, Manifest) = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        Some((self.engine.image(&id).ok()?, files))
+    }
+
+    /// Remembers what a COPY put in place (a cache: failures are ignored).
+    fn remember_copy(&self, same_copy: &str, image: &ImageRecord, files: Manifest) {
+        if let (Ok(path), Ok(bytes)) =
+            (self.engine.build_cache_file(same_copy), serde_json::to_vec(&(image.id.as_str(), files)))
+        {
+            let _ = crate::files::write_atomic(&path, &bytes);
+        }
     }
 
     /// `--from`: an earlier stage's image, or any image (pulled as FROM pulls).
@@ -892,7 +932,7 @@ impl Builder<'_> {
         let sent = self.engine.in_container(&container, move || {
             let tree = SourceTree::new(PathBuf::from("/"), IgnoreRules::default());
             let selected = tree.select(&sources)?;
-            tree.send(&selected, chmod, false, out)
+            tree.send(&selected, chmod, false, Default::default(), out)
         });
         let sent = sent.and_then(|helper| Ok(helper.wait()?));
         self.engine.remove(&container, Removal::Force)?;

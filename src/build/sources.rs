@@ -116,11 +116,14 @@ impl SourceTree {
     /// are owned by root; `mode` replaces every entry's permissions. With
     /// `extract` (ADD), a tar archive (plain, gzip or zstd) is sent as its
     /// entries, which land in the destination directory.
+    /// Regular files named in `already_there` (by their path below the
+    /// destination, see `Manifest`) are left out: the destination has them.
     pub fn send(
         &self,
         selected: &[PathBuf],
         mode: Option<u32>,
         extract: bool,
+        already_there: std::collections::HashSet<String>,
         mut out: impl Write,
     ) -> Result<(), String> {
         let broken = |e: std::io::Error| format!("sending the sources: {e}");
@@ -134,9 +137,15 @@ impl SourceTree {
         };
         out.write_all(&[kind]).map_err(broken)?;
         let tree = self.clone();
+        let dirs: Vec<PathBuf> = selected.iter().filter(|p| p.is_dir()).cloned().collect();
         let keep = move |path: &Path| {
             let is_dir = fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
-            tree.keeps(&tree.relative(path), is_dir)
+            let there = !is_dir
+                && dirs
+                    .iter()
+                    .filter_map(|d| path.strip_prefix(d).ok())
+                    .any(|below| already_there.contains(below.to_string_lossy().as_ref()));
+            !there && tree.keeps(&tree.relative(path), is_dir)
         };
         let mut tar = TreeWriter::new(out).keeping(keep).with_mode(mode).owned_by_root();
         for (path, archive) in selected.iter().zip(archives) {
@@ -157,19 +166,27 @@ impl SourceTree {
 
     /// A digest of what `send` would send, but for times: names, types,
     /// permissions, sizes, link targets and contents (the build cache's
-    /// key). A file's content is hashed again only when its size, times
+    /// key), and the manifest of the regular files below directory
+    /// sources. A file's content is hashed again only when its size, times
     /// or inode differ from what `known` saw.
-    pub fn digest(&self, selected: &[PathBuf], known: &mut ContentHashes) -> Result<String, String> {
+    pub fn digest(&self, selected: &[PathBuf], known: &mut ContentHashes) -> Result<(String, Manifest), String> {
         let mut sha = Sha256::new();
+        let mut manifest = Manifest::new();
         for path in selected {
             let meta = fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
             hash_entry(&mut sha, path, &self.relative(path), &meta, known)?;
             if meta.is_dir() {
                 let mut failed = None;
                 self.walk(path, &mut |entry, rel| {
-                    let hashed = fs::symlink_metadata(entry)
-                        .map_err(|e| format!("{}: {e}", entry.display()))
-                        .and_then(|meta| hash_entry(&mut sha, entry, rel, &meta, known));
+                    let hashed =
+                        fs::symlink_metadata(entry).map_err(|e| format!("{}: {e}", entry.display())).and_then(|meta| {
+                            let content = hash_entry(&mut sha, entry, rel, &meta, known)?;
+                            if let (Some(content), Ok(below)) = (content, entry.strip_prefix(path)) {
+                                let below = below.to_string_lossy().into_owned();
+                                manifest.insert(below, format!("{content} {:o}", meta.permissions().mode()));
+                            }
+                            Ok(())
+                        });
                     if let Err(e) = hashed {
                         failed.get_or_insert(e);
                     }
@@ -180,9 +197,14 @@ impl SourceTree {
                 }
             }
         }
-        Ok(hex::encode(sha.finalize()))
+        Ok((hex::encode(sha.finalize()), manifest))
     }
 }
+
+/// The regular files a COPY of directories puts in its destination: their
+/// paths below it, each with its content's hash and its mode. Two COPYs
+/// with the same entry for a path put the same file there.
+pub type Manifest = std::collections::BTreeMap<String, String>;
 
 /// What tells a file's content changed without reading it: its size,
 /// modification and change times (seconds, nanoseconds) and inode.
@@ -234,25 +256,29 @@ impl ContentHashes {
     }
 }
 
+/// Hashes one entry into `sha`; a regular file's content hash.
 fn hash_entry(
     sha: &mut Sha256,
     path: &Path,
     rel: &str,
     meta: &fs::Metadata,
     known: &mut ContentHashes,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
     sha.update(rel.as_bytes());
     sha.update(format!("\0{:o}\0{}\0", meta.permissions().mode(), meta.len()).as_bytes());
+    let mut content = None;
     if meta.is_symlink() {
         let target = fs::read_link(path).map_err(|e| format!("{}: {e}", path.display()))?;
         sha.update(target.as_os_str().as_bytes());
     } else if meta.is_file() {
-        sha.update(known.content(path, meta)?.as_bytes());
+        let hash = known.content(path, meta)?;
+        sha.update(hash.as_bytes());
+        content = Some(hash);
     } else {
         sha.update(meta.rdev().to_le_bytes());
     }
     sha.update(b"\n");
-    Ok(())
+    Ok(content)
 }
 
 /// Whether `path` is a regular file holding a tar archive, plain or

@@ -10,7 +10,8 @@ use crate::containers::Container;
 use crate::image::pull::Platform;
 use crate::image::{Digest, ImageRecord, Store};
 use crate::runtime::inside::{self, Root};
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 /// The store's directory of cached steps: `build-cache/KEY` holds an image id.
 const CACHE_DIR: &str = "build-cache";
@@ -100,9 +101,75 @@ impl Engine {
         Ok(path)
     }
 
+    /// Before a COPY into `dest` (absolute, in the container): the files
+    /// `names` (paths below `dest`) are the ones the COPY that made
+    /// `previous`'s top layer put there. They are hard-linked from that
+    /// layer into `container`'s writable layer — layers never change, so
+    /// both may share them — with the directories on the way made as that
+    /// layer has them. Returns the names linked; the COPY sends the rest.
+    pub fn link_from_layer(
+        &self,
+        container: &Container,
+        previous: &ImageRecord,
+        dest: &Path,
+        names: Vec<String>,
+    ) -> Result<HashSet<String>, Error> {
+        let Some(top) = previous.layers.last() else { return Ok(HashSet::new()) };
+        let layer = Store::open(&self.root)?.layer_path(&top.diff_id);
+        let Some(layered) = crate::storage::from_spec(&container.spec()?)? else { return Ok(HashSet::new()) };
+        let upper = layered.upper();
+        let below = dest.strip_prefix("/").unwrap_or(dest).to_path_buf();
+        // A destination reached through a symlink put its files elsewhere.
+        if !layer.join(&below).symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            return Ok(HashSet::new());
+        }
+        Ok(crate::userns::in_userns(self.plan()?, move || {
+            let mut linked = HashSet::new();
+            for name in names {
+                let rel = below.join(&name);
+                if !layer.join(&rel).symlink_metadata().is_ok_and(|m| m.is_file()) {
+                    continue;
+                }
+                if let Some(parent) = rel.parent() {
+                    make_dirs_like(&layer, &upper, parent)?;
+                }
+                let (from, to) = (layer.join(&rel), upper.join(&rel));
+                std::fs::hard_link(&from, &to).map_err(|e| format!("linking {}: {e}", to.display()))?;
+                linked.insert(name);
+            }
+            Ok(linked)
+        })?)
+    }
+
     fn cache_path(&self, key: &Digest) -> PathBuf {
         self.root.join(CACHE_DIR).join(key.hex())
     }
+}
+
+/// Makes the directories of `rel` missing in `upper` with the mode, owner
+/// and kept owner of the same directories in `layer`.
+fn make_dirs_like(layer: &Path, upper: &Path, rel: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut at = PathBuf::new();
+    for part in rel.components() {
+        at.push(part);
+        let made = upper.join(&at);
+        if made.symlink_metadata().is_ok() {
+            continue;
+        }
+        let model = layer.join(&at);
+        let meta = model.symlink_metadata().map_err(|e| format!("{}: {e}", model.display()))?;
+        std::fs::create_dir(&made).map_err(|e| format!("creating {}: {e}", made.display()))?;
+        let file = std::fs::File::open(&made).map_err(|e| format!("{}: {e}", made.display()))?;
+        match xattr::get(&model, fuse_overlay::OWNER_XATTR).ok().flatten() {
+            Some(kept) => xattr::FileExt::set_xattr(&file, fuse_overlay::OWNER_XATTR, &kept),
+            None => std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid())),
+        }
+        .map_err(|e| format!("chown {}: {e}", made.display()))?;
+        file.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .map_err(|e| format!("chmod {}: {e}", made.display()))?;
+    }
+    Ok(())
 }
 
 /// A directory removed when dropped.
