@@ -834,7 +834,9 @@ impl Builder<'_> {
             (None, Some(image)) => key.push_str(image.id.as_str()),
             (None, None) => {}
         }
-        let earlier = if manifest.is_empty() { None } else { self.earlier_copy(&same_copy) };
+        // --no-cache builds from nothing: no files reused either.
+        let reuse = !manifest.is_empty() && !self.options.no_cache;
+        let earlier = if reuse { self.earlier_copy(&same_copy) } else { None };
         let unchanged: Vec<String> = match &earlier {
             Some((_, files)) => {
                 manifest.iter().filter(|(k, v)| files.get(*k) == Some(v)).map(|(k, _)| k.clone()).collect()
