@@ -226,8 +226,19 @@ fn archive(name: &str, entries: &[(&str, &str)]) -> Vec<u8> {
         t = if n.ends_with('/') { t.dir(n) } else { t.file_mode(n, c.as_bytes(), 0o640, 1000, 1000) };
     }
     let tar = t.finish();
+    let compress = |mut writer: Box<dyn Write>| writer.write_all(&tar).unwrap();
     if name.ends_with(".gz") {
         Layer::gzip(tar).blob
+    } else if name.ends_with(".zst") {
+        Layer::zstd(tar).blob
+    } else if name.ends_with(".bz2") {
+        let mut out = Vec::new();
+        compress(Box::new(bzip2::write::BzEncoder::new(&mut out, bzip2::Compression::fast())));
+        out
+    } else if name.ends_with(".xz") {
+        let mut out = Vec::new();
+        compress(Box::new(liblzma::write::XzEncoder::new(&mut out, 1)));
+        out
     } else {
         tar
     }
@@ -418,8 +429,9 @@ same_as_podman! {
         [F::Text("a.txt", "a\n"), F::Text("b.txt", "b\n"), F::Text("dir/one.txt", "1\n"), F::Text("dir/nested/deep.txt", "deep\n"), F::Mode("script.sh", "#!/bin/sh\n", 0o755)], [];
     copy_owners_and_modes: "ARG REG\nFROM $REG/test/bb:1\nCOPY --chown=app a.txt /by-name\nCOPY --chown=1000:1000 a.txt /by-id\nCOPY --chown=app:app dir /owned-dir/\nCOPY --chmod=0640 a.txt /mode640\nCOPY --chmod=4755 script.sh /setuid\nCOPY script.sh /kept-mode\nCOPY --chown=app a.txt /new/parent/dirs/file\nCOPY --chown=app dir /new/owned/\n",
         [F::Text("a.txt", "a\n"), F::Text("dir/one.txt", "1\n"), F::Mode("dir/run.sh", "x", 0o750), F::Mode("script.sh", "#!/bin/sh\n", 0o755)], [];
-    add_archives_and_files: "ARG REG\nFROM $REG/test/bb:1\nADD plain.tar /plain/\nADD data.tar.gz /gz/\nADD a.txt /added\nADD data.tar.gz /gz-named\nADD --chown=app plain.tar /owned-archive/\n",
-        [F::Text("a.txt", "a\n"), F::Tar("plain.tar", &[("p/", ""), ("p/x", "x\n")]), F::Tar("data.tar.gz", &[("d/", ""), ("d/y", "y\n"), ("z", "z\n")])], [];
+    add_archives_and_files: "ARG REG\nFROM $REG/test/bb:1\nADD plain.tar /plain/\nADD data.tar.gz /gz/\nADD a.txt /added\nADD data.tar.gz /gz-named\nADD --chown=app plain.tar /owned-archive/\nADD data.tar.bz2 /bz2/\nADD data.tar.xz /xz/\nADD data.tar.zst /zst/\n",
+        [F::Text("a.txt", "a\n"), F::Tar("plain.tar", &[("p/", ""), ("p/x", "x\n")]), F::Tar("data.tar.gz", &[("d/", ""), ("d/y", "y\n"), ("z", "z\n")]),
+         F::Tar("data.tar.bz2", &[("b/", ""), ("b/z", "bz\n")]), F::Tar("data.tar.xz", &[("x/", ""), ("x/z", "xz\n")]), F::Tar("data.tar.zst", &[("s/", ""), ("s/z", "zst\n")])], [];
     multi_stage_builds_only_what_the_target_needs: "ARG REG\nFROM $REG/test/bb:1 AS builder\nRUN mkdir -p /out && echo built > /out/artifact && chmod 600 /out/artifact\nFROM $REG/test/bb:1 AS unused\nRUN exit 1\nFROM $REG/test/bb:1\nCOPY --from=builder /out/artifact /artifact\nCOPY --from=0 /out /out-again/\n",
         [], [];
     whiteouts_across_stages: "ARG REG\nFROM $REG/test/bb:1 AS parent\nRUN mkdir -p /data/keep /data/gone && echo 1 > /data/keep/f && echo 2 > /data/gone/f && echo 3 > /data/file\nRUN rm -rf /data/gone /data/file\nFROM parent\nRUN rm -rf /data/keep && mkdir /data/keep && echo new > /data/keep/g\n",
@@ -437,6 +449,10 @@ same_as_podman! {
     workdir_is_made_and_owned_by_the_user: "ARG REG\nFROM $REG/test/bb:1\nUSER app\nWORKDIR /home/app/work\nWORKDIR sub\nUSER root\nWORKDIR /rootdir\nRUN pwd > /pwd\n",
         [], [];
     run_forms_and_special_files: "ARG REG\nFROM $REG/test/bb:1\nRUN [\"/bin/sh\", \"-c\", \"echo exec-form > /exec\"]\nRUN echo one \\\n    two > /continued\nRUN touch /a-file && chmod 4711 /a-file && mkdir -m 1777 /sticky && mkfifo /fifo && ln /a-file /hardlink\nRUN echo data > /x && ln -s x /x-link && mkdir -p /deep/er && chmod 2750 /deep\n",
+        [], [];
+    onbuild_triggers_run_in_the_child: "ARG REG\nFROM $REG/test/bb:1 AS base\nONBUILD RUN echo fired > /fired\nONBUILD COPY a.txt /from-onbuild\nFROM base\nRUN cat /fired > /seen\n",
+        [F::Text("a.txt", "a\n")], [];
+    copy_from_an_image: "ARG REG\nFROM scratch\nARG REG\nCOPY --from=$REG/test/bb:1 /etc/passwd /passwd\nCOPY --from=$REG/test/bb:1 /bin/busybox /bin/\nCOPY --from=$REG/test/bb:1 /bin /bin2\n",
         [], [];
     scratch_images: "FROM scratch\nCOPY dir /\nCOPY a.txt /a\n",
         [F::Text("a.txt", "a\n"), F::Text("dir/one.txt", "1\n"), F::Text("dir/etc/conf", "c\n")], [];
@@ -767,4 +783,86 @@ fn a_changed_directory_copy_gives_the_new_files_and_keeps_the_old_image() {
     assert_eq!(new["tree"]["d/same"]["uid"], 1000);
     let old = s.env.ok(&["run", "--rm", "--network", "none", &old_id, "sh", "-c", "cat /d/changed /d/gone; ls /d"]);
     assert_eq!(old, "old\ngone\nchanged\ngone\nsame\nsub\n", "the earlier image keeps its files");
+}
+
+/// ADD of an http URL (a server on 127.0.0.1): the file as ADD makes it
+/// (0600, named from the URL or the destination, not extracted), its
+/// checksum checked; a wrong checksum or a 404 is one line.
+#[test]
+fn add_downloads_urls_and_checks_their_checksum() {
+    let s = setup("add-url");
+    let served = s.work.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::write(served.join("tool.txt"), "downloaded\n").unwrap();
+    std::fs::write(served.join("data.tar"), archive("data.tar", &[("inside", "x")])).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+        .current_dir(&served)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the http server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sum = format!("sha256:{}", hex(&Sha256::digest(b"downloaded\n")));
+    let dockerfile: &'static str = Box::leak(
+        format!("ARG REG\nFROM $REG/test/bb:1\nADD http://127.0.0.1:{port}/tool.txt /opt/\nADD --checksum={sum} http://127.0.0.1:{port}/tool.txt /renamed\nADD http://127.0.0.1:{port}/data.tar /archive/\n").into_boxed_str(),
+    );
+    let result = hutch_only(&s, "add_url", dockerfile, &[], &[]);
+    let tree = &result["tree"];
+    assert_eq!(tree["opt/tool.txt"]["mode"], "600", "{}", tree["opt/tool.txt"]);
+    assert_eq!(tree["opt/tool.txt"]["size"], 11);
+    assert_eq!(tree["renamed"]["uid"], 0);
+    assert_eq!(tree["archive/data.tar"]["type"], "file", "a download is not extracted");
+    let bad: &'static str = Box::leak(
+        format!(
+            "ARG REG\nFROM $REG/test/bb:1\nADD --checksum=sha256:{} http://127.0.0.1:{port}/tool.txt /x\n",
+            "0".repeat(64)
+        )
+        .into_boxed_str(),
+    );
+    let line = fails(&s, "add_url_bad", bad, &[], &[]);
+    assert!(line.contains("checksum mismatch"), "{line}");
+    let missing: &'static str =
+        Box::leak(format!("ARG REG\nFROM $REG/test/bb:1\nADD http://127.0.0.1:{port}/nothing /x\n").into_boxed_str());
+    let line = fails(&s, "add_url_404", missing, &[], &[]);
+    assert!(line.contains("404"), "{line}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// `--platform` of another architecture: the base image for it is
+/// pulled, COPY works, and RUN needs the host's binfmt_misc handler —
+/// one line saying so where there is none.
+#[test]
+fn another_platform_pulls_its_base_and_run_needs_an_emulator() {
+    let s = setup("platform");
+    let mut arm = base_image();
+    arm.arch = "arm64".into();
+    s.registry.push_image("test/arm", "1", &arm);
+    let copy_only = Case {
+        name: "platform_copy",
+        dockerfile: "ARG REG\nFROM $REG/test/arm:1\nCOPY a /a\n",
+        files: &[F::Text("a", "a")],
+        args: &[],
+    };
+    assert_success(&s.hutch_build(&copy_only, "localhost/arm:1", &["--platform", "linux/arm64"]));
+    let inspect: Value = serde_json::from_str(&s.env.ok(&["inspect", "localhost/arm:1"])).unwrap();
+    assert_eq!(inspect[0]["Architecture"], "arm64");
+    let emulated =
+        std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64").is_ok_and(|t| t.starts_with("enabled"));
+    let run =
+        Case { name: "platform_run", dockerfile: "ARG REG\nFROM $REG/test/arm:1\nRUN true\n", files: &[], args: &[] };
+    if emulated {
+        assert_success(&s.hutch_build(&run, "localhost/arm:2", &["--platform", "linux/arm64"]));
+    } else {
+        let out = s.hutch_build(&run, "localhost/arm:2", &["--platform", "linux/arm64"]);
+        assert!(!out.status.success());
+        let err = error_line(&out);
+        assert!(err.contains("Dockerfile:3: RUN:") && err.contains("binfmt_misc handler for arm64"), "{err}");
+    }
 }

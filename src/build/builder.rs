@@ -607,6 +607,9 @@ impl Builder<'_> {
     }
 
     fn run(&mut self, state: &mut State, instruction: &Instruction) -> Result<(), Error> {
+        if let Some(why) = emulation_missing(&state.image.platform) {
+            return Err(self.fail(instruction, why));
+        }
         let command = run_command(&state.config, instruction);
         let (volumes, tmpfs, network) = self.run_mounts(instruction)?;
         let env_args: Vec<String> =
@@ -784,6 +787,7 @@ impl Builder<'_> {
         let dest_path = destination(&workdir, dest);
         let from = flag("from").map(|f| expand(&f, self.escape, &lookup)).transpose().map_err(fail)?;
         let mut scratch = None;
+        let mut downloaded = None;
         let (tree, source_image) = match &from {
             Some(from) => (None, Some(self.copy_source_image(stages, stage, instruction, from)?)),
             None if sources.iter().any(|s| s.starts_with("<<")) => {
@@ -801,16 +805,36 @@ impl Builder<'_> {
                 (Some(tree), None)
             }
             None if add && sources.iter().any(|s| is_url(s)) => {
-                return Err(fail(
-                    "ADD of a URL is not supported yet: RUN a download, or COPY the file from the context".into(),
-                ));
+                if !sources.iter().all(|s| is_url(s)) {
+                    return Err(fail("ADD of URLs and local files at once: give them in two ADDs".into()));
+                }
+                let dir = self.engine.scratch_dir("build-download")?;
+                let checksum = flag("checksum");
+                if checksum.is_some() && sources.len() > 1 {
+                    return Err(fail("--checksum needs a single URL".into()));
+                }
+                let mut names = Vec::new();
+                for url in sources {
+                    let path = super::download::download(url, dir.path(), checksum.as_deref()).map_err(fail)?;
+                    names.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+                }
+                let tree = SourceTree::new(dir.path().to_path_buf(), IgnoreRules::default());
+                scratch = Some(dir);
+                downloaded = Some(names);
+                (Some(tree), None)
             }
+
             None => (Some(self.context.clone()), None),
         };
-        let sources: Vec<String> = sources
-            .iter()
-            .map(|s| s.trim_start_matches("<<").trim_start_matches('-').trim_matches(['"', '\'']).to_string())
-            .collect();
+        // A download is copied as it is, never extracted (as Docker).
+        let extract = add && downloaded.is_none();
+        let sources: Vec<String> = match downloaded {
+            Some(names) => names,
+            None => sources
+                .iter()
+                .map(|s| s.trim_start_matches("<<").trim_start_matches('-').trim_matches(['"', '\'']).to_string())
+                .collect(),
+        };
         let destination = Destination { path: dest_path.clone(), chown: chown.clone() };
         let mut key =
             format!("{}{} {:?} {dest_path} {chown:?} {chmod:?}", state.key_base(), instruction.keyword, sources);
@@ -859,7 +883,7 @@ impl Builder<'_> {
             })?;
             let sent = match (&tree, source_image) {
                 (Some(tree), _) => {
-                    tree.send(&selected, chmod, add, linked, writer).map_err(|e| builder.fail(instruction, e))
+                    tree.send(&selected, chmod, extract, linked, writer).map_err(|e| builder.fail(instruction, e))
                 }
                 (None, Some(image)) => builder.send_from_image(&image, sources.clone(), chmod, writer),
                 (None, None) => Ok(()),
@@ -1003,6 +1027,32 @@ fn destination(workdir: &str, dest: &str) -> String {
         format!("{clean}/")
     } else {
         clean
+    }
+}
+
+/// Why RUN cannot run a command of an image for `platform` (`os/arch`)
+/// here: another architecture, and no binfmt_misc handler to emulate it.
+fn emulation_missing(platform: &str) -> Option<String> {
+    let arch = platform.split('/').nth(1)?;
+    let host = Platform::host().arch;
+    if arch == host || (host == "amd64" && arch == "386") {
+        return None;
+    }
+    let qemu = match arch {
+        "arm64" => "aarch64",
+        "amd64" => "x86_64",
+        "386" => "i386",
+        "mips64le" => "mips64el",
+        other => other,
+    };
+    let handler = Path::new("/proc/sys/fs/binfmt_misc").join(format!("qemu-{qemu}"));
+    match std::fs::read_to_string(&handler) {
+        Ok(text) if text.starts_with("enabled") => None,
+        _ => Some(format!(
+            "the image is for {platform} and this machine is {host}: RUN needs a binfmt_misc handler for {arch} \
+             ({} is missing: install qemu-user-static), or build for linux/{host}",
+            handler.display()
+        )),
     }
 }
 

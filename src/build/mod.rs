@@ -6,13 +6,15 @@
 //! remembered in the step cache, so a rebuild reuses what did not change.
 //!
 //! - `pattern` matches COPY globs and `.dockerignore` lines;
-//! - `sources` picks and sends what COPY and ADD copy, `receive` places it;
+//! - `sources` picks and sends what COPY and ADD copy, `receive` places it,
+//!   `download` fetches ADD's URLs;
 //! - `stages` splits the Dockerfile and finds what a target needs;
 //! - `config` applies the config instructions (ENV, CMD, LABEL…);
 //! - `builder` runs the steps.
 
 mod builder;
 mod config;
+mod download;
 pub mod pattern;
 pub mod receive;
 pub mod sources;

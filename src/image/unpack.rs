@@ -188,7 +188,8 @@ pub fn diff_id_of(blob: &Path) -> Result<Digest, Error> {
 }
 
 /// The uncompressed tar stream, by the stream's magic bytes rather than the
-/// media type (registries mislabel).
+/// media type (registries mislabel): gzip, zstd, bzip2 (Docker's old
+/// layers, ADD's archives), xz, or none.
 pub fn decompressed(file: File) -> io::Result<Box<dyn Read>> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let head = reader.fill_buf()?;
@@ -198,6 +199,10 @@ pub fn decompressed(file: File) -> io::Result<Box<dyn Read>> {
         let decoder = ruzstd::decoding::StreamingDecoder::new(reader)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}")))?;
         Ok(Box::new(decoder))
+    } else if head.starts_with(b"BZh") {
+        Ok(Box::new(bzip2::bufread::MultiBzDecoder::new(reader)))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Ok(Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(reader)))
     } else {
         Ok(Box::new(reader))
     }
