@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::registry::{Image, Layer, Registry, TarBuilder};
+use common::registry::{busybox_layer_with, Image, Layer, Registry, TarBuilder};
 use common::*;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
@@ -36,22 +36,12 @@ struct Case {
 }
 
 /// A busybox image with every applet, /etc/passwd with root and app
-/// (1000), and a default command: `$REG/test/bb:1`.
+/// (1000), /home, and a default command: `$REG/test/bb:1`.
 fn base_image() -> Image {
-    let busybox = std::fs::read("/bin/busybox").expect("missing prerequisite: /bin/busybox (busybox-static)");
-    let mut t = TarBuilder::new()
-        .dir("bin/")
-        .dir("etc/")
-        .dir("home/")
-        .dir("tmp/")
-        .file_mode("bin/busybox", &busybox, 0o755, 0, 0)
-        .file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")
-        .file("etc/group", b"root:x:0:\napp:x:1000:\n");
     let list = Command::new("/bin/busybox").arg("--list").output().expect("busybox --list");
-    for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| *a != "busybox") {
-        t = t.symlink(&format!("bin/{applet}"), "busybox");
-    }
-    Image::new(vec![Layer::gzip(t.finish())], &["sh"])
+    let applets: Vec<String> =
+        String::from_utf8_lossy(&list.stdout).lines().filter(|a| *a != "busybox").map(String::from).collect();
+    Image::new(vec![Layer::gzip(busybox_layer_with(&applets, &["home/"]))], &["sh"])
 }
 
 struct Setup {
@@ -202,6 +192,7 @@ fn case_key(case: &Case) -> String {
     let version = Command::new("podman").arg("--version").output().map(|o| o.stdout).unwrap_or_default();
     let mut sha = Sha256::new();
     sha.update(&version);
+    sha.update(&base_image().layers[0].tar);
     sha.update(case.dockerfile);
     for a in case.args {
         sha.update(a);

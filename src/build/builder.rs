@@ -6,10 +6,13 @@
 //! the instruction with its variables substituted, and what it reads (the
 //! sources' contents, the build arguments in its environment).
 
+mod copy;
+mod run;
+
 use super::config::{self, RunConfig};
 use super::pattern::IgnoreRules;
-use super::receive::{self, Destination, MakeDir};
-use super::sources::{ContentHashes, Manifest, SourceTree};
+use super::receive::{self, MakeDir};
+use super::sources::{ContentHashes, SourceTree};
 use super::stages::{Stage, Stages};
 use super::{BuildOptions, Context, DockerfileSource, Error};
 use crate::dockerfile::words::{expand, expand_words, split_raw};
@@ -17,7 +20,6 @@ use crate::dockerfile::{self, Args, Instruction};
 use crate::engine::{CommitOptions, ContainerOptions, Engine, PullPolicy, Removal, RootSource, ScratchDir};
 use crate::image::pull::Platform;
 use crate::image::{Digest, ImageRecord};
-use crate::runtime::StdioMode;
 use crate::spec::Volume;
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -40,26 +42,8 @@ const PROXY_ARGS: &[&str] = &[
 
 /// Builds `options`' Dockerfile; `progress` gets each line worth showing
 /// (steps, cache hits, the images made). Returns the final image.
-pub fn build(engine: &Engine, options: BuildOptions, progress: &dyn Fn(&str)) -> Result<ImageRecord, Error> {
-    let mut scratch = Vec::new();
-    let context_dir = match &options.context {
-        Context::Directory(dir) => dir.clone(),
-        Context::Tar(_) | Context::Empty => {
-            let dir = engine.scratch_dir("build-context")?;
-            let path = dir.path().to_path_buf();
-            scratch.push(dir);
-            path
-        }
-    };
-    let mut options = options;
-    if matches!(options.context, Context::Tar(_)) {
-        if let Context::Tar(input) = std::mem::replace(&mut options.context, Context::Empty) {
-            unpack_context(input, &context_dir)?;
-        }
-    }
-    if !context_dir.is_dir() {
-        return Err(Error::Usage(format!("{}: the build context must be a directory", context_dir.display())));
-    }
+pub fn build(engine: &Engine, mut options: BuildOptions, progress: &dyn Fn(&str)) -> Result<ImageRecord, Error> {
+    let (context_dir, scratch) = context_directory(engine, &mut options)?;
     let (file_name, text, ignore_path) = read_dockerfile(&options.dockerfile, &context_dir)?;
     let parsed = dockerfile::parse(&file_name, &text)?;
     if let Some(syntax) = &parsed.syntax {
@@ -68,7 +52,6 @@ pub fn build(engine: &Engine, options: BuildOptions, progress: &dyn Fn(&str)) ->
     let escape = parsed.escape;
     let stages = Stages::split(parsed, &file_name)?;
     let rules = std::fs::read_to_string(&ignore_path).map(|t| IgnoreRules::parse(&t)).unwrap_or_default();
-    let platform = options.platform.clone().unwrap_or_else(Platform::host);
     // Kept for a context directory of the caller's (a context from stdin
     // is new each time).
     let hashes_file = match &options.context {
@@ -82,7 +65,7 @@ pub fn build(engine: &Engine, options: BuildOptions, progress: &dyn Fn(&str)) ->
         file: file_name,
         escape,
         context: SourceTree::new(context_dir, rules),
-        platform,
+        platform: options.platform.clone().unwrap_or_else(Platform::host),
         given_args: options.build_args.iter().cloned().collect(),
         used_args: RefCell::new(BTreeSet::new()),
         global: BTreeMap::new(),
@@ -92,30 +75,39 @@ pub fn build(engine: &Engine, options: BuildOptions, progress: &dyn Fn(&str)) ->
         options: &options,
         _scratch: scratch,
     };
-    builder.global = builder.global_args(&stages)?;
     let target = stages.target(options.target.as_deref())?;
-    let needed = stages.needed(target, &|text| builder.expand_global(text));
-    builder.total = needed.iter().map(|i| 1 + stages.stages[*i].instructions.len()).sum();
-    let built = needed.into_iter().try_for_each(|index| {
-        let image = builder.stage(&stages, &stages.stages[index], index == target)?;
-        builder.results[index] = Some(image);
-        Ok::<(), Error>(())
-    });
+    let built = builder.build_stages(&stages, target);
     if let Some(file) = &hashes_file {
         builder.hashes.borrow().save(file);
     }
-    built?;
-    let unused: Vec<&String> = builder.given_args.keys().filter(|k| !builder.used_args.borrow().contains(*k)).collect();
-    if !unused.is_empty() {
-        let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
-        progress(&format!("note: build arguments not used by any ARG: {}", names.join(", ")));
-    }
-    let image = builder.results[target].clone().ok_or_else(|| Error::Usage("the target stage was not built".into()))?;
+    let image = built?;
+    builder.note_unused_args();
     let kept = engine.keep_built(&image, &options.tags)?;
     for name in &kept.names {
         progress(&format!("Successfully tagged {name}"));
     }
     Ok(kept)
+}
+
+/// The context as a directory: the caller's, or a scratch directory for
+/// one from stdin (unpacked there) or none; the scratch kept until the end.
+fn context_directory(engine: &Engine, options: &mut BuildOptions) -> Result<(PathBuf, Vec<ScratchDir>), Error> {
+    let dir = match std::mem::replace(&mut options.context, Context::Empty) {
+        Context::Directory(dir) => {
+            options.context = Context::Directory(dir.clone());
+            if !dir.is_dir() {
+                return Err(Error::Usage(format!("{}: the build context must be a directory", dir.display())));
+            }
+            return Ok((dir, Vec::new()));
+        }
+        Context::Tar(input) => {
+            let dir = engine.scratch_dir("build-context")?;
+            unpack_context(input, dir.path())?;
+            dir
+        }
+        Context::Empty => engine.scratch_dir("build-context")?,
+    };
+    Ok((dir.path().to_path_buf(), vec![dir]))
 }
 
 /// The Dockerfile's name (for messages), its text, and where its
@@ -206,6 +198,26 @@ impl State {
 }
 
 impl Builder<'_> {
+    /// The stages `target` needs, in order; the target's image.
+    fn build_stages(&mut self, stages: &Stages, target: usize) -> Result<ImageRecord, Error> {
+        self.global = self.global_args(stages)?;
+        let needed = stages.needed(target, &|text| self.expand_global(text));
+        self.total = needed.iter().map(|i| 1 + stages.stages[*i].instructions.len()).sum();
+        for index in needed {
+            let image = self.stage(stages, &stages.stages[index], index == target)?;
+            self.results[index] = Some(image);
+        }
+        self.results[target].clone().ok_or_else(|| Error::Usage("the target stage was not built".into()))
+    }
+
+    fn note_unused_args(&self) {
+        let used = self.used_args.borrow();
+        let unused: Vec<&str> = self.given_args.keys().filter(|k| !used.contains(*k)).map(String::as_str).collect();
+        if !unused.is_empty() {
+            self.say(&format!("note: build arguments not used by any ARG: {}", unused.join(", ")));
+        }
+    }
+
     fn say(&self, line: &str) {
         (self.progress)(line);
     }
@@ -605,459 +617,11 @@ impl Builder<'_> {
         options.no_healthcheck = true;
         options
     }
-
-    fn run(&mut self, state: &mut State, instruction: &Instruction) -> Result<(), Error> {
-        if let Some(why) = emulation_missing(&state.image.platform) {
-            return Err(self.fail(instruction, why));
-        }
-        let command = run_command(&state.config, instruction);
-        let (volumes, tmpfs, network) = self.run_mounts(instruction)?;
-        let env_args: Vec<String> =
-            state.args.iter().filter_map(|(k, v)| Some(format!("{k}={}", v.as_ref()?))).collect();
-        let key = format!(
-            "{}RUN {:?} {:?} {:?} {:?} {:?}",
-            state.key_base(),
-            command,
-            env_args,
-            volumes_key(&volumes),
-            tmpfs,
-            network
-        );
-        let created_by =
-            format!("RUN {}", instruction.source.strip_prefix("RUN").unwrap_or(&instruction.source).trim());
-        let key_digest = cache_key(&key);
-        if let Some(cached) = self.cached(&key_digest) {
-            self.say(&format!("--> Using cache {}", cached.id.hex()));
-            state.image = cached;
-            state.workdir_to_make = None;
-            return Ok(());
-        }
-        let mut options = self.step_container(state, command, volumes, tmpfs);
-        if let Some(network) = network {
-            options.network = Some(network);
-        }
-        let created = self.engine.create(&options)?;
-        let container = created.container.clone();
-        // A WORKDIR still to make goes into this step's layer, made before
-        // the command starts in it.
-        let workdir = state.workdir_to_make.take().map(|dir| self.make_dir(&container, Some(dir)));
-        let ran = match workdir {
-            Some(Err(e)) => Err(e),
-            _ => self.engine.run(created, StdioMode::default()).map_err(Error::from),
-        };
-        let made = match ran {
-            Ok(exit) if exit.code == 0 => {
-                let commit = CommitOptions {
-                    author: state.author.clone(),
-                    config: Some(state.config.clone()),
-                    created_by: Some(created_by),
-                    created: self.created(),
-                    intermediate: true,
-                    consume_layer: true,
-                    ..Default::default()
-                };
-                self.engine.commit(&container, commit).map_err(|e| self.fail(instruction, e))
-            }
-            Ok(exit) => Err(self.fail(instruction, format!("{} exited with status {}", instruction.source, exit.code))),
-            Err(e) => Err(self.fail(instruction, e)),
-        };
-        let removed = self.engine.remove(&container, Removal::Force);
-        let image = made?;
-        removed?;
-        self.engine.remember_step(&key_digest, &image)?;
-        self.say(&format!("--> {}", image.id.short()));
-        state.image = image;
-        Ok(())
-    }
-
-    /// RUN's `--mount`s as binds and tmpfs mounts, and its `--network`.
-    fn run_mounts(&self, instruction: &Instruction) -> Result<RunMounts, Error> {
-        let (mut volumes, mut tmpfs, mut network) = (Vec::new(), Vec::new(), None);
-        for flag in &instruction.flags {
-            let value = flag.value.clone().unwrap_or_default();
-            match flag.name.as_str() {
-                "network" => {
-                    let mode = match value.as_str() {
-                        "default" => None,
-                        other => Some(other.parse().map_err(|e| self.fail(instruction, e))?),
-                    };
-                    network = mode;
-                }
-                "mount" => {
-                    match self.run_mount(&value).map_err(|e| self.fail(instruction, format!("--mount={value}: {e}")))? {
-                        RunMount::Bind(volume) => volumes.push(volume),
-                        RunMount::Tmpfs(spec) => tmpfs.push(spec),
-                        RunMount::Nothing => {}
-                    }
-                }
-                other => return Err(self.fail(instruction, format!("unknown flag --{other}"))),
-            }
-        }
-        Ok((volumes, tmpfs, network))
-    }
-
-    fn run_mount(&self, spec: &str) -> Result<RunMount, String> {
-        let mut fields = BTreeMap::new();
-        for part in spec.split(',') {
-            let (key, value) = part.split_once('=').unwrap_or((part, "true"));
-            fields.insert(key.to_string(), value.to_string());
-        }
-        let field = |names: &[&str]| names.iter().find_map(|n| fields.get(*n).cloned());
-        let kind = field(&["type"]).unwrap_or_else(|| "bind".into());
-        let target = field(&["target", "dst", "destination"]);
-        let read_only = field(&["readonly", "ro"]).is_some_and(|v| v != "false");
-        match kind.as_str() {
-            "bind" => {
-                if field(&["from"]).is_some() {
-                    return Err("from= is not supported yet: COPY --from the stage instead".into());
-                }
-                let target = target.ok_or("needs target=")?;
-                let source = field(&["source", "src"]).unwrap_or_default();
-                let selected = self.context.select(&[if source.is_empty() { ".".into() } else { source }])?;
-                let path = selected.into_iter().next().ok_or("nothing to bind")?;
-                // A bind of the context is read-only: the build must not change it.
-                let _ = read_only;
-                Ok(RunMount::Bind(
-                    Volume::parse(&format!("{}:{target}:ro", path.display())).map_err(|e| e.to_string())?,
-                ))
-            }
-            "cache" => {
-                let target = target.ok_or("needs target=")?;
-                let id = field(&["id"]).unwrap_or_else(|| target.clone());
-                let dir = self.engine.cache_mount_dir(&id).map_err(|e| e.to_string())?;
-                let mode = if read_only { "ro" } else { "rw" };
-                Ok(RunMount::Bind(
-                    Volume::parse(&format!("{}:{target}:{mode}", dir.display())).map_err(|e| e.to_string())?,
-                ))
-            }
-            "tmpfs" => {
-                let target = target.ok_or("needs target=")?;
-                let size = field(&["size", "tmpfs-size"]).map(|s| format!(":size={s}")).unwrap_or_default();
-                Ok(RunMount::Tmpfs(format!("{target}{size}")))
-            }
-            "secret" => {
-                let id = field(&["id"]).ok_or("needs id=")?;
-                let target = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
-                match self.options.secrets.get(&id) {
-                    Some(source) => Ok(RunMount::Bind(
-                        Volume::parse(&format!("{}:{target}:ro", source.display())).map_err(|e| e.to_string())?,
-                    )),
-                    None if field(&["required"]).is_some_and(|v| v != "false") => {
-                        Err(format!("secret {id} is required: give it with --secret id={id},src=PATH"))
-                    }
-                    None => Ok(RunMount::Nothing),
-                }
-            }
-            other => Err(format!("type={other}: use bind, cache, tmpfs or secret")),
-        }
-    }
-
-    fn copy(
-        &mut self,
-        stages: &Stages,
-        stage: &Stage,
-        state: &mut State,
-        instruction: &Instruction,
-    ) -> Result<(), Error> {
-        let add = instruction.keyword == "ADD";
-        let lookup = |name: &str| state.lookup(name);
-        let flag = |name: &str| instruction.flags.iter().find(|f| f.name == name).and_then(|f| f.value.clone());
-        for flag in &instruction.flags {
-            if !matches!(flag.name.as_str(), "from" | "chown" | "chmod" | "link" | "checksum" | "keep-git-dir") {
-                return Err(self.fail(instruction, format!("unknown flag --{}", flag.name)));
-            }
-        }
-        let fail = |e: String| self.fail(instruction, e);
-        let words = match &instruction.args {
-            Args::Exec(words) => words.iter().map(|w| expand(w, self.escape, &lookup)).collect::<Result<Vec<_>, _>>(),
-            Args::Shell(text) => expand_words(text, self.escape, &lookup),
-        }
-        .map_err(fail)?;
-        let Some((dest, sources)) = words.split_last().filter(|(_, s)| !s.is_empty()) else {
-            return Err(fail(format!("{} needs a source and a destination", instruction.keyword)));
-        };
-        let chown = flag("chown").map(|c| expand(&c, self.escape, &lookup)).transpose().map_err(fail)?;
-        let chmod = match flag("chmod") {
-            Some(mode) => {
-                Some(u32::from_str_radix(&mode, 8).map_err(|_| fail(format!("--chmod={mode}: not an octal mode")))?)
-            }
-            None => None,
-        };
-        let workdir = config::text(&state.config, "WorkingDir").unwrap_or_else(|| "/".into());
-        let dest_path = destination(&workdir, dest);
-        let from = flag("from").map(|f| expand(&f, self.escape, &lookup)).transpose().map_err(fail)?;
-        let mut scratch = None;
-        let mut downloaded = None;
-        let (tree, source_image) = match &from {
-            Some(from) => (None, Some(self.copy_source_image(stages, stage, instruction, from)?)),
-            None if sources.iter().any(|s| s.starts_with("<<")) => {
-                let dir = self.engine.scratch_dir("build-heredoc")?;
-                for heredoc in &instruction.heredocs {
-                    let body = if heredoc.expand {
-                        expand_heredoc(&heredoc.body, self.escape, &lookup)
-                    } else {
-                        heredoc.body.clone()
-                    };
-                    std::fs::write(dir.path().join(&heredoc.name), body).map_err(|e| fail(e.to_string()))?;
-                }
-                let tree = SourceTree::new(dir.path().to_path_buf(), IgnoreRules::default());
-                scratch = Some(dir);
-                (Some(tree), None)
-            }
-            None if add && sources.iter().any(|s| is_url(s)) => {
-                if !sources.iter().all(|s| is_url(s)) {
-                    return Err(fail("ADD of URLs and local files at once: give them in two ADDs".into()));
-                }
-                let dir = self.engine.scratch_dir("build-download")?;
-                let checksum = flag("checksum");
-                if checksum.is_some() && sources.len() > 1 {
-                    return Err(fail("--checksum needs a single URL".into()));
-                }
-                let mut names = Vec::new();
-                for url in sources {
-                    let path = super::download::download(url, dir.path(), checksum.as_deref()).map_err(fail)?;
-                    names.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-                }
-                let tree = SourceTree::new(dir.path().to_path_buf(), IgnoreRules::default());
-                scratch = Some(dir);
-                downloaded = Some(names);
-                (Some(tree), None)
-            }
-
-            None => (Some(self.context.clone()), None),
-        };
-        // A download is copied as it is, never extracted (as Docker).
-        let extract = add && downloaded.is_none();
-        let sources: Vec<String> = match downloaded {
-            Some(names) => names,
-            None => sources
-                .iter()
-                .map(|s| s.trim_start_matches("<<").trim_start_matches('-').trim_matches(['"', '\'']).to_string())
-                .collect(),
-        };
-        let destination = Destination { path: dest_path.clone(), chown: chown.clone() };
-        let mut key =
-            format!("{}{} {:?} {dest_path} {chown:?} {chmod:?}", state.key_base(), instruction.keyword, sources);
-        // The same COPY before the sources changed: its files to reuse.
-        let same_copy = format!("earlier copy {key}");
-        let mut selected = Vec::new();
-        let mut manifest = Manifest::new();
-        match (&tree, &source_image) {
-            (Some(tree), _) => {
-                selected = tree.select(&sources).map_err(fail)?;
-                if selected.len() > 1 && !dest_path.ends_with('/') {
-                    return Err(fail(format!(
-                        "{} with more than one source: the destination must be a directory ending in /",
-                        instruction.keyword
-                    )));
-                }
-                let (digest, files) = tree.digest(&selected, &mut self.hashes.borrow_mut()).map_err(fail)?;
-                key.push_str(&digest);
-                manifest = files;
-            }
-            (None, Some(image)) => key.push_str(image.id.as_str()),
-            (None, None) => {}
-        }
-        // --no-cache builds from nothing: no files reused either.
-        let reuse = !manifest.is_empty() && !self.options.no_cache;
-        let earlier = if reuse { self.earlier_copy(&same_copy) } else { None };
-        let unchanged: Vec<String> = match &earlier {
-            Some((_, files)) => {
-                manifest.iter().filter(|(k, v)| files.get(*k) == Some(v)).map(|(k, _)| k.clone()).collect()
-            }
-            None => Vec::new(),
-        };
-        let dest_dir = PathBuf::from(dest_path.trim_end_matches('/'));
-        let created_by = format!("{} {}", instruction.keyword, words.join(" "));
-        self.layer_step(state, instruction, &key, &created_by, |builder, container, dir| {
-            let linked = match &earlier {
-                Some((image, _)) if !unchanged.is_empty() => {
-                    builder.engine.link_from_layer(container, image, &dest_dir, unchanged)?
-                }
-                _ => std::collections::HashSet::new(),
-            };
-            let (reader, writer) = std::io::pipe().map_err(|e| builder.fail(instruction, e))?;
-            let receiver = builder.engine.in_container(container, move || {
-                let mut reader = reader;
-                receive::receive(dir.as_ref(), Some((&destination, &mut reader)))
-            })?;
-            let sent = match (&tree, source_image) {
-                (Some(tree), _) => {
-                    tree.send(&selected, chmod, extract, linked, writer).map_err(|e| builder.fail(instruction, e))
-                }
-                (None, Some(image)) => builder.send_from_image(&image, sources.clone(), chmod, writer),
-                (None, None) => Ok(()),
-            };
-            let note = receiver.wait().map_err(|e| builder.fail(instruction, e))?;
-            if let Some(note) = note {
-                builder.say(&format!("note: {note}"));
-            }
-            sent
-        })?;
-        drop(scratch);
-        if !manifest.is_empty() {
-            self.remember_copy(&same_copy, &state.image, manifest);
-        }
-        Ok(())
-    }
-
-    /// The image the same COPY made last, with the files it put in place.
-    fn earlier_copy(&self, same_copy: &str) -> Option<(ImageRecord, Manifest)> {
-        let path = self.engine.build_cache_file(same_copy).ok()?;
-        let (id, files): (String, Manifest) = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-        Some((self.engine.image(&id).ok()?, files))
-    }
-
-    /// Remembers what a COPY put in place (a cache: failures are ignored).
-    fn remember_copy(&self, same_copy: &str, image: &ImageRecord, files: Manifest) {
-        if let (Ok(path), Ok(bytes)) =
-            (self.engine.build_cache_file(same_copy), serde_json::to_vec(&(image.id.as_str(), files)))
-        {
-            let _ = crate::files::write_atomic(&path, &bytes);
-        }
-    }
-
-    /// `--from`: an earlier stage's image, or any image (pulled as FROM pulls).
-    fn copy_source_image(
-        &self,
-        stages: &Stages,
-        stage: &Stage,
-        instruction: &Instruction,
-        from: &str,
-    ) -> Result<ImageRecord, Error> {
-        if let Some(index) = stages.find(from, stage.index) {
-            return self.results[index]
-                .clone()
-                .ok_or_else(|| self.fail(instruction, format!("stage {from} was not built")));
-        }
-        self.engine
-            .find_or_pull(from, self.options.pull, self.platform.clone())
-            .map_err(|e| self.fail(instruction, format!("--from={from}: no such stage, and no such image: {e}")))
-    }
-
-    /// Sends `sources` from a container of `image` (a helper in its root
-    /// picks and sends them), into `out`.
-    fn send_from_image(
-        &self,
-        image: &ImageRecord,
-        sources: Vec<String>,
-        chmod: Option<u32>,
-        out: std::io::PipeWriter,
-    ) -> Result<(), Error> {
-        let state = State {
-            image: image.clone(),
-            config: RunConfig::new(),
-            author: None,
-            args: Vec::new(),
-            workdir_to_make: None,
-            cmd_set: false,
-        };
-        let options = self.step_container(&state, Vec::new(), Vec::new(), Vec::new());
-        let created = self.engine.create(&options)?;
-        let container = created.container.clone();
-        let sent = self.engine.in_container(&container, move || {
-            let tree = SourceTree::new(PathBuf::from("/"), IgnoreRules::default());
-            let selected = tree.select(&sources)?;
-            tree.send(&selected, chmod, false, Default::default(), out)
-        });
-        let sent = sent.and_then(|helper| Ok(helper.wait()?));
-        self.engine.remove(&container, Removal::Force)?;
-        Ok(sent?)
-    }
-}
-
-/// RUN's binds, tmpfs mounts and network.
-type RunMounts = (Vec<Volume>, Vec<String>, Option<netstack::NetworkMode>);
-
-enum RunMount {
-    Bind(Volume),
-    Tmpfs(String),
-    Nothing,
-}
-
-fn volumes_key(volumes: &[Volume]) -> Vec<String> {
-    volumes.iter().map(Volume::to_bind).collect()
 }
 
 /// A step's cache key.
 fn cache_key(text: &str) -> Digest {
     Digest::of(text.as_bytes())
-}
-
-/// RUN's command: the exec form as it is; the shell form (with its
-/// here-documents) run by the stage's shell.
-fn run_command(config: &RunConfig, instruction: &Instruction) -> Vec<String> {
-    let text = match &instruction.args {
-        Args::Exec(words) => return words.clone(),
-        Args::Shell(text) => text,
-    };
-    let script = if instruction.heredocs.is_empty() {
-        text.clone()
-    } else if only_heredocs(text) {
-        instruction.heredocs.iter().map(|h| h.body.as_str()).collect()
-    } else {
-        let bodies: String = instruction.heredocs.iter().map(|h| format!("{}{}\n", h.body, h.name)).collect();
-        format!("{text}\n{bodies}")
-    };
-    config::shell(config).into_iter().chain([script]).collect()
-}
-
-/// `RUN <<EOF` (nothing but here-documents): their bodies are the script.
-fn only_heredocs(text: &str) -> bool {
-    text.split_whitespace().all(|w| w.starts_with("<<"))
-}
-
-/// COPY's here-document with its variables substituted (line by line, so
-/// quotes in the text stay as they are).
-fn expand_heredoc(body: &str, escape: char, lookup: &dyn Fn(&str) -> Option<String>) -> String {
-    let quoted: String = body
-        .chars()
-        .map(|c| if c == '"' || c == '\'' || c == escape { format!("{escape}{c}") } else { c.to_string() })
-        .collect();
-    expand(&quoted, escape, lookup).unwrap_or_else(|_| body.to_string())
-}
-
-/// COPY's destination, absolute: relative to WORKDIR; `.` and a trailing
-/// `/` (or `/.`) mean a directory.
-fn destination(workdir: &str, dest: &str) -> String {
-    let names_dir = dest.ends_with('/') || dest.ends_with("/.") || dest == "." || dest == "..";
-    let joined = if dest.starts_with('/') { dest.to_string() } else { format!("{workdir}/{dest}") };
-    let clean = format!("/{}", super::pattern::clean(&joined));
-    if names_dir && clean != "/" {
-        format!("{clean}/")
-    } else {
-        clean
-    }
-}
-
-/// Why RUN cannot run a command of an image for `platform` (`os/arch`)
-/// here: another architecture, and no binfmt_misc handler to emulate it.
-fn emulation_missing(platform: &str) -> Option<String> {
-    let arch = platform.split('/').nth(1)?;
-    let host = Platform::host().arch;
-    if arch == host || (host == "amd64" && arch == "386") {
-        return None;
-    }
-    let qemu = match arch {
-        "arm64" => "aarch64",
-        "amd64" => "x86_64",
-        "386" => "i386",
-        "mips64le" => "mips64el",
-        other => other,
-    };
-    let handler = Path::new("/proc/sys/fs/binfmt_misc").join(format!("qemu-{qemu}"));
-    match std::fs::read_to_string(&handler) {
-        Ok(text) if text.starts_with("enabled") => None,
-        _ => Some(format!(
-            "the image is for {platform} and this machine is {host}: RUN needs a binfmt_misc handler for {arch} \
-             ({} is missing: install qemu-user-static), or build for linux/{host}",
-            handler.display()
-        )),
-    }
-}
-
-fn is_url(source: &str) -> bool {
-    source.starts_with("http://") || source.starts_with("https://")
 }
 
 /// `80`, `53/udp`, `8000-8002/tcp` as the `port/proto` key podman
@@ -1084,27 +648,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn destinations_follow_docker() {
-        assert_eq!(destination("/app", "."), "/app/");
-        assert_eq!(destination("/app", "x"), "/app/x");
-        assert_eq!(destination("/", "/etc/"), "/etc/");
-        assert_eq!(destination("/app", "../srv/a"), "/srv/a");
-        assert_eq!(destination("/", "."), "/");
-    }
-
-    #[test]
     fn exposed_ports_and_ranges() {
         assert_eq!(expose_port("80").unwrap(), "80/tcp");
         assert_eq!(expose_port("53/UDP").unwrap(), "53/udp");
         assert_eq!(expose_port("8000-8002").unwrap(), "8000-8002/tcp");
         assert!(expose_port("http").is_err() && expose_port("80/xx").is_err() && expose_port("9-1").is_err());
-    }
-
-    #[test]
-    fn heredoc_runs() {
-        let df = dockerfile::parse("D", "FROM x\nRUN <<EOF\necho a\nEOF\nRUN cat <<A > /f\nhi\nA\n").unwrap();
-        let config = RunConfig::new();
-        assert_eq!(run_command(&config, &df.instructions[1]), ["/bin/sh", "-c", "echo a\n"]);
-        assert_eq!(run_command(&config, &df.instructions[2]), ["/bin/sh", "-c", "cat <<A > /f\nhi\nA\n"]);
     }
 }

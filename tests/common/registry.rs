@@ -364,18 +364,26 @@ impl TarBuilder {
 /// A layer with busybox and the applets the tests use, an /etc/passwd
 /// with root and `app` (1000), and /tmp.
 pub fn busybox_layer() -> Vec<u8> {
+    let applets = [
+        "sh", "cat", "ls", "echo", "id", "stat", "test", "env", "pwd", "find", "sort", "readlink", "touch", "rm",
+        "true", "sleep", "mkdir", "ln", "chown",
+    ];
+    busybox_layer_with(&applets.map(String::from), &[])
+}
+
+/// The same with these `applets`, and these more top directories.
+pub fn busybox_layer_with(applets: &[String], dirs: &[&str]) -> Vec<u8> {
     let busybox = std::fs::read("/bin/busybox").expect("missing prerequisite: /bin/busybox (busybox-static)");
-    let mut t = TarBuilder::new()
-        .dir("bin/")
-        .dir("etc/")
+    let mut t = TarBuilder::new().dir("bin/").dir("etc/");
+    for dir in dirs {
+        t = t.dir(dir);
+    }
+    t = t
         .dir("tmp/")
         .file_mode("bin/busybox", &busybox, 0o755, 0, 0)
         .file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")
         .file("etc/group", b"root:x:0:\napp:x:1000:\n");
-    for applet in [
-        "sh", "cat", "ls", "echo", "id", "stat", "test", "env", "pwd", "find", "sort", "readlink", "touch", "rm",
-        "true", "sleep", "mkdir", "ln", "chown",
-    ] {
+    for applet in applets {
         t = t.symlink(&format!("bin/{applet}"), "busybox");
     }
     t.finish()

@@ -1,0 +1,273 @@
+//! COPY and ADD: the sources picked (the context, here-documents, a
+//! download, another stage or image), sent as one tar stream to a helper
+//! in the step's container, placed with Docker's rules and committed; the
+//! unchanged files of the same COPY's earlier layer are linked, not sent.
+
+use super::{Builder, State};
+use crate::build::config::{self, RunConfig};
+use crate::build::pattern::IgnoreRules;
+use crate::build::receive::{self, Destination};
+use crate::build::sources::{Manifest, SourceTree};
+use crate::build::stages::{Stage, Stages};
+use crate::build::Error;
+use crate::dockerfile::words::{expand, expand_words};
+use crate::dockerfile::{Args, Instruction};
+use crate::engine::Removal;
+use crate::image::ImageRecord;
+use std::path::PathBuf;
+
+impl Builder<'_> {
+    pub(super) fn copy(
+        &mut self,
+        stages: &Stages,
+        stage: &Stage,
+        state: &mut State,
+        instruction: &Instruction,
+    ) -> Result<(), Error> {
+        let add = instruction.keyword == "ADD";
+        let lookup = |name: &str| state.lookup(name);
+        let flag = |name: &str| instruction.flags.iter().find(|f| f.name == name).and_then(|f| f.value.clone());
+        for flag in &instruction.flags {
+            if !matches!(flag.name.as_str(), "from" | "chown" | "chmod" | "link" | "checksum" | "keep-git-dir") {
+                return Err(self.fail(instruction, format!("unknown flag --{}", flag.name)));
+            }
+        }
+        let fail = |e: String| self.fail(instruction, e);
+        let words = match &instruction.args {
+            Args::Exec(words) => words.iter().map(|w| expand(w, self.escape, &lookup)).collect::<Result<Vec<_>, _>>(),
+            Args::Shell(text) => expand_words(text, self.escape, &lookup),
+        }
+        .map_err(fail)?;
+        let Some((dest, sources)) = words.split_last().filter(|(_, s)| !s.is_empty()) else {
+            return Err(fail(format!("{} needs a source and a destination", instruction.keyword)));
+        };
+        let chown = flag("chown").map(|c| expand(&c, self.escape, &lookup)).transpose().map_err(fail)?;
+        let chmod = match flag("chmod") {
+            Some(mode) => {
+                Some(u32::from_str_radix(&mode, 8).map_err(|_| fail(format!("--chmod={mode}: not an octal mode")))?)
+            }
+            None => None,
+        };
+        let workdir = config::text(&state.config, "WorkingDir").unwrap_or_else(|| "/".into());
+        let dest_path = destination(&workdir, dest);
+        let from = flag("from").map(|f| expand(&f, self.escape, &lookup)).transpose().map_err(fail)?;
+        let mut scratch = None;
+        let mut downloaded = None;
+        let (tree, source_image) = match &from {
+            Some(from) => (None, Some(self.copy_source_image(stages, stage, instruction, from)?)),
+            None if sources.iter().any(|s| s.starts_with("<<")) => {
+                let dir = self.engine.scratch_dir("build-heredoc")?;
+                for heredoc in &instruction.heredocs {
+                    let body = if heredoc.expand {
+                        expand_heredoc(&heredoc.body, self.escape, &lookup)
+                    } else {
+                        heredoc.body.clone()
+                    };
+                    std::fs::write(dir.path().join(&heredoc.name), body).map_err(|e| fail(e.to_string()))?;
+                }
+                let tree = SourceTree::new(dir.path().to_path_buf(), IgnoreRules::default());
+                scratch = Some(dir);
+                (Some(tree), None)
+            }
+            None if add && sources.iter().any(|s| is_url(s)) => {
+                if !sources.iter().all(|s| is_url(s)) {
+                    return Err(fail("ADD of URLs and local files at once: give them in two ADDs".into()));
+                }
+                let dir = self.engine.scratch_dir("build-download")?;
+                let checksum = flag("checksum");
+                if checksum.is_some() && sources.len() > 1 {
+                    return Err(fail("--checksum needs a single URL".into()));
+                }
+                let mut names = Vec::new();
+                for url in sources {
+                    let path = crate::build::download::download(url, dir.path(), checksum.as_deref()).map_err(fail)?;
+                    names.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+                }
+                let tree = SourceTree::new(dir.path().to_path_buf(), IgnoreRules::default());
+                scratch = Some(dir);
+                downloaded = Some(names);
+                (Some(tree), None)
+            }
+
+            None => (Some(self.context.clone()), None),
+        };
+        // A download is copied as it is, never extracted (as Docker).
+        let extract = add && downloaded.is_none();
+        let sources: Vec<String> = match downloaded {
+            Some(names) => names,
+            None => sources
+                .iter()
+                .map(|s| s.trim_start_matches("<<").trim_start_matches('-').trim_matches(['"', '\'']).to_string())
+                .collect(),
+        };
+        let destination = Destination { path: dest_path.clone(), chown: chown.clone() };
+        let mut key =
+            format!("{}{} {:?} {dest_path} {chown:?} {chmod:?}", state.key_base(), instruction.keyword, sources);
+        // The same COPY before the sources changed: its files to reuse.
+        let same_copy = format!("earlier copy {key}");
+        let mut selected = Vec::new();
+        let mut manifest = Manifest::new();
+        match (&tree, &source_image) {
+            (Some(tree), _) => {
+                selected = tree.select(&sources).map_err(fail)?;
+                if selected.len() > 1 && !dest_path.ends_with('/') {
+                    return Err(fail(format!(
+                        "{} with more than one source: the destination must be a directory ending in /",
+                        instruction.keyword
+                    )));
+                }
+                let (digest, files) = tree.digest(&selected, &mut self.hashes.borrow_mut()).map_err(fail)?;
+                key.push_str(&digest);
+                manifest = files;
+            }
+            (None, Some(image)) => key.push_str(image.id.as_str()),
+            (None, None) => {}
+        }
+        // --no-cache builds from nothing: no files reused either.
+        let reuse = !manifest.is_empty() && !self.options.no_cache;
+        let earlier = if reuse { self.earlier_copy(&same_copy) } else { None };
+        let unchanged: Vec<String> = match &earlier {
+            Some((_, files)) => {
+                manifest.iter().filter(|(k, v)| files.get(*k) == Some(v)).map(|(k, _)| k.clone()).collect()
+            }
+            None => Vec::new(),
+        };
+        let dest_dir = PathBuf::from(dest_path.trim_end_matches('/'));
+        let created_by = format!("{} {}", instruction.keyword, words.join(" "));
+        self.layer_step(state, instruction, &key, &created_by, |builder, container, dir| {
+            let linked = match &earlier {
+                Some((image, _)) if !unchanged.is_empty() => {
+                    builder.engine.link_from_layer(container, image, &dest_dir, unchanged)?
+                }
+                _ => std::collections::HashSet::new(),
+            };
+            let (reader, writer) = std::io::pipe().map_err(|e| builder.fail(instruction, e))?;
+            let receiver = builder.engine.in_container(container, move || {
+                let mut reader = reader;
+                receive::receive(dir.as_ref(), Some((&destination, &mut reader)))
+            })?;
+            let sent = match (&tree, source_image) {
+                (Some(tree), _) => {
+                    tree.send(&selected, chmod, extract, linked, writer).map_err(|e| builder.fail(instruction, e))
+                }
+                (None, Some(image)) => builder.send_from_image(&image, sources.clone(), chmod, writer),
+                (None, None) => Ok(()),
+            };
+            let note = receiver.wait().map_err(|e| builder.fail(instruction, e))?;
+            if let Some(note) = note {
+                builder.say(&format!("note: {note}"));
+            }
+            sent
+        })?;
+        drop(scratch);
+        if !manifest.is_empty() {
+            self.remember_copy(&same_copy, &state.image, manifest);
+        }
+        Ok(())
+    }
+
+    /// The image the same COPY made last, with the files it put in place.
+    fn earlier_copy(&self, same_copy: &str) -> Option<(ImageRecord, Manifest)> {
+        let path = self.engine.build_cache_file(same_copy).ok()?;
+        let (id, files): (String, Manifest) = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        Some((self.engine.image(&id).ok()?, files))
+    }
+
+    /// Remembers what a COPY put in place (a cache: failures are ignored).
+    fn remember_copy(&self, same_copy: &str, image: &ImageRecord, files: Manifest) {
+        if let (Ok(path), Ok(bytes)) =
+            (self.engine.build_cache_file(same_copy), serde_json::to_vec(&(image.id.as_str(), files)))
+        {
+            let _ = crate::files::write_atomic(&path, &bytes);
+        }
+    }
+
+    /// `--from`: an earlier stage's image, or any image (pulled as FROM pulls).
+    fn copy_source_image(
+        &self,
+        stages: &Stages,
+        stage: &Stage,
+        instruction: &Instruction,
+        from: &str,
+    ) -> Result<ImageRecord, Error> {
+        if let Some(index) = stages.find(from, stage.index) {
+            return self.results[index]
+                .clone()
+                .ok_or_else(|| self.fail(instruction, format!("stage {from} was not built")));
+        }
+        self.engine
+            .find_or_pull(from, self.options.pull, self.platform.clone())
+            .map_err(|e| self.fail(instruction, format!("--from={from}: no such stage, and no such image: {e}")))
+    }
+
+    /// Sends `sources` from a container of `image` (a helper in its root
+    /// picks and sends them), into `out`.
+    fn send_from_image(
+        &self,
+        image: &ImageRecord,
+        sources: Vec<String>,
+        chmod: Option<u32>,
+        out: std::io::PipeWriter,
+    ) -> Result<(), Error> {
+        let state = State {
+            image: image.clone(),
+            config: RunConfig::new(),
+            author: None,
+            args: Vec::new(),
+            workdir_to_make: None,
+            cmd_set: false,
+        };
+        let options = self.step_container(&state, Vec::new(), Vec::new(), Vec::new());
+        let created = self.engine.create(&options)?;
+        let container = created.container.clone();
+        let sent = self.engine.in_container(&container, move || {
+            let tree = SourceTree::new(PathBuf::from("/"), IgnoreRules::default());
+            let selected = tree.select(&sources)?;
+            tree.send(&selected, chmod, false, Default::default(), out)
+        });
+        let sent = sent.and_then(|helper| Ok(helper.wait()?));
+        self.engine.remove(&container, Removal::Force)?;
+        Ok(sent?)
+    }
+}
+
+/// COPY's here-document with its variables substituted (line by line, so
+/// quotes in the text stay as they are).
+fn expand_heredoc(body: &str, escape: char, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    let quoted: String = body
+        .chars()
+        .map(|c| if c == '"' || c == '\'' || c == escape { format!("{escape}{c}") } else { c.to_string() })
+        .collect();
+    expand(&quoted, escape, lookup).unwrap_or_else(|_| body.to_string())
+}
+
+/// COPY's destination, absolute: relative to WORKDIR; `.` and a trailing
+/// `/` (or `/.`) mean a directory.
+fn destination(workdir: &str, dest: &str) -> String {
+    let names_dir = dest.ends_with('/') || dest.ends_with("/.") || dest == "." || dest == "..";
+    let joined = if dest.starts_with('/') { dest.to_string() } else { format!("{workdir}/{dest}") };
+    let clean = format!("/{}", crate::build::pattern::clean(&joined));
+    if names_dir && clean != "/" {
+        format!("{clean}/")
+    } else {
+        clean
+    }
+}
+
+fn is_url(source: &str) -> bool {
+    source.starts_with("http://") || source.starts_with("https://")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_follow_docker() {
+        assert_eq!(destination("/app", "."), "/app/");
+        assert_eq!(destination("/app", "x"), "/app/x");
+        assert_eq!(destination("/", "/etc/"), "/etc/");
+        assert_eq!(destination("/app", "../srv/a"), "/srv/a");
+        assert_eq!(destination("/", "."), "/");
+    }
+}

@@ -1,0 +1,238 @@
+//! RUN: the command (exec form, or the stage's shell with its
+//! here-documents), its `--mount`s and `--network`, run in a container of
+//! the stage's image and committed; refused up front for another
+//! architecture without an emulator.
+
+use super::{cache_key, Builder, State};
+use crate::build::config::{self, RunConfig};
+use crate::build::Error;
+use crate::dockerfile::{Args, Instruction};
+use crate::engine::{CommitOptions, Removal};
+use crate::image::pull::Platform;
+use crate::runtime::StdioMode;
+use crate::spec::Volume;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+impl Builder<'_> {
+    pub(super) fn run(&mut self, state: &mut State, instruction: &Instruction) -> Result<(), Error> {
+        if let Some(why) = emulation_missing(&state.image.platform) {
+            return Err(self.fail(instruction, why));
+        }
+        let command = run_command(&state.config, instruction);
+        let (volumes, tmpfs, network) = self.run_mounts(instruction)?;
+        let env_args: Vec<String> =
+            state.args.iter().filter_map(|(k, v)| Some(format!("{k}={}", v.as_ref()?))).collect();
+        let key = format!(
+            "{}RUN {:?} {:?} {:?} {:?} {:?}",
+            state.key_base(),
+            command,
+            env_args,
+            volumes_key(&volumes),
+            tmpfs,
+            network
+        );
+        let created_by =
+            format!("RUN {}", instruction.source.strip_prefix("RUN").unwrap_or(&instruction.source).trim());
+        let key_digest = cache_key(&key);
+        if let Some(cached) = self.cached(&key_digest) {
+            self.say(&format!("--> Using cache {}", cached.id.hex()));
+            state.image = cached;
+            state.workdir_to_make = None;
+            return Ok(());
+        }
+        let mut options = self.step_container(state, command, volumes, tmpfs);
+        if let Some(network) = network {
+            options.network = Some(network);
+        }
+        let created = self.engine.create(&options)?;
+        let container = created.container.clone();
+        // A WORKDIR still to make goes into this step's layer, made before
+        // the command starts in it.
+        let workdir = state.workdir_to_make.take().map(|dir| self.make_dir(&container, Some(dir)));
+        let ran = match workdir {
+            Some(Err(e)) => Err(e),
+            _ => self.engine.run(created, StdioMode::default()).map_err(Error::from),
+        };
+        let made = match ran {
+            Ok(exit) if exit.code == 0 => {
+                let commit = CommitOptions {
+                    author: state.author.clone(),
+                    config: Some(state.config.clone()),
+                    created_by: Some(created_by),
+                    created: self.created(),
+                    intermediate: true,
+                    consume_layer: true,
+                    ..Default::default()
+                };
+                self.engine.commit(&container, commit).map_err(|e| self.fail(instruction, e))
+            }
+            Ok(exit) => Err(self.fail(instruction, format!("{} exited with status {}", instruction.source, exit.code))),
+            Err(e) => Err(self.fail(instruction, e)),
+        };
+        let removed = self.engine.remove(&container, Removal::Force);
+        let image = made?;
+        removed?;
+        self.engine.remember_step(&key_digest, &image)?;
+        self.say(&format!("--> {}", image.id.short()));
+        state.image = image;
+        Ok(())
+    }
+
+    /// RUN's `--mount`s as binds and tmpfs mounts, and its `--network`.
+    fn run_mounts(&self, instruction: &Instruction) -> Result<RunMounts, Error> {
+        let (mut volumes, mut tmpfs, mut network) = (Vec::new(), Vec::new(), None);
+        for flag in &instruction.flags {
+            let value = flag.value.clone().unwrap_or_default();
+            match flag.name.as_str() {
+                "network" => {
+                    let mode = match value.as_str() {
+                        "default" => None,
+                        other => Some(other.parse().map_err(|e| self.fail(instruction, e))?),
+                    };
+                    network = mode;
+                }
+                "mount" => {
+                    match self.run_mount(&value).map_err(|e| self.fail(instruction, format!("--mount={value}: {e}")))? {
+                        RunMount::Bind(volume) => volumes.push(volume),
+                        RunMount::Tmpfs(spec) => tmpfs.push(spec),
+                        RunMount::Nothing => {}
+                    }
+                }
+                other => return Err(self.fail(instruction, format!("unknown flag --{other}"))),
+            }
+        }
+        Ok((volumes, tmpfs, network))
+    }
+
+    fn run_mount(&self, spec: &str) -> Result<RunMount, String> {
+        let mut fields = BTreeMap::new();
+        for part in spec.split(',') {
+            let (key, value) = part.split_once('=').unwrap_or((part, "true"));
+            fields.insert(key.to_string(), value.to_string());
+        }
+        let field = |names: &[&str]| names.iter().find_map(|n| fields.get(*n).cloned());
+        let kind = field(&["type"]).unwrap_or_else(|| "bind".into());
+        let target = field(&["target", "dst", "destination"]);
+        let read_only = field(&["readonly", "ro"]).is_some_and(|v| v != "false");
+        match kind.as_str() {
+            "bind" => {
+                if field(&["from"]).is_some() {
+                    return Err("from= is not supported yet: COPY --from the stage instead".into());
+                }
+                let target = target.ok_or("needs target=")?;
+                let source = field(&["source", "src"]).unwrap_or_default();
+                let selected = self.context.select(&[if source.is_empty() { ".".into() } else { source }])?;
+                let path = selected.into_iter().next().ok_or("nothing to bind")?;
+                // A bind of the context is read-only: the build must not change it.
+                let _ = read_only;
+                Ok(RunMount::Bind(
+                    Volume::parse(&format!("{}:{target}:ro", path.display())).map_err(|e| e.to_string())?,
+                ))
+            }
+            "cache" => {
+                let target = target.ok_or("needs target=")?;
+                let id = field(&["id"]).unwrap_or_else(|| target.clone());
+                let dir = self.engine.cache_mount_dir(&id).map_err(|e| e.to_string())?;
+                let mode = if read_only { "ro" } else { "rw" };
+                Ok(RunMount::Bind(
+                    Volume::parse(&format!("{}:{target}:{mode}", dir.display())).map_err(|e| e.to_string())?,
+                ))
+            }
+            "tmpfs" => {
+                let target = target.ok_or("needs target=")?;
+                let size = field(&["size", "tmpfs-size"]).map(|s| format!(":size={s}")).unwrap_or_default();
+                Ok(RunMount::Tmpfs(format!("{target}{size}")))
+            }
+            "secret" => {
+                let id = field(&["id"]).ok_or("needs id=")?;
+                let target = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
+                match self.options.secrets.get(&id) {
+                    Some(source) => Ok(RunMount::Bind(
+                        Volume::parse(&format!("{}:{target}:ro", source.display())).map_err(|e| e.to_string())?,
+                    )),
+                    None if field(&["required"]).is_some_and(|v| v != "false") => {
+                        Err(format!("secret {id} is required: give it with --secret id={id},src=PATH"))
+                    }
+                    None => Ok(RunMount::Nothing),
+                }
+            }
+            other => Err(format!("type={other}: use bind, cache, tmpfs or secret")),
+        }
+    }
+}
+
+/// RUN's binds, tmpfs mounts and network.
+type RunMounts = (Vec<Volume>, Vec<String>, Option<netstack::NetworkMode>);
+
+enum RunMount {
+    Bind(Volume),
+    Tmpfs(String),
+    Nothing,
+}
+
+fn volumes_key(volumes: &[Volume]) -> Vec<String> {
+    volumes.iter().map(Volume::to_bind).collect()
+}
+
+/// RUN's command: the exec form as it is; the shell form (with its
+/// here-documents) run by the stage's shell.
+fn run_command(config: &RunConfig, instruction: &Instruction) -> Vec<String> {
+    let text = match &instruction.args {
+        Args::Exec(words) => return words.clone(),
+        Args::Shell(text) => text,
+    };
+    let script = if instruction.heredocs.is_empty() {
+        text.clone()
+    } else if only_heredocs(text) {
+        instruction.heredocs.iter().map(|h| h.body.as_str()).collect()
+    } else {
+        let bodies: String = instruction.heredocs.iter().map(|h| format!("{}{}\n", h.body, h.name)).collect();
+        format!("{text}\n{bodies}")
+    };
+    config::shell(config).into_iter().chain([script]).collect()
+}
+
+/// `RUN <<EOF` (nothing but here-documents): their bodies are the script.
+fn only_heredocs(text: &str) -> bool {
+    text.split_whitespace().all(|w| w.starts_with("<<"))
+}
+
+/// Why RUN cannot run a command of an image for `platform` (`os/arch`)
+/// here: another architecture, and no binfmt_misc handler to emulate it.
+fn emulation_missing(platform: &str) -> Option<String> {
+    let arch = platform.split('/').nth(1)?;
+    let host = Platform::host().arch;
+    if arch == host || (host == "amd64" && arch == "386") {
+        return None;
+    }
+    let qemu = match arch {
+        "arm64" => "aarch64",
+        "amd64" => "x86_64",
+        "386" => "i386",
+        "mips64le" => "mips64el",
+        other => other,
+    };
+    let handler = Path::new("/proc/sys/fs/binfmt_misc").join(format!("qemu-{qemu}"));
+    match std::fs::read_to_string(&handler) {
+        Ok(text) if text.starts_with("enabled") => None,
+        _ => Some(format!(
+            "the image is for {platform} and this machine is {host}: RUN needs a binfmt_misc handler for {arch} \
+             ({} is missing: install qemu-user-static), or build for linux/{host}",
+            handler.display()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heredoc_runs() {
+        let df = crate::dockerfile::parse("D", "FROM x\nRUN <<EOF\necho a\nEOF\nRUN cat <<A > /f\nhi\nA\n").unwrap();
+        let config = RunConfig::new();
+        assert_eq!(run_command(&config, &df.instructions[1]), ["/bin/sh", "-c", "echo a\n"]);
+        assert_eq!(run_command(&config, &df.instructions[2]), ["/bin/sh", "-c", "cat <<A > /f\nhi\nA\n"]);
+    }
+}
