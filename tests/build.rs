@@ -468,6 +468,7 @@ fn run_chown_needs_subordinate_ids() {
     } else {
         let line = fails(&s, "run_chown", case.dockerfile, case.files, &[]);
         assert!(line.contains("Dockerfile:3: RUN:") && line.contains("exited with status 1"), "{line}");
+        assert!(line.contains("without subordinate ids only root exists"), "{line}");
     }
 }
 
@@ -856,4 +857,80 @@ fn another_platform_pulls_its_base_and_run_needs_an_emulator() {
         let err = error_line(&out);
         assert!(err.contains("Dockerfile:3: RUN:") && err.contains("binfmt_misc handler for arm64"), "{err}");
     }
+}
+
+/// History as BuildKit writes it (a line per instruction, empty layers
+/// marked); with a timestamp (`--timestamp`, or SOURCE_DATE_EPOCH as a
+/// build argument) two builds from nothing give the same image digest.
+#[test]
+fn history_lines_and_reproducible_builds() {
+    let s = setup("repro");
+    let case = Case {
+        name: "repro",
+        dockerfile: "ARG REG\nFROM $REG/test/bb:1\nENV A=1\nCOPY f /f\nRUN echo made > /made && touch /late\nLABEL l=1\nCMD [\"cat\", \"/f\"]\n",
+        files: &[F::Text("f", "f\n")],
+        args: &[],
+    };
+    let out = s.hutch_build(&case, "localhost/repro:1", &["-q", "--timestamp", "1700000000"]);
+    assert_success(&out);
+    let first = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let history = s.env.ok(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "localhost/repro:1"]);
+    let lines: Vec<&str> = history.lines().take(5).collect();
+    assert_eq!(
+        lines,
+        [
+            "CMD [\"cat\", \"/f\"]",
+            "LABEL l=1",
+            "RUN /bin/sh -c echo made > /made && touch /late # buildkit",
+            "COPY f /f # buildkit",
+            "ENV A=1"
+        ],
+        "{history}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = s.hutch_build(&case, "localhost/repro:2", &["-q", "--no-cache", "--timestamp", "1700000000"]);
+    assert_success(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), first, "the same image, built again from nothing");
+    let inspect: Value = serde_json::from_str(&s.env.ok(&["inspect", "localhost/repro:2"])).unwrap();
+    assert_eq!(inspect[0]["Created"], "2023-11-14T22:13:20Z");
+    let with_arg = |tag: &str| {
+        let out = s.hutch_build(&case, tag, &["-q", "--no-cache", "--build-arg", "SOURCE_DATE_EPOCH=1600000000"]);
+        assert_success(&out);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let a = with_arg("localhost/repro:3");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(with_arg("localhost/repro:4"), a);
+    assert_ne!(a, first);
+    // Without a timestamp, the times are the build's own.
+    let out = s.hutch_build(&case, "localhost/repro:5", &["-q", "--no-cache"]);
+    assert_success(&out);
+    assert_ne!(String::from_utf8_lossy(&out.stdout).trim(), first);
+}
+
+/// `builder prune` empties the cache (the next build runs every step);
+/// `image prune` keeps it, and neither touches a named image.
+#[test]
+fn builder_prune_empties_the_cache_and_image_prune_keeps_it() {
+    let s = setup("prune");
+    let case = Case {
+        name: "prune",
+        dockerfile: "ARG REG\nFROM $REG/test/bb:1\nRUN echo one > /one\nCOPY f /f\n",
+        files: &[F::Text("f", "f\n")],
+        args: &[],
+    };
+    let build = || {
+        let out = s.hutch_build(&case, "localhost/prune:1", &[]);
+        assert_success(&out);
+        String::from_utf8_lossy(&out.stdout).matches("Using cache").count()
+    };
+    assert_eq!(build(), 0);
+    s.env.ok(&["image", "prune"]);
+    assert_eq!(build(), 2, "image prune keeps the build cache");
+    let out = s.env.ok(&["builder", "prune", "-f"]);
+    assert!(out.contains("Removed the build cache"), "{out}");
+    assert_eq!(file_text(&s, "localhost/prune:1", "/one"), "one\n", "the named image stays");
+    assert_eq!(build(), 0, "after builder prune every step runs");
+    s.env.ok(&["image", "prune", "--build-cache"]);
+    assert_eq!(build(), 0);
 }

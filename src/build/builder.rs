@@ -183,6 +183,9 @@ struct State {
     workdir_to_make: Option<MakeDir>,
     /// CMD was set in this stage (ENTRYPOINT keeps it then).
     cmd_set: bool,
+    /// History lines of the instructions since the last image, which
+    /// changed no file (ENV, LABEL…): recorded with the next image.
+    pending_history: Vec<String>,
 }
 
 impl State {
@@ -193,7 +196,8 @@ impl State {
 
     /// What the cache key of a step of this state starts with.
     fn key_base(&self) -> String {
-        format!("{}\n{}\n{:?}\n", self.image.id, Value::Object(self.config.clone()), self.author)
+        let config = Value::Object(self.config.clone());
+        format!("{}\n{config}\n{:?}\n{:?}\n", self.image.id, self.author, self.pending_history)
     }
 }
 
@@ -307,6 +311,7 @@ impl Builder<'_> {
             args: Vec::new(),
             workdir_to_make: None,
             cmd_set: false,
+            pending_history: Vec::new(),
         };
         // The base's ONBUILD triggers run first, and are not inherited.
         let triggers: Vec<String> =
@@ -327,7 +332,7 @@ impl Builder<'_> {
                 config::insert(&mut state.config, "Labels", key, json!(value));
             }
         }
-        self.finish_config(state, stage)
+        self.finish_config(state)
     }
 
     /// The image a stage starts from: an earlier stage's, `scratch`, or
@@ -350,11 +355,12 @@ impl Builder<'_> {
 
     /// The stage's image with its config as the instructions left it (a
     /// new image without a layer when the config changed since the last).
-    fn finish_config(&mut self, state: State, stage: &Stage) -> Result<ImageRecord, Error> {
+    fn finish_config(&mut self, mut state: State) -> Result<ImageRecord, Error> {
         let stored = self.engine.image_config_json(&state.image)?;
         let stored_config = stored.get("config").and_then(Value::as_object).cloned().unwrap_or_default();
         let stored_author = stored.get("author").and_then(Value::as_str).map(str::to_string);
-        if stored_config == state.config && (state.author.is_none() || state.author == stored_author) {
+        let same_author = state.author.is_none() || state.author == stored_author;
+        if stored_config == state.config && same_author && state.pending_history.is_empty() {
             return Ok(state.image);
         }
         let key = cache_key(&format!("{}CONFIG", state.key_base()));
@@ -366,10 +372,14 @@ impl Builder<'_> {
         for key in stored_config.keys().filter(|k| !state.config.contains_key(*k)) {
             config.insert(key.clone(), Value::Null);
         }
+        // `--label`s alone leave no line of their own: one is made.
+        let labels: Vec<String> = self.options.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let last = state.pending_history.pop().unwrap_or_else(|| format!("LABEL {}", labels.join(" ")));
         let options = CommitOptions {
             author: state.author.clone(),
             config: Some(config),
-            created_by: Some(format!("{} (config)", stage.from.source)),
+            created_by: Some(last),
+            history_before: std::mem::take(&mut state.pending_history),
             created: self.created(),
             intermediate: true,
             ..Default::default()
@@ -380,8 +390,16 @@ impl Builder<'_> {
         Ok(image)
     }
 
+    /// A reproducible build's time: `--timestamp`, else `SOURCE_DATE_EPOCH`
+    /// as a build argument or in the environment.
+    fn epoch(&self) -> Option<u64> {
+        let given = self.given_args.get("SOURCE_DATE_EPOCH").cloned().flatten();
+        let from_env = || std::env::var("SOURCE_DATE_EPOCH").ok();
+        self.options.timestamp.or_else(|| given.or_else(from_env)?.trim().parse().ok())
+    }
+
     fn created(&self) -> Option<String> {
-        self.options.timestamp.map(crate::image::time::rfc3339)
+        self.epoch().map(crate::image::time::rfc3339)
     }
 
     fn cached(&self, key: &Digest) -> Option<ImageRecord> {
@@ -493,11 +511,12 @@ impl Builder<'_> {
                 }
             }
             "MAINTAINER" => state.author = Some(one_word(&text)?),
-            "RUN" => self.run(state, instruction)?,
-            "COPY" | "ADD" => self.copy(stages, stage, state, instruction)?,
+            "RUN" => return self.run(state, instruction),
+            "COPY" | "ADD" => return self.copy(stages, stage, state, instruction),
             "FROM" => return Err(self.fail(instruction, "FROM inside a stage")),
             other => return Err(self.fail(instruction, format!("{other} is not supported"))),
         }
+        state.pending_history.push(instruction.source.clone());
         Ok(())
     }
 
@@ -546,6 +565,7 @@ impl Builder<'_> {
             self.say(&format!("--> Using cache {}", cached.id.hex()));
             state.image = cached;
             state.workdir_to_make = None;
+            state.pending_history.clear();
             return Ok(());
         }
         let options = self.step_container(state, Vec::new(), Vec::new(), Vec::new());
@@ -559,6 +579,8 @@ impl Builder<'_> {
                 created: self.created(),
                 intermediate: true,
                 consume_layer: true,
+                history_before: std::mem::take(&mut state.pending_history),
+                clamp_times: self.epoch(),
                 ..Default::default()
             };
             Ok(self.engine.commit(&container, options)?)

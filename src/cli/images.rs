@@ -400,15 +400,31 @@ pub struct ImagePruneArgs {
     /// Do not ask (hutch never asks before a prune: accepted for Docker's sake)
     #[arg(short, long)]
     force: bool,
+    /// The build cache too: `hutch build`'s intermediate images and cached files
+    #[arg(long)]
+    build_cache: bool,
 }
 
 pub fn prune(args: ImagePruneArgs, engine: &Engine) -> Result<i32, Error> {
     let _ = args.force;
+    if args.build_cache {
+        prune_build_cache(engine)?;
+    }
     let (lines, freed) = engine.prune_images(args.all)?;
     for line in lines {
         println!("{line}");
     }
     println!("Removed {freed} unused layers and blobs");
+    Ok(0)
+}
+
+/// `builder prune`: `hutch build`'s cache.
+pub fn prune_build_cache(engine: &Engine) -> Result<i32, Error> {
+    let lines = engine.prune_build_cache()?;
+    for line in &lines {
+        println!("{line}");
+    }
+    println!("Removed the build cache ({} intermediate images)", lines.len());
     Ok(0)
 }
 

@@ -63,6 +63,9 @@ enum Command {
     Stats(stats::StatsArgs),
     /// Build an image from a Dockerfile
     Build(Box<build::BuildArgs>),
+    /// Manage `hutch build`'s cache
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Make a new image of a container's changes
     Commit(commit::CommitArgs),
     /// Copy files between a container and the host
@@ -114,6 +117,22 @@ enum Command {
     /// Run containers' healthchecks
     #[command(subcommand)]
     Healthcheck(HealthcheckCommand),
+}
+
+#[derive(Subcommand)]
+enum BuilderCommand {
+    /// Remove the build cache: intermediate images, cached steps and files, RUN's cache mounts
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(clap::Args)]
+struct BuilderPruneArgs {
+    /// Accepted for Docker's sake: all of the cache goes anyway
+    #[arg(short, long)]
+    all: bool,
+    /// Do not ask (hutch never asks before a prune)
+    #[arg(short, long)]
+    force: bool,
 }
 
 #[derive(Subcommand)]
@@ -260,6 +279,10 @@ pub fn main() -> i32 {
             Command::Attach(args) => containers::attach(args, root),
             Command::Commit(args) => commit::commit(args, root),
             Command::Build(args) => build::build(*args, root),
+            Command::Builder(BuilderCommand::Prune(args)) => {
+                let _ = (args.all, args.force);
+                images::prune_build_cache(root)
+            }
             Command::Cp(args) => cp::cp(args, root),
             Command::Port(args) => containers::port(args, root),
             Command::Top(args) => containers::top(args, root),

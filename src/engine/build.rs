@@ -17,6 +17,12 @@ use std::path::{Path, PathBuf};
 const CACHE_DIR: &str = "build-cache";
 
 impl Engine {
+    /// Whether containers get the single-id mapping (no subordinate ids):
+    /// only root exists in them.
+    pub fn single_id(&self) -> bool {
+        self.plan().is_ok_and(|plan| !plan.uses_helpers)
+    }
+
     /// The image `FROM scratch` means: no layers, an empty config.
     pub fn scratch_image(&self, platform: &Platform) -> Result<ImageRecord, Error> {
         let store = Store::open(&self.root)?;
@@ -139,6 +145,10 @@ impl Engine {
             }
             Ok(linked)
         })?)
+    }
+
+    pub(super) fn build_cache_dir(&self) -> PathBuf {
+        self.root.join(CACHE_DIR)
     }
 
     fn cache_path(&self, key: &Digest) -> PathBuf {

@@ -37,6 +37,11 @@ pub struct CommitOptions {
     /// The container is removed next: on the kernel overlay its writable
     /// layer becomes the image's layer as it is, without a copy.
     pub consume_layer: bool,
+    /// History lines of build steps that changed no file, before this one's.
+    pub history_before: Vec<String>,
+    /// File times in the layer no later than this (seconds since the
+    /// epoch): a reproducible build's `SOURCE_DATE_EPOCH`.
+    pub clamp_times: Option<u64>,
 }
 
 impl Engine {
@@ -55,6 +60,7 @@ impl Engine {
             None => container_config(&base, &base_config, container)?,
         };
         let consume = options.consume_layer;
+        let clamp = options.clamp_times;
         let info = commit_info(options, config, || format!("hutch commit {name}"))?;
         let plan = self.plan()?;
         let state = container.state();
@@ -73,7 +79,7 @@ impl Engine {
         Ok(crate::userns::in_userns(plan, || {
             let _lock = store.lock_shared().map_err(|e| e.to_string())?;
             let tmp = store.temp_path("commit");
-            let written = write_tar_file(&upper, &tmp, &mount_points);
+            let written = write_tar_file(&upper, &tmp, &mount_points, clamp);
             let image = written.and_then(|stored_owners| {
                 let unpacked = match adopt {
                     true => Some((upper.as_path(), adoptable(&upper, &mount_points, stored_owners)?)),
@@ -121,6 +127,7 @@ fn commit_info(
         config,
         created: options.created,
         intermediate: options.intermediate,
+        history_before: options.history_before,
     })
 }
 
@@ -139,11 +146,12 @@ pub(crate) fn tagged_name(name: &str) -> Result<String, Error> {
 
 /// Writes the layer's tarball; how many entries had their owner from the
 /// owner xattr.
-fn write_tar_file(upper: &Path, tmp: &Path, leave_out: &HashSet<PathBuf>) -> Result<u64, String> {
+fn write_tar_file(upper: &Path, tmp: &Path, leave_out: &HashSet<PathBuf>, clamp: Option<u64>) -> Result<u64, String> {
     let fail = |e: std::io::Error| format!("writing the layer of {}: {e}", upper.display());
     let mut out = BufWriter::new(std::fs::File::create(tmp).map_err(fail)?);
     let leave_out = leave_out.clone();
-    let mut tar = TreeWriter::for_layer(&mut out).keeping(move |path| !leave_out.contains(path));
+    let mut tar =
+        TreeWriter::for_layer(&mut out).keeping(move |path| !leave_out.contains(path)).with_times_clamped(clamp);
     tar.append_contents(upper).map_err(fail)?;
     let stored_owners = tar.stored_owners();
     tar.finish().map_err(fail)?;

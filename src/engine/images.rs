@@ -213,7 +213,8 @@ impl Engine {
         })?)
     }
 
-    /// `image prune [-a]`: unnamed images no container uses (with `all`,
+    /// `image prune [-a]`: unnamed images no container uses but a build's
+    /// intermediate ones, its cache (with `all`,
     /// every image no container uses), then unused layers and blobs.
     /// Returns `rmi`'s lines for the images and how many layers and blobs went.
     pub fn prune_images(&self, all: bool) -> Result<(Vec<String>, usize), Error> {
@@ -231,6 +232,28 @@ impl Engine {
                 image::gc::remove_images(&store, &unused, false, &users_of(&users)).map_err(|e| e.to_string())?;
             let freed = image::gc::prune(&store, &users_of(&users)).map_err(|e| e.to_string())?;
             Ok((removed, freed))
+        })?)
+    }
+
+    /// `builder prune`: the build cache — the step cache, the context
+    /// hashes, RUN's cache mounts — and the intermediate images no
+    /// container uses, then the layers and blobs nothing uses any more.
+    /// Returns `rmi`'s lines for the images.
+    pub fn prune_build_cache(&self) -> Result<Vec<String>, Error> {
+        let store = self.store()?;
+        let users = self.image_users()?;
+        let images = store.images()?;
+        let unused = images.iter().filter(|i| i.intermediate && users_of(&users)(&i.id).is_empty());
+        let intermediate: Vec<String> = unused.map(|i| i.id.to_string()).collect();
+        let cache = self.build_cache_dir();
+        Ok(in_userns(self.image_plan(), || {
+            // The cache's files first: no step names an image removed next.
+            if cache.exists() {
+                image::store::remove_tree(&cache).map_err(|e| e.to_string())?;
+            }
+            let removed =
+                image::gc::remove_images(&store, &intermediate, false, &users_of(&users)).map_err(|e| e.to_string())?;
+            Ok(removed)
         })?)
     }
 

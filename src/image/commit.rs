@@ -25,6 +25,8 @@ pub struct CommitInfo {
     pub created: Option<String>,
     /// A build's step: kept for the cache, not listed as an image.
     pub intermediate: bool,
+    /// History lines of steps that changed no file, before this one's.
+    pub history_before: Vec<String>,
 }
 
 /// A new layer: its uncompressed tarball (a file in the store's `tmp/`,
@@ -99,6 +101,9 @@ fn update_config(config: &mut Value, diff_id: Option<&Digest>, created: &str, in
     if let (Some(ids), Some(diff_id)) = (rootfs.get_mut("diff_ids").and_then(Value::as_array_mut), diff_id) {
         ids.push(json!(diff_id));
     }
+    let earlier =
+        info.history_before.iter().map(|line| json!({"created": created, "created_by": line, "empty_layer": true}));
+    let mut steps: Vec<Value> = earlier.collect();
     let mut step = json!({"created": created, "created_by": info.created_by});
     if diff_id.is_none() {
         step["empty_layer"] = json!(true);
@@ -109,10 +114,11 @@ fn update_config(config: &mut Value, diff_id: Option<&Digest>, created: &str, in
     if let Some(message) = message {
         step["comment"] = json!(message);
     }
+    steps.push(step);
     match top.get_mut("history").and_then(Value::as_array_mut) {
-        Some(history) => history.push(step),
+        Some(history) => history.extend(steps),
         None => {
-            top.insert("history".into(), json!([step]));
+            top.insert("history".into(), json!(steps));
         }
     }
 }

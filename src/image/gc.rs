@@ -48,13 +48,14 @@ pub fn remove_images(store: &Store, names: &[String], force: bool, users_of: Use
     Ok(removed)
 }
 
-/// `image prune`: removes unnamed images no container uses, what
+/// `image prune`: removes unnamed images no container uses (but a build's
+/// intermediate images, its cache, which `builder prune` removes), what
 /// interrupted commands left in `tmp/`, and every unreferenced layer and
 /// blob; returns how many layers and blobs went.
 pub fn prune(store: &Store, users_of: UsersOf) -> Result<usize, Error> {
     let _lock = store.lock_exclusive()?;
     store.update_images(|images| {
-        images.retain(|i| !i.names.is_empty() || !users_of(&i.id).is_empty());
+        images.retain(|i| !i.names.is_empty() || i.intermediate || !users_of(&i.id).is_empty());
         Ok(())
     })?;
     store.clean_abandoned()?;

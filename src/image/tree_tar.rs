@@ -44,6 +44,8 @@ pub struct TreeWriter<W: Write> {
     root_owned: bool,
     /// Entries whose owner came from the owner xattr.
     stored_owners: u64,
+    /// No time later than this (a reproducible build's).
+    clamp: Option<u64>,
 }
 
 impl<W: Write> TreeWriter<W> {
@@ -57,6 +59,7 @@ impl<W: Write> TreeWriter<W> {
             mode: None,
             root_owned: false,
             stored_owners: 0,
+            clamp: None,
         }
     }
 
@@ -69,6 +72,12 @@ impl<W: Write> TreeWriter<W> {
     /// Entries owned by root (0:0), whoever owns the files.
     pub fn owned_by_root(mut self) -> TreeWriter<W> {
         self.root_owned = true;
+        self
+    }
+
+    /// No entry's times later than `clamp` (seconds since the epoch).
+    pub fn with_times_clamped(mut self, clamp: Option<u64>) -> TreeWriter<W> {
+        self.clamp = clamp;
         self
     }
 
@@ -167,6 +176,15 @@ impl<W: Write> TreeWriter<W> {
             header.set_uid(uid.into());
             header.set_gid(gid.into());
             self.stored_owners += 1;
+        }
+        if let Some(clamp) = self.clamp {
+            let mtime = meta.mtime().clamp(0, i64::try_from(clamp).unwrap_or(i64::MAX));
+            let mtime = u64::try_from(mtime).unwrap_or(0);
+            header.set_mtime(mtime);
+            if let Some(gnu) = header.as_gnu_mut() {
+                gnu.set_atime(mtime);
+                gnu.set_ctime(mtime);
+            }
         }
         if self.root_owned {
             header.set_uid(0);

@@ -133,7 +133,7 @@ impl Builder<'_> {
             None => Vec::new(),
         };
         let dest_dir = PathBuf::from(dest_path.trim_end_matches('/'));
-        let created_by = format!("{} {}", instruction.keyword, words.join(" "));
+        let created_by = format!("{} # buildkit", instruction.source);
         self.layer_step(state, instruction, &key, &created_by, |builder, container, dir| {
             let linked = match &earlier {
                 Some((image, _)) if !unchanged.is_empty() => {
@@ -216,6 +216,7 @@ impl Builder<'_> {
             args: Vec::new(),
             workdir_to_make: None,
             cmd_set: false,
+            pending_history: Vec::new(),
         };
         let options = self.step_container(&state, Vec::new(), Vec::new(), Vec::new());
         let created = self.engine.create(&options)?;

@@ -14,6 +14,10 @@ use crate::spec::Volume;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// Why a RUN may fail without subordinate ids, and the fix.
+const SINGLE_ID_HINT: &str = " (without subordinate ids only root exists in the container: a chown to another id, \
+     or a switch to another user as apt-get makes, fails; an administrator can add ranges to /etc/subuid and /etc/subgid)";
+
 impl Builder<'_> {
     pub(super) fn run(&mut self, state: &mut State, instruction: &Instruction) -> Result<(), Error> {
         if let Some(why) = emulation_missing(&state.image.platform) {
@@ -32,13 +36,14 @@ impl Builder<'_> {
             tmpfs,
             network
         );
-        let created_by =
-            format!("RUN {}", instruction.source.strip_prefix("RUN").unwrap_or(&instruction.source).trim());
+        // As BuildKit writes it: the command as run.
+        let created_by = format!("RUN {} # buildkit", command.join(" "));
         let key_digest = cache_key(&key);
         if let Some(cached) = self.cached(&key_digest) {
             self.say(&format!("--> Using cache {}", cached.id.hex()));
             state.image = cached;
             state.workdir_to_make = None;
+            state.pending_history.clear();
             return Ok(());
         }
         let mut options = self.step_container(state, command, volumes, tmpfs);
@@ -63,11 +68,19 @@ impl Builder<'_> {
                     created: self.created(),
                     intermediate: true,
                     consume_layer: true,
+                    history_before: std::mem::take(&mut state.pending_history),
+                    clamp_times: self.epoch(),
                     ..Default::default()
                 };
                 self.engine.commit(&container, commit).map_err(|e| self.fail(instruction, e))
             }
-            Ok(exit) => Err(self.fail(instruction, format!("{} exited with status {}", instruction.source, exit.code))),
+            Ok(exit) => {
+                let mut why = format!("{} exited with status {}", instruction.source, exit.code);
+                if self.engine.single_id() {
+                    why.push_str(SINGLE_ID_HINT);
+                }
+                Err(self.fail(instruction, why))
+            }
             Err(e) => Err(self.fail(instruction, e)),
         };
         let removed = self.engine.remove(&container, Removal::Force);
