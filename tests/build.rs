@@ -596,13 +596,14 @@ fn run_mounts_secrets_caches_and_tmpfs() {
     let secret = s.work.path().join("token");
     std::fs::write(&secret, "s3cret\n").unwrap();
     let spec = format!("id=token,src={}", secret.display());
-    let dockerfile = "ARG REG\nFROM $REG/test/bb:1\nRUN --mount=type=secret,id=token cat /run/secrets/token > /seen-secret-length && wc -c < /run/secrets/token > /seen-secret-length\nRUN --mount=type=cache,target=/cache sh -c 'echo run >> /cache/count; wc -l < /cache/count > /count-seen'\nRUN --mount=type=tmpfs,target=/scratch sh -c 'echo x > /scratch/f && test -f /scratch/f'\nRUN --mount=type=bind,source=data,target=/data cat /data/f > /from-bind\nRUN --network=none true\n";
+    let dockerfile = "ARG REG\nFROM $REG/test/bb:1 AS builder\nRUN mkdir /out && echo artifact > /out/a && echo single > /one\nFROM $REG/test/bb:1\nRUN --mount=type=bind,from=builder,source=/out,target=/in --mount=from=builder,source=/one,target=/one.txt cat /in/a /one.txt > /from-stage\nRUN --mount=type=secret,id=token cat /run/secrets/token > /seen-secret-length && wc -c < /run/secrets/token > /seen-secret-length\nRUN --mount=type=cache,target=/cache sh -c 'echo run >> /cache/count; wc -l < /cache/count > /count-seen'\nRUN --mount=type=tmpfs,target=/scratch sh -c 'echo x > /scratch/f && test -f /scratch/f'\nRUN --mount=type=bind,source=data,target=/data cat /data/f > /from-bind\nRUN --network=none true\n";
     let result = hutch_only(&s, "mounts", dockerfile, &[F::Text("data/f", "bound\n")], &["--secret", &spec]);
     let tag = "localhost/own/mounts:1";
     assert_eq!(file_text(&s, tag, "/seen-secret-length").trim(), "7");
     assert_eq!(file_text(&s, tag, "/from-bind"), "bound\n");
+    assert_eq!(file_text(&s, tag, "/from-stage"), "artifact\nsingle\n");
     let tree = result["tree"].as_object().unwrap();
-    for left_out in ["run/secrets/token", "cache/count", "scratch/f", "data/f"] {
+    for left_out in ["run/secrets/token", "cache/count", "scratch/f", "data/f", "in/a", "one.txt"] {
         assert!(!tree.contains_key(left_out), "{left_out} is a mount, not part of the image");
     }
     // The cache mount keeps its files between builds.

@@ -511,7 +511,7 @@ impl Builder<'_> {
                 }
             }
             "MAINTAINER" => state.author = Some(one_word(&text)?),
-            "RUN" => return self.run(state, instruction),
+            "RUN" => return self.run(stages, stage, state, instruction),
             "COPY" | "ADD" => return self.copy(stages, stage, state, instruction),
             "FROM" => return Err(self.fail(instruction, "FROM inside a stage")),
             other => return Err(self.fail(instruction, format!("{other} is not supported"))),

@@ -183,7 +183,7 @@ impl Builder<'_> {
     }
 
     /// `--from`: an earlier stage's image, or any image (pulled as FROM pulls).
-    fn copy_source_image(
+    pub(super) fn copy_source_image(
         &self,
         stages: &Stages,
         stage: &Stage,
@@ -202,12 +202,12 @@ impl Builder<'_> {
 
     /// Sends `sources` from a container of `image` (a helper in its root
     /// picks and sends them), into `out`.
-    fn send_from_image(
+    pub(super) fn send_from_image(
         &self,
         image: &ImageRecord,
         sources: Vec<String>,
         chmod: Option<u32>,
-        out: std::io::PipeWriter,
+        out: impl std::io::Write + 'static,
     ) -> Result<(), Error> {
         let state = State {
             image: image.clone(),

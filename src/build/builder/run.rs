@@ -5,8 +5,11 @@
 
 use super::{cache_key, Builder, State};
 use crate::build::config::{self, RunConfig};
+use crate::build::sources::ONE_FILE;
+use crate::build::stages::{Stage, Stages};
 use crate::build::Error;
 use crate::dockerfile::{Args, Instruction};
+use crate::engine::ScratchDir;
 use crate::engine::{CommitOptions, Removal};
 use crate::image::pull::Platform;
 use crate::runtime::StdioMode;
@@ -14,17 +17,53 @@ use crate::spec::Volume;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// `type=bind,source=…,target=…` as fields (a flag alone is `true`).
+fn mount_fields(spec: &str) -> BTreeMap<String, String> {
+    spec.split(',')
+        .map(|part| part.split_once('=').unwrap_or((part, "true")))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Unpacks a sources stream (its kind byte, then tar) saved in `stream`
+/// into `dir`, as the caller's files; the kind.
+fn unpack_stream_file(stream: &Path, dir: &Path) -> Result<u8, String> {
+    use crate::image::unpack::{open_tree, unpack_stream, Owners, Placement, Top};
+    use std::io::Read;
+    let mut input = std::fs::File::open(stream).map_err(|e| e.to_string())?;
+    let mut kind = [0u8; 1];
+    input.read_exact(&mut kind).map_err(|e| format!("the stage's files: {e}"))?;
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let root = open_tree(dir).map_err(|e| e.to_string())?;
+    let placement = Placement {
+        owners: Owners::Caller,
+        device_placeholders: false,
+        replace_directories: false,
+        kernel_whiteouts: false,
+        top: Top::Keep,
+    };
+    unpack_stream(input, root, placement).map_err(|e| e.to_string())?;
+    Ok(kind[0])
+}
+
 /// Why a RUN may fail without subordinate ids, and the fix.
 const SINGLE_ID_HINT: &str = " (without subordinate ids only root exists in the container: a chown to another id, \
      or a switch to another user as apt-get makes, fails; an administrator can add ranges to /etc/subuid and /etc/subgid)";
 
 impl Builder<'_> {
-    pub(super) fn run(&mut self, state: &mut State, instruction: &Instruction) -> Result<(), Error> {
+    pub(super) fn run(
+        &mut self,
+        stages: &Stages,
+        stage: &Stage,
+        state: &mut State,
+        instruction: &Instruction,
+    ) -> Result<(), Error> {
         if let Some(why) = emulation_missing(&state.image.platform) {
             return Err(self.fail(instruction, why));
         }
         let command = run_command(&state.config, instruction);
-        let (volumes, tmpfs, network) = self.run_mounts(instruction)?;
+        // Files of other stages bound in live in scratch directories until the end.
+        let ((volumes, tmpfs, network), _scratch) = self.run_mounts(stages, stage, instruction)?;
         let env_args: Vec<String> =
             state.args.iter().filter_map(|(k, v)| Some(format!("{k}={}", v.as_ref()?))).collect();
         let key = format!(
@@ -92,9 +131,15 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// RUN's `--mount`s as binds and tmpfs mounts, and its `--network`.
-    fn run_mounts(&self, instruction: &Instruction) -> Result<RunMounts, Error> {
-        let (mut volumes, mut tmpfs, mut network) = (Vec::new(), Vec::new(), None);
+    /// RUN's `--mount`s as binds and tmpfs mounts, and its `--network`;
+    /// the scratch directories holding files bound from other stages.
+    fn run_mounts(
+        &self,
+        stages: &Stages,
+        stage: &Stage,
+        instruction: &Instruction,
+    ) -> Result<(RunMounts, Vec<ScratchDir>), Error> {
+        let (mut volumes, mut tmpfs, mut network, mut scratch) = (Vec::new(), Vec::new(), None, Vec::new());
         for flag in &instruction.flags {
             let value = flag.value.clone().unwrap_or_default();
             match flag.name.as_str() {
@@ -106,7 +151,19 @@ impl Builder<'_> {
                     network = mode;
                 }
                 "mount" => {
-                    match self.run_mount(&value).map_err(|e| self.fail(instruction, format!("--mount={value}: {e}")))? {
+                    let fail = |e: String| self.fail(instruction, format!("--mount={value}: {e}"));
+                    let fields = mount_fields(&value);
+                    let mount = match fields.get("from").filter(|_| {
+                        !matches!(fields.get("type").map(String::as_str), Some("cache" | "tmpfs" | "secret"))
+                    }) {
+                        Some(from) => {
+                            let (volume, dir) = self.bind_from_stage(stages, stage, instruction, from, &fields)?;
+                            scratch.push(dir);
+                            RunMount::Bind(volume)
+                        }
+                        None => self.run_mount(&fields).map_err(fail)?,
+                    };
+                    match mount {
                         RunMount::Bind(volume) => volumes.push(volume),
                         RunMount::Tmpfs(spec) => tmpfs.push(spec),
                         RunMount::Nothing => {}
@@ -115,30 +172,54 @@ impl Builder<'_> {
                 other => return Err(self.fail(instruction, format!("unknown flag --{other}"))),
             }
         }
-        Ok((volumes, tmpfs, network))
+        Ok(((volumes, tmpfs, network), scratch))
     }
 
-    fn run_mount(&self, spec: &str) -> Result<RunMount, String> {
-        let mut fields = BTreeMap::new();
-        for part in spec.split(',') {
-            let (key, value) = part.split_once('=').unwrap_or((part, "true"));
-            fields.insert(key.to_string(), value.to_string());
-        }
+    /// `--mount=type=bind,from=STAGE,source=PATH,target=…`: PATH of the
+    /// stage's (or image's) root, copied out into a scratch directory (as
+    /// the caller's files) and bound read-only.
+    fn bind_from_stage(
+        &self,
+        stages: &Stages,
+        stage: &Stage,
+        instruction: &Instruction,
+        from: &str,
+        fields: &BTreeMap<String, String>,
+    ) -> Result<(Volume, ScratchDir), Error> {
+        let fail = |e: String| self.fail(instruction, format!("--mount from={from}: {e}"));
+        let target = fields
+            .get("target")
+            .or(fields.get("dst"))
+            .or(fields.get("destination"))
+            .ok_or_else(|| fail("needs target=".into()))?;
+        let source = fields.get("source").or(fields.get("src")).cloned().unwrap_or_else(|| "/".into());
+        let image = self.copy_source_image(stages, stage, instruction, from)?;
+        let dir = self.engine.scratch_dir("build-mount")?;
+        let (stream, tree) = (dir.path().join("stream"), dir.path().join("tree"));
+        let file = std::fs::File::create(&stream).map_err(|e| fail(e.to_string()))?;
+        self.send_from_image(&image, vec![source.clone()], None, file)?;
+        let kind = unpack_stream_file(&stream, &tree).map_err(fail)?;
+        let _ = std::fs::remove_file(&stream);
+        let path = match (kind, Path::new(&source).file_name()) {
+            (ONE_FILE, Some(name)) => tree.join(name),
+            _ => tree,
+        };
+        let volume = Volume::parse(&format!("{}:{target}:ro", path.display())).map_err(|e| fail(e.to_string()))?;
+        Ok((volume, dir))
+    }
+
+    fn run_mount(&self, fields: &BTreeMap<String, String>) -> Result<RunMount, String> {
         let field = |names: &[&str]| names.iter().find_map(|n| fields.get(*n).cloned());
         let kind = field(&["type"]).unwrap_or_else(|| "bind".into());
         let target = field(&["target", "dst", "destination"]);
         let read_only = field(&["readonly", "ro"]).is_some_and(|v| v != "false");
         match kind.as_str() {
             "bind" => {
-                if field(&["from"]).is_some() {
-                    return Err("from= is not supported yet: COPY --from the stage instead".into());
-                }
                 let target = target.ok_or("needs target=")?;
                 let source = field(&["source", "src"]).unwrap_or_default();
                 let selected = self.context.select(&[if source.is_empty() { ".".into() } else { source }])?;
                 let path = selected.into_iter().next().ok_or("nothing to bind")?;
                 // A bind of the context is read-only: the build must not change it.
-                let _ = read_only;
                 Ok(RunMount::Bind(
                     Volume::parse(&format!("{}:{target}:ro", path.display())).map_err(|e| e.to_string())?,
                 ))
