@@ -935,3 +935,61 @@ fn builder_prune_empties_the_cache_and_image_prune_keeps_it() {
     s.env.ok(&["image", "prune", "--build-cache"]);
     assert_eq!(build(), 0);
 }
+
+/// A hostile base image (a layer entry climbing out with `..`) is refused
+/// as `pull` refuses it: one line, nothing recorded, nothing left.
+#[test]
+fn a_hostile_base_image_is_refused() {
+    let s = setup("hostile-base");
+    let hostile = TarBuilder::new().file("../../../../../../tmp/hutch-build-escaped", b"x").finish();
+    let mut image = base_image();
+    image.layers.push(Layer::gzip(hostile));
+    s.registry.push_image("test/hostile", "1", &image);
+    let case = Case {
+        name: "hostile_base",
+        dockerfile: "ARG REG\nFROM $REG/test/hostile:1\nRUN true\n",
+        files: &[],
+        args: &[],
+    };
+    let out = s.hutch_build(&case, "localhost/hostile:1", &[]);
+    assert!(!out.status.success());
+    let err = error_line(&out);
+    assert!(err.contains("Dockerfile:2: FROM:") && err.contains("'..'"), "{err}");
+    assert!(!Path::new("/tmp/hutch-build-escaped").exists());
+    assert_eq!(s.env.ok(&["images", "-q"]), "");
+    assert!(s.env.ok(&["ps", "-a", "-q"]).trim().is_empty());
+}
+
+/// A build killed in the middle of a RUN: its step's container is
+/// removed by the next build, and no image was made of it.
+#[test]
+fn a_killed_build_leaves_nothing_the_next_build_keeps() {
+    let s = setup("killed");
+    s.env.ok(&["pull", "-q", &format!("{}/test/bb:1", s.registry.addr)]);
+    let case =
+        Case { name: "killed", dockerfile: "ARG REG\nFROM $REG/test/bb:1\nRUN sleep 60\n", files: &[], args: &[] };
+    let ctx = s.context(&case);
+    let reg = s.reg_arg();
+    let mut c = s.env.h.cmd();
+    c.env("HUTCH_ROOT", s.env.store.path()).args(["build", "--build-arg", &reg, ctx.to_str().unwrap()]);
+    let mut build = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while s.env.ok(&["ps", "-q"]).trim().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the RUN did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let images = s.env.ok(&["images", "-q"]);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(build.id().cast_signed()), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    build.wait().unwrap();
+    let after =
+        Case { name: "killed_after", dockerfile: "ARG REG\nFROM $REG/test/bb:1\nENV A=1\n", files: &[], args: &[] };
+    assert_success(&s.hutch_build(&after, "localhost/after:1", &["-q"]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !s.env.ok(&["ps", "-a", "-q"]).trim().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the killed step's container is still listed");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let now = s.env.ok(&["images", "-q"]);
+    assert_eq!(now.lines().count(), images.lines().count() + 1, "only the second build's image was added: {now}");
+}

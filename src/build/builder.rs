@@ -43,6 +43,7 @@ const PROXY_ARGS: &[&str] = &[
 /// Builds `options`' Dockerfile; `progress` gets each line worth showing
 /// (steps, cache hits, the images made). Returns the final image.
 pub fn build(engine: &Engine, mut options: BuildOptions, progress: &dyn Fn(&str)) -> Result<ImageRecord, Error> {
+    remove_abandoned_steps(engine)?;
     let (context_dir, scratch) = context_directory(engine, &mut options)?;
     let (file_name, text, ignore_path) = read_dockerfile(&options.dockerfile, &context_dir)?;
     let parsed = dockerfile::parse(&file_name, &text)?;
@@ -87,6 +88,20 @@ pub fn build(engine: &Engine, mut options: BuildOptions, progress: &dyn Fn(&str)
         progress(&format!("Successfully tagged {name}"));
     }
     Ok(kept)
+}
+
+/// The label of a step's container: which build made it.
+const STEP_LABEL: &str = "io.hutch.build-step";
+
+/// Removes the containers of steps whose build was killed (theirs are
+/// removed as they end otherwise).
+fn remove_abandoned_steps(engine: &Engine) -> Result<(), Error> {
+    for container in engine.list_containers()? {
+        if container.record.labels.get(STEP_LABEL).is_some_and(|tag| crate::liveness::abandoned(tag)) {
+            engine.remove(&container, Removal::Force)?;
+        }
+    }
+    Ok(())
 }
 
 /// The context as a directory: the caller's, or a scratch directory for
@@ -637,6 +652,7 @@ impl Builder<'_> {
         options.tmpfs = tmpfs;
         options.image_volumes = false;
         options.no_healthcheck = true;
+        options.labels.insert(STEP_LABEL.into(), crate::liveness::ProcessId::current_tag());
         options
     }
 }
