@@ -5,6 +5,7 @@
 
 use super::{Builder, State};
 use crate::build::config::{self, RunConfig};
+use crate::build::download::download;
 use crate::build::pattern::IgnoreRules;
 use crate::build::receive::{self, Destination};
 use crate::build::sources::{Manifest, SourceTree};
@@ -12,7 +13,7 @@ use crate::build::stages::{Stage, Stages};
 use crate::build::Error;
 use crate::dockerfile::words::{expand, expand_words};
 use crate::dockerfile::{Args, Instruction};
-use crate::engine::Removal;
+use crate::engine::{Removal, ScratchDir};
 use crate::image::ImageRecord;
 use std::path::PathBuf;
 
@@ -24,93 +25,26 @@ impl Builder<'_> {
         state: &mut State,
         instruction: &Instruction,
     ) -> Result<(), Error> {
-        let add = instruction.keyword == "ADD";
-        let lookup = |name: &str| state.lookup(name);
-        let flag = |name: &str| instruction.flags.iter().find(|f| f.name == name).and_then(|f| f.value.clone());
-        for flag in &instruction.flags {
-            if !matches!(flag.name.as_str(), "from" | "chown" | "chmod" | "link" | "checksum" | "keep-git-dir") {
-                return Err(self.fail(instruction, format!("unknown flag --{}", flag.name)));
-            }
-        }
+        let args = self.copy_args(state, instruction)?;
+        let (origin, sources) = self.origin(stages, stage, state, instruction, &args)?;
         let fail = |e: String| self.fail(instruction, e);
-        let words = match &instruction.args {
-            Args::Exec(words) => words.iter().map(|w| expand(w, self.escape, &lookup)).collect::<Result<Vec<_>, _>>(),
-            Args::Shell(text) => expand_words(text, self.escape, &lookup),
-        }
-        .map_err(fail)?;
-        let Some((dest, sources)) = words.split_last().filter(|(_, s)| !s.is_empty()) else {
-            return Err(fail(format!("{} needs a source and a destination", instruction.keyword)));
-        };
-        let chown = flag("chown").map(|c| expand(&c, self.escape, &lookup)).transpose().map_err(fail)?;
-        let chmod = match flag("chmod") {
-            Some(mode) => {
-                Some(u32::from_str_radix(&mode, 8).map_err(|_| fail(format!("--chmod={mode}: not an octal mode")))?)
-            }
-            None => None,
-        };
-        let workdir = config::text(&state.config, "WorkingDir").unwrap_or_else(|| "/".into());
-        let dest_path = destination(&workdir, dest);
-        let from = flag("from").map(|f| expand(&f, self.escape, &lookup)).transpose().map_err(fail)?;
-        let mut scratch = None;
-        let mut downloaded = None;
-        let (tree, source_image) = match &from {
-            Some(from) => (None, Some(self.copy_source_image(stages, stage, instruction, from)?)),
-            None if sources.iter().any(|s| s.starts_with("<<")) => {
-                let dir = self.engine.scratch_dir("build-heredoc")?;
-                for heredoc in &instruction.heredocs {
-                    let body = if heredoc.expand {
-                        expand_heredoc(&heredoc.body, self.escape, &lookup)
-                    } else {
-                        heredoc.body.clone()
-                    };
-                    std::fs::write(dir.path().join(&heredoc.name), body).map_err(|e| fail(e.to_string()))?;
-                }
-                let tree = SourceTree::new(dir.path().to_path_buf(), IgnoreRules::default());
-                scratch = Some(dir);
-                (Some(tree), None)
-            }
-            None if add && sources.iter().any(|s| is_url(s)) => {
-                if !sources.iter().all(|s| is_url(s)) {
-                    return Err(fail("ADD of URLs and local files at once: give them in two ADDs".into()));
-                }
-                let dir = self.engine.scratch_dir("build-download")?;
-                let checksum = flag("checksum");
-                if checksum.is_some() && sources.len() > 1 {
-                    return Err(fail("--checksum needs a single URL".into()));
-                }
-                let mut names = Vec::new();
-                for url in sources {
-                    let path = crate::build::download::download(url, dir.path(), checksum.as_deref()).map_err(fail)?;
-                    names.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-                }
-                let tree = SourceTree::new(dir.path().to_path_buf(), IgnoreRules::default());
-                scratch = Some(dir);
-                downloaded = Some(names);
-                (Some(tree), None)
-            }
-
-            None => (Some(self.context.clone()), None),
-        };
-        // A download is copied as it is, never extracted (as Docker).
-        let extract = add && downloaded.is_none();
-        let sources: Vec<String> = match downloaded {
-            Some(names) => names,
-            None => sources
-                .iter()
-                .map(|s| s.trim_start_matches("<<").trim_start_matches('-').trim_matches(['"', '\'']).to_string())
-                .collect(),
-        };
-        let destination = Destination { path: dest_path.clone(), chown: chown.clone() };
-        let mut key =
-            format!("{}{} {:?} {dest_path} {chown:?} {chmod:?}", state.key_base(), instruction.keyword, sources);
+        let dest = args.dest.clone();
+        let mut key = format!(
+            "{}{} {:?} {dest} {:?} {:?}",
+            state.key_base(),
+            instruction.keyword,
+            sources,
+            args.chown,
+            args.chmod
+        );
         // The same COPY before the sources changed: its files to reuse.
         let same_copy = format!("earlier copy {key}");
         let mut selected = Vec::new();
         let mut manifest = Manifest::new();
-        match (&tree, &source_image) {
-            (Some(tree), _) => {
+        match &origin {
+            Origin::Tree { tree, .. } => {
                 selected = tree.select(&sources).map_err(fail)?;
-                if selected.len() > 1 && !dest_path.ends_with('/') {
+                if selected.len() > 1 && !dest.ends_with('/') {
                     return Err(fail(format!(
                         "{} with more than one source: the destination must be a directory ending in /",
                         instruction.keyword
@@ -120,8 +54,7 @@ impl Builder<'_> {
                 key.push_str(&digest);
                 manifest = files;
             }
-            (None, Some(image)) => key.push_str(image.id.as_str()),
-            (None, None) => {}
+            Origin::Image(image) => key.push_str(image.id.as_str()),
         }
         // --no-cache builds from nothing: no files reused either.
         let reuse = !manifest.is_empty() && !self.options.no_cache;
@@ -132,7 +65,8 @@ impl Builder<'_> {
             }
             None => Vec::new(),
         };
-        let dest_dir = PathBuf::from(dest_path.trim_end_matches('/'));
+        let destination = Destination { path: dest.clone(), chown: args.chown.clone() };
+        let dest_dir = PathBuf::from(dest.trim_end_matches('/'));
         let created_by = format!("{} # buildkit", instruction.source);
         self.layer_step(state, instruction, &key, &created_by, |builder, container, dir| {
             let linked = match &earlier {
@@ -146,12 +80,11 @@ impl Builder<'_> {
                 let mut reader = reader;
                 receive::receive(dir.as_ref(), Some((&destination, &mut reader)))
             })?;
-            let sent = match (&tree, source_image) {
-                (Some(tree), _) => {
-                    tree.send(&selected, chmod, extract, linked, writer).map_err(|e| builder.fail(instruction, e))
+            let sent = match &origin {
+                Origin::Tree { tree, extract, .. } => {
+                    tree.send(&selected, args.chmod, *extract, linked, writer).map_err(|e| builder.fail(instruction, e))
                 }
-                (None, Some(image)) => builder.send_from_image(&image, sources.clone(), chmod, writer),
-                (None, None) => Ok(()),
+                Origin::Image(image) => builder.send_from_image(image, sources.clone(), args.chmod, writer),
             };
             let note = receiver.wait().map_err(|e| builder.fail(instruction, e))?;
             if let Some(note) = note {
@@ -159,11 +92,99 @@ impl Builder<'_> {
             }
             sent
         })?;
-        drop(scratch);
         if !manifest.is_empty() {
             self.remember_copy(&same_copy, &state.image, manifest);
         }
         Ok(())
+    }
+
+    /// COPY's and ADD's flags and words, substituted and checked.
+    fn copy_args(&self, state: &State, instruction: &Instruction) -> Result<CopyArgs, Error> {
+        let lookup = |name: &str| state.lookup(name);
+        let fail = |e: String| self.fail(instruction, e);
+        let flag = |name: &str| instruction.flags.iter().find(|f| f.name == name).and_then(|f| f.value.clone());
+        for flag in &instruction.flags {
+            if !matches!(flag.name.as_str(), "from" | "chown" | "chmod" | "link" | "checksum" | "keep-git-dir") {
+                return Err(fail(format!("unknown flag --{}", flag.name)));
+            }
+        }
+        let words = match &instruction.args {
+            Args::Exec(words) => words.iter().map(|w| expand(w, self.escape, &lookup)).collect::<Result<Vec<_>, _>>(),
+            Args::Shell(text) => expand_words(text, self.escape, &lookup),
+        }
+        .map_err(fail)?;
+        let Some((dest, sources)) = words.split_last().filter(|(_, s)| !s.is_empty()) else {
+            return Err(fail(format!("{} needs a source and a destination", instruction.keyword)));
+        };
+        let chmod = match flag("chmod") {
+            Some(mode) => {
+                Some(u32::from_str_radix(&mode, 8).map_err(|_| fail(format!("--chmod={mode}: not an octal mode")))?)
+            }
+            None => None,
+        };
+        let workdir = config::text(&state.config, "WorkingDir").unwrap_or_else(|| "/".into());
+        Ok(CopyArgs {
+            add: instruction.keyword == "ADD",
+            sources: sources.to_vec(),
+            dest: destination(&workdir, dest),
+            chown: flag("chown").map(|c| expand(&c, self.escape, &lookup)).transpose().map_err(fail)?,
+            chmod,
+            from: flag("from").map(|f| expand(&f, self.escape, &lookup)).transpose().map_err(fail)?,
+            checksum: flag("checksum"),
+        })
+    }
+
+    /// Where the sources come from, and their names there: another stage
+    /// or image, here-documents, downloads, or the context.
+    fn origin(
+        &self,
+        stages: &Stages,
+        stage: &Stage,
+        state: &State,
+        instruction: &Instruction,
+        args: &CopyArgs,
+    ) -> Result<(Origin, Vec<String>), Error> {
+        let fail = |e: String| self.fail(instruction, e);
+        let scratch_tree = |dir: &ScratchDir| SourceTree::new(dir.path().to_path_buf(), IgnoreRules::default());
+        if let Some(from) = &args.from {
+            return Ok((
+                Origin::Image(self.copy_source_image(stages, stage, instruction, from)?),
+                args.sources.clone(),
+            ));
+        }
+        if args.sources.iter().any(|s| s.starts_with("<<")) {
+            let dir = self.engine.scratch_dir("build-heredoc")?;
+            let lookup = |name: &str| state.lookup(name);
+            for heredoc in &instruction.heredocs {
+                let body = match heredoc.expand {
+                    true => expand_heredoc(&heredoc.body, self.escape, &lookup),
+                    false => heredoc.body.clone(),
+                };
+                std::fs::write(dir.path().join(&heredoc.name), body).map_err(|e| fail(e.to_string()))?;
+            }
+            let names = args.sources.iter().map(|s| heredoc_name(s)).collect();
+            let tree = scratch_tree(&dir);
+            return Ok((Origin::Tree { tree, extract: false, _scratch: Some(dir) }, names));
+        }
+        if args.add && args.sources.iter().any(|s| is_url(s)) {
+            if !args.sources.iter().all(|s| is_url(s)) {
+                return Err(fail("ADD of URLs and local files at once: give them in two ADDs".into()));
+            }
+            if args.checksum.is_some() && args.sources.len() > 1 {
+                return Err(fail("--checksum needs a single URL".into()));
+            }
+            let dir = self.engine.scratch_dir("build-download")?;
+            let mut names = Vec::new();
+            for url in &args.sources {
+                let path = download(url, dir.path(), args.checksum.as_deref()).map_err(fail)?;
+                names.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            }
+            // A download is copied as it is, never extracted (as Docker).
+            let tree = scratch_tree(&dir);
+            return Ok((Origin::Tree { tree, extract: false, _scratch: Some(dir) }, names));
+        }
+        let tree = self.context.clone();
+        Ok((Origin::Tree { tree, extract: args.add, _scratch: None }, args.sources.clone()))
     }
 
     /// The image the same COPY made last, with the files it put in place.
@@ -230,6 +251,32 @@ impl Builder<'_> {
         self.engine.remove(&container, Removal::Force)?;
         Ok(sent?)
     }
+}
+
+/// COPY's and ADD's flags and words.
+struct CopyArgs {
+    add: bool,
+    sources: Vec<String>,
+    /// Absolute; a trailing `/` says it is a directory.
+    dest: String,
+    chown: Option<String>,
+    chmod: Option<u32>,
+    from: Option<String>,
+    checksum: Option<String>,
+}
+
+/// Where a COPY's sources come from.
+enum Origin {
+    /// A tree on the host: the context, or a scratch directory (kept as
+    /// long as this) of here-documents or downloads.
+    Tree { tree: SourceTree, extract: bool, _scratch: Option<ScratchDir> },
+    /// Another stage's or image's root.
+    Image(ImageRecord),
+}
+
+/// `<<EOF`, `<<-"EOF"`: the here-document's name.
+fn heredoc_name(source: &str) -> String {
+    source.trim_start_matches("<<").trim_start_matches('-').trim_matches(['"', '\'']).to_string()
 }
 
 /// COPY's here-document with its variables substituted (line by line, so
