@@ -23,6 +23,27 @@ pub struct PullArgs {
 }
 
 #[derive(Args)]
+pub struct PushArgs {
+    /// The image: a name or an id
+    image: String,
+    /// Where to: REGISTRY/REPOSITORY[:TAG] (docker:// optional; default: the image's own name),
+    /// oci-archive:FILE or docker-archive:FILE
+    destination: Option<String>,
+    /// Write the pushed manifest's digest to this file
+    #[arg(long, value_name = "FILE")]
+    digestfile: Option<std::path::PathBuf>,
+    /// Manifest format: oci (the only one hutch writes)
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
+    /// Layer compression: gzip (the only one hutch writes)
+    #[arg(long, value_name = "FORMAT")]
+    compression_format: Option<String>,
+    /// Print nothing but errors
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
 pub struct ImagesArgs {
     /// Only image ids
     #[arg(short, long)]
@@ -157,6 +178,8 @@ pub enum ImageCommand {
     Ls(ImagesArgs),
     /// Pull an image from a registry
     Pull(PullArgs),
+    /// Push an image to a registry or an archive
+    Push(PushArgs),
     /// Remove images
     Rm(RmiArgs),
     /// Show an image's configuration and layers
@@ -178,6 +201,7 @@ pub fn image(command: ImageCommand, engine: &Engine) -> Result<i32, Error> {
         ImageCommand::Build(a) => super::build::build(*a, engine),
         ImageCommand::Ls(a) => images(a, engine),
         ImageCommand::Pull(a) => pull(a, engine),
+        ImageCommand::Push(a) => push(a, engine),
         ImageCommand::Rm(a) => rmi(a, engine),
         ImageCommand::Inspect(a) => inspect(a, engine),
         ImageCommand::History(a) => history(a, engine),
@@ -415,6 +439,30 @@ pub fn prune(args: ImagePruneArgs, engine: &Engine) -> Result<i32, Error> {
         println!("{line}");
     }
     println!("Removed {freed} unused layers and blobs");
+    Ok(0)
+}
+
+pub fn push(args: PushArgs, engine: &Engine) -> Result<i32, Error> {
+    if let Some(format) = args.format.as_deref().filter(|f| *f != "oci") {
+        return Err(Error::Usage(format!("--format {format}: hutch pushes OCI manifests (oci)")));
+    }
+    if let Some(format) = args.compression_format.as_deref().filter(|f| *f != "gzip") {
+        return Err(Error::Usage(format!("--compression-format {format}: hutch compresses with gzip")));
+    }
+    let quiet = args.quiet;
+    let digest = engine.push(&args.image, args.destination.as_deref(), &|line| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    })?;
+    if let Some(digest) = digest {
+        if let Some(path) = &args.digestfile {
+            std::fs::write(path, digest.as_str()).map_err(|source| Error::Write { path: path.clone(), source })?;
+        }
+        if !quiet {
+            println!("{digest}");
+        }
+    }
     Ok(0)
 }
 

@@ -75,6 +75,8 @@ enum Command {
     Container(ContainerCommand),
     /// Pull an image from a registry
     Pull(images::PullArgs),
+    /// Push an image to a registry (or oci-archive:FILE, docker-archive:FILE)
+    Push(images::PushArgs),
     /// List images
     Images(images::ImagesArgs),
     /// Remove images
@@ -291,6 +293,7 @@ pub fn main() -> i32 {
             Command::Container(ContainerCommand::Ls(args)) => containers::ps(args, root),
             Command::Container(ContainerCommand::Rm(args)) => containers::rm(args, root),
             Command::Pull(args) => images::pull(args, root),
+            Command::Push(args) => images::push(args, root),
             Command::Images(args) => images::images(args, root),
             Command::Rmi(args) => images::rmi(args, root),
             Command::Inspect(args) => images::inspect(args, root),

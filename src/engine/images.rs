@@ -257,6 +257,33 @@ impl Engine {
         })?)
     }
 
+    /// `push IMAGE [DESTINATION]`: to a registry (DESTINATION a reference,
+    /// `docker://` optional; the image's own name by default), or to
+    /// `oci-archive:FILE` or `docker-archive:FILE` (the archive `save`
+    /// writes, which is both). The manifest's digest, for a registry.
+    pub fn push(
+        &self,
+        name: &str,
+        destination: Option<&str>,
+        progress: &dyn Fn(&str),
+    ) -> Result<Option<Digest>, Error> {
+        let store = self.store()?;
+        let image = store.find(name)?;
+        let dest = destination.unwrap_or(name);
+        if let Some(file) = dest.strip_prefix("oci-archive:").or_else(|| dest.strip_prefix("docker-archive:")) {
+            self.save(&[name.to_string()], Path::new(file))?;
+            return Ok(None);
+        }
+        let dest = dest.strip_prefix("docker://").unwrap_or(dest);
+        let target = ImageRef::parse(dest)?;
+        if target.digest().is_some() {
+            return Err(image::Error::Invalid(format!("{dest}: push to a tag, not a digest")).into());
+        }
+        let client = Client::new(Config::load()?.registries).for_push();
+        let _lock = store.lock_shared()?;
+        Ok(Some(image::push::push(&store, &client, &image, &target, progress)?))
+    }
+
     /// Checks the login with the registry, then keeps it in auth.json.
     pub fn login(&self, registry: &str, user: &str, password: &str) -> Result<(), Error> {
         Client::new(Config::load()?.registries).check_login(registry, user, password)?;

@@ -12,6 +12,7 @@ pub mod config;
 pub mod digest;
 pub mod gc;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod store;

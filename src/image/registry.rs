@@ -47,6 +47,16 @@ pub struct Client {
     credentials: HashMap<String, (String, String)>,
     /// Bearer tokens per host and repository, shared by download threads.
     tokens: Mutex<HashMap<String, String>>,
+    /// The token scope asked for: `pull`, or `pull,push` to upload.
+    scope: &'static str,
+}
+
+/// What a request sends: nothing, bytes, or a file (opened again for
+/// each attempt).
+pub enum Upload<'a> {
+    Nothing,
+    Bytes(&'a [u8], &'a str),
+    File(&'a std::path::Path),
 }
 
 impl Client {
@@ -60,7 +70,100 @@ impl Client {
             .tls_config(tls)
             .build()
             .new_agent();
-        Client { agent, config, credentials: read_credentials(), tokens: Mutex::new(HashMap::new()) }
+        Client { agent, config, credentials: read_credentials(), tokens: Mutex::new(HashMap::new()), scope: "pull" }
+    }
+
+    /// The client for uploads: its tokens may push.
+    pub fn for_push(mut self) -> Client {
+        self.scope = "pull,push";
+        self
+    }
+
+    /// Where `image` is pushed: its registry itself (mirrors only serve pulls).
+    pub fn push_endpoint(&self, image: &ImageRef) -> Result<Endpoint, Error> {
+        self.endpoints(image).pop().ok_or_else(|| Error::Invalid(format!("{image}: no registry")))
+    }
+
+    /// Whether the repository has the blob already (HEAD).
+    pub fn blob_exists(&self, ep: &Endpoint, digest: &Digest) -> Result<bool, Error> {
+        let url = format!("{}/v2/{}/blobs/{digest}", ep.base, ep.repository);
+        let response = self.send(ep, "HEAD", &url, Upload::Nothing, &[StatusCode::OK, StatusCode::NOT_FOUND])?;
+        Ok(response.status() == StatusCode::OK)
+    }
+
+    /// Uploads the blob in `file` (its digest `digest`), whole: an upload
+    /// session (POST), then one PUT that closes it with the digest.
+    pub fn upload_blob(&self, ep: &Endpoint, digest: &Digest, file: &std::path::Path) -> Result<(), Error> {
+        let url = format!("{}/v2/{}/blobs/uploads/", ep.base, ep.repository);
+        let started = self.send(ep, "POST", &url, Upload::Nothing, &[StatusCode::ACCEPTED])?;
+        let location = header(&started, "location")
+            .ok_or_else(|| Error::Registry(format!("{url}: the registry gave no upload location")))?;
+        let location = if location.starts_with('/') { format!("{}{location}", ep.base) } else { location };
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let put = format!("{location}{separator}digest={}", query_escape(digest.as_str()));
+        self.send(ep, "PUT", &put, Upload::File(file), &[StatusCode::CREATED])?;
+        Ok(())
+    }
+
+    /// Tags `reference` with the manifest `bytes`.
+    pub fn put_manifest(&self, ep: &Endpoint, reference: &str, media_type: &str, bytes: &[u8]) -> Result<(), Error> {
+        let url = format!("{}/v2/{}/manifests/{reference}", ep.base, ep.repository);
+        self.send(ep, "PUT", &url, Upload::Bytes(bytes, media_type), &[StatusCode::CREATED])?;
+        Ok(())
+    }
+
+    /// A request with auth and retries; an answer not in `ok` becomes an
+    /// error that says what the registry meant.
+    fn send(
+        &self,
+        ep: &Endpoint,
+        method: &str,
+        url: &str,
+        body: Upload<'_>,
+        ok: &[StatusCode],
+    ) -> Result<Response<Body>, Error> {
+        let mut authenticated = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = ureq::http::Request::builder().method(method).uri(url);
+            if let Some(auth) = self.authorization(ep) {
+                request = request.header("Authorization", auth);
+            }
+            let sent = match &body {
+                Upload::Nothing => request.body(()).map(|r| self.agent.run(r)),
+                Upload::Bytes(bytes, media_type) => {
+                    request.header("Content-Type", *media_type).body(*bytes).map(|r| self.agent.run(r))
+                }
+                Upload::File(path) => {
+                    let file = std::fs::File::open(path).map_err(super::io("open", path))?;
+                    request.header("Content-Type", "application/octet-stream").body(file).map(|r| self.agent.run(r))
+                }
+            };
+            let response = match sent.map_err(|e| Error::Registry(format!("{url}: {e}")))? {
+                Ok(r) => r,
+                Err(e) if attempt < ATTEMPTS && transient(&e) => {
+                    backoff(attempt);
+                    continue;
+                }
+                Err(e) => return Err(Error::Registry(format!("{url}: {}", describe(&e, &ep.host)))),
+            };
+            let status = response.status();
+            if ok.contains(&status) {
+                return Ok(response);
+            }
+            if status == StatusCode::UNAUTHORIZED && !authenticated {
+                let challenge = header(&response, "www-authenticate").unwrap_or_default();
+                self.authenticate(ep, &challenge)?;
+                authenticated = true;
+                continue;
+            }
+            if (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) && attempt < ATTEMPTS {
+                backoff(attempt);
+                continue;
+            }
+            return Err(status_error(url, status, response));
+        }
     }
 
     /// The endpoints to try for `image`: its mirrors first, then the registry.
@@ -216,7 +319,8 @@ impl Client {
         let realm = params
             .get("realm")
             .ok_or_else(|| Error::Registry(format!("{}: Bearer challenge without a realm", ep.host)))?;
-        let mut url = format!("{realm}?scope={}", query_escape(&format!("repository:{}:pull", ep.repository)));
+        let scope = format!("repository:{}:{}", ep.repository, self.scope);
+        let mut url = format!("{realm}?scope={}", query_escape(&scope));
         if let Some(service) = params.get("service") {
             url.push_str(&format!("&service={}", query_escape(service)));
         }
