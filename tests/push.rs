@@ -1,7 +1,8 @@
 //! `hutch push` against Debian's real docker-registry on 127.0.0.1: an
 //! image pushed, removed and pulled back is the same; a second push sends
-//! no blob; a registry wanting a login gets it and a wrong one is one
-//! line with nothing tagged; archives as destinations load back.
+//! no blob, a push to another repository mounts them instead of sending
+//! them; a registry wanting a login gets it and a wrong one is one line
+//! with nothing tagged; archives as destinations load back.
 
 mod common;
 
@@ -44,7 +45,10 @@ fn a_pushed_image_pulls_back_the_same_and_a_second_push_sends_nothing() {
     let digest = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(digest.starts_with("sha256:"), "{digest}");
     assert_eq!(std::fs::read_to_string(&digestfile).unwrap(), digest);
-    assert_eq!(lines_with(&out, "Copied blob"), 3, "two layers and the config: {}", stderr(&out));
+    // The base layer, pulled from test/base of the same registry, is
+    // mounted from there; the committed layer and the config are sent.
+    assert_eq!(lines_with(&out, "Copied blob"), 2, "{}", stderr(&out));
+    assert_eq!(lines_with(&out, "Mounted blob"), 1, "{}", stderr(&out));
     // Again: the registry has every blob, nothing is compressed or sent.
     let again = env.hutch(&["push", &name]);
     assert_success(&again);
@@ -52,7 +56,9 @@ fn a_pushed_image_pulls_back_the_same_and_a_second_push_sends_nothing() {
     assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), digest, "the same manifest");
     // To another repository of the same registry, and back from it.
     let other = format!("{}/other/copy:2", reg.addr);
-    assert_success(&env.hutch(&["push", "-q", &name, &format!("docker://{other}")]));
+    let copied = env.hutch(&["push", &name, &format!("docker://{other}")]);
+    assert_success(&copied);
+    assert_eq!(lines_with(&copied, "Mounted blob"), 3, "every blob mounted from mine/app: {}", stderr(&copied));
     let fresh = Env::new("push-fresh");
     assert_eq!(fresh.ok(&["run", "--rm", "--network", "none", &other]), "pushed\n");
     assert_eq!(fresh.ok(&["run", "--rm", "--network", "none", &name]), "pushed\n");

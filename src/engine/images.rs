@@ -265,7 +265,7 @@ impl Engine {
         &self,
         name: &str,
         destination: Option<&str>,
-        progress: &dyn Fn(&str),
+        progress: &(dyn Fn(&str) + Sync),
     ) -> Result<Option<Digest>, Error> {
         let store = self.store()?;
         let image = store.find(name)?;

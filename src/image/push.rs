@@ -4,7 +4,7 @@
 //! `build`) are compressed once, with gzip, and the compressed blob is kept
 //! in the store beside them, so pushing again compresses nothing.
 
-use super::registry::{Client, MEDIA_OCI_MANIFEST};
+use super::registry::{Client, UploadStart, MEDIA_OCI_MANIFEST};
 use super::store::{ImageRecord, LayerRecord, Store};
 use super::{Digest, Error, ImageRef};
 use serde_json::json;
@@ -23,6 +23,9 @@ struct Blob {
     media_type: &'static str,
 }
 
+/// Blobs uploaded at once.
+const PARALLEL: usize = 3;
+
 /// Pushes `image` as `target`; `progress` gets a line per blob. Returns
 /// the manifest's digest.
 pub fn push(
@@ -30,19 +33,30 @@ pub fn push(
     client: &Client,
     image: &ImageRecord,
     target: &ImageRef,
-    progress: &dyn Fn(&str),
+    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Digest, Error> {
     let ep = client.push_endpoint(target)?;
     let layers = image.layers.iter().map(|l| pushable(store, l)).collect::<Result<Vec<_>, _>>()?;
     let config = store.read_blob(&image.id)?;
     let config_blob = Blob { digest: image.id.clone(), size: config.len() as u64, media_type: MEDIA_OCI_CONFIG };
-    for blob in layers.iter().chain([&config_blob]) {
-        if client.blob_exists(&ep, &blob.digest)? {
-            progress(&format!("Blob {} already there", blob.digest.short()));
-            continue;
-        }
-        client.upload_blob(&ep, &blob.digest, &store.blob_path(&blob.digest))?;
-        progress(&format!("Copied blob {} ({} bytes)", blob.digest.short(), blob.size));
+    let known = KnownRepositories::load(store, target.registry());
+    let blobs: Vec<&Blob> = layers.iter().chain([&config_blob]).collect();
+    for batch in blobs.chunks(PARALLEL) {
+        let sent: Vec<Result<(), Error>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = batch
+                .iter()
+                .map(|blob| {
+                    let from = known.repository_of(&blob.digest, target);
+                    let ep = &ep;
+                    scope.spawn(move || send_blob(store, client, ep, blob, from.as_deref(), progress))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|_| Err(Error::Invalid("an upload thread died".into()))))
+                .collect()
+        });
+        sent.into_iter().collect::<Result<Vec<()>, Error>>()?;
     }
     let descriptor = |b: &Blob| json!({"mediaType": b.media_type, "digest": b.digest, "size": b.size});
     let manifest = json!({
@@ -56,7 +70,80 @@ pub fn push(
     let reference = target.tag_or_digest().to_string();
     client.put_manifest(&ep, &reference, MEDIA_OCI_MANIFEST, &bytes)?;
     progress(&format!("Writing manifest {reference}"));
+    known.remember(store, blobs.iter().map(|b| &b.digest), target.repository());
     Ok(digest)
+}
+
+/// One blob to the repository: nothing when it has it, a mount from
+/// `from` (another repository of the registry that has it) when the
+/// registry takes it, else an upload.
+fn send_blob(
+    store: &Store,
+    client: &Client,
+    ep: &super::registry::Endpoint,
+    blob: &Blob,
+    from: Option<&str>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), Error> {
+    if client.blob_exists(ep, &blob.digest)? {
+        progress(&format!("Blob {} already there", blob.digest.short()));
+        return Ok(());
+    }
+    match client.start_upload(ep, from.map(|f| (&blob.digest, f)))? {
+        UploadStart::Mounted => progress(&format!("Mounted blob {} from {}", blob.digest.short(), from.unwrap_or("?"))),
+        UploadStart::Upload(location) => {
+            client.finish_upload(ep, &location, &blob.digest, &store.blob_path(&blob.digest))?;
+            progress(&format!("Copied blob {} ({} bytes)", blob.digest.short(), blob.size));
+        }
+    }
+    Ok(())
+}
+
+/// Which repository of a registry has which blob: from earlier pushes
+/// (`pushed/REGISTRY.json` in the store) and from where the store's images
+/// were pulled.
+struct KnownRepositories {
+    path: std::path::PathBuf,
+    pushed: std::collections::HashMap<String, String>,
+    pulled: std::collections::HashMap<String, String>,
+}
+
+impl KnownRepositories {
+    fn load(store: &Store, registry: &str) -> KnownRepositories {
+        let path = store.root().join("pushed").join(format!("{}.json", registry.replace('/', "_")));
+        let pushed = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let mut pulled = std::collections::HashMap::new();
+        for image in store.images().unwrap_or_default() {
+            let repositories =
+                image.digests.iter().filter_map(|d| d.split_once('@')?.0.strip_prefix(registry)?.strip_prefix('/'));
+            for repository in repositories {
+                for digest in image.layers.iter().map(|l| &l.digest).chain([&image.id]) {
+                    pulled.insert(digest.to_string(), repository.to_string());
+                }
+            }
+        }
+        KnownRepositories { path, pushed, pulled }
+    }
+
+    /// A repository other than `target`'s that has `digest`, if one is known.
+    fn repository_of(&self, digest: &Digest, target: &ImageRef) -> Option<String> {
+        [&self.pushed, &self.pulled]
+            .into_iter()
+            .filter_map(|known| known.get(digest.as_str()))
+            .find(|repo| *repo != target.repository())
+            .cloned()
+    }
+
+    /// Notes that `repository` has `digests` (a cache: failures are ignored).
+    fn remember<'a>(mut self, store: &Store, digests: impl Iterator<Item = &'a Digest>, repository: &str) {
+        for digest in digests {
+            self.pushed.insert(digest.to_string(), repository.to_string());
+        }
+        let _ = std::fs::create_dir_all(store.root().join("pushed"));
+        if let Ok(bytes) = serde_json::to_vec(&self.pushed) {
+            let _ = crate::files::write_atomic(&self.path, &bytes);
+        }
+    }
 }
 
 /// The layer's blob as it goes to a registry: as stored when compressed;

@@ -51,6 +51,13 @@ pub struct Client {
     scope: &'static str,
 }
 
+/// How an upload began: the registry mounted the blob from another
+/// repository, or waits for it at this location.
+pub enum UploadStart {
+    Mounted,
+    Upload(String),
+}
+
 /// What a request sends: nothing, bytes, or a file (opened again for
 /// each attempt).
 pub enum Upload<'a> {
@@ -91,14 +98,32 @@ impl Client {
         Ok(response.status() == StatusCode::OK)
     }
 
-    /// Uploads the blob in `file` (its digest `digest`), whole: an upload
-    /// session (POST), then one PUT that closes it with the digest.
-    pub fn upload_blob(&self, ep: &Endpoint, digest: &Digest, file: &std::path::Path) -> Result<(), Error> {
-        let url = format!("{}/v2/{}/blobs/uploads/", ep.base, ep.repository);
-        let started = self.send(ep, "POST", &url, Upload::Nothing, &[StatusCode::ACCEPTED])?;
+    /// Starts a blob upload; with `mount`, asks the registry to take the
+    /// blob from another repository instead (a cross-repository mount),
+    /// which it does when the login may read that repository.
+    pub fn start_upload(&self, ep: &Endpoint, mount: Option<(&Digest, &str)>) -> Result<UploadStart, Error> {
+        let mut url = format!("{}/v2/{}/blobs/uploads/", ep.base, ep.repository);
+        if let Some((digest, from)) = mount {
+            url.push_str(&format!("?mount={}&from={}", query_escape(digest.as_str()), query_escape(from)));
+        }
+        let started = self.send(ep, "POST", &url, Upload::Nothing, &[StatusCode::CREATED, StatusCode::ACCEPTED])?;
+        if started.status() == StatusCode::CREATED {
+            return Ok(UploadStart::Mounted);
+        }
         let location = header(&started, "location")
             .ok_or_else(|| Error::Registry(format!("{url}: the registry gave no upload location")))?;
-        let location = if location.starts_with('/') { format!("{}{location}", ep.base) } else { location };
+        Ok(UploadStart::Upload(if location.starts_with('/') { format!("{}{location}", ep.base) } else { location }))
+    }
+
+    /// Sends the blob in `file` (its digest `digest`) to the upload at
+    /// `location`, whole, closing it with the digest.
+    pub fn finish_upload(
+        &self,
+        ep: &Endpoint,
+        location: &str,
+        digest: &Digest,
+        file: &std::path::Path,
+    ) -> Result<(), Error> {
         let separator = if location.contains('?') { '&' } else { '?' };
         let put = format!("{location}{separator}digest={}", query_escape(digest.as_str()));
         self.send(ep, "PUT", &put, Upload::File(file), &[StatusCode::CREATED])?;
