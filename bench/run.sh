@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks of hutch and its peers on the same work, in one run.
-#   bench/run.sh [start|net|life|pull|build|all]   (as root it re-runs itself as the test user hutch-sub)
+#   bench/run.sh [start|net|life|pull|build|push|all]   (as root it re-runs itself as the test user hutch-sub)
 #     start  start latency: hutch vs bwrap, crun, podman, from a root directory and from an
 #            image (vs podman, with and without a network), and 16 image starts at once
 #     net    iperf3 throughput through slirp4netns and pasta: hutch vs podman vs host loopback
 #     life   a container's round trip: run -d, exec true, rm -f: hutch vs podman
 #     pull   pull + unpack of a 3-layer image (~185 MB, 10k files) from a local docker-registry:
 #            hutch vs podman pull vs skopeo copy to an OCI dir (download only, no unpack)
+#     push   push of the pull benchmark's image to an empty local registry, and again:
+#            hutch vs podman push vs skopeo copy from an OCI dir
 #     build  hutch build vs podman build of the same Dockerfile and 10,000-file context: cold
 #            (--no-cache), fully cached, and after one file of the context changed
 # Needs: tests/host-setup.sh done (bubblewrap, crun, hyperfine), hutch built (cargo build --release).
@@ -197,12 +199,20 @@ for driver in ("slirp4netns", "pasta"):
 PY
 }
 
-bench_pull() {
-  local port=15300 reg=127.0.0.1:15300 image=127.0.0.1:15300/bench/layers:1
-  mkdir -p "$work/registry"
+# A docker-registry on 127.0.0.1:PORT storing in $work/DIR (no blob cache,
+# so emptying DIR empties it); its pid in $registry_pid.
+start_registry() { # PORT DIR
+  mkdir -p "$work/$2"
   printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
-    "$work/registry" "$reg" > "$work/registry.yml"
-  docker-registry serve "$work/registry.yml" >/dev/null 2>&1 & local registry_pid=$!
+    "$work/$2" "127.0.0.1:$1" > "$work/$2.yml"
+  docker-registry serve "$work/$2.yml" >/dev/null 2>&1 & registry_pid=$!
+  sleep 1
+}
+
+# The pull and push benchmarks' image: busybox, Python's library, the C
+# headers, as three gzip layers, in an OCI layout at $work/layout.
+make_layers_image() {
+  [ -f "$work/layout/index.json" ] && return 0
   # The image: busybox, Python's library, the C headers, as three gzip layers.
   python3 - "$work/layout" "$rootfs" <<'PY'
 import hashlib, io, json, os, sys, tarfile, gzip
@@ -231,7 +241,12 @@ json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.
     "size": mn, "annotations": {"org.opencontainers.image.ref.name": "1"}}]}, open(f"{out}/index.json", "w"))
 open(f"{out}/oci-layout", "w").write('{"imageLayoutVersion": "1.0.0"}')
 PY
-  sleep 1
+}
+
+bench_pull() {
+  local image=127.0.0.1:15300/bench/layers:1 registry_pid
+  start_registry 15300 registry
+  make_layers_image
   skopeo copy -q --dest-tls-verify=false "oci:$work/layout:1" "docker://$image"
   echo "== pull + unpack of a 3-layer image (~185 MB, 10k files) from a local registry, into an empty store each time"
   local peers=(-n "skopeo copy (no unpack)" --prepare "rm -rf $work/skopeo-out"
@@ -308,6 +323,37 @@ PY
   "$hutch" unshare rm -rf "$store" 2>/dev/null || true
 }
 
+bench_push() {
+  local source=127.0.0.1:15310/bench/layers:1 target=127.0.0.1:15311/bench/pushed:1 registry_pid source_pid
+  start_registry 15310 push-source; source_pid=$registry_pid
+  make_layers_image
+  skopeo copy -q --dest-tls-verify=false "oci:$work/layout:1" "docker://$source"
+  start_registry 15311 push-target
+  local store=$work/push-store empty="rm -rf $work/push-target/docker"
+  HUTCH_ROOT=$store "$hutch" pull -q "$source" >/dev/null
+  local peers_fresh=(-n "skopeo copy (OCI dir)" --prepare "$empty" "skopeo copy -q --dest-tls-verify=false oci:$work/layout:1 docker://$target")
+  local peers_again=(-n "skopeo copy (OCI dir)" "skopeo copy -q --dest-tls-verify=false oci:$work/layout:1 docker://$target")
+  local podman=(podman --root "$work/podman-push" --runroot "$work/podman-push-run")
+  if command -v podman >/dev/null && "${podman[@]}" pull -q --tls-verify=false "$source" >/dev/null 2>&1; then
+    peers_fresh+=(-n "podman push ($("${podman[@]}" info --format '{{.Store.GraphDriverName}}' 2>/dev/null))" --prepare "$empty"
+                  "${podman[*]} push -q --tls-verify=false $source $target")
+    peers_again+=(-n "podman push" "${podman[*]} push -q --tls-verify=false $source $target")
+  else
+    echo "(podman skipped: cannot pull here)"
+  fi
+  echo "== push of the 3-layer image (~185 MB) to an empty registry"
+  hyperfine -N --warmup 1 --runs ${RUNS_PUSH:-5} --export-json "$work/push.json" \
+    -n "hutch push" --prepare "$empty" "env HUTCH_ROOT=$store $hutch push -q $source $target" "${peers_fresh[@]}" >/dev/null
+  ratios "$work/push.json" "hutch push"
+  echo "== the same push again: the registry has every blob"
+  hyperfine -N --warmup 1 --runs ${RUNS_PUSH:-10} --export-json "$work/push-again.json" \
+    -n "hutch push" "env HUTCH_ROOT=$store $hutch push -q $source $target" "${peers_again[@]}" >/dev/null
+  ratios "$work/push-again.json" "hutch push"
+  kill "$registry_pid" "$source_pid" 2>/dev/null || true
+  "${podman[@]}" rmi -a -f >/dev/null 2>&1 || true
+  "$hutch" unshare rm -rf "$store" "$work/podman-push" 2>/dev/null || true
+}
+
 bench_life() {
   local store=$work/life-store
   local hutch_life="set -e; id=\$($hutch --root $store run -d --network host --rootfs $rootfs -- sleep 1000); $hutch --root $store exec \$id true; $hutch --root $store rm -f \$id >/dev/null"
@@ -331,6 +377,7 @@ case $what in
   life) bench_life ;;
   pull) bench_pull ;;
   build) bench_build ;;
-  all) bench_start; bench_net; bench_life; bench_pull; bench_build ;;
-  *) echo "bench: unknown benchmark $what (start, net, life, pull, build or all)" >&2; exit 1 ;;
+  push) bench_push ;;
+  all) bench_start; bench_net; bench_life; bench_pull; bench_build; bench_push ;;
+  *) echo "bench: unknown benchmark $what (start, net, life, pull, build, push or all)" >&2; exit 1 ;;
 esac

@@ -59,7 +59,13 @@ fn a_pushed_image_pulls_back_the_same_and_a_second_push_sends_nothing() {
     let copied = env.hutch(&["push", &name, &format!("docker://{other}")]);
     assert_success(&copied);
     assert_eq!(lines_with(&copied, "Mounted blob"), 3, "every blob mounted from mine/app: {}", stderr(&copied));
+    assert_eq!(reg.manifest_type("mine/app", "1"), "application/vnd.oci.image.manifest.v1+json");
+    // Docker's schema 2, as podman's --format v2s2.
+    let docker = format!("{}/docker/app:1", reg.addr);
+    assert_success(&env.hutch(&["push", "-q", "--format", "v2s2", &name, &docker]));
+    assert_eq!(reg.manifest_type("docker/app", "1"), "application/vnd.docker.distribution.manifest.v2+json");
     let fresh = Env::new("push-fresh");
+    assert_eq!(fresh.ok(&["run", "--rm", "--network", "none", &docker]), "pushed\n");
     assert_eq!(fresh.ok(&["run", "--rm", "--network", "none", &other]), "pushed\n");
     assert_eq!(fresh.ok(&["run", "--rm", "--network", "none", &name]), "pushed\n");
     let pulled: serde_json::Value = serde_json::from_str(&fresh.ok(&["inspect", &name])).unwrap();

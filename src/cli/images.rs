@@ -32,9 +32,12 @@ pub struct PushArgs {
     /// Write the pushed manifest's digest to this file
     #[arg(long, value_name = "FILE")]
     digestfile: Option<std::path::PathBuf>,
-    /// Manifest format: oci (the only one hutch writes)
+    /// Manifest format: oci (default) or v2s2 (Docker's schema 2)
     #[arg(long, value_name = "FORMAT")]
     format: Option<String>,
+    /// Accepted for podman's sake: hutch copies no signatures
+    #[arg(long)]
+    remove_signatures: bool,
     /// Layer compression: gzip (the only one hutch writes)
     #[arg(long, value_name = "FORMAT")]
     compression_format: Option<String>,
@@ -443,14 +446,17 @@ pub fn prune(args: ImagePruneArgs, engine: &Engine) -> Result<i32, Error> {
 }
 
 pub fn push(args: PushArgs, engine: &Engine) -> Result<i32, Error> {
-    if let Some(format) = args.format.as_deref().filter(|f| *f != "oci") {
-        return Err(Error::Usage(format!("--format {format}: hutch pushes OCI manifests (oci)")));
-    }
+    let format = match args.format.as_deref() {
+        None | Some("oci") => crate::image::push::ManifestFormat::Oci,
+        Some("v2s2" | "docker") => crate::image::push::ManifestFormat::DockerV2S2,
+        Some(other) => return Err(Error::Usage(format!("--format {other}: use oci or v2s2"))),
+    };
+    let _ = args.remove_signatures;
     if let Some(format) = args.compression_format.as_deref().filter(|f| *f != "gzip") {
         return Err(Error::Usage(format!("--compression-format {format}: hutch compresses with gzip")));
     }
     let quiet = args.quiet;
-    let digest = engine.push(&args.image, args.destination.as_deref(), &|line| {
+    let digest = engine.push(&args.image, args.destination.as_deref(), format, &|line| {
         if !quiet {
             eprintln!("{line}");
         }

@@ -265,6 +265,7 @@ impl Engine {
         &self,
         name: &str,
         destination: Option<&str>,
+        format: image::push::ManifestFormat,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<Option<Digest>, Error> {
         let store = self.store()?;
@@ -281,7 +282,7 @@ impl Engine {
         }
         let client = Client::new(Config::load()?.registries).for_push();
         let _lock = store.lock_shared()?;
-        Ok(Some(image::push::push(&store, &client, &image, &target, progress)?))
+        Ok(Some(image::push::push(&store, &client, &image, &target, format, progress)?))
     }
 
     /// Checks the login with the registry, then keeps it in auth.json.

@@ -4,7 +4,7 @@
 //! `build`) are compressed once, with gzip, and the compressed blob is kept
 //! in the store beside them, so pushing again compresses nothing.
 
-use super::registry::{Client, UploadStart, MEDIA_OCI_MANIFEST};
+use super::registry::{Client, UploadStart, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST};
 use super::store::{ImageRecord, LayerRecord, Store};
 use super::{Digest, Error, ImageRef};
 use serde_json::json;
@@ -26,6 +26,29 @@ struct Blob {
 /// Blobs uploaded at once.
 const PARALLEL: usize = 3;
 
+/// The manifest's format: OCI, or Docker's schema 2 (`v2s2`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ManifestFormat {
+    #[default]
+    Oci,
+    DockerV2S2,
+}
+
+impl ManifestFormat {
+    /// (manifest, config, gzip layer, zstd layer) media types.
+    fn media_types(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            ManifestFormat::Oci => (MEDIA_OCI_MANIFEST, MEDIA_OCI_CONFIG, MEDIA_LAYER_GZIP, MEDIA_LAYER_ZSTD),
+            ManifestFormat::DockerV2S2 => (
+                MEDIA_DOCKER_MANIFEST,
+                "application/vnd.docker.container.image.v1+json",
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "application/vnd.docker.image.rootfs.diff.tar.zstd",
+            ),
+        }
+    }
+}
+
 /// Pushes `image` as `target`; `progress` gets a line per blob. Returns
 /// the manifest's digest.
 pub fn push(
@@ -33,12 +56,14 @@ pub fn push(
     client: &Client,
     image: &ImageRecord,
     target: &ImageRef,
+    format: ManifestFormat,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Digest, Error> {
+    let (manifest_type, config_type, _, _) = format.media_types();
     let ep = client.push_endpoint(target)?;
-    let layers = image.layers.iter().map(|l| pushable(store, l)).collect::<Result<Vec<_>, _>>()?;
+    let layers = image.layers.iter().map(|l| pushable(store, l, format)).collect::<Result<Vec<_>, _>>()?;
     let config = store.read_blob(&image.id)?;
-    let config_blob = Blob { digest: image.id.clone(), size: config.len() as u64, media_type: MEDIA_OCI_CONFIG };
+    let config_blob = Blob { digest: image.id.clone(), size: config.len() as u64, media_type: config_type };
     let known = KnownRepositories::load(store, target.registry());
     let blobs: Vec<&Blob> = layers.iter().chain([&config_blob]).collect();
     for batch in blobs.chunks(PARALLEL) {
@@ -61,14 +86,14 @@ pub fn push(
     let descriptor = |b: &Blob| json!({"mediaType": b.media_type, "digest": b.digest, "size": b.size});
     let manifest = json!({
         "schemaVersion": 2,
-        "mediaType": MEDIA_OCI_MANIFEST,
+        "mediaType": manifest_type,
         "config": descriptor(&config_blob),
         "layers": layers.iter().map(descriptor).collect::<Vec<_>>(),
     });
     let bytes = serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
     let digest = Digest::of(&bytes);
     let reference = target.tag_or_digest().to_string();
-    client.put_manifest(&ep, &reference, MEDIA_OCI_MANIFEST, &bytes)?;
+    client.put_manifest(&ep, &reference, manifest_type, &bytes)?;
     progress(&format!("Writing manifest {reference}"));
     known.remember(store, blobs.iter().map(|b| &b.digest), target.repository());
     Ok(digest)
@@ -148,24 +173,25 @@ impl KnownRepositories {
 
 /// The layer's blob as it goes to a registry: as stored when compressed;
 /// an uncompressed one compressed with gzip (once: kept in the store).
-fn pushable(store: &Store, layer: &LayerRecord) -> Result<Blob, Error> {
+fn pushable(store: &Store, layer: &LayerRecord, format: ManifestFormat) -> Result<Blob, Error> {
+    let (_, _, gzip, zstd) = format.media_types();
     if layer.media_type.ends_with("gzip") {
-        return Ok(Blob { digest: layer.digest.clone(), size: layer.size, media_type: MEDIA_LAYER_GZIP });
+        return Ok(Blob { digest: layer.digest.clone(), size: layer.size, media_type: gzip });
     }
     if layer.media_type.ends_with("zstd") {
-        return Ok(Blob { digest: layer.digest.clone(), size: layer.size, media_type: MEDIA_LAYER_ZSTD });
+        return Ok(Blob { digest: layer.digest.clone(), size: layer.size, media_type: zstd });
     }
     let note = store.root().join(COMPRESSED_DIR).join(layer.digest.hex());
     let known = std::fs::read_to_string(&note).ok().and_then(|d| Digest::parse(d.trim()).ok());
     if let Some(digest) = known.filter(|d| store.blob_path(d).is_file()) {
         let size = std::fs::metadata(store.blob_path(&digest)).map_err(super::io("stat", &note))?.len();
-        return Ok(Blob { digest, size, media_type: MEDIA_LAYER_GZIP });
+        return Ok(Blob { digest, size, media_type: gzip });
     }
     let (digest, size) = compress(store, &layer.digest)?;
     let dir = store.root().join(COMPRESSED_DIR);
     std::fs::create_dir_all(&dir).map_err(super::io("create", &dir))?;
     crate::files::write_atomic(&note, digest.as_str().as_bytes()).map_err(super::io("write", &note))?;
-    Ok(Blob { digest, size, media_type: MEDIA_LAYER_GZIP })
+    Ok(Blob { digest, size, media_type: gzip })
 }
 
 /// The blob `digest` compressed with gzip into a new blob: its digest and size.

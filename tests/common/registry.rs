@@ -93,6 +93,15 @@ impl Registry {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The media type the registry gives the manifest `repo:reference`.
+    pub fn manifest_type(&self, repo: &str, reference: &str) -> String {
+        let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+        let r =
+            self.authed(agent().get(self.url(&format!("/v2/{repo}/manifests/{reference}")))).header("Accept", accept);
+        let r = r.call().unwrap();
+        r.headers().get("content-type").map(|v| v.to_str().unwrap_or_default().to_string()).unwrap_or_default()
+    }
+
     pub fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
         let digest = sha256(bytes);
         let r = self.authed(agent().post(self.url(&format!("/v2/{repo}/blobs/uploads/")))).send_empty().unwrap();
