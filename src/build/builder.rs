@@ -417,6 +417,16 @@ impl Builder<'_> {
         self.epoch().map(crate::image::time::rfc3339)
     }
 
+    /// Takes the image a step with `key` made before, if the cache has it.
+    fn use_cached(&self, state: &mut State, key: &Digest) -> bool {
+        let Some(cached) = self.cached(key) else { return false };
+        self.say(&format!("--> Using cache {}", cached.id.hex()));
+        state.image = cached;
+        state.workdir_to_make = None;
+        state.pending_history.clear();
+        true
+    }
+
     fn cached(&self, key: &Digest) -> Option<ImageRecord> {
         if self.options.no_cache {
             return None;
@@ -576,11 +586,7 @@ impl Builder<'_> {
         make: impl FnOnce(&Self, &crate::containers::Container, Option<MakeDir>) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let key = cache_key(key);
-        if let Some(cached) = self.cached(&key) {
-            self.say(&format!("--> Using cache {}", cached.id.hex()));
-            state.image = cached;
-            state.workdir_to_make = None;
-            state.pending_history.clear();
+        if self.use_cached(state, &key) {
             return Ok(());
         }
         let options = self.step_container(state, Vec::new(), Vec::new(), Vec::new());

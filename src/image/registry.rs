@@ -94,7 +94,7 @@ impl Client {
     /// Whether the repository has the blob already (HEAD).
     pub fn blob_exists(&self, ep: &Endpoint, digest: &Digest) -> Result<bool, Error> {
         let url = format!("{}/v2/{}/blobs/{digest}", ep.base, ep.repository);
-        let response = self.send(ep, "HEAD", &url, Upload::Nothing, &[StatusCode::OK, StatusCode::NOT_FOUND])?;
+        let response = self.send(ep, "HEAD", &url, &[], Upload::Nothing, &[StatusCode::OK, StatusCode::NOT_FOUND])?;
         Ok(response.status() == StatusCode::OK)
     }
 
@@ -106,7 +106,8 @@ impl Client {
         if let Some((digest, from)) = mount {
             url.push_str(&format!("?mount={}&from={}", query_escape(digest.as_str()), query_escape(from)));
         }
-        let started = self.send(ep, "POST", &url, Upload::Nothing, &[StatusCode::CREATED, StatusCode::ACCEPTED])?;
+        let started =
+            self.send(ep, "POST", &url, &[], Upload::Nothing, &[StatusCode::CREATED, StatusCode::ACCEPTED])?;
         if started.status() == StatusCode::CREATED {
             return Ok(UploadStart::Mounted);
         }
@@ -126,14 +127,14 @@ impl Client {
     ) -> Result<(), Error> {
         let separator = if location.contains('?') { '&' } else { '?' };
         let put = format!("{location}{separator}digest={}", query_escape(digest.as_str()));
-        self.send(ep, "PUT", &put, Upload::File(file), &[StatusCode::CREATED])?;
+        self.send(ep, "PUT", &put, &[], Upload::File(file), &[StatusCode::CREATED])?;
         Ok(())
     }
 
     /// Tags `reference` with the manifest `bytes`.
     pub fn put_manifest(&self, ep: &Endpoint, reference: &str, media_type: &str, bytes: &[u8]) -> Result<(), Error> {
         let url = format!("{}/v2/{}/manifests/{reference}", ep.base, ep.repository);
-        self.send(ep, "PUT", &url, Upload::Bytes(bytes, media_type), &[StatusCode::CREATED])?;
+        self.send(ep, "PUT", &url, &[], Upload::Bytes(bytes, media_type), &[StatusCode::CREATED])?;
         Ok(())
     }
 
@@ -144,6 +145,7 @@ impl Client {
         ep: &Endpoint,
         method: &str,
         url: &str,
+        headers: &[(&str, String)],
         body: Upload<'_>,
         ok: &[StatusCode],
     ) -> Result<Response<Body>, Error> {
@@ -152,6 +154,9 @@ impl Client {
         loop {
             attempt += 1;
             let mut request = ureq::http::Request::builder().method(method).uri(url);
+            for (name, value) in headers {
+                request = request.header(*name, value);
+            }
             if let Some(auth) = self.authorization(ep) {
                 request = request.header("Authorization", auth);
             }
@@ -240,41 +245,7 @@ impl Client {
     /// A GET with auth and retries; any answer but 200 (or 206 to a Range)
     /// becomes an error that says what the registry meant.
     fn get(&self, ep: &Endpoint, url: &str, headers: &[(&str, String)]) -> Result<Response<Body>, Error> {
-        let mut authenticated = false;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut request = self.agent.get(url);
-            for (name, value) in headers {
-                request = request.header(*name, value);
-            }
-            if let Some(auth) = self.authorization(ep) {
-                request = request.header("Authorization", auth);
-            }
-            let response = match request.call() {
-                Ok(r) => r,
-                Err(e) if attempt < ATTEMPTS && transient(&e) => {
-                    backoff(attempt);
-                    continue;
-                }
-                Err(e) => return Err(Error::Registry(format!("{url}: {}", describe(&e, &ep.host)))),
-            };
-            let status = response.status();
-            if status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT {
-                return Ok(response);
-            }
-            if status == StatusCode::UNAUTHORIZED && !authenticated {
-                let challenge = header(&response, "www-authenticate").unwrap_or_default();
-                self.authenticate(ep, &challenge)?;
-                authenticated = true;
-                continue;
-            }
-            if (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) && attempt < ATTEMPTS {
-                backoff(attempt);
-                continue;
-            }
-            return Err(status_error(url, status, response));
-        }
+        self.send(ep, "GET", url, headers, Upload::Nothing, &[StatusCode::OK, StatusCode::PARTIAL_CONTENT])
     }
 
     fn authorization(&self, ep: &Endpoint) -> Option<String> {

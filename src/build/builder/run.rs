@@ -78,11 +78,7 @@ impl Builder<'_> {
         // As BuildKit writes it: the command as run.
         let created_by = format!("RUN {} # buildkit", command.join(" "));
         let key_digest = cache_key(&key);
-        if let Some(cached) = self.cached(&key_digest) {
-            self.say(&format!("--> Using cache {}", cached.id.hex()));
-            state.image = cached;
-            state.workdir_to_make = None;
-            state.pending_history.clear();
+        if self.use_cached(state, &key_digest) {
             return Ok(());
         }
         let mut options = self.step_container(state, command, volumes, tmpfs);
