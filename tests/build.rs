@@ -445,6 +445,22 @@ same_as_podman! {
         [F::Text("a.txt", "a\n")], [];
     copy_from_an_image: "ARG REG\nFROM scratch\nARG REG\nCOPY --from=$REG/test/bb:1 /etc/passwd /passwd\nCOPY --from=$REG/test/bb:1 /bin/busybox /bin/\nCOPY --from=$REG/test/bb:1 /bin /bin2\n",
         [], [];
+    copy_merges_into_existing_directories: "ARG REG\nFROM $REG/test/bb:1\nRUN mkdir -p /srv/app/keep && echo kept > /srv/app/keep/old && echo base > /srv/app/replaced\nCOPY app /srv/app\nCOPY one.txt /srv/app/keep\nCOPY --chmod=0700 app /private/\n",
+        [F::Text("app/replaced", "new\n"), F::Text("app/keep/added", "added\n"), F::Text("one.txt", "1\n")], [];
+    user_and_group_forms: "ARG REG\nFROM $REG/test/bb:1\nUSER 1000:1000\nWORKDIR /made-by-1000\nUSER app:root\nWORKDIR /made-by-app\nUSER root\nRUN touch /made-by-app/file\nCOPY --chown=1000:0 a.txt /mixed\nCOPY --chown=app:1000 a.txt /named-and-number\n",
+        [F::Text("a.txt", "a\n")], [];
+    arg_defaults_from_other_args: "ARG REG\nFROM $REG/test/bb:1\nARG FIRST=one\nARG SECOND=${FIRST}-two\nARG THIRD\nENV COMBINED=\"$FIRST $SECOND ${THIRD:-three}\"\nRUN echo \"$SECOND\" > /second\nLABEL combined=\"${SECOND}\" \\\n      other=x\n",
+        [], [];
+    shell_form_commands_use_the_shell: "ARG REG\nFROM $REG/test/bb:1\nCMD echo $HOME\nENTRYPOINT exec sleep 1\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nRUN echo via-shell > /shell\n",
+        [], [];
+    stages_in_a_chain: "ARG REG\nFROM $REG/test/bb:1 AS one\nRUN echo 1 > /one\nFROM one AS two\nRUN echo 2 > /two && rm /one\nFROM two\nCOPY --from=one --chown=app /one /restored\nRUN cat /two /restored > /both\n",
+        [], [];
+    volume_then_run: "ARG REG\nFROM $REG/test/bb:1\nRUN mkdir /data && echo before > /data/before\nVOLUME /data\nRUN echo after > /data/after\n",
+        [], [];
+    stopsignal_and_expose_forms: "ARG REG\nFROM $REG/test/bb:1\nSTOPSIGNAL 9\nEXPOSE 8080/tcp 9090/udp\nEXPOSE 7000\nHEALTHCHECK NONE\n",
+        [], [];
+    globs_and_directories: "ARG REG\nFROM $REG/test/bb:1\nCOPY src/*.c /code/\nCOPY src/?.h /headers/\nCOPY src/[ab]* /ab/\nCOPY src /all\n",
+        [F::Text("src/a.c", "a"), F::Text("src/b.c", "b"), F::Text("src/x.h", "x"), F::Text("src/long.h", "l"), F::Text("src/sub/deep.c", "d")], [];
     scratch_images: "FROM scratch\nCOPY dir /\nCOPY a.txt /a\n",
         [F::Text("a.txt", "a\n"), F::Text("dir/one.txt", "1\n"), F::Text("dir/etc/conf", "c\n")], [];
     escape_directive: "# escape=`\nARG REG\nFROM $REG/test/bb:1\nRUN echo a `\n    b > /joined && echo 'C:\\path' > /winpath\n",

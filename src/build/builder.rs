@@ -483,6 +483,11 @@ impl Builder<'_> {
             }
             "USER" => {
                 let user = one_word(&text)?;
+                // A WORKDIR not made yet is made by the user of the step
+                // that makes it, as buildah does.
+                if let Some(dir) = &mut state.workdir_to_make {
+                    dir.owner = Some(user.clone()).filter(|u| !u.is_empty());
+                }
                 state.config.insert("User".into(), json!(user));
             }
             "WORKDIR" => {
@@ -590,7 +595,7 @@ impl Builder<'_> {
             return Ok(());
         }
         let options = self.step_container(state, Vec::new(), Vec::new(), Vec::new());
-        let created = self.engine.create(&options)?;
+        let created = self.engine.create(&options).map_err(|e| self.fail(instruction, e))?;
         let container = created.container.clone();
         let made = make(self, &container, state.workdir_to_make.clone()).and_then(|()| {
             let options = CommitOptions {

@@ -39,6 +39,11 @@ pub fn insert(config: &mut RunConfig, field: &str, key: &str, value: Value) {
     map[key] = value;
 }
 
+/// The VOLUMEs declared so far.
+pub fn volumes(config: &RunConfig) -> Vec<std::path::PathBuf> {
+    config.get("Volumes").and_then(Value::as_object).map(|v| v.keys().map(Into::into).collect()).unwrap_or_default()
+}
+
 pub fn text(config: &RunConfig, key: &str) -> Option<String> {
     config.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
 }

@@ -1,8 +1,10 @@
 //! What a Dockerfile build (`crate::build`, a front end like the CLI) needs
 //! from the engine besides creating, running and committing containers:
 //! the empty image `FROM scratch` starts from, a helper in a container's
-//! root to place copied files, and the step cache, which maps a step (its
-//! parent image, instruction and inputs, hashed) to the image it made.
+//! root to place copied files, the files of an earlier layer linked into a
+//! new one, the step cache (which maps a step — its parent image,
+//! instruction and inputs, hashed — to the image it made) and its files,
+//! and marking the result as a listed image.
 
 use super::{Engine, Error};
 use crate::child::Child;
@@ -23,7 +25,8 @@ impl Engine {
         self.plan().is_ok_and(|plan| !plan.uses_helpers)
     }
 
-    /// The image `FROM scratch` means: no layers, an empty config.
+    /// The image `FROM scratch` means: no layers, a config with only the
+    /// default PATH.
     pub fn scratch_image(&self, platform: &Platform) -> Result<ImageRecord, Error> {
         let store = Store::open(&self.root)?;
         let _lock = store.lock_shared()?;

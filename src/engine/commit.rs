@@ -42,6 +42,9 @@ pub struct CommitOptions {
     /// File times in the layer no later than this (seconds since the
     /// epoch): a reproducible build's `SOURCE_DATE_EPOCH`.
     pub clamp_times: Option<u64>,
+    /// Paths in the container whose changes stay out of the layer: a
+    /// RUN's declared VOLUMEs, as buildah and Docker's classic builder do.
+    pub discard: Vec<PathBuf>,
 }
 
 impl Engine {
@@ -61,6 +64,7 @@ impl Engine {
         };
         let consume = options.consume_layer;
         let clamp = options.clamp_times;
+        let discard = options.discard.clone();
         let info = commit_info(options, config, || format!("hutch commit {name}"))?;
         let plan = self.plan()?;
         let state = container.state();
@@ -73,16 +77,22 @@ impl Engine {
         };
         let upper = layered.upper();
         let mount_points = made_for_mounts(&spec, &layered);
+        let discarded: HashSet<PathBuf> = discard
+            .iter()
+            .map(|p| upper.join(p.strip_prefix("/").unwrap_or(p)))
+            .filter(|p| p.symlink_metadata().is_ok())
+            .collect();
         // The kernel overlay's writable layer is in the store's layer format.
         let adopt = consume && layered.driver.name() == crate::storage::KERNEL_DRIVER;
         // In the user namespace, where the layer's files have their owners.
         Ok(crate::userns::in_userns(plan, || {
             let _lock = store.lock_shared().map_err(|e| e.to_string())?;
             let tmp = store.temp_path("commit");
-            let written = write_tar_file(&upper, &tmp, &mount_points, clamp);
+            let leave_out: HashSet<PathBuf> = mount_points.union(&discarded).cloned().collect();
+            let written = write_tar_file(&upper, &tmp, &leave_out, clamp);
             let image = written.and_then(|stored_owners| {
                 let unpacked = match adopt {
-                    true => Some((upper.as_path(), adoptable(&upper, &mount_points, stored_owners)?)),
+                    true => Some((upper.as_path(), adoptable(&upper, &mount_points, &discarded, stored_owners)?)),
                     false => None,
                 };
                 let layer = NewLayer { tar: &tmp, unpacked };
@@ -161,13 +171,18 @@ fn write_tar_file(upper: &Path, tmp: &Path, leave_out: &HashSet<PathBuf>, clamp:
 }
 
 /// Makes a kernel overlay's writable layer what unpacking its tarball
-/// would give: without the mount points left out of the tarball, its top
+/// would give: without what the tarball leaves out (mount points, discarded paths), its top
 /// directory 0755; returns its layer format.
 fn adoptable(
     upper: &Path,
     mount_points: &HashSet<PathBuf>,
+    discarded: &HashSet<PathBuf>,
     stored_owners: u64,
 ) -> Result<crate::storage::LayerFormat, String> {
+    for path in discarded {
+        let removed = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
+        removed.map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     // Children before their parents (longer paths first).
     let mut made: Vec<&PathBuf> = mount_points.iter().collect();
     made.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));

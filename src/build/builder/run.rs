@@ -85,7 +85,7 @@ impl Builder<'_> {
         if let Some(network) = network {
             options.network = Some(network);
         }
-        let created = self.engine.create(&options)?;
+        let created = self.engine.create(&options).map_err(|e| self.fail(instruction, e))?;
         let container = created.container.clone();
         // A WORKDIR still to make goes into this step's layer, made before
         // the command starts in it.
@@ -105,6 +105,7 @@ impl Builder<'_> {
                     consume_layer: true,
                     history_before: std::mem::take(&mut state.pending_history),
                     clamp_times: self.epoch(),
+                    discard: config::volumes(&state.config),
                     ..Default::default()
                 };
                 self.engine.commit(&container, commit).map_err(|e| self.fail(instruction, e))
