@@ -1009,3 +1009,20 @@ fn a_killed_build_leaves_nothing_the_next_build_keeps() {
     let now = s.env.ok(&["images", "-q"]);
     assert_eq!(now.lines().count(), images.lines().count() + 1, "only the second build's image was added: {now}");
 }
+
+/// CMD's and ENTRYPOINT's shell forms run with the stage's SHELL, as
+/// Docker's reference has it (podman 4.3 keeps `/bin/sh -c`: a difference
+/// on purpose, so this one is checked against the reference, not podman).
+#[test]
+fn shell_forms_of_cmd_and_entrypoint_use_the_stage_shell() {
+    let s = setup("shell-cmd");
+    let result = hutch_only(
+        &s,
+        "shell_cmd",
+        "ARG REG\nFROM $REG/test/bb:1\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nENTRYPOINT exec echo\nCMD echo $HOME\n",
+        &[],
+        &[],
+    );
+    assert_eq!(result["config"]["Entrypoint"], json!(["/bin/sh", "-e", "-c", "exec echo"]));
+    assert_eq!(result["config"]["Cmd"], json!(["/bin/sh", "-e", "-c", "echo $HOME"]));
+}
