@@ -152,16 +152,16 @@ fn read_dockerfile(source: &Option<DockerfileSource>, context: &Path) -> Result<
 
 /// A context given as a tar stream, unpacked as the caller's files.
 fn unpack_context(input: Box<dyn std::io::Read>, dir: &Path) -> Result<(), Error> {
+    unpack_as_caller(input, dir, true).map_err(|e| Error::Usage(format!("the context on stdin: {e}")))
+}
+
+/// Unpacks a tar stream into `dir` as the caller's files (a context, or
+/// a stage's files bound into a RUN).
+fn unpack_as_caller(input: impl std::io::Read, dir: &Path, replace_directories: bool) -> Result<(), String> {
     use crate::image::unpack::{open_tree, unpack_stream, Owners, Placement, Top};
-    let root = open_tree(dir).map_err(|e| Error::Usage(format!("{}: {e}", dir.display())))?;
-    let placement = Placement {
-        owners: Owners::Caller,
-        device_placeholders: false,
-        replace_directories: true,
-        kernel_whiteouts: false,
-        top: Top::Keep,
-    };
-    unpack_stream(input, root, placement).map_err(|e| Error::Usage(format!("the context on stdin: {e}")))?;
+    let root = open_tree(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let placement = Placement { replace_directories, ..Placement::files(Owners::Caller, Top::Keep) };
+    unpack_stream(input, root, placement).map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -641,14 +641,10 @@ impl Builder<'_> {
         volumes: Vec<Volume>,
         tmpfs: Vec<String>,
     ) -> ContainerOptions {
-        let root = RootSource::Image {
-            name: state.image.id.to_string(),
-            pull: PullPolicy::Never,
-            platform: None,
-            entrypoint: Some(String::new()),
-        };
-        let command = if command.is_empty() { vec!["/nonexistent-build-step".into()] } else { command };
-        let mut options = ContainerOptions::new(root, command);
+        let mut options = self.container_of(&state.image);
+        if !command.is_empty() {
+            options.command = command;
+        }
         let env = config::env(&state.config);
         let args = state.args.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?)));
         let proxies = PROXY_ARGS.iter().filter_map(|k| Some((k.to_string(), self.given_args.get(*k)?.clone()?)));
@@ -658,9 +654,23 @@ impl Builder<'_> {
         options.env = all.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
         options.user = Some(config::text(&state.config, "User").unwrap_or_else(|| "0".into()));
         options.workdir = Some(PathBuf::from(config::text(&state.config, "WorkingDir").unwrap_or_else(|| "/".into())));
-        options.network = self.options.network.clone();
         options.volumes = volumes;
         options.tmpfs = tmpfs;
+        options
+    }
+
+    /// A container of `image` that a build makes (labelled as its step),
+    /// with no entrypoint, volumes or healthcheck; a helper works in its
+    /// root unless a command is set.
+    fn container_of(&self, image: &ImageRecord) -> ContainerOptions {
+        let root = RootSource::Image {
+            name: image.id.to_string(),
+            pull: PullPolicy::Never,
+            platform: None,
+            entrypoint: Some(String::new()),
+        };
+        let mut options = ContainerOptions::new(root, vec!["/nonexistent-build-step".into()]);
+        options.network = self.options.network.clone();
         options.image_volumes = false;
         options.no_healthcheck = true;
         options.labels.insert(STEP_LABEL.into(), crate::liveness::ProcessId::current_tag());

@@ -6,18 +6,11 @@ use sha2::{Digest as _, Sha256};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Downloads `url` into `dir`, named by the last part of its path; the
 /// file's path.
 pub fn download(url: &str, dir: &Path, checksum: Option<&str>) -> Result<PathBuf, String> {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(Duration::from_secs(60)))
-        .user_agent(concat!("hutch/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .new_agent();
+    let agent = crate::image::registry::http_agent();
     let response = agent.get(url).call().map_err(|e| format!("{url}: {e}"))?;
     let status = response.status();
     if !status.is_success() {

@@ -50,16 +50,11 @@ pub fn receive(dir: Option<&MakeDir>, copy: Option<(&Destination, &mut dyn Read)
     };
     make_dirs(&dir, dir_uid, dir_gid)?;
     let root = open_tree(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let placement = Placement {
-        owners: match chown {
-            Some((uid, gid)) if kind[0] != ARCHIVES => Owners::Fixed(uid, gid),
-            _ => Owners::FromArchive,
-        },
-        device_placeholders: false,
-        replace_directories: false,
-        kernel_whiteouts: false,
-        top,
+    let owners = match chown {
+        Some((uid, gid)) if kind[0] != ARCHIVES => Owners::Fixed(uid, gid),
+        _ => Owners::FromArchive,
     };
+    let placement = Placement::files(owners, top);
     let report = unpack_stream(input, root, placement).map_err(|e| format!("copying to {}: {e}", dest.path))?;
     Ok(report.note())
 }

@@ -47,7 +47,7 @@ impl SourceTree {
             let pattern = Pattern::new(source);
             if pattern.has_wildcards() {
                 let before = selected.len();
-                self.walk(&self.root, &mut |path, rel| {
+                self.walk(&self.root, &mut |path, rel, _| {
                     let matched = pattern.matches(rel);
                     if matched {
                         selected.push(path.to_path_buf());
@@ -84,7 +84,7 @@ impl SourceTree {
 
     /// Calls `visit(path, relative path)` for what is below `dir` and not
     /// left out, going into a directory when `visit` says so.
-    fn walk(&self, dir: &Path, visit: &mut dyn FnMut(&Path, &str) -> bool) -> Result<(), String> {
+    fn walk(&self, dir: &Path, visit: &mut dyn FnMut(&Path, &str, &fs::Metadata) -> bool) -> Result<(), String> {
         let mut names: Vec<_> = fs::read_dir(dir)
             .and_then(|list| list.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>())
             .map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -92,11 +92,11 @@ impl SourceTree {
         for name in names {
             let path = dir.join(&name);
             let rel = self.relative(&path);
-            let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
-            if !self.keeps(&rel, is_dir) {
+            let meta = fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            if !self.keeps(&rel, meta.is_dir()) {
                 continue;
             }
-            if visit(&path, &rel) && is_dir {
+            if visit(&path, &rel, &meta) && meta.is_dir() {
                 self.walk(&path, visit)?;
             }
         }
@@ -138,8 +138,8 @@ impl SourceTree {
         out.write_all(&[kind]).map_err(broken)?;
         let tree = self.clone();
         let dirs: Vec<PathBuf> = selected.iter().filter(|p| p.is_dir()).cloned().collect();
-        let keep = move |path: &Path| {
-            let is_dir = fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+        let keep = move |path: &Path, meta: &fs::Metadata| {
+            let is_dir = meta.is_dir();
             let there = !is_dir
                 && dirs
                     .iter()
@@ -177,16 +177,13 @@ impl SourceTree {
             hash_entry(&mut sha, path, &self.relative(path), &meta, known)?;
             if meta.is_dir() {
                 let mut failed = None;
-                self.walk(path, &mut |entry, rel| {
-                    let hashed =
-                        fs::symlink_metadata(entry).map_err(|e| format!("{}: {e}", entry.display())).and_then(|meta| {
-                            let content = hash_entry(&mut sha, entry, rel, &meta, known)?;
-                            if let (Some(content), Ok(below)) = (content, entry.strip_prefix(path)) {
-                                let below = below.to_string_lossy().into_owned();
-                                manifest.insert(below, format!("{content} {:o}", meta.permissions().mode()));
-                            }
-                            Ok(())
-                        });
+                self.walk(path, &mut |entry, rel, meta| {
+                    let hashed = hash_entry(&mut sha, entry, rel, meta, known).map(|content| {
+                        if let (Some(content), Ok(below)) = (content, entry.strip_prefix(path)) {
+                            let below = below.to_string_lossy().into_owned();
+                            manifest.insert(below, format!("{content} {:o}", meta.permissions().mode()));
+                        }
+                    });
                     if let Err(e) = hashed {
                         failed.get_or_insert(e);
                     }

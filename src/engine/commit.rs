@@ -161,7 +161,7 @@ fn write_tar_file(upper: &Path, tmp: &Path, leave_out: &HashSet<PathBuf>, clamp:
     let mut out = BufWriter::new(std::fs::File::create(tmp).map_err(fail)?);
     let leave_out = leave_out.clone();
     let mut tar =
-        TreeWriter::for_layer(&mut out).keeping(move |path| !leave_out.contains(path)).with_times_clamped(clamp);
+        TreeWriter::for_layer(&mut out).keeping(move |path, _| !leave_out.contains(path)).with_times_clamped(clamp);
     tar.append_contents(upper).map_err(fail)?;
     let stored_owners = tar.stored_owners();
     tar.finish().map_err(fail)?;

@@ -169,14 +169,8 @@ fn receive(mut input: impl Read, dest: &Path, options: Options) -> Result<Option
         kind => destination(dest, kind == b'd', options.contents_only)?,
     };
     let root = crate::image::unpack::open_tree(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let placement = Placement {
-        owners: options.owners,
-        device_placeholders: false,
-        replace_directories: false,
-        kernel_whiteouts: false,
-        top,
-    };
-    let report = unpack_stream(input, root, placement).map_err(|e| format!("copying to {}: {e}", dest.display()))?;
+    let report = unpack_stream(input, root, Placement::files(options.owners, top))
+        .map_err(|e| format!("copying to {}: {e}", dest.display()))?;
     Ok(report.note())
 }
 

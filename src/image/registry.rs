@@ -68,15 +68,7 @@ pub enum Upload<'a> {
 
 impl Client {
     pub fn new(config: RegistriesConfig) -> Client {
-        let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
-            .user_agent(concat!("hutch/", env!("CARGO_PKG_VERSION")))
-            .tls_config(tls)
-            .build()
-            .new_agent();
+        let agent = http_agent();
         Client { agent, config, credentials: read_credentials(), tokens: Mutex::new(HashMap::new()), scope: "pull" }
     }
 
@@ -348,6 +340,21 @@ impl Client {
             .map_err(|e| Error::Registry(format!("token from {realm}: not a token response: {e}")))?;
         token.token.or(token.access_token).ok_or_else(|| Error::Registry(format!("token from {realm}: no token")))
     }
+}
+
+/// hutch's HTTP client: the system's trusted certificates, timeouts, and
+/// every status an answer (the caller decides what it means). Also what
+/// `build` downloads ADD's URLs with.
+pub fn http_agent() -> ureq::Agent {
+    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .user_agent(concat!("hutch/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls)
+        .build()
+        .new_agent()
 }
 
 fn token_key(ep: &Endpoint) -> String {

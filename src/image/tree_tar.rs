@@ -24,7 +24,7 @@ use tar::{EntryType, Header};
 const FORMAT_XATTR_PREFIXES: [&[u8]; 3] = [b"user.hutch.", b"user.overlay.", b"trusted.overlay."];
 
 /// Which paths go into the stream.
-type Keep = Box<dyn Fn(&Path) -> bool>;
+type Keep = Box<dyn Fn(&Path, &Metadata) -> bool>;
 
 /// Builds one tar stream of trees and files.
 pub struct TreeWriter<W: Write> {
@@ -64,7 +64,7 @@ impl<W: Write> TreeWriter<W> {
     }
 
     /// Leaves out what is below a directory and `keep` refuses.
-    pub fn keeping(mut self, keep: impl Fn(&Path) -> bool + 'static) -> TreeWriter<W> {
+    pub fn keeping(mut self, keep: impl Fn(&Path, &Metadata) -> bool + 'static) -> TreeWriter<W> {
         self.keep = Some(Box::new(keep));
         self
     }
@@ -103,7 +103,11 @@ impl<W: Write> TreeWriter<W> {
     /// stays one unless `follow`.
     pub fn append(&mut self, path: &Path, name: &Path, follow: bool) -> io::Result<()> {
         let meta = if follow { fs::metadata(path) } else { fs::symlink_metadata(path) }.map_err(at(path))?;
-        self.entry(path, name, &meta)?;
+        self.append_entry(path, name, &meta)
+    }
+
+    fn append_entry(&mut self, path: &Path, name: &Path, meta: &Metadata) -> io::Result<()> {
+        self.entry(path, name, meta)?;
         if meta.is_dir() {
             self.directory(path, name)?;
         }
@@ -149,8 +153,9 @@ impl<W: Write> TreeWriter<W> {
         }
         for child in children {
             let path = dir.join(&child);
-            if self.keep.as_ref().is_none_or(|keep| keep(&path)) {
-                self.append(&path, &name.join(&child), false)?;
+            let meta = fs::symlink_metadata(&path).map_err(at(&path))?;
+            if self.keep.as_ref().is_none_or(|keep| keep(&path, &meta)) {
+                self.append_entry(&path, &name.join(&child), &meta)?;
             }
         }
         Ok(())

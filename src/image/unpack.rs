@@ -150,6 +150,12 @@ pub enum Top {
 }
 
 impl Placement {
+    /// Files copied in (`cp`, a build's COPY and context): devices
+    /// skipped, no directory replaced, whiteouts as they are.
+    pub const fn files(owners: Owners, top: Top) -> Placement {
+        Placement { owners, device_placeholders: false, replace_directories: false, kernel_whiteouts: false, top }
+    }
+
     pub const LAYER: Placement = Placement {
         owners: Owners::FromArchive,
         device_placeholders: true,

@@ -4,7 +4,7 @@
 //! unchanged files of the same COPY's earlier layer are linked, not sent.
 
 use super::{Builder, State};
-use crate::build::config::{self, RunConfig};
+use crate::build::config;
 use crate::build::download::download;
 use crate::build::pattern::IgnoreRules;
 use crate::build::receive::{self, Destination};
@@ -230,16 +230,7 @@ impl Builder<'_> {
         chmod: Option<u32>,
         out: impl std::io::Write + 'static,
     ) -> Result<(), Error> {
-        let state = State {
-            image: image.clone(),
-            config: RunConfig::new(),
-            author: None,
-            args: Vec::new(),
-            workdir_to_make: None,
-            cmd_set: false,
-            pending_history: Vec::new(),
-        };
-        let options = self.step_container(&state, Vec::new(), Vec::new(), Vec::new());
+        let options = self.container_of(image);
         let created = self.engine.create(&options)?;
         let container = created.container.clone();
         let sent = self.engine.in_container(&container, move || {

@@ -28,21 +28,12 @@ fn mount_fields(spec: &str) -> BTreeMap<String, String> {
 /// Unpacks a sources stream (its kind byte, then tar) saved in `stream`
 /// into `dir`, as the caller's files; the kind.
 fn unpack_stream_file(stream: &Path, dir: &Path) -> Result<u8, String> {
-    use crate::image::unpack::{open_tree, unpack_stream, Owners, Placement, Top};
     use std::io::Read;
     let mut input = std::fs::File::open(stream).map_err(|e| e.to_string())?;
     let mut kind = [0u8; 1];
     input.read_exact(&mut kind).map_err(|e| format!("the stage's files: {e}"))?;
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let root = open_tree(dir).map_err(|e| e.to_string())?;
-    let placement = Placement {
-        owners: Owners::Caller,
-        device_placeholders: false,
-        replace_directories: false,
-        kernel_whiteouts: false,
-        top: Top::Keep,
-    };
-    unpack_stream(input, root, placement).map_err(|e| e.to_string())?;
+    super::unpack_as_caller(input, dir, false)?;
     Ok(kind[0])
 }
 
